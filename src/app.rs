@@ -1,0 +1,127 @@
+//! Building and running the HTTP application.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::keys::Keys;
+use crate::openapi::RouteTable;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<Keys>,
+}
+
+/// Every documented operation. The spec and the server both register through here, so a
+/// handler cannot be served without being documented.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(crate::health::http::healthz)
+        .service(crate::health::http::readyz);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbInitError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+}
+
+pub struct Application {
+    server: Server,
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Loads keys, connects and migrates the database, and binds the listener. The listener is
+    /// bound here so a caller (a test) can ask for port 0 and read the port back.
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        let keys = Keys::load(&config)?;
+        let db = Db::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
+        let applied = db.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "applied migrations");
+        }
+        let listener =
+            TcpListener::bind(config.listen).map_err(|e| StartError::Bind(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.listen, e))?;
+        let workers = config.workers;
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            db,
+            keys: Arc::new(keys),
+        });
+        let spec = crate::openapi::spec();
+        let route_table = web::Data::new(RouteTable::from_spec(&spec));
+        let body_limit = state.config.body_limit_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .into_utoipa_app()
+                .app_data(app_state.clone())
+                .app_data(route_table.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .configure(routes)
+                .into_app()
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+                .service(web::resource("/docs").get(docs_redirect))
+                .default_service(web::to(fallback))
+                .wrap(from_fn(crate::telemetry::request_lifecycle))
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|e| StartError::Bind(addr, e))?
+        .run();
+        tracing::info!(%addr, database = ?state.config.database_url, "listening");
+        Ok(Application {
+            server,
+            addr,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("location", "/docs/"))
+        .finish()
+}
+
+/// No handler took the request: 405 with `Allow` when the path exists, else 404.
+async fn fallback(
+    req: HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<HttpResponse, ApiError> {
+    Err(match routes.allowed(req.path()) {
+        Some(methods) => ApiError::MethodNotAllowed(methods),
+        None => ApiError::NotFound,
+    })
+}

@@ -1,0 +1,372 @@
+//! Typed settings, read from `EAP_*` environment variables and validated once at start-up.
+//!
+//! Every failure names the variable, so an operator sees one line that says what to fix.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where one secret comes from: inline in the environment, or a file path.
+#[derive(Clone)]
+pub enum SecretSource {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretSource {
+    // Never print inline key material, even in a debug dump of the config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeySources {
+    pub token_signing: Option<SecretSource>,
+    pub master: Option<SecretSource>,
+    pub hmac_pepper: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub database_url_explicit: bool,
+    pub db_pool_size: u32,
+    pub db_timeout: Duration,
+    pub log_format: LogFormat,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub token_ttl: Duration,
+    pub keys: KeySources,
+}
+
+/// Every variable the service reads, with its default and meaning; the README table mirrors it.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "EAP_ENV",
+        "development",
+        "`development` or `production` (production refuses dev keys and the default database)",
+    ),
+    (
+        "EAP_LISTEN",
+        "127.0.0.1:8080",
+        "address and port to serve on",
+    ),
+    (
+        "EAP_DATA_DIR",
+        "./data",
+        "directory for the default SQLite database and development keys",
+    ),
+    (
+        "EAP_DATABASE_URL",
+        "sqlite://$EAP_DATA_DIR/eap.sqlite3",
+        "`sqlite://PATH` or `postgres://…`",
+    ),
+    (
+        "EAP_DB_POOL_SIZE",
+        "10",
+        "maximum database connections (1–200)",
+    ),
+    (
+        "EAP_DB_TIMEOUT_MS",
+        "5000",
+        "wait for a pooled connection before answering 503 (100–60000)",
+    ),
+    (
+        "EAP_LOG_FORMAT",
+        "text",
+        "`text` or `json`; `RUST_LOG` sets the level (default `info`)",
+    ),
+    (
+        "EAP_WORKERS",
+        "number of CPUs",
+        "HTTP worker threads (1–256)",
+    ),
+    (
+        "EAP_BODY_LIMIT_BYTES",
+        "65536",
+        "largest accepted request body (1024–10485760)",
+    ),
+    (
+        "EAP_TOKEN_ISSUER",
+        "http://$EAP_LISTEN",
+        "`iss` of issued access tokens (the service's public URL)",
+    ),
+    (
+        "EAP_TOKEN_AUDIENCE",
+        "eap-referrals",
+        "`aud` of issued access tokens",
+    ),
+    (
+        "EAP_TOKEN_TTL_SECS",
+        "600",
+        "access-token lifetime in seconds (60–900)",
+    ),
+    (
+        "EAP_TOKEN_SIGNING_KEY / _FILE",
+        "dev key in $EAP_DATA_DIR/keys",
+        "Ed25519 private keys, PKCS#8 PEM; the first signs, the rest only verify",
+    ),
+    (
+        "EAP_MASTER_KEY / _FILE",
+        "dev key in $EAP_DATA_DIR/keys",
+        "data-key wrapping keys, lines of `KEY_ID:BASE64(32 bytes)`; the first wraps",
+    ),
+    (
+        "EAP_HMAC_PEPPER / _FILE",
+        "dev key in $EAP_DATA_DIR/keys",
+        "pepper for keyed hashes, base64 of ≥ 32 bytes",
+    ),
+];
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Reads settings from a map so tests can build a config without touching the process env.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let env = match get("EAP_ENV").unwrap_or("development") {
+            "development" | "dev" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => {
+                return Err(ConfigError::new(
+                    "EAP_ENV",
+                    format!("{other:?} is not `development` or `production`"),
+                ))
+            }
+        };
+        let listen_raw = get("EAP_LISTEN").unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            ConfigError::new(
+                "EAP_LISTEN",
+                format!("{listen_raw:?} is not a socket address (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+            )
+        })?;
+        let data_dir = PathBuf::from(get("EAP_DATA_DIR").unwrap_or("./data"));
+        let database_url_explicit = get("EAP_DATABASE_URL").is_some();
+        let database_url = match get("EAP_DATABASE_URL") {
+            Some(raw) => {
+                DatabaseUrl::parse(raw).map_err(|m| ConfigError::new("EAP_DATABASE_URL", m))?
+            }
+            None => DatabaseUrl::Sqlite(data_dir.join("eap.sqlite3")),
+        };
+        if env == Environment::Production && !database_url_explicit {
+            return Err(ConfigError::new(
+                "EAP_DATABASE_URL",
+                "must be set when EAP_ENV=production (the default SQLite file is for development)",
+            ));
+        }
+        let log_format = match get("EAP_LOG_FORMAT").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new(
+                    "EAP_LOG_FORMAT",
+                    format!("{other:?} is not `text` or `json`"),
+                ))
+            }
+        };
+        let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = number(get("EAP_WORKERS"), "EAP_WORKERS", default_workers, 1, 256)?;
+        let db_pool_size = number(get("EAP_DB_POOL_SIZE"), "EAP_DB_POOL_SIZE", 10, 1, 200)? as u32;
+        let db_timeout_ms = number(
+            get("EAP_DB_TIMEOUT_MS"),
+            "EAP_DB_TIMEOUT_MS",
+            5000,
+            100,
+            60_000,
+        )?;
+        let body_limit_bytes = number(
+            get("EAP_BODY_LIMIT_BYTES"),
+            "EAP_BODY_LIMIT_BYTES",
+            64 * 1024,
+            1024,
+            10 * 1024 * 1024,
+        )?;
+        let token_ttl = number(
+            get("EAP_TOKEN_TTL_SECS"),
+            "EAP_TOKEN_TTL_SECS",
+            600,
+            60,
+            900,
+        )?;
+        let token_issuer = get("EAP_TOKEN_ISSUER")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let token_audience = get("EAP_TOKEN_AUDIENCE")
+            .unwrap_or("eap-referrals")
+            .to_owned();
+
+        let keys = KeySources {
+            token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
+            master: secret(vars, "EAP_MASTER_KEY")?,
+            hmac_pepper: secret(vars, "EAP_HMAC_PEPPER")?,
+        };
+
+        Ok(Config {
+            env,
+            listen,
+            data_dir,
+            database_url,
+            database_url_explicit,
+            db_pool_size,
+            db_timeout: Duration::from_millis(db_timeout_ms as u64),
+            log_format,
+            workers,
+            body_limit_bytes,
+            token_issuer,
+            token_audience,
+            token_ttl: Duration::from_secs(token_ttl as u64),
+            keys,
+        })
+    }
+}
+
+fn number(
+    raw: Option<&str>,
+    var: &'static str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            var,
+            format!("{raw:?} is not a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+/// A key may come inline (`NAME`) or from a file (`NAME_FILE`), not both.
+fn secret(
+    vars: &HashMap<String, String>,
+    name: &'static str,
+) -> Result<Option<SecretSource>, ConfigError> {
+    let file_var: &'static str = match name {
+        "EAP_TOKEN_SIGNING_KEY" => "EAP_TOKEN_SIGNING_KEY_FILE",
+        "EAP_MASTER_KEY" => "EAP_MASTER_KEY_FILE",
+        "EAP_HMAC_PEPPER" => "EAP_HMAC_PEPPER_FILE",
+        _ => unreachable!("unknown secret variable"),
+    };
+    let inline = vars.get(name).filter(|v| !v.trim().is_empty());
+    let file = vars.get(file_var).filter(|v| !v.trim().is_empty());
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            name,
+            format!("set either {name} or {file_var}, not both"),
+        )),
+        (Some(v), None) => Ok(Some(SecretSource::Inline(v.clone()))),
+        (None, Some(p)) => Ok(Some(SecretSource::File(PathBuf::from(p.trim())))),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_map(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_local_development() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.env, Environment::Development);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(
+            matches!(c.database_url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/eap.sqlite3"))
+        );
+        assert_eq!(c.token_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("EAP_ENV", "staging"),
+            ("EAP_LISTEN", "localhost"),
+            ("EAP_DATABASE_URL", "mysql://x"),
+            ("EAP_LOG_FORMAT", "xml"),
+            ("EAP_WORKERS", "0"),
+            ("EAP_DB_POOL_SIZE", "many"),
+            ("EAP_BODY_LIMIT_BYTES", "12"),
+            ("EAP_TOKEN_TTL_SECS", "3600"),
+        ] {
+            let err = cfg(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value} blamed {}", err.var);
+            assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn production_demands_an_explicit_database() {
+        let err = cfg(&[("EAP_ENV", "production")]).unwrap_err();
+        assert_eq!(err.var, "EAP_DATABASE_URL");
+        assert!(cfg(&[
+            ("EAP_ENV", "production"),
+            ("EAP_DATABASE_URL", "postgres://h/db")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn a_key_cannot_come_from_two_places() {
+        let err = cfg(&[("EAP_HMAC_PEPPER", "a"), ("EAP_HMAC_PEPPER_FILE", "/x")]).unwrap_err();
+        assert_eq!(err.var, "EAP_HMAC_PEPPER");
+    }
+
+    #[test]
+    fn inline_secrets_are_redacted_in_debug_output() {
+        let c = cfg(&[("EAP_HMAC_PEPPER", "super-secret-pepper")]).unwrap();
+        assert!(!format!("{c:?}").contains("super-secret-pepper"));
+    }
+}

@@ -1,0 +1,306 @@
+//! One connection type for SQLite and PostgreSQL, its pool, migrations and transactions.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::ApiError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // A PostgreSQL URL may carry a password; show only what identifies the target.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"));
+        match path {
+            Some(p) if !p.is_empty() => Ok(DatabaseUrl::Sqlite(PathBuf::from(p))),
+            _ => Err(format!(
+                "{:?} is not a database URL (expected postgres://… or sqlite://PATH)",
+                redact(raw)
+            )),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(u) => redact(u),
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+        }
+    }
+
+    fn connect(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match self {
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url).map(AnyConnection::Postgresql)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue
+                // instead of failing at once; foreign keys are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Connects with the concrete connection type and wraps it, so the pool reports the real
+/// connection error rather than the derive's generic "invalid connection url".
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        self.url
+            .connect()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// The shared database handle: a pool plus the knowledge of which backend it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbInitError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    #[error("migrations failed on {0}: {1}")]
+    Migrate(String, String),
+}
+
+impl Db {
+    /// Opens the pool; fails at once when the database cannot be reached.
+    pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Self, DbInitError> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DbInitError::DataDir(dir.into(), e))?;
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .build(Manager { url: url.clone() })
+            .map_err(|e| DbInitError::Connect(url.redacted(), e.to_string()))?;
+        Ok(Db {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn get(&self) -> Result<PooledConn, ApiError> {
+        self.pool
+            .get()
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+
+    /// Runs blocking database work on the blocking thread pool, off the async workers.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        actix_web::web::block(move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    pub fn migrate(&self) -> Result<Vec<String>, DbInitError> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| DbInitError::Connect(self.backend_name().into(), e.to_string()))?;
+        run_migrations(&mut conn).map_err(|e| DbInitError::Migrate(self.backend_name().into(), e))
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// True when every embedded migration has been applied.
+pub fn is_migrated(conn: &mut AnyConnection) -> Result<bool, String> {
+    match conn {
+        AnyConnection::Postgresql(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+        AnyConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+    }
+    .map(|pending| !pending)
+    .map_err(|e| e.to_string())
+}
+
+/// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
+/// lock up front: a deferred transaction that reads and then writes can fail with SQLITE_BUSY at
+/// once (no busy-wait) when another writer got there first.
+pub fn write_tx<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if let AnyConnection::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+        return match f(conn) {
+            Ok(value) => {
+                <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Err(e) => {
+                <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+                Err(e)
+            }
+        };
+    }
+    conn.transaction(f)
+}
+
+/// Readiness: a round trip to the database and no pending migrations.
+pub fn check_ready(conn: &mut AnyConnection) -> Result<(), String> {
+    diesel::sql_query("SELECT 1")
+        .execute(conn)
+        .map_err(|e| e.to_string())?;
+    if is_migrated(conn)? {
+        Ok(())
+    } else {
+        Err("migrations pending".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./data/x.db").unwrap(),
+            DatabaseUrl::Sqlite("./data/x.db".into())
+        );
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let url = DatabaseUrl::parse("postgres://app:hunter2@db:5432/eap").unwrap();
+        assert_eq!(url.redacted(), "postgres://app:***@db:5432/eap");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        let err = DatabaseUrl::parse("mysql://app:hunter2@db/eap").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

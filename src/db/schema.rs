@@ -1,0 +1,1 @@
+//! Table definitions shared by both backends (kept by hand: one schema serves two databases).

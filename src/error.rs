@@ -1,0 +1,435 @@
+//! The one error type, mapped once to RFC 9457 `application/problem+json`.
+//!
+//! Handlers and extractors return `ApiError`; `ResponseError` gives the status, and the
+//! request middleware (`telemetry::request_lifecycle`) renders every error response — ours and
+//! actix-web's own — through [`render`], adding the request id and the instance path. Causes of
+//! 500 and 503 are logged there and never returned.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One invalid field of a request body or query.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, dotted for nested objects (`contact.phone`), `[n]` for list items.
+    pub field: String,
+    /// Machine-readable reason, e.g. `required`, `length`, `unknown_field`, `invalid_type`.
+    pub code: String,
+    /// Human-readable explanation; never echoes the submitted value.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// RFC 9457 problem details, as every error response carries them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI identifying the problem type.
+    #[schema(example = "urn:eap-referrals:problem:validation")]
+    pub r#type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Explanation of this occurrence (no personal data, no internal causes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request path this problem occurred on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request id, also in the `X-Request-Id` response header and in every log line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// For 422: each invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// For 405 and 409: what would have been allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with a detail that is safe to show the caller.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 401: missing, malformed, expired or otherwise unacceptable credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    /// 404: also the answer for another tenant's object, so existence never leaks.
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<String>),
+    #[error("conflict: {detail}")]
+    Conflict {
+        detail: String,
+        allowed: Option<Vec<String>>,
+    },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("precondition required")]
+    PreconditionRequired(&'static str),
+    #[error("too many requests")]
+    TooManyRequests(u64),
+    /// 503: the database (or another dependency) cannot be reached; the cause is logged only.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// 503: the access log could not be written, so the request was not carried out.
+    #[error("access log unavailable: {0}")]
+    AuditUnavailable(String),
+    /// 500: anything unexpected; the cause is logged only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("bad-request", "Bad request"),
+            ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            ApiError::Forbidden => ("forbidden", "Forbidden"),
+            ApiError::NotFound => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            ApiError::Conflict { .. } => ("conflict", "Conflict"),
+            ApiError::PreconditionFailed => ("precondition-failed", "Precondition failed"),
+            ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::Validation(_) => ("validation", "Validation failed"),
+            ApiError::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
+            ApiError::TooManyRequests(_) => ("rate-limited", "Too many requests"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::AuditUnavailable(_) => ("audit-unavailable", "Access log unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    /// What the caller may read. Internal causes (500, 503) stay in the log.
+    fn public_detail(&self) -> Option<String> {
+        match self {
+            ApiError::BadRequest(d) => Some(d.clone()),
+            ApiError::Unauthorized(d) => Some((*d).to_owned()),
+            ApiError::Forbidden => Some("this client's role may not call this operation".into()),
+            ApiError::NotFound => None,
+            ApiError::MethodNotAllowed(m) => Some(format!("allowed methods: {}", m.join(", "))),
+            ApiError::Conflict { detail, .. } => Some(detail.clone()),
+            ApiError::PreconditionFailed => Some("the resource has changed; fetch it again".into()),
+            ApiError::PayloadTooLarge(limit) => Some(format!("the body exceeds {limit} bytes")),
+            ApiError::UnsupportedMediaType(expected) => {
+                Some(format!("expected Content-Type {expected}"))
+            }
+            ApiError::Validation(_) => Some("one or more fields are invalid".into()),
+            ApiError::PreconditionRequired(h) => Some(format!("the {h} header is required")),
+            ApiError::TooManyRequests(_) => Some("slow down and retry later".into()),
+            ApiError::Unavailable(_) => Some("a dependency is unavailable; retry later".into()),
+            ApiError::AuditUnavailable(_) => {
+                Some("the access log could not be written, so nothing was done; retry later".into())
+            }
+            ApiError::Internal(_) => None,
+        }
+    }
+
+    /// Whether the cause must be logged (it is hidden from the caller).
+    pub fn hidden_cause(&self) -> Option<&str> {
+        match self {
+            ApiError::Unavailable(c) | ApiError::AuditUnavailable(c) | ApiError::Internal(c) => {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        render(self, None, None)
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => ApiError::NotFound,
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            ) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<validator::ValidationErrors> for ApiError {
+    fn from(errors: validator::ValidationErrors) -> Self {
+        let mut out = Vec::new();
+        flatten_validation("", &errors, &mut out);
+        out.sort_by(|a, b| a.field.cmp(&b.field));
+        ApiError::Validation(out)
+    }
+}
+
+fn flatten_validation(
+    prefix: &str,
+    errors: &validator::ValidationErrors,
+    out: &mut Vec<FieldError>,
+) {
+    use validator::ValidationErrorsKind as K;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            K::Field(list) => out.extend(list.iter().map(|e| {
+                let message = e
+                    .message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| describe_validation(e));
+                // `__all__` is a struct-level rule; name the object it applies to.
+                let field = if field == "__all__" {
+                    prefix.to_owned()
+                } else {
+                    path.clone()
+                };
+                FieldError::new(field, &e.code, message)
+            })),
+            K::Struct(inner) => flatten_validation(&path, inner, out),
+            K::List(items) => {
+                for (i, inner) in items {
+                    flatten_validation(&format!("{path}[{i}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+/// Describes a failed rule from its parameters, leaving out the submitted `value`.
+fn describe_validation(e: &validator::ValidationError) -> String {
+    let p = |k: &str| e.params.get(k).map(|v| v.to_string());
+    match (e.code.as_ref(), p("min"), p("max")) {
+        ("length", Some(min), Some(max)) => format!("length must be between {min} and {max}"),
+        ("length", None, Some(max)) => format!("length must be at most {max}"),
+        ("length", Some(min), None) => format!("length must be at least {min}"),
+        ("range", Some(min), Some(max)) => format!("must be between {min} and {max}"),
+        (code, _, _) => format!("failed rule `{code}`"),
+    }
+}
+
+/// Builds the problem+json response; the request middleware passes the request id and path.
+pub fn render(err: &ApiError, request_id: Option<&str>, instance: Option<&str>) -> HttpResponse {
+    let status = err.status_code();
+    let (slug, title) = err.kind();
+    let problem = Problem {
+        r#type: format!("urn:eap-referrals:problem:{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: err.public_detail(),
+        instance: instance.map(str::to_owned),
+        request_id: request_id.map(str::to_owned),
+        errors: match err {
+            ApiError::Validation(list) => Some(list.clone()),
+            _ => None,
+        },
+        allowed: match err {
+            ApiError::MethodNotAllowed(m) => Some(m.clone()),
+            ApiError::Conflict { allowed, .. } => allowed.clone(),
+            _ => None,
+        },
+    };
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    match err {
+        ApiError::Unauthorized(_) => {
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            ));
+        }
+        ApiError::MethodNotAllowed(methods) => {
+            resp.insert_header((header::ALLOW, methods.join(", ")));
+        }
+        ApiError::TooManyRequests(secs) => {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        ApiError::Unavailable(_) | ApiError::AuditUnavailable(_) => {
+            resp.insert_header((header::RETRY_AFTER, "5"));
+        }
+        _ => {}
+    }
+    resp.body(serde_json::to_vec(&problem).unwrap_or_default())
+}
+
+/// Maps an error raised by actix-web itself (extractors, routing) onto `ApiError`.
+pub fn from_actix(err: &actix_web::Error) -> ApiError {
+    if let Some(api) = err.as_error::<ApiError>() {
+        return api.clone();
+    }
+    if let Some(e) = err.as_error::<actix_web::error::PayloadError>() {
+        return match e {
+            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(0),
+            _ => ApiError::BadRequest("the request body could not be read".into()),
+        };
+    }
+    if let Some(e) = err.as_error::<actix_web::error::QueryPayloadError>() {
+        let actix_web::error::QueryPayloadError::Deserialize(inner) = e else {
+            return ApiError::BadRequest("invalid query string".into());
+        };
+        return ApiError::Validation(vec![FieldError::new(
+            "query",
+            "invalid",
+            sanitize_serde_message(&inner.to_string()),
+        )]);
+    }
+    if err.as_error::<actix_web::error::PathError>().is_some() {
+        return ApiError::NotFound;
+    }
+    let status = err.as_response_error().status_code();
+    match status.as_u16() {
+        400 => ApiError::BadRequest("the request could not be understood".into()),
+        401 => ApiError::Unauthorized("authentication required"),
+        403 => ApiError::Forbidden,
+        404 => ApiError::NotFound,
+        413 => ApiError::PayloadTooLarge(0),
+        415 => ApiError::UnsupportedMediaType("application/json"),
+        503 => ApiError::Unavailable(err.to_string()),
+        s if s >= 500 => ApiError::Internal(err.to_string()),
+        _ => ApiError::BadRequest("the request could not be processed".into()),
+    }
+}
+
+/// serde's messages quote the offending value (`invalid type: string "…"`); a request body
+/// may hold contact data, so keep only what was expected.
+pub fn sanitize_serde_message(msg: &str) -> String {
+    // Drop serde_json's " at line L column C" suffix; the field path says where.
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let expected = msg.split_once(", expected ").map(|(_, e)| e);
+    if msg.starts_with("unknown field") {
+        return match expected {
+            Some(e) => format!(
+                "unknown field; expected one of {}",
+                e.trim_start_matches("one of ")
+            ),
+            None => "unknown field".into(),
+        };
+    }
+    if msg.starts_with("missing field") {
+        return "required".into();
+    }
+    let lead = if msg.starts_with("invalid type") {
+        "wrong type"
+    } else if msg.starts_with("unknown variant") {
+        "unknown value"
+    } else if msg.starts_with("invalid length") {
+        "wrong length"
+    } else {
+        "invalid value"
+    };
+    match expected {
+        Some(e) => format!("{lead}; expected {e}"),
+        None => lead.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_the_submitted_value() {
+        let cases = [
+            (
+                r#"invalid type: string "alice@example.com", expected u32 at line 1 column 30"#,
+                "wrong type; expected u32",
+            ),
+            (
+                r#"unknown variant `alice@example.com`, expected one of `a`, `b`"#,
+                "unknown value; expected one of `a`, `b`",
+            ),
+            (
+                r#"invalid value: string "+4412345", expected a phone"#,
+                "invalid value; expected a phone",
+            ),
+            (
+                "unknown field `date_of_birth`, expected one of `name`, `phone`",
+                "unknown field; expected one of `name`, `phone`",
+            ),
+            ("missing field `contact`", "required"),
+        ];
+        for (input, want) in cases {
+            let got = sanitize_serde_message(input);
+            assert_eq!(got, want);
+            assert!(!got.contains("alice") && !got.contains("4412345"));
+        }
+    }
+
+    #[test]
+    fn problems_carry_status_type_and_request_id() {
+        let resp = render(
+            &ApiError::Validation(vec![FieldError::new("a", "required", "required")]),
+            Some("req-1"),
+            Some("/x"),
+        );
+        assert_eq!(resp.status(), 422);
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn hidden_causes_do_not_reach_the_body() {
+        let err = ApiError::Internal("password=hunter2 in /secret/path".into());
+        let problem_detail = err.public_detail();
+        assert_eq!(problem_detail, None);
+        assert_eq!(err.hidden_cause(), Some("password=hunter2 in /secret/path"));
+    }
+}

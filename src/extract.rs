@@ -1,0 +1,198 @@
+//! Request extractors shared by every capability.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use serde::de::DeserializeOwned;
+use validator::Validate;
+
+use crate::app::AppState;
+use crate::error::{sanitize_serde_message, ApiError, FieldError};
+use crate::telemetry::RequestId;
+
+/// A JSON body: `Content-Type: application/json` (415 otherwise), within the body limit (413),
+/// well-formed (400), of the right shape with no unknown fields (422, one entry per field) and
+/// valid by its `validator` rules (422).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.config.body_limit_bytes);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType("application/json"));
+            }
+            let body = body.await.map_err(|e| match crate::error::from_actix(&e) {
+                ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
+                other => other,
+            })?;
+            let value = parse_json::<T>(&body)?;
+            value.validate()?;
+            Ok(ApiJson(value))
+        })
+    }
+}
+
+/// Parses JSON, naming the field of a shape error without echoing the submitted value.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("a JSON body is required".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let path = e.path().to_string();
+                let mut field = if path == "." { String::new() } else { path };
+                let code = if message.starts_with("unknown field") {
+                    if let Some(name) = message.split('`').nth(1) {
+                        let name: String =
+                            name.chars().take(64).filter(|c| !c.is_control()).collect();
+                        field = if field.is_empty() {
+                            name
+                        } else {
+                            format!("{field}.{name}")
+                        };
+                    }
+                    "unknown_field"
+                } else if message.starts_with("missing field") {
+                    if let Some(name) = message.split('`').nth(1) {
+                        field = if field.is_empty() {
+                            name.to_owned()
+                        } else {
+                            format!("{field}.{name}")
+                        };
+                    }
+                    "required"
+                } else if message.starts_with("invalid type") {
+                    "invalid_type"
+                } else {
+                    "invalid_value"
+                };
+                if field.is_empty() {
+                    field = "body".into();
+                }
+                ApiError::Validation(vec![FieldError::new(
+                    field,
+                    code,
+                    sanitize_serde_message(&message),
+                )])
+            }
+            _ => ApiError::BadRequest("the body is not well-formed JSON".into()),
+        }
+    })?;
+    de.end()
+        .map_err(|_| ApiError::BadRequest("the body is not well-formed JSON".into()))?;
+    Ok(value)
+}
+
+/// Who is asking from where, for the access log: the request id and the peer address.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub source: Option<String>,
+}
+
+impl FromRequest for RequestCtx {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(RequestCtx::of(req)))
+    }
+}
+
+impl RequestCtx {
+    pub fn of(req: &HttpRequest) -> Self {
+        RequestCtx {
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            // The socket peer, not X-Forwarded-For: a header is the caller's to forge.
+            source: req.peer_addr().map(|a| a.ip().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    fn field_error(body: &str) -> FieldError {
+        match parse_json::<Outer>(body.as_bytes()) {
+            Err(ApiError::Validation(mut v)) => v.remove(0),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let e = field_error(r#"{"name":"a","inner":{"count":"secret-value"}}"#);
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("inner.count", "invalid_type")
+        );
+        assert!(!e.message.contains("secret-value"));
+        let e = field_error(r#"{"name":"a","inner":{"count":1},"dob":"1990-01-01"}"#);
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("dob", "unknown_field")
+        );
+        let e = field_error(r#"{"name":"a","inner":{"count":1,"extra":1}}"#);
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("inner.extra", "unknown_field")
+        );
+        let e = field_error(r#"{"name":"a"}"#);
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("inner", "required"));
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        for body in [
+            "{",
+            "not json",
+            r#"{"name":"a","inner":{"count":1}} trailing"#,
+            "",
+        ] {
+            assert!(
+                matches!(
+                    parse_json::<Outer>(body.as_bytes()),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The OpenAPI 3.1 document, collected from the registered handlers by utoipa-actix-web, and
+//! the route table derived from it that answers 405 with `Allow` for a known path.
+
+use std::collections::BTreeMap;
+
+use actix_web::App;
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "eap-referrals",
+        description = "Confidential Employee Assistance Programme referrals: HR portals submit, \
+                       EAP providers take them up, auditors verify who touched what. Errors are \
+                       RFC 9457 `application/problem+json`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&Security),
+    tags(
+        (name = "operations", description = "Liveness, readiness and the API description"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /oauth/token` (RFC 9068 JWT, EdDSA).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client_credentials",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
+                ClientCredentials::new("/oauth/token", Scopes::new()),
+            )])),
+        );
+    }
+}
+
+/// The full document, exactly as `GET /openapi.json` serves it and `eap-referrals openapi` prints.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(doc)
+        .configure(crate::app::routes)
+        .split_for_parts();
+    api
+}
+
+/// Path templates and their methods, to tell "no such path" (404) from "wrong method" (405).
+pub struct RouteTable {
+    routes: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl RouteTable {
+    pub fn from_spec(api: &utoipa::openapi::OpenApi) -> Self {
+        let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, item) in &api.paths.paths {
+            let methods = by_path.entry(path.clone()).or_default();
+            let ops = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ];
+            methods.extend(
+                ops.iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(m, _)| (*m).to_owned()),
+            );
+        }
+        // Served by the Swagger UI service, outside the documented API.
+        by_path.insert("/openapi.json".into(), vec!["GET".into()]);
+        RouteTable {
+            routes: by_path
+                .into_iter()
+                .map(|(p, m)| (p.split('/').map(str::to_owned).collect(), m))
+                .collect(),
+        }
+    }
+
+    /// The methods allowed on `path`, or `None` when no route has that shape.
+    pub fn allowed(&self, path: &str) -> Option<Vec<String>> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut found: Vec<String> = Vec::new();
+        for (template, methods) in &self.routes {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                });
+            if matches {
+                found.extend(methods.iter().cloned());
+            }
+        }
+        found.sort();
+        found.dedup();
+        (!found.is_empty()).then_some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segment_by_segment() {
+        let table = RouteTable {
+            routes: vec![
+                (
+                    vec!["".into(), "a".into(), "{id}".into()],
+                    vec!["GET".into()],
+                ),
+                (
+                    vec!["".into(), "a".into(), "new".into()],
+                    vec!["POST".into()],
+                ),
+            ],
+        };
+        assert_eq!(table.allowed("/a/123"), Some(vec!["GET".into()]));
+        assert_eq!(
+            table.allowed("/a/new"),
+            Some(vec!["GET".into(), "POST".into()])
+        );
+        assert_eq!(table.allowed("/a/"), None);
+        assert_eq!(table.allowed("/a/1/2"), None);
+        assert_eq!(table.allowed("/b/1"), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! Logging set-up and the request middleware: request id, span, access line, error rendering.
+//!
+//! This replaces tracing-actix-web's root span on purpose: that span records `http.target`,
+//! the full query string, which may carry tokens. Ours records the route template instead.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::error::{from_actix, render};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, in request extensions for handlers and extractors.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Installs the global subscriber. `RUST_LOG` sets the level (default `info`).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests start many apps in one process) is harmless, so ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// Accepts a caller's `X-Request-Id` only when it is short and plain, so it cannot inject
+/// into logs; otherwise a fresh UUIDv7 is used.
+fn request_id_from(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+pub async fn request_lifecycle(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = request_id_from(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        route = %route,
+    );
+    // Only the path is kept: cloning the request here would stop the router from matching.
+    let path = req.path().to_owned();
+    let result = next.call(req).instrument(span.clone()).await;
+
+    let response = match result {
+        Ok(res) => match res.response().error() {
+            // Re-render every error — ours and actix-web's — once, with id and path.
+            Some(err) => {
+                let api = from_actix(err);
+                let (req, _) = res.into_parts();
+                let body = render(&api, Some(&request_id), Some(req.path()));
+                log_cause(&span, &api);
+                ServiceResponse::new(req, body).map_into_boxed_body()
+            }
+            None => res.map_into_boxed_body(),
+        },
+        Err(err) => {
+            // No response to attach to: hand actix an error that renders itself in full.
+            let api = from_actix(&err);
+            log_cause(&span, &api);
+            return Err(Rendered {
+                api,
+                request_id,
+                path,
+            }
+            .into());
+        }
+    };
+    let mut response = response;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, latency_ms, "request finished");
+        } else {
+            tracing::info!(status, latency_ms, "request finished");
+        }
+    });
+    Ok(response)
+}
+
+fn log_cause(span: &tracing::Span, err: &crate::error::ApiError) {
+    if let Some(cause) = err.hidden_cause() {
+        span.in_scope(|| tracing::error!(cause, "request failed"));
+    }
+}
+
+/// An error that renders with its request id and path when no response exists to rewrite.
+#[derive(Debug)]
+struct Rendered {
+    api: crate::error::ApiError,
+    request_id: String,
+    path: String,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.api.fmt(f)
+    }
+}
+
+impl actix_web::ResponseError for Rendered {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.api.status_code()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut resp = render(&self.api, Some(&self.request_id), Some(&self.path));
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        resp
+    }
+}
