@@ -10,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::model::TokenService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
@@ -21,13 +22,28 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<Keys>,
+    pub tokens: TokenService,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(crate::health::http::healthz)
-        .service(crate::health::http::readyz);
+    use crate::{auth, directory, health};
+    cfg.service(health::http::healthz)
+        .service(health::http::readyz)
+        .service(auth::http::token)
+        .service(auth::http::jwks)
+        .service(auth::http::create_client)
+        .service(auth::http::list_clients)
+        .service(auth::http::get_client)
+        .service(auth::http::rotate_secret)
+        .service(auth::http::revoke_client)
+        .service(directory::http::create_employer)
+        .service(directory::http::list_employers)
+        .service(directory::http::get_employer)
+        .service(directory::http::create_provider)
+        .service(directory::http::list_providers)
+        .service(directory::http::get_provider);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +78,17 @@ impl Application {
             .local_addr()
             .map_err(|e| StartError::Bind(config.listen, e))?;
         let workers = config.workers;
+        let tokens = TokenService::new(
+            &keys,
+            &config.token_issuer,
+            &config.token_audience,
+            config.token_ttl,
+        );
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),
+            tokens,
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));

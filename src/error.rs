@@ -64,6 +64,9 @@ pub enum ApiError {
     /// 400 with a detail that is safe to show the caller.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 401: no credentials were presented.
+    #[error("authentication required")]
+    AuthRequired,
     /// 401: missing, malformed, expired or otherwise unacceptable credentials.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
@@ -110,7 +113,7 @@ impl ApiError {
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),
-            ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            ApiError::AuthRequired | ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden => ("forbidden", "Forbidden"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
@@ -133,12 +136,16 @@ impl ApiError {
     fn public_detail(&self) -> Option<String> {
         match self {
             ApiError::BadRequest(d) => Some(d.clone()),
+            ApiError::AuthRequired => {
+                Some("send an access token: Authorization: Bearer TOKEN".into())
+            }
             ApiError::Unauthorized(d) => Some((*d).to_owned()),
             ApiError::Forbidden => Some("this client's role may not call this operation".into()),
             ApiError::NotFound => None,
             ApiError::MethodNotAllowed(m) => Some(format!("allowed methods: {}", m.join(", "))),
             ApiError::Conflict { detail, .. } => Some(detail.clone()),
             ApiError::PreconditionFailed => Some("the resource has changed; fetch it again".into()),
+            ApiError::PayloadTooLarge(0) => Some("the body is too large".into()),
             ApiError::PayloadTooLarge(limit) => Some(format!("the body exceeds {limit} bytes")),
             ApiError::UnsupportedMediaType(expected) => {
                 Some(format!("expected Content-Type {expected}"))
@@ -169,7 +176,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::AuthRequired | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -288,10 +295,17 @@ pub fn render(err: &ApiError, request_id: Option<&str>, instance: Option<&str>) 
     resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     match err {
+        // RFC 6750 §3.1: no error code when no credentials were sent.
+        ApiError::AuthRequired => {
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="eap-referrals""#),
+            ));
+        }
         ApiError::Unauthorized(_) => {
             resp.insert_header((
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                HeaderValue::from_static(r#"Bearer realm="eap-referrals", error="invalid_token""#),
             ));
         }
         ApiError::MethodNotAllowed(methods) => {
@@ -335,7 +349,7 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
     let status = err.as_response_error().status_code();
     match status.as_u16() {
         400 => ApiError::BadRequest("the request could not be understood".into()),
-        401 => ApiError::Unauthorized("authentication required"),
+        401 => ApiError::AuthRequired,
         403 => ApiError::Forbidden,
         404 => ApiError::NotFound,
         413 => ApiError::PayloadTooLarge(0),

@@ -15,7 +15,44 @@ use crate::telemetry::RequestId;
 /// A JSON body: `Content-Type: application/json` (415 otherwise), within the body limit (413),
 /// well-formed (400), of the right shape with no unknown fields (422, one entry per field) and
 /// valid by its `validator` rules (422).
-pub struct ApiJson<T>(pub T);
+///
+/// The error is held, not raised, until the handler calls [`ApiJson::into_inner`]: actix polls a
+/// handler's extractors together, and a body error must never overtake the caller check (an
+/// unauthenticated caller gets 401, logged, whatever it sent).
+pub struct ApiJson<T>(Result<T, ApiError>);
+
+impl<T> ApiJson<T> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+/// A query string, with its error held like [`ApiJson`]'s.
+pub struct ApiQuery<T>(Result<T, ApiError>);
+
+impl<T> ApiQuery<T> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = serde_urlencoded::from_str::<T>(req.query_string())
+            .map_err(|e| {
+                ApiError::Validation(vec![FieldError::new(
+                    "query",
+                    "invalid",
+                    sanitize_serde_message(&e.to_string()),
+                )])
+            })
+            .and_then(|v| v.validate().map(|_| v).map_err(ApiError::from));
+        std::future::ready(Ok(ApiQuery(parsed)))
+    }
+}
 
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
@@ -31,16 +68,19 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
             .map_or(64 * 1024, |s| s.config.body_limit_bytes);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType("application/json"));
-            }
-            let body = body.await.map_err(|e| match crate::error::from_actix(&e) {
-                ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
-                other => other,
-            })?;
-            let value = parse_json::<T>(&body)?;
-            value.validate()?;
-            Ok(ApiJson(value))
+            let parsed = async {
+                if !is_json {
+                    return Err(ApiError::UnsupportedMediaType("application/json"));
+                }
+                let body = body.await.map_err(|e| match crate::error::from_actix(&e) {
+                    ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
+                    other => other,
+                })?;
+                let value = parse_json::<T>(&body)?;
+                value.validate()?;
+                Ok(value)
+            };
+            Ok(ApiJson(parsed.await))
         })
     }
 }
@@ -57,17 +97,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 let path = e.path().to_string();
-                let mut field = if path == "." { String::new() } else { path };
+                // The path ends at an unknown field but stops at the parent of a missing one;
+                // it is the caller's text, so keep it short and printable.
+                let mut field: String = if path == "." { String::new() } else { path }
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(128)
+                    .collect();
                 let code = if message.starts_with("unknown field") {
-                    if let Some(name) = message.split('`').nth(1) {
-                        let name: String =
-                            name.chars().take(64).filter(|c| !c.is_control()).collect();
-                        field = if field.is_empty() {
-                            name
-                        } else {
-                            format!("{field}.{name}")
-                        };
-                    }
                     "unknown_field"
                 } else if message.starts_with("missing field") {
                     if let Some(name) = message.split('`').nth(1) {
@@ -98,6 +135,16 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|_| ApiError::BadRequest("the body is not well-formed JSON".into()))?;
     Ok(value)
+}
+
+/// A label for people: no control characters, not blank.
+pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
+    if value.trim().is_empty() || value.chars().any(char::is_control) {
+        let mut e = validator::ValidationError::new("plain_text");
+        e.message = Some("must be printable text, not blank".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Who is asking from where, for the access log: the request id and the peer address.

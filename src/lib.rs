@@ -1,13 +1,17 @@
 //! eap-referrals: confidential Employee Assistance Programme referrals.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod openapi;
+pub mod pagination;
 pub mod telemetry;
 
 pub use app::Application;

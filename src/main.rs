@@ -1,6 +1,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use eap_referrals::auth::store::{create_from_cli, NewClient};
+use eap_referrals::auth::Role;
+use eap_referrals::error::ApiError;
 use eap_referrals::{config::Config, db::Db, telemetry, Application};
 
 #[derive(Parser)]
@@ -22,6 +25,29 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Administration without the API (bootstrap).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an API client; prints JSON with its client_id and client_secret (shown once).
+    CreateClient {
+        /// hr_portal, provider, auditor or admin
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// Employer id (required for hr_portal)
+        #[arg(long)]
+        employer: Option<String>,
+        /// Provider id (required for provider)
+        #[arg(long)]
+        provider: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +68,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
+        Command::Admin { command } => admin(&config, command),
         Command::Openapi => unreachable!("handled above"),
     };
     match result {
@@ -73,5 +100,47 @@ fn migrate(config: &Config) -> Result<(), String> {
             format!(": {}", applied.join(", "))
         }
     );
+    Ok(())
+}
+
+fn admin(config: &Config, command: AdminCommand) -> Result<(), String> {
+    let AdminCommand::CreateClient {
+        role,
+        name,
+        employer,
+        provider,
+    } = command;
+    let role = Role::parse(&role)
+        .ok_or_else(|| format!("--role {role:?} is not hr_portal, provider, auditor or admin"))?;
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("--name must be 1–100 printable characters".into());
+    }
+    let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let new = NewClient {
+        name,
+        role,
+        employer_id: employer,
+        provider_id: provider,
+    };
+    let (row, secret) = create_from_cli(&mut conn, &new).map_err(|e| match e {
+        ApiError::Validation(fields) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    })?;
+    let out = serde_json::json!({
+        "client_id": row.id,
+        "client_secret": secret,
+        "role": role.as_str(),
+        "name": row.name,
+        "employer_id": row.employer_id,
+        "provider_id": row.provider_id,
+    });
+    println!("{out}");
     Ok(())
 }

@@ -23,6 +23,8 @@ use utoipa_actix_web::AppExt;
     modifiers(&Security),
     tags(
         (name = "operations", description = "Liveness, readiness and the API description"),
+        (name = "auth", description = "OAuth 2.0 client credentials and the token signing keys"),
+        (name = "admin", description = "Directory and API clients (role `admin`)"),
     )
 )]
 struct ApiDoc;

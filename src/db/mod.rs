@@ -261,6 +261,14 @@ where
     conn.transaction(f)
 }
 
+/// The current UTC time at the precision both backends store (PostgreSQL keeps microseconds),
+/// so a value returned at creation equals the value read back later.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{DurationRound, TimeDelta};
+    let t = chrono::Utc::now().naive_utc();
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
 /// Readiness: a round trip to the database and no pending migrations.
 pub fn check_ready(conn: &mut AnyConnection) -> Result<(), String> {
     diesel::sql_query("SELECT 1")

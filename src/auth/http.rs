@@ -1,0 +1,634 @@
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::caller::Admin;
+use super::model::{generate_secret, hash_secret, verify_secret, Role, Subject, TokenService};
+use super::store::{self, ClientRow, NewClient};
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::db::write_tx;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiQuery, RequestCtx};
+use crate::pagination::{Page, PageQuery};
+
+// ---------------------------------------------------------------------------------------------
+// Token endpoint (RFC 6749 §4.4) and the public keys.
+
+/// The token request (RFC 6749 §4.4.2). The client authenticates with HTTP Basic or with
+/// `client_id` and `client_secret` here — one or the other, not both.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// Must be `client_credentials`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// Accepted and ignored: access is decided by the client's role.
+    scope: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// An RFC 9068 JWT access token, signed with EdDSA (Ed25519).
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Lifetime in seconds (at most 900).
+    #[schema(example = 600)]
+    pub expires_in: u64,
+}
+
+/// RFC 6749 §5.2 error response.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_client` or `unsupported_grant_type`.
+    #[schema(example = "invalid_client")]
+    pub error: &'static str,
+    pub error_description: &'static str,
+}
+
+struct TokenFailure {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+    claimed_client: Option<String>,
+    basic: bool,
+}
+
+impl TokenFailure {
+    fn invalid_request(description: &'static str) -> Self {
+        TokenFailure {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description,
+            claimed_client: None,
+            basic: false,
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        resp.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.basic {
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Basic realm="eap-referrals", charset="UTF-8""#,
+            ));
+        }
+        resp.json(OAuthError {
+            error: self.error,
+            error_description: self.description,
+        })
+    }
+}
+
+struct TokenRequest {
+    client_id: String,
+    secret: String,
+    grant_type: Option<String>,
+    basic: bool,
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+fn parse_token_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, TokenFailure> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form {
+        return Err(TokenFailure::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| TokenFailure::invalid_request("the body is not a valid form"))?;
+    let get = |name: &str| -> Result<Option<String>, TokenFailure> {
+        let mut values = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(TokenFailure::invalid_request("a parameter is repeated"));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    };
+    let grant_type = get("grant_type")?;
+    let form_id = get("client_id")?;
+    let form_secret = get("client_secret")?;
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, b64)| b64.trim().to_owned());
+    let (client_id, secret, used_basic) = match (basic, form_secret) {
+        (Some(_), Some(_)) => {
+            return Err(TokenFailure::invalid_request(
+                "use one client authentication method, not both",
+            ))
+        }
+        (Some(b64), None) => {
+            let decoded = STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| TokenFailure::invalid_request("malformed Basic credentials"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| TokenFailure::invalid_request("malformed Basic credentials"))?;
+            // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+            let id = form_decode(id)
+                .ok_or_else(|| TokenFailure::invalid_request("malformed Basic credentials"))?;
+            let secret = form_decode(secret)
+                .ok_or_else(|| TokenFailure::invalid_request("malformed Basic credentials"))?;
+            (id, secret, true)
+        }
+        (None, Some(secret)) => match form_id {
+            Some(id) => (id, secret, false),
+            None => return Err(TokenFailure::invalid_request("client_id is required")),
+        },
+        (None, None) => {
+            let mut f = TokenFailure::invalid_request("client authentication is required");
+            f.status = StatusCode::UNAUTHORIZED;
+            f.error = "invalid_client";
+            f.claimed_client = form_id;
+            return Err(f);
+        }
+    };
+    Ok(TokenRequest {
+        client_id,
+        secret,
+        grant_type,
+        basic: used_basic,
+    })
+}
+
+/// Issues an access token to a client (OAuth 2.0 client credentials grant).
+///
+/// An unknown client and a wrong secret take the same time and get the same answer. Every
+/// outcome is written to the access log (the client id as given, never the secret).
+#[utoipa::path(
+    tag = "auth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An access token", body = TokenResponse),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`", body = OAuthError),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked", body = OAuthError),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/oauth/token")]
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = RequestCtx::of(&req);
+    let op = audit::operation("POST", "/oauth/token")
+        .ok_or_else(|| ApiError::Internal("token operation missing".into()))?;
+    let parsed = parse_token_request(&req, &body);
+    let st = state.clone();
+    let result = web::block(
+        move || -> Result<Result<(Subject, String), TokenFailure>, ApiError> {
+            let outcome = parsed.and_then(|tr| {
+                let client = st
+                    .db
+                    .get()
+                    .and_then(|mut conn| Ok(store::find(&mut conn, &tr.client_id)?));
+                let client = match client {
+                    Ok(c) => c.filter(|c| c.revoked_at.is_none()),
+                    Err(e) => return Ok(Err(e)),
+                };
+                // Always run one argon2 verification, so timing does not reveal whether the id exists.
+                let ok = verify_secret(&tr.secret, client.as_ref().map(|c| c.secret_hash.as_str()));
+                let failure = |error, description, status| TokenFailure {
+                    status,
+                    error,
+                    description,
+                    claimed_client: Some(tr.client_id.clone()),
+                    basic: tr.basic,
+                };
+                let client = match client.filter(|_| ok) {
+                    Some(c) => c,
+                    None => {
+                        return Err(failure(
+                            "invalid_client",
+                            "client authentication failed",
+                            StatusCode::UNAUTHORIZED,
+                        ))
+                    }
+                };
+                match tr.grant_type.as_deref() {
+                    Some("client_credentials") => {}
+                    None => {
+                        return Err(failure(
+                            "invalid_request",
+                            "grant_type is required",
+                            StatusCode::BAD_REQUEST,
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(failure(
+                            "unsupported_grant_type",
+                            "only client_credentials is supported",
+                            StatusCode::BAD_REQUEST,
+                        ))
+                    }
+                }
+                let role = client.role().ok_or_else(|| {
+                    failure(
+                        "invalid_client",
+                        "client authentication failed",
+                        StatusCode::UNAUTHORIZED,
+                    )
+                })?;
+                Ok(Ok(Subject {
+                    client_id: client.id.clone(),
+                    role,
+                    employer_id: client.employer_id.clone(),
+                    provider_id: client.provider_id.clone(),
+                }))
+            });
+            let mut conn = st.db.get()?;
+            match outcome {
+                Ok(Ok(subject)) => {
+                    let token = st
+                        .tokens
+                        .issue(&subject, jsonwebtoken::get_current_timestamp());
+                    let mut event =
+                        AuditEvent::anonymous(&ctx, op, 200).resource(Some(&subject.client_id));
+                    event.actor_client_id = Some(subject.client_id.clone());
+                    event.actor_role = Some(subject.role.as_str().to_owned());
+                    event.tenant_id = subject.employer_id.clone().or(subject.provider_id.clone());
+                    audit::store::record_alone(&mut conn, &[event])?;
+                    Ok(Ok((subject, token)))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(failure) => {
+                    let mut event = AuditEvent::anonymous(&ctx, op, failure.status.as_u16());
+                    if let Some(id) = &failure.claimed_client {
+                        event = event.claimed_actor(id);
+                    }
+                    audit::store::record_alone(&mut conn, &[event])?;
+                    Ok(Err(failure))
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
+    Ok(match result {
+        Ok((_, access_token)) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in: state.tokens.ttl().as_secs(),
+            }),
+        Err(failure) => failure.response(),
+    })
+}
+
+/// The public keys that verify access tokens (RFC 7517). During a key rotation both the new
+/// and the old key are listed, so tokens signed by either keep verifying until they expire.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 200, description = "JWK Set", body = super::model::Jwks)),
+)]
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(TokenService::jwks(&state.keys))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client administration.
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    /// A label for people, e.g. the portal or system's name.
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "crate::extract::plain_text")
+    )]
+    #[schema(min_length = 1, max_length = 100, example = "Acme HR portal")]
+    pub name: String,
+    pub role: Role,
+    /// Required for `hr_portal`: the employer this client acts for.
+    #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
+    pub employer_id: Option<String>,
+    /// Required for `provider`: the provider this client acts for.
+    #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
+    pub provider_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub role: Role,
+    pub employer_id: Option<String>,
+    pub provider_id: Option<String>,
+    pub status: ClientStatus,
+    pub created_at: DateTime<Utc>,
+    pub secret_rotated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+impl From<ClientRow> for ClientView {
+    fn from(c: ClientRow) -> Self {
+        ClientView {
+            role: c.role().unwrap_or(Role::Auditor),
+            status: if c.revoked_at.is_some() {
+                ClientStatus::Revoked
+            } else {
+                ClientStatus::Active
+            },
+            client_id: c.id,
+            name: c.name,
+            employer_id: c.employer_id,
+            provider_id: c.provider_id,
+            created_at: utc(c.created_at),
+            secret_rotated_at: utc(c.secret_rotated_at),
+            revoked_at: c.revoked_at.map(utc),
+        }
+    }
+}
+
+/// A client with its secret. The secret is shown this once and cannot be read again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWithSecret {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// 256 random bits; store it now, it is never shown again.
+    pub client_secret: String,
+}
+
+fn secret_response(status: StatusCode, client: ClientRow, secret: String) -> HttpResponse {
+    let location = format!("/v1/admin/clients/{}", client.id);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    if status == StatusCode::CREATED {
+        resp.insert_header((header::LOCATION, location));
+    }
+    resp.json(ClientWithSecret {
+        client: client.into(),
+        client_secret: secret,
+    })
+}
+
+/// Hashing is deliberately slow; keep it off the async workers.
+async fn hashed(secret: &str) -> Result<String, ApiError> {
+    let s = secret.to_owned();
+    web::block(move || hash_secret(&s))
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))
+}
+
+/// Creates an API client and returns its secret once.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateClient,
+    responses(
+        (status = 201, description = "Created; the secret is in this response only", body = ClientWithSecret,
+         headers(("Location" = String, description = "The new client"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown fields, or a binding to no active employer/provider", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/clients")]
+pub async fn create_client(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<CreateClient>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner()?;
+    let new = NewClient {
+        name: body.name.trim().to_owned(),
+        role: body.role,
+        employer_id: body.employer_id,
+        provider_id: body.provider_id,
+    };
+    let secret = generate_secret();
+    let hash = hashed(&secret).await?;
+    let row = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let row = store::insert(conn, &new, &hash)?;
+                audit::record(conn, &[admin.0.event(Some(&row.id), 201)])?;
+                Ok(row)
+            })
+        })
+        .await?;
+    Ok(secret_response(StatusCode::CREATED, row, secret))
+}
+
+/// Lists API clients (never their secrets).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of clients", body = Page<ClientView>),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/admin/clients")]
+pub async fn list_clients(
+    admin: Admin,
+    state: web::Data<AppState>,
+    query: ApiQuery<PageQuery>,
+) -> Result<web::Json<Page<ClientView>>, ApiError> {
+    let (after, limit) = query.into_inner()?.resolve()?;
+    let rows = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let rows = store::list(conn, after.as_deref(), limit)?;
+                let events: Vec<_> = rows
+                    .iter()
+                    .map(|r| admin.0.event(Some(&r.id), 200))
+                    .collect();
+                audit::record(conn, &events)?;
+                Ok(rows)
+            })
+        })
+        .await?;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| &r.id,
+        ClientView::from,
+    )))
+}
+
+/// Reads one API client.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Client id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/admin/clients/{id}")]
+pub async fn get_client(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<ClientView>, ApiError> {
+    let id = id.into_inner();
+    let row = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+                audit::record(conn, &[admin.0.event(Some(&row.id), 200)])?;
+                Ok(row)
+            })
+        })
+        .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Replaces a client's secret. The old secret stops working at once, and so do access tokens
+/// issued before the rotation. The new secret is shown once.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Client id")),
+    responses(
+        (status = 200, description = "The client with its new secret", body = ClientWithSecret),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The client is revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/clients/{id}/rotate-secret")]
+pub async fn rotate_secret(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let secret = generate_secret();
+    let hash = hashed(&secret).await?;
+    let row = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let now = crate::db::now();
+                let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+                if store::set_secret(conn, &id, &hash, now)? == 0 {
+                    return Err(ApiError::Conflict {
+                        detail: "a revoked client cannot get a new secret".into(),
+                        allowed: None,
+                    });
+                }
+                audit::record(conn, &[admin.0.event(Some(&id), 200)])?;
+                Ok(ClientRow {
+                    secret_rotated_at: now,
+                    ..row
+                })
+            })
+        })
+        .await?;
+    Ok(secret_response(StatusCode::OK, row, secret))
+}
+
+/// Revokes a client for good: its secret and every token it holds stop working at once.
+/// Revoking a revoked client changes nothing and answers the same.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Client id")),
+    responses(
+        (status = 200, description = "The revoked client", body = ClientView),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A client cannot revoke itself", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/clients/{id}/revoke")]
+pub async fn revoke_client(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<ClientView>, ApiError> {
+    let id = id.into_inner();
+    if id == admin.0.client_id {
+        return Err(ApiError::Conflict {
+            detail: "a client cannot revoke itself; use another admin client".into(),
+            allowed: None,
+        });
+    }
+    let row = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let now = crate::db::now();
+                store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+                store::revoke(conn, &id, now)?;
+                audit::record(conn, &[admin.0.event(Some(&id), 200)])?;
+                store::find(conn, &id)?.ok_or(ApiError::NotFound)
+            })
+        })
+        .await?;
+    Ok(web::Json(row.into()))
+}

@@ -1,0 +1,9 @@
+//! Identity and access: API clients, OAuth 2.0 client-credentials tokens, typed callers.
+
+pub mod caller;
+pub mod http;
+pub mod model;
+pub mod store;
+
+pub use caller::{Admin, Auditor, Caller, HrPortal, ProviderCaller};
+pub use model::Role;

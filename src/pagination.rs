@@ -1,0 +1,68 @@
+//! Cursor pagination shared by every list operation.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page; omit for the first page.
+    pub after: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[validate(range(min = 1, max = 200))]
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    /// The decoded position to continue after, and the page size.
+    pub fn resolve(&self) -> Result<(Option<String>, i64), ApiError> {
+        let after = match &self.after {
+            None => None,
+            Some(c) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        ApiError::validation("after", "invalid", "not a cursor from this API")
+                    })?,
+            ),
+        };
+        Ok((after, i64::from(self.limit.unwrap_or(DEFAULT_LIMIT))))
+    }
+}
+
+/// One page of results; `next_cursor` is absent on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> Page<T> {
+    /// Builds a page from rows fetched with `limit`; a full page gets a cursor at its last key.
+    pub fn from_rows<R>(
+        rows: Vec<R>,
+        limit: i64,
+        key: impl Fn(&R) -> &str,
+        view: impl Fn(R) -> T,
+    ) -> Self {
+        let next_cursor = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r))))
+            .flatten();
+        Page {
+            items: rows.into_iter().map(view).collect(),
+            next_cursor,
+        }
+    }
+}
