@@ -1,0 +1,163 @@
+//! The binary: configuration errors, production key policy, `openapi`, `admin create-client`.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eap-referrals"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    for (var, value) in [
+        ("EAP_LISTEN", "not-an-address"),
+        ("EAP_ENV", "staging"),
+        ("EAP_LOG_FORMAT", "xml"),
+        ("EAP_DATABASE_URL", "mysql://db/x"),
+        ("EAP_TOKEN_TTL_SECS", "86400"),
+    ] {
+        let out = bin().env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line for {var}: {stderr}");
+        assert!(lines[0].starts_with(&format!("error: {var}: ")), "{stderr}");
+    }
+}
+
+#[test]
+fn production_refuses_to_generate_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .env("EAP_ENV", "production")
+        .env("EAP_LISTEN", "127.0.0.1:0")
+        .env("EAP_DATA_DIR", dir.path())
+        .env(
+            "EAP_DATABASE_URL",
+            format!("sqlite://{}/db.sqlite3", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("EAP_TOKEN_SIGNING_KEY"), "{stderr}");
+    assert!(!dir.path().join("keys").exists(), "no key was generated");
+}
+
+#[test]
+fn production_without_a_database_url_refuses_to_start() {
+    let out = bin().env("EAP_ENV", "production").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("EAP_DATABASE_URL"));
+}
+
+#[test]
+fn development_keys_are_generated_private_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = eap_referrals::Config::from_map(
+        &[("EAP_DATA_DIR".to_string(), dir.path().display().to_string())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    let first = eap_referrals::keys::Keys::load(&config).unwrap();
+    assert!(first.development);
+    let second = eap_referrals::keys::Keys::load(&config).unwrap();
+    assert_eq!(
+        first.token[0].kid, second.token[0].kid,
+        "keys persist across restarts"
+    );
+    #[cfg(unix)]
+    for f in ["token-signing.pem", "master.keys", "hmac-pepper.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys").join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+}
+
+#[test]
+fn openapi_command_prints_the_committed_spec() {
+    let out = bin().arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        printed == committed,
+        "openapi/openapi.json is stale. Regenerate it with:\n    cargo run -q -- openapi > openapi/openapi.json"
+    );
+}
+
+#[actix_web::test]
+async fn admin_create_client_bootstraps_a_working_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vars, _pg) = common::test_vars(dir.path());
+    let mut cmd = bin();
+    cmd.envs(&vars)
+        .args(["admin", "create-client", "--role", "admin", "--name", "ops"]);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = printed["client_id"].as_str().unwrap().to_owned();
+    let secret = printed["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43, "≥ 256 bits");
+
+    let bad = bin()
+        .envs(&vars)
+        .args([
+            "admin",
+            "create-client",
+            "--role",
+            "hr_portal",
+            "--name",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8(bad.stderr)
+        .unwrap()
+        .contains("employer_id"));
+
+    let config = eap_referrals::Config::from_map(&vars).unwrap();
+    let app = eap_referrals::Application::build(config).unwrap();
+    let port = app.port();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    if let Some((admin, name)) = _pg {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut c = diesel::PgConnection::establish(&admin).unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+    }
+}

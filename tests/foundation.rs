@@ -1,0 +1,384 @@
+//! The service foundation over a real socket: probes, request ids, problem+json errors,
+//! configuration errors, the OpenAPI document.
+
+mod common;
+
+use common::{problem, request_id, spawn_app};
+use eap_referrals::db::Backend;
+use serde_json::{json, Value};
+
+/// CI sets EAP_TEST_EXPECT_BACKEND=postgres for the PostgreSQL run, so a run that silently
+/// fell back to SQLite fails instead of passing.
+#[actix_web::test]
+async fn tests_run_on_the_expected_backend() {
+    let app = spawn_app().await;
+    let expected = match std::env::var("EAP_TEST_EXPECT_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => {
+            if common::pg_admin_url().is_some() {
+                Backend::Postgres
+            } else {
+                Backend::Sqlite
+            }
+        }
+        Ok(other) => panic!("EAP_TEST_EXPECT_BACKEND={other} is not postgres or sqlite"),
+    };
+    assert_eq!(app.backend, expected);
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[actix_web::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn readyz_answers_ready_when_migrated() {
+    let app = spawn_app().await;
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"status": "ready"})
+    );
+}
+
+#[actix_web::test]
+async fn readyz_is_503_when_a_migration_is_missing() {
+    let app = spawn_app().await;
+    app.exec("DELETE FROM __diesel_schema_migrations");
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let body = problem(resp, 503).await;
+    assert!(
+        !body.to_string().contains("migrations pending"),
+        "causes stay in the log"
+    );
+}
+
+/// On SQLite the test holds the only pooled connection, so the request cannot get one in time;
+/// on PostgreSQL it drops the database out from under the app.
+#[actix_web::test]
+async fn database_unreachable_is_503_with_retry_after() {
+    let app = common::spawn_app_with(|vars| {
+        vars.insert("EAP_DB_POOL_SIZE".into(), "1".into());
+        vars.insert("EAP_DB_TIMEOUT_MS".into(), "200".into());
+    })
+    .await;
+    let held = match app.backend {
+        Backend::Sqlite => Some(app.conn()),
+        Backend::Postgres => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let eap_referrals::db::DatabaseUrl::Postgres(url) = &app.database_url else {
+                unreachable!()
+            };
+            let name = url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned();
+            let mut c = diesel::PgConnection::establish(&common::pg_admin_url().unwrap()).unwrap();
+            c.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .unwrap();
+            None
+        }
+    };
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "5");
+    let body = problem(resp, 503).await;
+    assert_eq!(body["type"], "urn:eap-referrals:problem:unavailable");
+    drop(held);
+}
+
+#[actix_web::test]
+async fn request_id_is_echoed_when_given() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "portal-42.a:b_c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request_id(&resp), "portal-42.a:b_c");
+}
+
+#[actix_web::test]
+async fn request_id_is_generated_when_absent_or_unsafe() {
+    let app = spawn_app().await;
+    let a = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let b = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_ne!(request_id(&a), request_id(&b));
+    assert!(uuid::Uuid::parse_str(&request_id(&a)).is_ok());
+    let unsafe_id = "x\u{1b}[31m injected";
+    let c = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "has space and \"quotes\"")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uuid::Uuid::parse_str(&request_id(&c)).is_ok(),
+        "{unsafe_id} style ids are replaced"
+    );
+    let long = "a".repeat(129);
+    let d = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(request_id(&d), long);
+}
+
+#[actix_web::test]
+async fn unknown_route_is_404_problem() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(resp, 404).await;
+    assert_eq!(body["instance"], "/v1/nothing-here");
+}
+
+#[actix_web::test]
+async fn wrong_method_is_405_with_allow() {
+    let app = spawn_app().await;
+    let resp = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.headers().get("allow").unwrap(), "GET");
+    problem(resp, 405).await;
+    let resp = app
+        .client
+        .put(app.url("/v1/admin/clients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("allow").unwrap(), "GET, POST");
+    let body = problem(resp, 405).await;
+    assert_eq!(body["allowed"], json!(["GET", "POST"]));
+    let resp = app
+        .client
+        .delete(app.url("/v1/admin/clients/some-id/revoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("allow").unwrap(), "POST");
+}
+
+async fn post_raw(
+    app: &common::TestApp,
+    token: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/admin/employers"))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn body_over_the_limit_is_413() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(70 * 1024));
+    let body = problem(post_raw(&app, &token, "application/json", big).await, 413).await;
+    assert!(body["detail"].as_str().unwrap().contains("65536"));
+}
+
+#[actix_web::test]
+async fn wrong_content_type_is_415() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    problem(
+        post_raw(&app, &token, "text/plain", r#"{"name":"x"}"#).await,
+        415,
+    )
+    .await;
+    problem(
+        post_raw(&app, &token, "application/x-www-form-urlencoded", "name=x").await,
+        415,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    problem(
+        post_raw(&app, &token, "application/json", r#"{"name": "#).await,
+        400,
+    )
+    .await;
+    problem(post_raw(&app, &token, "application/json", "").await, 400).await;
+}
+
+#[actix_web::test]
+async fn invalid_fields_are_422_with_a_list() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let body = problem(
+        post_raw(&app, &token, "application/json", r#"{"name": ""}"#).await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "name");
+    assert_eq!(body["errors"][0]["code"], "length");
+    let body = problem(
+        post_raw(
+            &app,
+            &token,
+            "application/json",
+            r#"{"name":"x","ssn":"078-05-1120"}"#,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "ssn");
+    assert_eq!(body["errors"][0]["code"], "unknown_field");
+    assert!(
+        !body.to_string().contains("078-05-1120"),
+        "the value is never echoed"
+    );
+    let body = problem(
+        post_raw(&app, &token, "application/json", r#"{"name": 12}"#).await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "invalid_type");
+}
+
+#[actix_web::test]
+async fn unexpected_failures_are_opaque_500s() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    // Damage the schema under the running app: the query fails in a way no handler expects.
+    app.exec("ALTER TABLE employers RENAME TO employers_gone");
+    let resp = app.get("/v1/admin/employers", &token).await;
+    let body = problem(resp, 500).await;
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["instance", "request_id", "status", "title", "type"],
+        "no cause in the body: {body}"
+    );
+    assert!(!body.to_string().to_lowercase().contains("table"), "{body}");
+}
+
+#[actix_web::test]
+async fn served_spec_equals_the_committed_one() {
+    let app = spawn_app().await;
+    let served: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json exists"),
+    )
+    .unwrap();
+    assert!(
+        served == committed,
+        "openapi/openapi.json is stale. Regenerate it with:\n    cargo run -q -- openapi > openapi/openapi.json"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+}
+
+#[actix_web::test]
+async fn every_operation_documents_its_errors() {
+    let spec = eap_referrals::openapi::spec();
+    let doc: Value = serde_json::to_value(&spec).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let codes: Vec<&String> = responses.keys().collect();
+            assert!(
+                codes.iter().any(|c| c.starts_with('2')),
+                "{method} {path} has no success response"
+            );
+            if path != "/healthz" && path != "/.well-known/jwks.json" {
+                assert!(
+                    codes
+                        .iter()
+                        .any(|c| c.starts_with('4') || c.starts_with('5')),
+                    "{method} {path} documents no errors"
+                );
+            }
+            let secured = op.get("security").is_some();
+            if secured {
+                for code in ["401", "403", "503"] {
+                    assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                }
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn docs_render_from_vendored_assets() {
+    let app = spawn_app().await;
+    let resp = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(resp.headers().get("location").unwrap(), "/docs/");
+    let html = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("swagger-ui"));
+    assert!(
+        !html.contains("://unpkg") && !html.contains("cdn"),
+        "no CDN: the page must work offline"
+    );
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+    ] {
+        let resp = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{asset}");
+    }
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/openapi.json"));
+}
