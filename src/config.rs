@@ -149,7 +149,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "EAP_MASTER_KEY / _FILE",
         "dev key in $EAP_DATA_DIR/keys",
-        "data-key wrapping keys, lines of `KEY_ID:BASE64(32 bytes)`; the first wraps",
+        "data-key wrapping keys, `KEY_ID:BASE64(32 bytes)` entries separated by newlines or commas; the first wraps",
     ),
     (
         "EAP_HMAC_PEPPER / _FILE",
@@ -168,8 +168,8 @@ impl Config {
         let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         let env = match get("EAP_ENV").unwrap_or("development") {
-            "development" | "dev" => Environment::Development,
-            "production" | "prod" => Environment::Production,
+            "development" => Environment::Development,
+            "production" => Environment::Production,
             other => {
                 return Err(ConfigError::new(
                     "EAP_ENV",

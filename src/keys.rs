@@ -58,43 +58,71 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Configured keys are read and parsed first, so a bad one stops start-up before any
+    /// development key is written; then each missing key is generated (development only).
     pub fn load(config: &Config) -> Result<Keys, KeyError> {
+        let token = configured(&config.keys.token_signing, "EAP_TOKEN_SIGNING_KEY")?
+            .map(|t| parse_token_keys(&t))
+            .transpose()?;
+        let master = configured(&config.keys.master, "EAP_MASTER_KEY")?
+            .map(|t| parse_master_keys(&t))
+            .transpose()?;
+        let pepper = configured(&config.keys.hmac_pepper, "EAP_HMAC_PEPPER")?
+            .map(|t| parse_pepper(&t))
+            .transpose()?;
+        let missing: Vec<&'static str> = [
+            ("EAP_TOKEN_SIGNING_KEY", token.is_none()),
+            ("EAP_MASTER_KEY", master.is_none()),
+            ("EAP_HMAC_PEPPER", pepper.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(var, gone)| gone.then_some(var))
+        .collect();
+        if config.env == Environment::Production {
+            if let Some(var) = missing.first() {
+                return Err(KeyError {
+                    var,
+                    message: format!(
+                        "must be set (or {var}_FILE) when EAP_ENV=production; development keys are refused"
+                    ),
+                });
+            }
+        }
         let dir = config.data_dir.join("keys");
-        let mut development = false;
-        let token = parse_token_keys(&material(
-            config,
-            &config.keys.token_signing,
-            "EAP_TOKEN_SIGNING_KEY",
-            &dir.join("token-signing.pem"),
-            || {
-                let key = SigningKey::from_bytes(&random_bytes::<32>());
-                key.to_pkcs8_pem(Default::default())
-                    .map(|pem| pem.to_string())
-                    .unwrap_or_default()
-            },
-            &mut development,
-        )?)?;
-        let master = parse_master_keys(&material(
-            config,
-            &config.keys.master,
-            "EAP_MASTER_KEY",
-            &dir.join("master.keys"),
-            || format!("dev1:{}\n", STANDARD.encode(random_bytes::<32>())),
-            &mut development,
-        )?)?;
-        let pepper = parse_pepper(&material(
-            config,
-            &config.keys.hmac_pepper,
-            "EAP_HMAC_PEPPER",
-            &dir.join("hmac-pepper.key"),
-            || format!("{}\n", STANDARD.encode(random_bytes::<32>())),
-            &mut development,
-        )?)?;
+        let token = match token {
+            Some(k) => k,
+            None => parse_token_keys(&development_key(
+                "EAP_TOKEN_SIGNING_KEY",
+                &dir.join("token-signing.pem"),
+                || {
+                    SigningKey::from_bytes(&random_bytes::<32>())
+                        .to_pkcs8_pem(Default::default())
+                        .map(|pem| pem.to_string())
+                        .unwrap_or_default()
+                },
+            )?)?,
+        };
+        let master = match master {
+            Some(k) => k,
+            None => parse_master_keys(&development_key(
+                "EAP_MASTER_KEY",
+                &dir.join("master.keys"),
+                || format!("dev1:{}\n", STANDARD.encode(random_bytes::<32>())),
+            )?)?,
+        };
+        let pepper = match pepper {
+            Some(p) => p,
+            None => parse_pepper(&development_key(
+                "EAP_HMAC_PEPPER",
+                &dir.join("hmac-pepper.key"),
+                || format!("{}\n", STANDARD.encode(random_bytes::<32>())),
+            )?)?,
+        };
         Ok(Keys {
             token,
             master,
             pepper,
-            development,
+            development: !missing.is_empty(),
         })
     }
 
@@ -109,41 +137,42 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
-fn material(
-    config: &Config,
+fn configured(
     source: &Option<SecretSource>,
     var: &'static str,
-    dev_path: &Path,
+) -> Result<Option<String>, KeyError> {
+    match source {
+        Some(SecretSource::Inline(v)) => Ok(Some(v.clone())),
+        Some(SecretSource::File(path)) => read_key_file(path)
+            .map(Some)
+            .map_err(|message| KeyError { var, message }),
+        None => Ok(None),
+    }
+}
+
+/// Reads a development key from the data directory, generating it on first use.
+fn development_key(
+    var: &'static str,
+    path: &Path,
     generate: impl FnOnce() -> String,
-    development: &mut bool,
 ) -> Result<String, KeyError> {
     let err = |message: String| KeyError { var, message };
-    match source {
-        Some(SecretSource::Inline(v)) => Ok(v.clone()),
-        Some(SecretSource::File(path)) => read_key_file(path).map_err(err),
-        None if config.env == Environment::Production => Err(err(format!(
-            "must be set (or {var}_FILE) when EAP_ENV=production; development keys are refused"
-        ))),
-        None => {
-            *development = true;
-            if dev_path.exists() {
-                return read_key_file(dev_path).map_err(err);
-            }
-            let text = generate();
-            write_private(dev_path, &text).map_err(|e| {
-                err(format!(
-                    "cannot write development key {}: {e}",
-                    dev_path.display()
-                ))
-            })?;
-            tracing::warn!(
-                path = %dev_path.display(),
-                "GENERATED A DEVELOPMENT KEY ({var}). Do not use it in production: \
-                 set EAP_ENV=production and provide real keys."
-            );
-            Ok(text)
-        }
+    if path.exists() {
+        return read_key_file(path).map_err(err);
     }
+    let text = generate();
+    write_private(path, &text).map_err(|e| {
+        err(format!(
+            "cannot write development key {}: {e}",
+            path.display()
+        ))
+    })?;
+    tracing::warn!(
+        path = %path.display(),
+        "GENERATED A DEVELOPMENT KEY ({var}). Do not use it in production: \
+         set EAP_ENV=production and provide real keys."
+    );
+    Ok(text)
 }
 
 fn read_key_file(path: &Path) -> Result<String, String> {

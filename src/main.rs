@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use eap_referrals::app::StartError;
 use eap_referrals::auth::store::{create_from_cli, NewClient};
 use eap_referrals::auth::Role;
 use eap_referrals::error::ApiError;
@@ -73,22 +74,42 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
+        Err(Failure::Config(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(config: Config) -> Result<(), String> {
+/// A bad setting or key exits 2, like a bad variable; anything else (the database, the port) 1.
+enum Failure {
+    Config(String),
+    Runtime(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Runtime(message)
+    }
+}
+
+fn serve(config: Config) -> Result<(), Failure> {
     actix_web::rt::System::new().block_on(async {
-        let app = Application::build(config).map_err(|e| e.to_string())?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        let app = Application::build(config).map_err(|e| match e {
+            StartError::Keys(k) => Failure::Config(k.to_string()),
+            other => Failure::Runtime(other.to_string()),
+        })?;
+        app.run_until_stopped()
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))
     })
 }
 
-fn migrate(config: &Config) -> Result<(), String> {
+fn migrate(config: &Config) -> Result<(), Failure> {
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     let applied = db.migrate().map_err(|e| e.to_string())?;
     println!(
@@ -103,18 +124,23 @@ fn migrate(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn admin(config: &Config, command: AdminCommand) -> Result<(), String> {
+fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     let AdminCommand::CreateClient {
         role,
         name,
         employer,
         provider,
     } = command;
-    let role = Role::parse(&role)
-        .ok_or_else(|| format!("--role {role:?} is not hr_portal, provider, auditor or admin"))?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        Failure::Config(format!(
+            "--role {role:?} is not hr_portal, provider, auditor or admin"
+        ))
+    })?;
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err("--name must be 1–100 printable characters".into());
+        return Err(Failure::Config(
+            "--name must be 1–100 printable characters".into(),
+        ));
     }
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;

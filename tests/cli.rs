@@ -45,10 +45,36 @@ fn production_refuses_to_generate_keys() {
         )
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("EAP_TOKEN_SIGNING_KEY"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: EAP_TOKEN_SIGNING_KEY: "),
+        "{stderr}"
+    );
     assert!(!dir.path().join("keys").exists(), "no key was generated");
+}
+
+#[test]
+fn a_bad_configured_key_stops_start_up_before_any_key_is_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .env("EAP_LISTEN", "127.0.0.1:0")
+        .env("EAP_DATA_DIR", dir.path())
+        .env("EAP_HMAC_PEPPER", "dG9vLXNob3J0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: EAP_HMAC_PEPPER: "), "{stderr}");
+    assert!(
+        !stderr.contains("dG9vLXNob3J0"),
+        "the key itself is never printed"
+    );
+    assert!(
+        !dir.path().join("keys").exists(),
+        "no development key was written"
+    );
 }
 
 #[test]
@@ -76,6 +102,28 @@ fn development_keys_are_generated_private_and_reused() {
         first.token[0].kid, second.token[0].kid,
         "keys persist across restarts"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let out = bin()
+            .arg("migrate")
+            .env("EAP_DATA_DIR", dir.path().join("fresh"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(dir.path().join("fresh")),
+            0o700,
+            "a new data directory is owner-only"
+        );
+        assert_eq!(
+            mode(dir.path().join("fresh/eap.sqlite3")),
+            0o600,
+            "so is the database"
+        );
+    }
     #[cfg(unix)]
     for f in ["token-signing.pem", "master.keys", "hmac-pepper.key"] {
         use std::os::unix::fs::PermissionsExt;

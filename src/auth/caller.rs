@@ -117,12 +117,12 @@ fn authenticate(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 Err(r) => return refuse(conn, r),
             };
             // Revocation and rotation take effect at once: the client row is checked on every
-            // request, and tokens minted before the last secret rotation stop working.
+            // request, and a token minted under an earlier secret version stops working.
             let client = store::find(conn, &claims.client_id)?;
             let active = client.as_ref().is_some_and(|c| {
                 c.revoked_at.is_none()
                     && c.role() == Some(claims.role)
-                    && claims.iat >= c.secret_rotated_at.and_utc().timestamp() as u64
+                    && claims.sv == c.secret_version()
             });
             if !active {
                 return refuse(conn, Refusal::Invalid);

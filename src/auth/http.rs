@@ -269,6 +269,7 @@ pub async fn token(
                     role,
                     employer_id: client.employer_id.clone(),
                     provider_id: client.provider_id.clone(),
+                    secret_version: client.secret_version(),
                 }))
             });
             let mut conn = st.db.get()?;

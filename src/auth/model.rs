@@ -60,6 +60,9 @@ pub struct Claims {
     pub exp: u64,
     pub jti: String,
     pub role: Role,
+    /// The client's secret version (its last rotation, in µs) when the token was issued: a
+    /// rotation changes it, so every earlier token stops working, however recent.
+    pub sv: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employer_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +102,7 @@ pub struct Subject {
     pub role: Role,
     pub employer_id: Option<String>,
     pub provider_id: Option<String>,
+    pub secret_version: i64,
 }
 
 impl TokenService {
@@ -155,6 +159,7 @@ impl TokenService {
             exp: now + self.ttl.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
             role: subject.role,
+            sv: subject.secret_version,
             employer_id: subject.employer_id.clone(),
             provider_id: subject.provider_id.clone(),
         };
@@ -292,6 +297,7 @@ mod tests {
             role: Role::HrPortal,
             employer_id: Some("e1".into()),
             provider_id: None,
+            secret_version: 1,
         }
     }
 

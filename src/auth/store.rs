@@ -24,6 +24,11 @@ impl ClientRow {
     pub fn role(&self) -> Option<Role> {
         Role::parse(&self.role)
     }
+
+    /// Changes with every secret rotation; access tokens carry it as `sv`.
+    pub fn secret_version(&self) -> i64 {
+        self.secret_rotated_at.and_utc().timestamp_micros()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -73,19 +73,21 @@ impl DatabaseUrl {
         }
     }
 
-    fn connect(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+    fn connect(&self, busy_timeout: Duration) -> Result<AnyConnection, diesel::ConnectionError> {
         match self {
             DatabaseUrl::Postgres(url) => {
                 PgConnection::establish(url).map(AnyConnection::Postgresql)
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // WAL lets readers run beside the writer; busy_timeout makes writers queue
-                // instead of failing at once; foreign keys are off by default in SQLite.
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                // busy_timeout first: it makes writers queue instead of failing at once, and the
+                // switch to WAL (readers beside the writer) is itself a write that can meet a
+                // sibling connection doing the same. Foreign keys are off by default in SQLite.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-                )
+                    busy_timeout.as_millis()
+                ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
@@ -115,6 +117,7 @@ fn redact(url: &str) -> String {
 /// connection error rather than the derive's generic "invalid connection url".
 pub struct Manager {
     url: DatabaseUrl,
+    busy_timeout: Duration,
 }
 
 impl ManageConnection for Manager {
@@ -123,7 +126,7 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         self.url
-            .connect()
+            .connect(self.busy_timeout)
             .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
@@ -161,15 +164,16 @@ impl Db {
     /// Opens the pool; fails at once when the database cannot be reached.
     pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Self, DbInitError> {
         if let DatabaseUrl::Sqlite(path) = url {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| DbInitError::DataDir(dir.into(), e))?;
-            }
+            create_private_sqlite_file(path)?;
         }
         let pool = r2d2::Pool::builder()
             .max_size(size)
             .min_idle(Some(1))
             .connection_timeout(timeout)
-            .build(Manager { url: url.clone() })
+            .build(Manager {
+                url: url.clone(),
+                busy_timeout: timeout,
+            })
             .map_err(|e| DbInitError::Connect(url.redacted(), e.to_string()))?;
         Ok(Db {
             pool,
@@ -216,6 +220,29 @@ impl Db {
             Backend::Sqlite => "sqlite",
         }
     }
+}
+
+/// Creates the SQLite file owner-only (0600) before SQLite opens it; SQLite gives its WAL and
+/// shared-memory files the same mode. A new data directory is made owner-only too.
+fn create_private_sqlite_file(path: &std::path::Path) -> Result<(), DbInitError> {
+    let dir_err = |d: &std::path::Path, e| DbInitError::DataDir(d.into(), e);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| dir_err(dir, e))?;
+        }
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map_err(|e| dir_err(path, e))?;
+    }
+    Ok(())
 }
 
 pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
