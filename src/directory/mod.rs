@@ -3,4 +3,5 @@
 //! Minimal records for now (id, name, active) so API clients can be bound to them.
 
 pub mod http;
+pub mod model;
 pub mod store;

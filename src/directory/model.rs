@@ -1,0 +1,254 @@
+//! Directory codes: the fixed vocabularies providers are described with and referrals ask for.
+//! No I/O.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Kinds of help a provider offers and a referral asks for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    Counselling,
+    Crisis,
+    Financial,
+    Legal,
+    Family,
+    SubstanceUse,
+    Workplace,
+}
+
+/// How the person meets the provider.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    InPerson,
+    Video,
+    Phone,
+    Chat,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    Routine,
+    Urgent,
+    Crisis,
+}
+
+/// Stored as snake_case text; the same names the API uses.
+pub trait Code: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    fn code(self) -> &'static str;
+    fn from_code(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.code() == s)
+    }
+}
+
+impl Code for Service {
+    const ALL: &'static [Self] = &[
+        Service::Counselling,
+        Service::Crisis,
+        Service::Financial,
+        Service::Legal,
+        Service::Family,
+        Service::SubstanceUse,
+        Service::Workplace,
+    ];
+    fn code(self) -> &'static str {
+        match self {
+            Service::Counselling => "counselling",
+            Service::Crisis => "crisis",
+            Service::Financial => "financial",
+            Service::Legal => "legal",
+            Service::Family => "family",
+            Service::SubstanceUse => "substance_use",
+            Service::Workplace => "workplace",
+        }
+    }
+}
+
+impl Code for Modality {
+    const ALL: &'static [Self] = &[
+        Modality::InPerson,
+        Modality::Video,
+        Modality::Phone,
+        Modality::Chat,
+    ];
+    fn code(self) -> &'static str {
+        match self {
+            Modality::InPerson => "in_person",
+            Modality::Video => "video",
+            Modality::Phone => "phone",
+            Modality::Chat => "chat",
+        }
+    }
+}
+
+impl Code for Urgency {
+    const ALL: &'static [Self] = &[Urgency::Routine, Urgency::Urgent, Urgency::Crisis];
+    fn code(self) -> &'static str {
+        match self {
+            Urgency::Routine => "routine",
+            Urgency::Urgent => "urgent",
+            Urgency::Crisis => "crisis",
+        }
+    }
+}
+
+/// Joins codes for a TEXT column (`counselling,crisis`), sorted and without repeats.
+pub fn join_codes<C: Code + Ord>(codes: &[C]) -> String {
+    let mut v: Vec<C> = codes.to_vec();
+    v.sort();
+    v.dedup();
+    v.iter().map(|c| c.code()).collect::<Vec<_>>().join(",")
+}
+
+/// Reads a TEXT column written by [`join_codes`]; unknown codes are dropped (never written).
+pub fn split_codes<C: Code>(text: &str) -> Vec<C> {
+    text.split(',').filter_map(C::from_code).collect()
+}
+
+/// An ISO 3166-1 alpha-2 country, optionally narrowed to an ISO 3166-2 subdivision:
+/// `GB` or `GB-SCT`. Upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[A-Z]{2}(-[A-Z0-9]{1,3})?$", example = "GB-SCT")]
+pub struct Region(String);
+
+impl Region {
+    /// Checks the shape (not membership of the ISO lists, which change): two letters, then
+    /// optionally a dash and one to three letters or digits.
+    pub fn parse(s: &str) -> Result<Region, &'static str> {
+        let s = s.trim().to_ascii_uppercase();
+        let (country, sub) = match s.split_once('-') {
+            Some((c, sub)) => (c, Some(sub)),
+            None => (s.as_str(), None),
+        };
+        let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
+        let sub_ok = sub.is_none_or(|x| {
+            (1..=3).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if country_ok && sub_ok {
+            Ok(Region(s))
+        } else {
+            Err("expected an ISO 3166-1 alpha-2 country, optionally with an ISO 3166-2 subdivision (GB, GB-SCT)")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn country(&self) -> &str {
+        &self.0[..2]
+    }
+
+    /// A provider region covers a referral region when it is the same, or the whole country
+    /// the referral's subdivision lies in.
+    pub fn covers(&self, wanted: &Region) -> bool {
+        self.0 == wanted.0 || (self.0.len() == 2 && wanted.country() == self.0)
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Region::parse(&s)
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> String {
+        r.0
+    }
+}
+
+/// A BCP 47 primary language subtag (`en`, `fr`, `yue`), lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[a-z]{2,3}$", example = "en")]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(s: &str) -> Result<Language, &'static str> {
+        let s = s.trim().to_ascii_lowercase();
+        if (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase()) {
+            Ok(Language(s))
+        } else {
+            Err("expected a BCP 47 primary language subtag of 2–3 letters (en, fr, yue)")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Language::parse(&s)
+    }
+}
+
+impl From<Language> for String {
+    fn from(l: Language) -> String {
+        l.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_text() {
+        let services = [
+            Service::Crisis,
+            Service::Counselling,
+            Service::Crisis,
+            Service::SubstanceUse,
+        ];
+        let text = join_codes(&services);
+        assert_eq!(text, "counselling,crisis,substance_use");
+        assert_eq!(
+            split_codes::<Service>(&text),
+            vec![Service::Counselling, Service::Crisis, Service::SubstanceUse]
+        );
+        for m in Modality::ALL {
+            assert_eq!(Modality::from_code(m.code()), Some(*m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.code());
+        }
+        for s in Service::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.code());
+        }
+    }
+
+    #[test]
+    fn regions_parse_and_cover() {
+        let gb = Region::parse("gb").unwrap();
+        let sct = Region::parse("GB-SCT").unwrap();
+        let wls = Region::parse("GB-WLS").unwrap();
+        assert!(gb.covers(&sct) && gb.covers(&gb));
+        assert!(sct.covers(&sct) && !sct.covers(&gb) && !sct.covers(&wls));
+        assert!(!Region::parse("FR").unwrap().covers(&sct));
+        for bad in ["G", "GBR", "G1", "GB-", "GB-ABCD", "GB_SCT", ""] {
+            assert!(Region::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn languages_are_primary_subtags() {
+        assert_eq!(Language::parse("EN").unwrap().as_str(), "en");
+        assert!(Language::parse("yue").is_ok());
+        for bad in ["e", "english", "en-GB", "e1", ""] {
+            assert!(Language::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
