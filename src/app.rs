@@ -23,12 +23,13 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<Keys>,
     pub tokens: TokenService,
+    pub crisis: crate::referrals::model::CrisisTable,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{auth, directory, health};
+    use crate::{auth, directory, health, referrals, routing};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(auth::http::token)
@@ -41,9 +42,23 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(directory::http::create_employer)
         .service(directory::http::list_employers)
         .service(directory::http::get_employer)
+        .service(directory::http::update_employer)
+        .service(directory::http::deactivate_employer)
         .service(directory::http::create_provider)
         .service(directory::http::list_providers)
-        .service(directory::http::get_provider);
+        .service(directory::http::get_provider)
+        .service(directory::http::update_provider)
+        .service(directory::http::deactivate_provider)
+        .service(directory::http::create_contract)
+        .service(directory::http::list_contracts)
+        .service(directory::http::get_contract)
+        .service(directory::http::update_contract)
+        .service(directory::http::deactivate_contract)
+        .service(routing::http::list_unroutable)
+        .service(routing::http::assign)
+        .service(referrals::http::submit)
+        .service(referrals::http::read_status)
+        .service(referrals::http::cancel);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +67,8 @@ pub enum StartError {
     Keys(#[from] crate::keys::KeyError),
     #[error("database: {0}")]
     Db(#[from] crate::db::DbInitError),
+    #[error("EAP_CRISIS_RESOURCES_FILE: {0}")]
+    Crisis(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, std::io::Error),
 }
@@ -67,6 +84,7 @@ impl Application {
     /// bound here so a caller (a test) can ask for port 0 and read the port back.
     pub fn build(config: Config) -> Result<Self, StartError> {
         let keys = Keys::load(&config)?;
+        let crisis = load_crisis_table(config.crisis_resources_file.as_deref())?;
         let db = Db::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let applied = db.migrate()?;
         if !applied.is_empty() {
@@ -89,6 +107,7 @@ impl Application {
             db,
             keys: Arc::new(keys),
             tokens,
+            crisis,
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));
@@ -130,6 +149,24 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+fn load_crisis_table(
+    path: Option<&std::path::Path>,
+) -> Result<crate::referrals::model::CrisisTable, StartError> {
+    let Some(path) = path else {
+        return Ok(crate::referrals::model::default_crisis_table());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Crisis(format!("cannot read {}: {e}", path.display())))?;
+    let table: crate::referrals::model::CrisisTable = serde_json::from_str(&text)
+        .map_err(|e| StartError::Crisis(format!("{}: {e}", path.display())))?;
+    if !table.contains_key("*") {
+        return Err(StartError::Crisis(
+            "needs a \"*\" entry for regions without their own".into(),
+        ));
+    }
+    Ok(table)
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -77,9 +77,20 @@ pub struct Config {
     pub token_audience: String,
     pub token_ttl: Duration,
     pub keys: KeySources,
+    /// How long a provider has to answer an offer, by urgency.
+    pub offer_ttl: OfferTtl,
+    pub crisis_resources_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OfferTtl {
+    pub crisis: Duration,
+    pub urgent: Duration,
+    pub routine: Duration,
 }
 
 /// Every variable the service reads, with its default and meaning; the README table mirrors it.
+#[rustfmt::skip]
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "EAP_ENV",
@@ -141,6 +152,10 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "600",
         "access-token lifetime in seconds (60–900)",
     ),
+    ("EAP_OFFER_TTL_CRISIS_SECS", "900", "time a provider has to accept a crisis offer (60–604800)"),
+    ("EAP_OFFER_TTL_URGENT_SECS", "14400", "time to accept an urgent offer (60–604800)"),
+    ("EAP_OFFER_TTL_ROUTINE_SECS", "172800", "time to accept a routine offer (60–604800)"),
+    ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
     (
         "EAP_TOKEN_SIGNING_KEY / _FILE",
         "dev key in $EAP_DATA_DIR/keys",
@@ -239,6 +254,15 @@ impl Config {
             .unwrap_or("eap-referrals")
             .to_owned();
 
+        let ttl = |var: &'static str, default: usize| {
+            number(get(var), var, default, 60, 7 * 24 * 3600).map(|s| Duration::from_secs(s as u64))
+        };
+        let offer_ttl = OfferTtl {
+            crisis: ttl("EAP_OFFER_TTL_CRISIS_SECS", 900)?,
+            urgent: ttl("EAP_OFFER_TTL_URGENT_SECS", 4 * 3600)?,
+            routine: ttl("EAP_OFFER_TTL_ROUTINE_SECS", 48 * 3600)?,
+        };
+        let crisis_resources_file = get("EAP_CRISIS_RESOURCES_FILE").map(PathBuf::from);
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -260,6 +284,8 @@ impl Config {
             token_audience,
             token_ttl: Duration::from_secs(token_ttl as u64),
             keys,
+            offer_ttl,
+            crisis_resources_file,
         })
     }
 }

@@ -19,10 +19,15 @@ use crate::telemetry::RequestId;
 /// The error is held, not raised, until the handler calls [`ApiJson::into_inner`]: actix polls a
 /// handler's extractors together, and a body error must never overtake the caller check (an
 /// unauthenticated caller gets 401, logged, whatever it sent).
-pub struct ApiJson<T>(Result<T, ApiError>);
+pub struct ApiJson<T>(Result<(T, web::Bytes), ApiError>);
 
 impl<T> ApiJson<T> {
     pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0.map(|(value, _)| value)
+    }
+
+    /// The value and the exact bytes it came from (to fingerprint a request).
+    pub fn into_parts(self) -> Result<(T, web::Bytes), ApiError> {
         self.0
     }
 }
@@ -78,7 +83,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
                 })?;
                 let value = parse_json::<T>(&body)?;
                 value.validate()?;
-                Ok(value)
+                Ok((value, body))
             };
             Ok(ApiJson(parsed.await))
         })

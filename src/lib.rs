@@ -12,6 +12,8 @@ pub mod health;
 pub mod keys;
 pub mod openapi;
 pub mod pagination;
+pub mod referrals;
+pub mod routing;
 pub mod telemetry;
 
 pub use app::Application;

@@ -26,11 +26,23 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Administration without the API (bootstrap).
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every referral's data key under the first key of EAP_MASTER_KEY; the other keys
+    /// listed there must still include every key id in use. Ciphertexts are not touched.
+    RotateMaster,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +82,9 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
         Command::Admin { command } => admin(&config, command),
+        Command::Keys {
+            command: KeysCommand::RotateMaster,
+        } => rotate_master(&config),
         Command::Openapi => unreachable!("handled above"),
     };
     match result {
@@ -101,6 +116,7 @@ fn serve(config: Config) -> Result<(), Failure> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(config).map_err(|e| match e {
             StartError::Keys(k) => Failure::Config(k.to_string()),
+            e @ StartError::Crisis(_) => Failure::Config(e.to_string()),
             other => Failure::Runtime(other.to_string()),
         })?;
         app.run_until_stopped()
@@ -168,5 +184,20 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
         "provider_id": row.provider_id,
     });
     println!("{out}");
+    Ok(())
+}
+
+fn rotate_master(config: &Config) -> Result<(), Failure> {
+    let keys =
+        eap_referrals::keys::Keys::load(config).map_err(|e| Failure::Config(e.to_string()))?;
+    let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let n = eap_referrals::referrals::store::rewrap_all(&mut conn, &keys.master)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "re-wrapped {n} data key(s) under master key {}",
+        keys.master[0].id
+    );
     Ok(())
 }

@@ -668,6 +668,7 @@ async fn every_admin_route_refuses_other_roles_with_403_and_logs_it() {
                 let req = match method.as_str() {
                     "get" => app.client.get(url),
                     "post" => app.client.post(url).json(&json!({"name": "x"})),
+                    "patch" => app.client.patch(url).json(&json!({"name": "x"})),
                     other => panic!("unexpected method {other}"),
                 };
                 let resp = req.bearer_auth(&token).send().await.unwrap();
@@ -689,7 +690,7 @@ async fn every_admin_route_refuses_other_roles_with_403_and_logs_it() {
     }
     assert_eq!(
         checked,
-        3 * 11,
+        3 * 22,
         "every admin operation for every other role"
     );
 }

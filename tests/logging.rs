@@ -3,74 +3,24 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
+use common::Binary;
 use serde_json::{json, Value};
 
 #[actix_web::test]
 async fn json_logs_carry_request_ids_and_no_secrets_tokens_bodies_or_queries() {
     let dir = tempfile::tempdir().unwrap();
     let (vars, pg) = common::test_vars(dir.path());
-    let bin = env!("CARGO_BIN_EXE_eap-referrals");
-    let out = Command::new(bin)
-        .envs(&vars)
-        .args(["admin", "create-client", "--role", "admin", "--name", "ops"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (id, secret) = (
-        admin["client_id"].as_str().unwrap(),
-        admin["client_secret"].as_str().unwrap(),
-    );
-
-    let mut child = Command::new(bin)
-        .envs(&vars)
-        .env("EAP_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let port = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server logs that it listens");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        lines.push(line);
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["addr"]
-                .as_str()
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse::<u16>()
-                .unwrap();
-        }
-    };
-    let base = format!("http://127.0.0.1:{port}");
+    let admin = Binary::create_client(&vars, "admin", "ops");
+    let server = Binary::start(&vars);
+    let base = server.base.clone();
     let http = reqwest::Client::new();
 
     let token: Value = http
         .post(format!("{base}/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
+            ("client_id", &admin.id),
+            ("client_secret", &admin.secret),
         ])
         .send()
         .await
@@ -104,16 +54,10 @@ async fn json_logs_carry_request_ids_and_no_secrets_tokens_bodies_or_queries() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 
-    // Let the last lines arrive, then stop the server.
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-        lines.push(line);
-    }
+    let lines = server.stop();
     let all = lines.join("\n");
     for needle in [
-        secret,
+        admin.secret.as_str(),
         token.as_str(),
         query_secret,
         "BODYMARKER",
@@ -153,12 +97,5 @@ async fn json_logs_carry_request_ids_and_no_secrets_tokens_bodies_or_queries() {
             .any(|v| v["span"]["route"] == "/v1/admin/clients"),
         "route templates, not paths"
     );
-
-    if let Some((admin, name)) = pg {
-        use diesel::connection::SimpleConnection;
-        use diesel::Connection;
-        let mut c = diesel::PgConnection::establish(&admin).unwrap();
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-    }
+    common::drop_pg_database(pg);
 }

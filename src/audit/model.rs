@@ -39,39 +39,34 @@ pub struct Operation {
 /// Every protected operation, by method and route template. The caller extractor looks the
 /// request up here, so a refusal is logged under the operation it refused and a handler's own
 /// events cannot be mislabelled. A test checks this table against the OpenAPI document.
+#[rustfmt::skip]
 const OPERATIONS: &[(&str, &str, &str, &str)] = &[
-    ("POST", "/oauth/token", "token.issue", "client"),
-    ("POST", "/v1/admin/clients", "client.create", "client"),
-    ("GET", "/v1/admin/clients", "client.list", "client"),
-    ("GET", "/v1/admin/clients/{id}", "client.read", "client"),
-    (
-        "POST",
-        "/v1/admin/clients/{id}/rotate-secret",
-        "client.rotate_secret",
-        "client",
-    ),
-    (
-        "POST",
-        "/v1/admin/clients/{id}/revoke",
-        "client.revoke",
-        "client",
-    ),
-    ("POST", "/v1/admin/employers", "employer.create", "employer"),
-    ("GET", "/v1/admin/employers", "employer.list", "employer"),
-    (
-        "GET",
-        "/v1/admin/employers/{id}",
-        "employer.read",
-        "employer",
-    ),
-    ("POST", "/v1/admin/providers", "provider.create", "provider"),
-    ("GET", "/v1/admin/providers", "provider.list", "provider"),
-    (
-        "GET",
-        "/v1/admin/providers/{id}",
-        "provider.read",
-        "provider",
-    ),
+    ("POST",  "/oauth/token",                          "token.issue",          "client"),
+    ("POST",  "/v1/admin/clients",                     "client.create",        "client"),
+    ("GET",   "/v1/admin/clients",                     "client.list",          "client"),
+    ("GET",   "/v1/admin/clients/{id}",                "client.read",          "client"),
+    ("POST",  "/v1/admin/clients/{id}/rotate-secret",  "client.rotate_secret", "client"),
+    ("POST",  "/v1/admin/clients/{id}/revoke",         "client.revoke",        "client"),
+    ("POST",  "/v1/admin/employers",                   "employer.create",      "employer"),
+    ("GET",   "/v1/admin/employers",                   "employer.list",        "employer"),
+    ("GET",   "/v1/admin/employers/{id}",              "employer.read",        "employer"),
+    ("PATCH", "/v1/admin/employers/{id}",              "employer.update",      "employer"),
+    ("POST",  "/v1/admin/employers/{id}/deactivate",   "employer.deactivate",  "employer"),
+    ("POST",  "/v1/admin/providers",                   "provider.create",      "provider"),
+    ("GET",   "/v1/admin/providers",                   "provider.list",        "provider"),
+    ("GET",   "/v1/admin/providers/{id}",              "provider.read",        "provider"),
+    ("PATCH", "/v1/admin/providers/{id}",              "provider.update",      "provider"),
+    ("POST",  "/v1/admin/providers/{id}/deactivate",   "provider.deactivate",  "provider"),
+    ("POST",  "/v1/admin/contracts",                   "contract.create",      "contract"),
+    ("GET",   "/v1/admin/contracts",                   "contract.list",        "contract"),
+    ("GET",   "/v1/admin/contracts/{id}",              "contract.read",        "contract"),
+    ("PATCH", "/v1/admin/contracts/{id}",              "contract.update",      "contract"),
+    ("POST",  "/v1/admin/contracts/{id}/deactivate",   "contract.deactivate",  "contract"),
+    ("GET",   "/v1/admin/unroutable",                  "unroutable.list",      "referral"),
+    ("POST",  "/v1/admin/unroutable/{id}/assign",      "referral.assign",      "referral"),
+    ("POST",  "/v1/referrals",                         "referral.create",      "referral"),
+    ("GET",   "/v1/referrals/{id}",                    "referral.read",        "referral"),
+    ("POST",  "/v1/referrals/{id}/cancel",             "referral.cancel",      "referral"),
 ];
 
 pub fn operation(method: &str, route: &str) -> Option<Operation> {

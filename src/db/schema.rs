@@ -17,6 +17,29 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        status -> Text,
+        services -> Text,
+        languages -> Text,
+        regions -> Text,
+        modalities -> Text,
+        interpretation -> Bool,
+        crisis_capable -> Bool,
+        capacity -> Integer,
+        active_referrals -> Integer,
+    }
+}
+
+diesel::table! {
+    contracts (id) {
+        id -> Text,
+        employer_id -> Text,
+        provider_id -> Text,
+        priority -> Integer,
+        starts_at -> Timestamp,
+        ends_at -> Nullable<Timestamp>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -51,6 +74,78 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    referrals (id) {
+        id -> Text,
+        employer_id -> Text,
+        service_type -> Text,
+        urgency -> Text,
+        modality -> Text,
+        language -> Text,
+        region -> Text,
+        employee_ref_hmac -> Nullable<Text>,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        provider_id -> Nullable<Text>,
+        offer_expires_at -> Nullable<Timestamp>,
+        version -> Integer,
+        status_token_hash -> Text,
+        key_id -> Nullable<Text>,
+        wrapped_key -> Nullable<Binary>,
+        sealed_contact -> Nullable<Binary>,
+        sealed_note -> Nullable<Binary>,
+        routing_reasons -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    referral_attempts (referral_id, provider_id) {
+        referral_id -> Text,
+        provider_id -> Text,
+        offered_at -> Timestamp,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    provider_events (id) {
+        id -> BigInt,
+        provider_id -> Text,
+        referral_id -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (client_id, idem_key) {
+        client_id -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        referral_id -> Nullable<Text>,
+        response_status -> Nullable<Integer>,
+        response_sealed -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_clients -> employers (employer_id));
 diesel::joinable!(api_clients -> providers (provider_id));
-diesel::allow_tables_to_appear_in_same_query!(employers, providers, api_clients, audit_events);
+diesel::joinable!(contracts -> employers (employer_id));
+diesel::joinable!(contracts -> providers (provider_id));
+diesel::joinable!(referrals -> employers (employer_id));
+diesel::joinable!(referral_attempts -> referrals (referral_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    employers,
+    providers,
+    api_clients,
+    audit_events,
+    contracts,
+    referrals,
+    referral_attempts,
+    provider_events,
+    idempotency_keys,
+);

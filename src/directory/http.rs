@@ -1,22 +1,42 @@
+//! Admin API for the directory: employers, providers, contracts. Every call is audited.
+
 use actix_web::http::header;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use super::store::{self, Kind, OrgRow};
+use super::model::{join_codes, split_codes, Language, Modality, Region, Service};
+use super::store::{
+    self, ContractChange, ContractRow, EmployerRow, NewContract, ProviderChange, ProviderRow,
+};
 use crate::app::AppState;
-use crate::audit;
-use crate::auth::{Admin, Caller};
-use crate::db::write_tx;
+use crate::audit::audited;
+use crate::auth::Admin;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{Page, PageQuery};
 
+fn created(location: String, body: impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(body)
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it) in a PATCH body.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Employers
+
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateOrg {
+pub struct EmployerInput {
     #[validate(
         length(min = 1, max = 200),
         custom(function = "crate::extract::plain_text")
@@ -25,19 +45,30 @@ pub struct CreateOrg {
     pub name: String,
 }
 
-/// An employer or a provider.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmployerPatch {
+    #[validate(
+        length(min = 1, max = 200),
+        custom(function = "crate::extract::plain_text")
+    )]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Org {
+pub struct Employer {
     pub id: String,
     pub name: String,
+    /// False once deactivated: no new clients or contracts, no new referrals.
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<OrgRow> for Org {
-    fn from(r: OrgRow) -> Self {
-        Org {
+impl From<EmployerRow> for Employer {
+    fn from(r: EmployerRow) -> Self {
+        Employer {
             id: r.id,
             name: r.name,
             active: r.active,
@@ -47,88 +78,11 @@ impl From<OrgRow> for Org {
     }
 }
 
-fn path_of(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Employer => "/v1/admin/employers",
-        Kind::Provider => "/v1/admin/providers",
-    }
-}
-
-async fn create(
-    caller: Caller,
-    state: web::Data<AppState>,
-    kind: Kind,
-    body: ApiJson<CreateOrg>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner()?;
-    let row = state
-        .db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let row = store::insert(conn, kind, body.name.trim())?;
-                audit::record(conn, &[caller.event(Some(&row.id), 201)])?;
-                Ok(row)
-            })
-        })
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("{}/{}", path_of(kind), row.id)))
-        .json(Org::from(row)))
-}
-
-async fn list(
-    caller: Caller,
-    state: web::Data<AppState>,
-    kind: Kind,
-    query: ApiQuery<PageQuery>,
-) -> Result<web::Json<Page<Org>>, ApiError> {
-    let (after, limit) = query.into_inner()?.resolve()?;
-    let rows = state
-        .db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let rows = store::list(conn, kind, after.as_deref(), limit)?;
-                let events: Vec<_> = rows
-                    .iter()
-                    .map(|r| caller.event(Some(&r.id), 200))
-                    .collect();
-                audit::record(conn, &events)?;
-                Ok(rows)
-            })
-        })
-        .await?;
-    Ok(web::Json(Page::from_rows(
-        rows,
-        limit,
-        |r| &r.id,
-        Org::from,
-    )))
-}
-
-async fn read(
-    caller: Caller,
-    state: web::Data<AppState>,
-    kind: Kind,
-    id: String,
-) -> Result<web::Json<Org>, ApiError> {
-    let row = state
-        .db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let row = store::find(conn, kind, &id)?.ok_or(ApiError::NotFound)?;
-                audit::record(conn, &[caller.event(Some(&row.id), 200)])?;
-                Ok(row)
-            })
-        })
-        .await?;
-    Ok(web::Json(row.into()))
-}
-
 /// Creates an employer.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), request_body = CreateOrg,
+    tag = "admin", security(("bearer" = [])), request_body = EmployerInput,
     responses(
-        (status = 201, description = "Created", body = Org, headers(("Location" = String))),
+        (status = 201, description = "Created", body = Employer, headers(("Location" = String))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -142,16 +96,26 @@ async fn read(
 pub async fn create_employer(
     admin: Admin,
     state: web::Data<AppState>,
-    body: ApiJson<CreateOrg>,
+    body: ApiJson<EmployerInput>,
 ) -> Result<HttpResponse, ApiError> {
-    create(admin.0, state, Kind::Employer, body).await
+    let body = body.into_inner()?;
+    let row = audited(&state.db, admin.0, 201, move |conn| {
+        let row = store::insert_employer(conn, body.name.trim())?;
+        let id = row.id.clone();
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(created(
+        format!("/v1/admin/employers/{}", row.id),
+        Employer::from(row),
+    ))
 }
 
 /// Lists employers.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
-        (status = 200, description = "One page", body = Page<Org>),
+        (status = 200, description = "One page", body = Page<Employer>),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
@@ -163,15 +127,27 @@ pub async fn list_employers(
     admin: Admin,
     state: web::Data<AppState>,
     query: ApiQuery<PageQuery>,
-) -> Result<web::Json<Page<Org>>, ApiError> {
-    list(admin.0, state, Kind::Employer, query).await
+) -> Result<web::Json<Page<Employer>>, ApiError> {
+    let (after, limit) = query.into_inner()?.resolve()?;
+    let rows = audited(&state.db, admin.0, 200, move |conn| {
+        let rows = store::list_employers(conn, after.as_deref(), limit)?;
+        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        Ok((rows, ids))
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| &r.id,
+        Employer::from,
+    )))
 }
 
 /// Reads one employer.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
     responses(
-        (status = 200, description = "The employer", body = Org),
+        (status = 200, description = "The employer", body = Employer),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
@@ -183,21 +159,287 @@ pub async fn get_employer(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-) -> Result<web::Json<Org>, ApiError> {
-    read(admin.0, state, Kind::Employer, id.into_inner()).await
+) -> Result<web::Json<Employer>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Renames an employer.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
+    request_body = EmployerPatch,
+    responses(
+        (status = 200, description = "The updated employer", body = Employer),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/v1/admin/employers/{id}")]
+pub async fn update_employer(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: ApiJson<EmployerPatch>,
+) -> Result<web::Json<Employer>, ApiError> {
+    let body = body.into_inner()?;
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let name = body.name.as_deref().map(str::trim);
+        if store::update_employer(conn, &id, name, None)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Deactivates an employer: its portals can no longer submit referrals. Idempotent.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
+    responses(
+        (status = 200, description = "The deactivated employer", body = Employer),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/employers/{id}/deactivate")]
+pub async fn deactivate_employer(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Employer>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        if store::update_employer(conn, &id, None, Some(false))? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Takes new referrals.
+    #[default]
+    Active,
+    /// Keeps its current referrals but is offered no new ones.
+    Paused,
+}
+
+impl ProviderStatus {
+    fn code(self) -> &'static str {
+        match self {
+            ProviderStatus::Active => "active",
+            ProviderStatus::Paused => "paused",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderInput {
+    #[validate(
+        length(min = 1, max = 200),
+        custom(function = "crate::extract::plain_text")
+    )]
+    #[schema(min_length = 1, max_length = 200, example = "Harbour Counselling")]
+    pub name: String,
+    /// Services offered; at least one.
+    #[validate(length(min = 1, max = 7))]
+    #[schema(min_items = 1, max_items = 7)]
+    pub services: Vec<Service>,
+    /// Languages spoken (BCP 47 primary subtags); at least one.
+    #[validate(length(min = 1, max = 50))]
+    #[schema(min_items = 1, max_items = 50)]
+    pub languages: Vec<Language>,
+    /// Regions served: ISO 3166-1 countries or ISO 3166-2 subdivisions; at least one.
+    #[validate(length(min = 1, max = 200))]
+    #[schema(min_items = 1, max_items = 200)]
+    pub regions: Vec<Region>,
+    /// Modalities offered; at least one.
+    #[validate(length(min = 1, max = 4))]
+    #[schema(min_items = 1, max_items = 4)]
+    pub modalities: Vec<Modality>,
+    /// Offers interpretation, so it can take referrals in languages it does not speak.
+    #[serde(default)]
+    pub interpretation: bool,
+    /// Staffed for crisis referrals 24/7.
+    #[serde(default)]
+    pub crisis_capable: bool,
+    /// The most referrals it holds at once.
+    #[validate(range(min = 0, max = 100000))]
+    #[schema(minimum = 0, maximum = 100000)]
+    pub capacity: u32,
+    #[serde(default)]
+    pub status: ProviderStatus,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderPatch {
+    #[validate(
+        length(min = 1, max = 200),
+        custom(function = "crate::extract::plain_text")
+    )]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[validate(length(min = 1, max = 7))]
+    #[schema(min_items = 1, max_items = 7)]
+    pub services: Option<Vec<Service>>,
+    #[validate(length(min = 1, max = 50))]
+    #[schema(min_items = 1, max_items = 50)]
+    pub languages: Option<Vec<Language>>,
+    #[validate(length(min = 1, max = 200))]
+    #[schema(min_items = 1, max_items = 200)]
+    pub regions: Option<Vec<Region>>,
+    #[validate(length(min = 1, max = 4))]
+    #[schema(min_items = 1, max_items = 4)]
+    pub modalities: Option<Vec<Modality>>,
+    pub interpretation: Option<bool>,
+    pub crisis_capable: Option<bool>,
+    #[validate(range(min = 0, max = 100000))]
+    #[schema(minimum = 0, maximum = 100000)]
+    pub capacity: Option<u32>,
+    pub status: Option<ProviderStatus>,
+}
+
+fn join_plain<T: AsRef<str>>(items: &[T]) -> String {
+    let mut v: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.join(",")
+}
+
+impl AsRef<str> for Language {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Region {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<ProviderPatch> for ProviderChange {
+    fn from(p: ProviderPatch) -> Self {
+        ProviderChange {
+            name: p.name.map(|n| n.trim().to_owned()),
+            status: p.status.map(|s| s.code().to_owned()),
+            services: p.services.map(|s| join_codes(&s)),
+            languages: p.languages.map(|l| join_plain(&l)),
+            regions: p.regions.map(|r| join_plain(&r)),
+            modalities: p.modalities.map(|m| join_codes(&m)),
+            interpretation: p.interpretation,
+            crisis_capable: p.crisis_capable,
+            capacity: p.capacity.map(|c| c as i32),
+            active: None,
+        }
+    }
+}
+
+impl From<ProviderInput> for ProviderChange {
+    fn from(p: ProviderInput) -> Self {
+        ProviderPatch {
+            name: Some(p.name),
+            services: Some(p.services),
+            languages: Some(p.languages),
+            regions: Some(p.regions),
+            modalities: Some(p.modalities),
+            interpretation: Some(p.interpretation),
+            crisis_capable: Some(p.crisis_capable),
+            capacity: Some(p.capacity),
+            status: Some(p.status),
+        }
+        .into()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    /// False once deactivated.
+    pub active: bool,
+    pub status: ProviderStatus,
+    pub services: Vec<Service>,
+    pub languages: Vec<String>,
+    pub regions: Vec<String>,
+    pub modalities: Vec<Modality>,
+    pub interpretation: bool,
+    pub crisis_capable: bool,
+    pub capacity: u32,
+    /// Referrals it holds now.
+    pub active_referrals: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn split_plain(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl From<ProviderRow> for Provider {
+    fn from(r: ProviderRow) -> Self {
+        Provider {
+            status: if r.status == "paused" {
+                ProviderStatus::Paused
+            } else {
+                ProviderStatus::Active
+            },
+            services: split_codes(&r.services),
+            languages: split_plain(&r.languages),
+            regions: split_plain(&r.regions),
+            modalities: split_codes(&r.modalities),
+            id: r.id,
+            name: r.name,
+            active: r.active,
+            interpretation: r.interpretation,
+            crisis_capable: r.crisis_capable,
+            capacity: r.capacity.max(0) as u32,
+            active_referrals: r.active_referrals.max(0) as u32,
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
 }
 
 /// Creates a provider.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), request_body = CreateOrg,
+    tag = "admin", security(("bearer" = [])), request_body = ProviderInput,
     responses(
-        (status = 201, description = "Created", body = Org, headers(("Location" = String))),
+        (status = 201, description = "Created", body = Provider, headers(("Location" = String))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid, unknown or missing fields; unknown codes", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -205,16 +447,26 @@ pub async fn get_employer(
 pub async fn create_provider(
     admin: Admin,
     state: web::Data<AppState>,
-    body: ApiJson<CreateOrg>,
+    body: ApiJson<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
-    create(admin.0, state, Kind::Provider, body).await
+    let change: ProviderChange = body.into_inner()?.into();
+    let row = audited(&state.db, admin.0, 201, move |conn| {
+        let row = store::insert_provider(conn, &change)?;
+        let id = row.id.clone();
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(created(
+        format!("/v1/admin/providers/{}", row.id),
+        Provider::from(row),
+    ))
 }
 
 /// Lists providers.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
-        (status = 200, description = "One page", body = Page<Org>),
+        (status = 200, description = "One page", body = Page<Provider>),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
@@ -226,15 +478,27 @@ pub async fn list_providers(
     admin: Admin,
     state: web::Data<AppState>,
     query: ApiQuery<PageQuery>,
-) -> Result<web::Json<Page<Org>>, ApiError> {
-    list(admin.0, state, Kind::Provider, query).await
+) -> Result<web::Json<Page<Provider>>, ApiError> {
+    let (after, limit) = query.into_inner()?.resolve()?;
+    let rows = audited(&state.db, admin.0, 200, move |conn| {
+        let rows = store::list_providers(conn, after.as_deref(), limit)?;
+        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        Ok((rows, ids))
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| &r.id,
+        Provider::from,
+    )))
 }
 
 /// Reads one provider.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
     responses(
-        (status = 200, description = "The provider", body = Org),
+        (status = 200, description = "The provider", body = Provider),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
@@ -246,6 +510,405 @@ pub async fn get_provider(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-) -> Result<web::Json<Org>, ApiError> {
-    read(admin.0, state, Kind::Provider, id.into_inner()).await
+) -> Result<web::Json<Provider>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let row = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Changes a provider's attributes; absent fields stay as they are.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
+    request_body = ProviderPatch,
+    responses(
+        (status = 200, description = "The updated provider", body = Provider),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields; unknown codes", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/v1/admin/providers/{id}")]
+pub async fn update_provider(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: ApiJson<ProviderPatch>,
+) -> Result<web::Json<Provider>, ApiError> {
+    let change: ProviderChange = body.into_inner()?.into();
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let found = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let row = if change_is_empty(&change) {
+            found
+        } else {
+            store::update_provider(conn, &id, &change)?;
+            store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?
+        };
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+fn change_is_empty(c: &ProviderChange) -> bool {
+    c.name.is_none()
+        && c.status.is_none()
+        && c.services.is_none()
+        && c.languages.is_none()
+        && c.regions.is_none()
+        && c.modalities.is_none()
+        && c.interpretation.is_none()
+        && c.crisis_capable.is_none()
+        && c.capacity.is_none()
+        && c.active.is_none()
+}
+
+/// Deactivates a provider: it is offered no new referrals. Idempotent.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
+    responses(
+        (status = 200, description = "The deactivated provider", body = Provider),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/providers/{id}/deactivate")]
+pub async fn deactivate_provider(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Provider>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let change = ProviderChange {
+            active: Some(false),
+            ..Default::default()
+        };
+        if store::update_provider(conn, &id, &change)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        let row = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contracts
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractInput {
+    #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
+    pub employer_id: String,
+    #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
+    pub provider_id: String,
+    /// Lower is preferred when several providers are eligible.
+    #[validate(range(min = 0, max = 1000))]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub priority: i32,
+    /// When the contract starts; now if omitted.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// When it ends (exclusive); open-ended if omitted.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractPatch {
+    #[validate(range(min = 0, max = 1000))]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub priority: Option<i32>,
+    pub starts_at: Option<DateTime<Utc>>,
+    /// `null` makes the contract open-ended.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub ends_at: Option<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contract {
+    pub id: String,
+    pub employer_id: String,
+    pub provider_id: String,
+    pub priority: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// False once deactivated.
+    pub active: bool,
+    /// Active and within its window now: routing uses it.
+    pub in_force: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ContractRow> for Contract {
+    fn from(r: ContractRow) -> Self {
+        Contract {
+            in_force: r.in_force(crate::db::now()),
+            id: r.id,
+            employer_id: r.employer_id,
+            provider_id: r.provider_id,
+            priority: r.priority,
+            starts_at: r.starts_at.and_utc(),
+            ends_at: r.ends_at.map(|t| t.and_utc()),
+            active: r.active,
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+fn check_window(
+    starts_at: chrono::NaiveDateTime,
+    ends_at: Option<chrono::NaiveDateTime>,
+) -> Result<(), ApiError> {
+    match ends_at {
+        Some(end) if end <= starts_at => Err(ApiError::validation(
+            "ends_at",
+            "range",
+            "must be after starts_at",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> chrono::NaiveDateTime {
+    use chrono::{DurationRound, TimeDelta};
+    let t = t.naive_utc();
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+/// Binds an employer to a provider. Both must exist and be active; one contract per pair.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), request_body = ContractInput,
+    responses(
+        (status = 201, description = "Created", body = Contract, headers(("Location" = String))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contract for this employer and provider exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown or inactive employer/provider, or an empty window", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/contracts")]
+pub async fn create_contract(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<ContractInput>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner()?;
+    let new = NewContract {
+        starts_at: body.starts_at.map(micros).unwrap_or_else(crate::db::now),
+        ends_at: body.ends_at.map(micros),
+        employer_id: body.employer_id,
+        provider_id: body.provider_id,
+        priority: body.priority,
+    };
+    check_window(new.starts_at, new.ends_at)?;
+    let row = audited(&state.db, admin.0, 201, move |conn| {
+        if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {
+            return Err(ApiError::validation(
+                "employer_id",
+                "unknown",
+                "no active employer has this id",
+            ));
+        }
+        if !store::find_provider(conn, &new.provider_id)?.is_some_and(|p| p.active) {
+            return Err(ApiError::validation(
+                "provider_id",
+                "unknown",
+                "no active provider has this id",
+            ));
+        }
+        if store::contract_exists(conn, &new.employer_id, &new.provider_id)? {
+            return Err(ApiError::Conflict {
+                detail:
+                    "this employer already has a contract with this provider; update it instead"
+                        .into(),
+                allowed: None,
+            });
+        }
+        let row = store::insert_contract(conn, &new)?;
+        let id = row.id.clone();
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(created(
+        format!("/v1/admin/contracts/{}", row.id),
+        Contract::from(row),
+    ))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContractQuery {
+    /// Only this employer's contracts.
+    pub employer_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[validate(range(min = 1, max = 200))]
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// Lists contracts, optionally for one employer.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(ContractQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<Contract>),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/admin/contracts")]
+pub async fn list_contracts(
+    admin: Admin,
+    state: web::Data<AppState>,
+    query: ApiQuery<ContractQuery>,
+) -> Result<web::Json<Page<Contract>>, ApiError> {
+    let q = query.into_inner()?;
+    let (after, limit) = PageQuery {
+        after: q.after,
+        limit: q.limit,
+    }
+    .resolve()?;
+    let employer = q.employer_id;
+    let rows = audited(&state.db, admin.0, 200, move |conn| {
+        let rows = store::list_contracts(conn, employer.as_deref(), after.as_deref(), limit)?;
+        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        Ok((rows, ids))
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| &r.id,
+        Contract::from,
+    )))
+}
+
+/// Reads one contract.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    responses(
+        (status = 200, description = "The contract", body = Contract),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/admin/contracts/{id}")]
+pub async fn get_contract(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Contract>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Changes a contract's priority or window; absent fields stay as they are.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    request_body = ContractPatch,
+    responses(
+        (status = 200, description = "The updated contract", body = Contract),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, or an empty window", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/v1/admin/contracts/{id}")]
+pub async fn update_contract(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: ApiJson<ContractPatch>,
+) -> Result<web::Json<Contract>, ApiError> {
+    let body = body.into_inner()?;
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let change = ContractChange {
+            priority: body.priority,
+            starts_at: body.starts_at.map(micros),
+            ends_at: body.ends_at.map(|e| e.map(micros)),
+            active: None,
+        };
+        check_window(
+            change.starts_at.unwrap_or(current.starts_at),
+            change.ends_at.unwrap_or(current.ends_at),
+        )?;
+        if change.priority.is_some() || change.starts_at.is_some() || change.ends_at.is_some() {
+            store::update_contract(conn, &id, &change)?;
+        }
+        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Ends a contract at once: routing stops offering this employer's referrals to the provider.
+#[utoipa::path(
+    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    responses(
+        (status = 200, description = "The deactivated contract", body = Contract),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/admin/contracts/{id}/deactivate")]
+pub async fn deactivate_contract(
+    admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Contract>, ApiError> {
+    let id = id.into_inner();
+    let row = audited(&state.db, admin.0, 200, move |conn| {
+        let change = ContractChange {
+            active: Some(false),
+            ..Default::default()
+        };
+        if store::update_contract(conn, &id, &change)? == 0 {
+            return Err(ApiError::NotFound);
+        }
+        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+        Ok((row, vec![id]))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
 }

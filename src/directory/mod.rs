@@ -1,6 +1,7 @@
 //! The directory: employers (who buy the programme) and providers (who deliver it).
 //!
-//! Minimal records for now (id, name, active) so API clients can be bound to them.
+//! Providers carry the attributes routing matches on; contracts say which providers serve
+//! which employer, with what priority, and when.
 
 pub mod http;
 pub mod model;

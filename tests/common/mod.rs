@@ -212,8 +212,12 @@ impl TestApp {
     }
 
     pub async fn create_provider(&self, admin_token: &str, name: &str) -> String {
+        let body = json!({
+            "name": name, "services": ["counselling"], "languages": ["en"], "regions": ["GB"],
+            "modalities": ["video"], "capacity": 10,
+        });
         let resp = self
-            .post_json("/v1/admin/providers", admin_token, &json!({ "name": name }))
+            .post_json("/v1/admin/providers", admin_token, &body)
             .await;
         assert_eq!(resp.status(), 201);
         resp.json::<Value>().await.unwrap()["id"]
@@ -298,6 +302,215 @@ impl TestApp {
             Backend::Sqlite => "DROP TRIGGER test_break_audit",
             Backend::Postgres => "DROP TRIGGER test_break_audit ON audit_events",
         });
+    }
+}
+
+/// An employer with a contracted provider and an HR portal client, ready to submit.
+pub struct Portal {
+    pub admin_token: String,
+    pub employer: String,
+    pub provider: String,
+    pub client: Client,
+    pub token: String,
+}
+
+/// A valid submission; tests change one field at a time.
+pub fn referral_body() -> Value {
+    json!({
+        "service_type": "counselling",
+        "urgency": "routine",
+        "modality": "video",
+        "language": "en",
+        "region": "GB-ENG",
+        "employee_ref": "EMP-0001",
+        "contact": {
+            "preferred_name": "Sam",
+            "phone": "+447700900123",
+            "email": "sam@example.org",
+            "best_time_to_contact": "weekday evenings",
+            "voicemail_consent": true
+        },
+        "note": "Prefers a counsellor with NHS experience."
+    })
+}
+
+impl TestApp {
+    pub async fn setup_portal(&self, capacity: u32) -> Portal {
+        let admin_token = self.admin_token().await;
+        let employer = self.create_employer(&admin_token, "Acme Health").await;
+        let body = json!({
+            "name": "Harbour Counselling", "services": ["counselling", "crisis"], "languages": ["en"],
+            "regions": ["GB"], "modalities": ["video", "phone"], "crisis_capable": true, "capacity": capacity,
+        });
+        let resp = self
+            .post_json("/v1/admin/providers", &admin_token, &body)
+            .await;
+        assert_eq!(resp.status(), 201);
+        let provider = resp.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let resp = self
+            .post_json(
+                "/v1/admin/contracts",
+                &admin_token,
+                &json!({"employer_id": employer, "provider_id": provider, "priority": 1}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        let client = self
+            .create_client(
+                &admin_token,
+                json!({"name": "Acme portal", "role": "hr_portal", "employer_id": employer}),
+            )
+            .await;
+        let token = self.token(&client).await;
+        Portal {
+            admin_token,
+            employer,
+            provider,
+            client,
+            token,
+        }
+    }
+
+    /// Posts exactly `body`'s bytes (so a test can fingerprint them) with an Idempotency-Key.
+    pub async fn submit(&self, token: &str, key: Option<&str>, body: &[u8]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/v1/referrals"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn submit_json(&self, token: &str, body: &Value) -> reqwest::Response {
+        let key = uuid::Uuid::new_v4().to_string();
+        self.submit(token, Some(&key), &serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    pub fn referral(&self, id: &str) -> eap_referrals::referrals::store::ReferralRow {
+        let mut conn = self.conn();
+        eap_referrals::referrals::store::find_referral(&mut conn, id)
+            .unwrap()
+            .expect("referral exists")
+    }
+
+    pub fn provider_load(&self, id: &str) -> i32 {
+        let mut conn = self.conn();
+        eap_referrals::directory::store::find_provider(&mut conn, id)
+            .unwrap()
+            .unwrap()
+            .active_referrals
+    }
+}
+
+/// The real binary, serving with JSON logs captured from its stderr.
+pub struct Binary {
+    pub base: String,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Binary {
+    pub fn bin() -> &'static str {
+        env!("CARGO_BIN_EXE_eap-referrals")
+    }
+
+    /// Creates a client with the CLI against the same database, as an operator would.
+    pub fn create_client(vars: &HashMap<String, String>, role: &str, name: &str) -> Client {
+        let out = std::process::Command::new(Self::bin())
+            .envs(vars)
+            .args(["admin", "create-client", "--role", role, "--name", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Client {
+            id: v["client_id"].as_str().unwrap().to_owned(),
+            secret: v["client_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub fn start(vars: &HashMap<String, String>) -> Binary {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(Self::bin())
+            .envs(vars)
+            .env("EAP_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let port = loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("the server logs that it listens");
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            seen.push(line);
+            if v["fields"]["message"] == "listening" {
+                break v["fields"]["addr"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
+            }
+        };
+        Binary {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            lines: rx,
+            seen,
+        }
+    }
+
+    /// Stops the server and returns every log line it wrote.
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(500))
+        {
+            self.seen.push(line);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+pub fn drop_pg_database(pg: Option<(String, String)>) {
+    if let Some((admin, name)) = pg {
+        if let Ok(mut c) = PgConnection::establish(&admin) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

@@ -1,0 +1,10 @@
+DROP TABLE contracts;
+ALTER TABLE providers DROP COLUMN active_referrals;
+ALTER TABLE providers DROP COLUMN capacity;
+ALTER TABLE providers DROP COLUMN crisis_capable;
+ALTER TABLE providers DROP COLUMN interpretation;
+ALTER TABLE providers DROP COLUMN modalities;
+ALTER TABLE providers DROP COLUMN regions;
+ALTER TABLE providers DROP COLUMN languages;
+ALTER TABLE providers DROP COLUMN services;
+ALTER TABLE providers DROP COLUMN status;

@@ -1,0 +1,4 @@
+DROP TABLE idempotency_keys;
+DROP TABLE provider_events;
+DROP TABLE referral_attempts;
+DROP TABLE referrals;

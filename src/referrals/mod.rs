@@ -1,0 +1,6 @@
+//! Referrals: intake from HR portals, sealing of what identifies the person, status tokens.
+
+pub mod http;
+pub mod model;
+pub mod seal;
+pub mod store;

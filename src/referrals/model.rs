@@ -1,0 +1,426 @@
+//! Referral intake: what a portal may send, what is sealed, statuses as the portal sees them,
+//! status tokens, the keyed employee reference, crisis resources. No I/O.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use validator::{Validate, ValidationError};
+
+use crate::directory::model::{Code, Language, Modality, Region, Service, Urgency};
+use crate::keys::random_bytes;
+
+/// How to reach the person. Sealed before it reaches the database.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[validate(schema(function = "phone_or_email"))]
+pub struct Contact {
+    /// The name the person wants to be called by (not necessarily their legal name).
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "crate::extract::plain_text")
+    )]
+    #[schema(min_length = 1, max_length = 100, example = "Sam")]
+    pub preferred_name: String,
+    /// E.164, e.g. `+447700900123`.
+    #[validate(custom(function = "e164"))]
+    #[schema(pattern = r"^\+[1-9][0-9]{1,14}$", example = "+447700900123")]
+    pub phone: Option<String>,
+    #[validate(email, length(max = 254))]
+    #[schema(format = "email", max_length = 254)]
+    pub email: Option<String>,
+    /// When the person prefers to be contacted, in their words.
+    #[validate(length(max = 100), custom(function = "crate::extract::plain_text"))]
+    #[schema(max_length = 100, example = "weekday evenings")]
+    pub best_time_to_contact: Option<String>,
+    /// Whether a voicemail may be left.
+    pub voicemail_consent: bool,
+}
+
+fn e164(phone: &str) -> Result<(), ValidationError> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    let ok = (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        let mut e = ValidationError::new("e164");
+        e.message = Some("must be an E.164 number: + then 2–15 digits, no spaces".into());
+        Err(e)
+    }
+}
+
+fn phone_or_email(c: &Contact) -> Result<(), ValidationError> {
+    if c.phone.is_none() && c.email.is_none() {
+        let mut e = ValidationError::new("phone_or_email");
+        e.message = Some("give a phone number, an email address, or both".into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// A request for help, as an HR portal submits it. The employer comes from the token.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReferral {
+    pub service_type: Service,
+    pub urgency: Urgency,
+    pub modality: Modality,
+    /// BCP 47 primary language subtag.
+    pub language: Language,
+    /// ISO 3166-1 country, optionally an ISO 3166-2 subdivision.
+    pub region: Region,
+    /// The portal's own reference for the employee, if it needs to recognise repeat requests.
+    /// Stored only as a keyed hash; never returned.
+    #[validate(length(min = 1, max = 128))]
+    #[schema(min_length = 1, max_length = 128)]
+    pub employee_ref: Option<String>,
+    #[validate(nested)]
+    pub contact: Contact,
+    /// Anything the person wants the provider to know. Sealed.
+    #[validate(length(max = 1000))]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
+}
+
+/// Lifecycle states (DESIGN §3). Intake produces `offered` or `unroutable`; the provider
+/// workflow moves referrals on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Submitted,
+    Offered,
+    Accepted,
+    Contacted,
+    Scheduled,
+    InProgress,
+    Closed,
+    Unroutable,
+    Cancelled,
+}
+
+impl Code for Status {
+    const ALL: &'static [Self] = &[
+        Status::Submitted,
+        Status::Offered,
+        Status::Accepted,
+        Status::Contacted,
+        Status::Scheduled,
+        Status::InProgress,
+        Status::Closed,
+        Status::Unroutable,
+        Status::Cancelled,
+    ];
+    fn code(self) -> &'static str {
+        match self {
+            Status::Submitted => "submitted",
+            Status::Offered => "offered",
+            Status::Accepted => "accepted",
+            Status::Contacted => "contacted",
+            Status::Scheduled => "scheduled",
+            Status::InProgress => "in_progress",
+            Status::Closed => "closed",
+            Status::Unroutable => "unroutable",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a portal may know of a referral: enough to reassure, never who is handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CoarseStatus {
+    /// Received and being placed with a provider.
+    Received,
+    /// A provider has taken it up.
+    InProgress,
+    Closed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn coarse(self) -> CoarseStatus {
+        match self {
+            Status::Submitted | Status::Offered | Status::Unroutable => CoarseStatus::Received,
+            Status::Accepted | Status::Contacted | Status::Scheduled | Status::InProgress => {
+                CoarseStatus::InProgress
+            }
+            Status::Closed => CoarseStatus::Closed,
+            Status::Cancelled => CoarseStatus::Cancelled,
+        }
+    }
+
+    /// A provider holds a slot for the referral in these states.
+    pub fn holds_capacity(self) -> bool {
+        matches!(
+            self,
+            Status::Offered
+                | Status::Accepted
+                | Status::Contacted
+                | Status::Scheduled
+                | Status::InProgress
+        )
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Closed | Status::Cancelled)
+    }
+}
+
+/// Status tokens: 256 random bits, prefixed so secret scanners can spot a leaked one.
+pub const STATUS_TOKEN_PREFIX: &str = "eaprt_";
+
+pub fn generate_status_token() -> String {
+    format!(
+        "{STATUS_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    )
+}
+
+/// Tokens carry 256 bits of entropy, so a fast hash is enough; only the hash is stored.
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// The employee reference as stored: HMAC-SHA256 under a key derived per employer from the
+/// pepper, so the same reference at two employers gives unrelated values and nobody without
+/// the pepper can test guesses.
+pub fn employee_ref_digest(pepper: &[u8], employer_id: &str, employee_ref: &str) -> String {
+    let mut kdf = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC takes any key length");
+    kdf.update(b"eap-referrals/employee-ref/");
+    kdf.update(employer_id.as_bytes());
+    let employer_key = kdf.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&employer_key).expect("HMAC takes any key length");
+    mac.update(employee_ref.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Associated data binding a sealed field to its referral.
+pub fn aad(referral_id: &str, field: &str) -> Vec<u8> {
+    format!("eap-referrals/referral/{referral_id}/{field}").into_bytes()
+}
+
+/// One place a person in crisis can turn to now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CrisisResource {
+    #[schema(example = "Samaritans")]
+    pub name: String,
+    #[schema(example = "116 123")]
+    pub phone: Option<String>,
+    pub text: Option<String>,
+    pub url: Option<String>,
+    #[schema(example = "24/7")]
+    pub hours: Option<String>,
+}
+
+/// Crisis resources by ISO 3166-1 country, with `*` as the fallback for any other.
+pub type CrisisTable = std::collections::BTreeMap<String, Vec<CrisisResource>>;
+
+/// The built-in table. Operators can replace it with `EAP_CRISIS_RESOURCES_FILE`.
+pub fn default_crisis_table() -> CrisisTable {
+    let r = |name: &str, phone: Option<&str>, text: Option<&str>, url: &str| CrisisResource {
+        name: name.into(),
+        phone: phone.map(Into::into),
+        text: text.map(Into::into),
+        url: Some(url.into()),
+        hours: Some("24/7".into()),
+    };
+    let samaritans = r(
+        "Samaritans",
+        Some("116 123"),
+        None,
+        "https://www.samaritans.org",
+    );
+    let mut t = CrisisTable::new();
+    t.insert(
+        "GB".into(),
+        vec![
+            samaritans.clone(),
+            r(
+                "Shout",
+                None,
+                Some("Text SHOUT to 85258"),
+                "https://giveusashout.org",
+            ),
+        ],
+    );
+    t.insert(
+        "IE".into(),
+        vec![
+            samaritans,
+            r(
+                "Text About It",
+                None,
+                Some("Text HELLO to 50808"),
+                "https://www.textaboutit.ie",
+            ),
+        ],
+    );
+    t.insert(
+        "US".into(),
+        vec![r(
+            "988 Suicide & Crisis Lifeline",
+            Some("988"),
+            Some("Text 988"),
+            "https://988lifeline.org",
+        )],
+    );
+    t.insert(
+        "CA".into(),
+        vec![r(
+            "9-8-8 Suicide Crisis Helpline",
+            Some("988"),
+            Some("Text 988"),
+            "https://988.ca",
+        )],
+    );
+    t.insert(
+        "AU".into(),
+        vec![r(
+            "Lifeline",
+            Some("13 11 14"),
+            Some("Text 0477 13 11 14"),
+            "https://www.lifeline.org.au",
+        )],
+    );
+    t.insert(
+        "NZ".into(),
+        vec![r(
+            "Need to talk?",
+            Some("1737"),
+            Some("Text 1737"),
+            "https://1737.org.nz",
+        )],
+    );
+    t.insert(
+        "*".into(),
+        vec![CrisisResource {
+            name: "Local emergency services".into(),
+            phone: Some("112 (or your local emergency number)".into()),
+            text: None,
+            url: Some("https://findahelpline.com".into()),
+            hours: Some("24/7".into()),
+        }],
+    );
+    t
+}
+
+/// The resources for a region: its country's, else the fallback.
+pub fn crisis_resources(table: &CrisisTable, region: &Region) -> Vec<CrisisResource> {
+    table
+        .get(region.country())
+        .or_else(|| table.get("*"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact() -> Contact {
+        Contact {
+            preferred_name: "Sam".into(),
+            phone: Some("+447700900123".into()),
+            email: None,
+            best_time_to_contact: None,
+            voicemail_consent: false,
+        }
+    }
+
+    #[test]
+    fn contact_rules() {
+        assert!(contact().validate().is_ok());
+        for bad in [
+            "447700900123",
+            "+0447700900",
+            "+44 7700 900123",
+            "+1",
+            "+1234567890123456",
+        ] {
+            let c = Contact {
+                phone: Some(bad.into()),
+                ..contact()
+            };
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        let neither = Contact {
+            phone: None,
+            email: None,
+            ..contact()
+        };
+        assert!(neither.validate().is_err());
+        let email_only = Contact {
+            phone: None,
+            email: Some("sam@example.org".into()),
+            ..contact()
+        };
+        assert!(email_only.validate().is_ok());
+        let bad_email = Contact {
+            email: Some("not-an-email".into()),
+            ..contact()
+        };
+        assert!(bad_email.validate().is_err());
+        let long_name = Contact {
+            preferred_name: "x".repeat(101),
+            ..contact()
+        };
+        assert!(long_name.validate().is_err());
+    }
+
+    #[test]
+    fn coarse_statuses_hide_the_workflow() {
+        assert_eq!(Status::Offered.coarse(), CoarseStatus::Received);
+        assert_eq!(Status::Unroutable.coarse(), CoarseStatus::Received);
+        assert_eq!(Status::Scheduled.coarse(), CoarseStatus::InProgress);
+        assert_eq!(Status::Closed.coarse(), CoarseStatus::Closed);
+        for s in Status::ALL {
+            assert_eq!(Status::from_code(s.code()), Some(*s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.code());
+        }
+    }
+
+    #[test]
+    fn employee_refs_are_keyed_per_employer() {
+        let pepper = [9u8; 32];
+        let a = employee_ref_digest(&pepper, "e1", "EMP-001");
+        assert_eq!(a, employee_ref_digest(&pepper, "e1", "EMP-001"), "stable");
+        assert_ne!(
+            a,
+            employee_ref_digest(&pepper, "e2", "EMP-001"),
+            "per employer"
+        );
+        assert_ne!(
+            a,
+            employee_ref_digest(&[8u8; 32], "e1", "EMP-001"),
+            "per pepper"
+        );
+        assert!(!a.contains("EMP"));
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn tokens_are_long_and_stored_hashed() {
+        let t = generate_status_token();
+        assert!(t.starts_with(STATUS_TOKEN_PREFIX) && t.len() == STATUS_TOKEN_PREFIX.len() + 43);
+        assert_ne!(hash_token(&t), t);
+        assert_eq!(hash_token(&t), hash_token(&t));
+    }
+
+    #[test]
+    fn crisis_resources_fall_back() {
+        let t = default_crisis_table();
+        let gb = crisis_resources(&t, &Region::parse("GB-SCT").unwrap());
+        assert_eq!(gb[0].name, "Samaritans");
+        let other = crisis_resources(&t, &Region::parse("ZZ").unwrap());
+        assert_eq!(other[0].name, "Local emergency services");
+    }
+}

@@ -1,0 +1,179 @@
+//! Envelope encryption for what a referral must keep but nobody may read in bulk: each referral
+//! has its own random data key (XChaCha20-Poly1305, associated data = the referral id), and the
+//! data key is stored wrapped by a master key, named by its key id. Rotating the master key
+//! re-wraps data keys without touching ciphertexts; deleting the wrapped key and ciphertexts
+//! shreds the referral.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::keys::{random_bytes, MasterKey};
+
+const NONCE_LEN: usize = 24;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("no master key with id {0}")]
+    UnknownKeyId(String),
+    #[error("ciphertext is damaged, or belongs to another record")]
+    Damaged,
+}
+
+/// A referral's data key. Zeroed when dropped.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    pub fn generate() -> Self {
+        DataKey(random_bytes::<32>())
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new_from_slice(&self.0).expect("32-byte key")
+    }
+}
+
+fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    // 192-bit random nonces: collisions are negligible, so no counter state is needed.
+    let nonce_bytes = random_bytes::<NONCE_LEN>();
+    let nonce = XNonce::try_from(&nonce_bytes[..]).expect("24-byte nonce");
+    let ct = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(SealError::Damaged);
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| SealError::Damaged)?;
+    cipher
+        .decrypt(&nonce, Payload { msg: ct, aad })
+        .map_err(|_| SealError::Damaged)
+}
+
+/// Encrypts `plaintext` bound to `aad` (the referral id and what the field is).
+pub fn seal(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_with(&key.cipher(), aad, plaintext)
+}
+
+pub fn open(key: &DataKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    open_with(&key.cipher(), aad, sealed)
+}
+
+fn wrap_aad(key_id: &str, referral_id: &str) -> Vec<u8> {
+    format!("eap-referrals/data-key/{key_id}/{referral_id}").into_bytes()
+}
+
+/// Wraps a data key under a master key; returns (key id, wrapped bytes).
+pub fn wrap(master: &MasterKey, referral_id: &str, key: &DataKey) -> (String, Vec<u8>) {
+    let cipher = XChaCha20Poly1305::new_from_slice(&master.key).expect("32-byte key");
+    (
+        master.id.clone(),
+        seal_with(&cipher, &wrap_aad(&master.id, referral_id), &key.0),
+    )
+}
+
+/// Unwraps with whichever configured master key has `key_id`.
+pub fn unwrap(
+    masters: &[MasterKey],
+    key_id: &str,
+    referral_id: &str,
+    wrapped: &[u8],
+) -> Result<DataKey, SealError> {
+    let master = masters
+        .iter()
+        .find(|m| m.id == key_id)
+        .ok_or_else(|| SealError::UnknownKeyId(key_id.to_owned()))?;
+    let cipher = XChaCha20Poly1305::new_from_slice(&master.key).expect("32-byte key");
+    let mut bytes = open_with(&cipher, &wrap_aad(key_id, referral_id), wrapped)?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| SealError::Damaged)?;
+    bytes.zeroize();
+    Ok(DataKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master(id: &str, byte: u8) -> MasterKey {
+        MasterKey {
+            id: id.into(),
+            key: [byte; 32],
+        }
+    }
+
+    #[test]
+    fn sealed_data_opens_only_with_its_key_and_aad() {
+        let key = DataKey::generate();
+        let sealed = seal(&key, b"r1/contact", b"Alex, +441234567890");
+        assert!(!sealed.windows(4).any(|w| w == b"Alex"));
+        assert_eq!(
+            open(&key, b"r1/contact", &sealed).unwrap(),
+            b"Alex, +441234567890"
+        );
+        assert_eq!(
+            open(&key, b"r2/contact", &sealed),
+            Err(SealError::Damaged),
+            "moved to another referral"
+        );
+        assert_eq!(
+            open(&DataKey::generate(), b"r1/contact", &sealed),
+            Err(SealError::Damaged)
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            open(&key, b"r1/contact", &tampered),
+            Err(SealError::Damaged)
+        );
+        assert_ne!(
+            seal(&key, b"a", b"same"),
+            seal(&key, b"a", b"same"),
+            "fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn wrapped_keys_unwrap_by_key_id_and_rewrap_under_a_new_master() {
+        let (old, new) = (master("m1", 1), master("m2", 2));
+        let key = DataKey::generate();
+        let sealed = seal(&key, b"r1", b"note");
+        let (id, wrapped) = wrap(&old, "r1", &key);
+        assert_eq!(id, "m1");
+        let both = [new, old];
+        let unwrapped = unwrap(&both, &id, "r1", &wrapped).unwrap();
+        assert_eq!(open(&unwrapped, b"r1", &sealed).unwrap(), b"note");
+        assert!(
+            unwrap(&both, &id, "r2", &wrapped).is_err(),
+            "bound to its referral"
+        );
+        let (id2, rewrapped) = wrap(&both[0], "r1", &unwrapped);
+        assert_eq!(id2, "m2");
+        let again = unwrap(&both[..1], &id2, "r1", &rewrapped).unwrap();
+        assert_eq!(
+            open(&again, b"r1", &sealed).unwrap(),
+            b"note",
+            "ciphertext untouched by rotation"
+        );
+        assert_eq!(
+            unwrap(&both[..1], "m1", "r1", &wrapped).err(),
+            Some(SealError::UnknownKeyId("m1".into()))
+        );
+    }
+}

@@ -1,0 +1,805 @@
+//! The routing decision (DESIGN §4): which provider a referral is offered to, and for every
+//! provider considered, why it was passed over or where it ranked. Pure: the store layer loads
+//! one employer's candidates at one moment and calls [`route`]; nothing here touches I/O, so the
+//! rules can be tested exhaustively and the decision replayed from the report.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::directory::model::{Language, Modality, Region, Service, Urgency};
+
+/// What the referral asks for (routing attributes only; never contact data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingRequest {
+    pub service: Service,
+    pub urgency: Urgency,
+    pub modality: Modality,
+    pub language: Language,
+    pub region: Region,
+}
+
+/// One provider as seen for one employer at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub provider_id: String,
+    /// Provider status active (not paused or deactivated).
+    pub active: bool,
+    /// An active contract with this employer covers now.
+    pub contracted: bool,
+    /// Lower number = preferred.
+    pub contract_priority: i32,
+    pub services: Vec<Service>,
+    pub languages: Vec<Language>,
+    /// Offers interpretation for any language.
+    pub interpretation: bool,
+    pub regions: Vec<Region>,
+    pub modalities: Vec<Modality>,
+    /// 24/7 crisis capable.
+    pub crisis_capable: bool,
+    /// Most active referrals the provider takes at once.
+    pub capacity: u32,
+    pub active_referrals: u32,
+}
+
+/// Why a provider was passed over. Reports list these in declaration order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    /// Paused or deactivated.
+    Inactive,
+    /// No contract with this employer in force now.
+    NotContracted,
+    ServiceNotOffered,
+    RegionNotServed,
+    /// Neither speaks the language nor offers interpretation.
+    LanguageNotSpoken,
+    ModalityNotOffered,
+    /// The referral is a crisis and the provider is not 24/7 crisis capable.
+    NotCrisisCapable,
+    /// Active referrals have reached capacity.
+    AtCapacity,
+    /// Already offered this referral (declined or let the offer expire).
+    AlreadyTried,
+}
+
+/// One provider's part in a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CandidateReport {
+    pub provider_id: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// Eligible providers are ranked; the rest carry every rule they failed, so an admin looking at
+/// an unroutable referral sees everything that would have to change, not only the first miss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Ranked {
+        /// 1 = chosen.
+        #[schema(minimum = 1)]
+        rank: usize,
+    },
+    Excluded {
+        #[schema(min_items = 1)]
+        reasons: Vec<Exclusion>,
+    },
+}
+
+/// The outcome of routing one referral. Reports list the ranked providers in rank order, then
+/// the excluded ones by provider id, so the same snapshot always yields the same report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    /// The provider to offer the referral to; null when the referral is unroutable.
+    pub chosen: Option<String>,
+    /// One per candidate considered.
+    pub reports: Vec<CandidateReport>,
+}
+
+/// Every rule the candidate fails, in [`Exclusion`] order. All rules are evaluated (no
+/// short-circuit) because reports must list them all; none of them allocates.
+fn failed_rules<'a>(
+    req: &RoutingRequest,
+    c: &'a Candidate,
+    tried: &HashSet<String>,
+) -> impl Iterator<Item = Exclusion> + 'a {
+    let checks = [
+        (Exclusion::Inactive, !c.active),
+        (Exclusion::NotContracted, !c.contracted),
+        (
+            Exclusion::ServiceNotOffered,
+            !c.services.contains(&req.service),
+        ),
+        (
+            Exclusion::RegionNotServed,
+            !c.regions.iter().any(|r| r.covers(&req.region)),
+        ),
+        (
+            Exclusion::LanguageNotSpoken,
+            !(c.interpretation || c.languages.contains(&req.language)),
+        ),
+        (
+            Exclusion::ModalityNotOffered,
+            !c.modalities.contains(&req.modality),
+        ),
+        (
+            Exclusion::NotCrisisCapable,
+            req.urgency == Urgency::Crisis && !c.crisis_capable,
+        ),
+        (Exclusion::AtCapacity, c.active_referrals >= c.capacity),
+        (Exclusion::AlreadyTried, tried.contains(&c.provider_id)),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(reason, failed)| failed.then_some(reason))
+}
+
+/// Whether the candidate may be offered this referral: it passes every rule of DESIGN §4.
+pub fn is_eligible(req: &RoutingRequest, c: &Candidate, tried: &HashSet<String>) -> bool {
+    failed_rules(req, c, tried).next().is_none()
+}
+
+/// Preference among eligible candidates: contract priority, then load ratio, then provider id.
+/// Load ratios are compared by cross-multiplying in u64 (exact for any u32 pair) because floats
+/// would call near-equal ratios equal and let the id decide. Eligible candidates have
+/// capacity > 0, so no ratio is undefined.
+fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
+    let load = |x: &Candidate, y: &Candidate| u64::from(x.active_referrals) * u64::from(y.capacity);
+    a.contract_priority
+        .cmp(&b.contract_priority)
+        .then_with(|| load(a, b).cmp(&load(b, a)))
+        .then_with(|| a.provider_id.cmp(&b.provider_id))
+}
+
+/// Chooses the provider for a referral among one employer's `candidates`, skipping those in
+/// `tried` (already offered this referral). Unroutable when `chosen` is `None`.
+///
+/// `candidates` holds each provider once: a provider with several contracts with the employer
+/// is one candidate, contracted if any contract is in force, at the best priority among those.
+pub fn route(req: &RoutingRequest, candidates: &[Candidate], tried: &HashSet<String>) -> Decision {
+    let mut eligible: Vec<&Candidate> = Vec::new();
+    let mut excluded: Vec<CandidateReport> = Vec::new();
+    for c in candidates {
+        // An empty collect does not allocate, so eligible candidates cost nothing here.
+        let reasons: Vec<Exclusion> = failed_rules(req, c, tried).collect();
+        if reasons.is_empty() {
+            eligible.push(c);
+        } else {
+            excluded.push(CandidateReport {
+                provider_id: c.provider_id.clone(),
+                verdict: Verdict::Excluded { reasons },
+            });
+        }
+    }
+    // Provider ids are unique in a snapshot, so both orders are total and a stable sort would
+    // only add its scratch buffer (n/2 reports) for nothing.
+    eligible.sort_unstable_by(|a, b| rank_order(a, b));
+    excluded.sort_unstable_by(|a, b| a.provider_id.cmp(&b.provider_id));
+
+    let mut reports = Vec::with_capacity(candidates.len());
+    reports.extend(eligible.iter().enumerate().map(|(i, c)| CandidateReport {
+        provider_id: c.provider_id.clone(),
+        verdict: Verdict::Ranked { rank: i + 1 },
+    }));
+    reports.append(&mut excluded);
+    Decision {
+        chosen: eligible.first().map(|c| c.provider_id.clone()),
+        reports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::model::Code;
+    use proptest::prelude::*;
+
+    fn region(s: &str) -> Region {
+        Region::parse(s).unwrap()
+    }
+
+    fn lang(s: &str) -> Language {
+        Language::parse(s).unwrap()
+    }
+
+    fn request() -> RoutingRequest {
+        RoutingRequest {
+            service: Service::Counselling,
+            urgency: Urgency::Routine,
+            modality: Modality::Video,
+            language: lang("en"),
+            region: region("GB-SCT"),
+        }
+    }
+
+    /// Eligible for [`request`] on every rule, with room to spare.
+    fn eligible(id: &str) -> Candidate {
+        Candidate {
+            provider_id: id.to_owned(),
+            active: true,
+            contracted: true,
+            contract_priority: 1,
+            services: vec![Service::Counselling, Service::Family],
+            languages: vec![lang("en"), lang("gd")],
+            interpretation: false,
+            regions: vec![region("GB-SCT")],
+            modalities: vec![Modality::Video, Modality::Phone],
+            crisis_capable: false,
+            capacity: 10,
+            active_referrals: 3,
+        }
+    }
+
+    fn no_tries() -> HashSet<String> {
+        HashSet::new()
+    }
+
+    fn verdict_of<'a>(d: &'a Decision, id: &str) -> &'a Verdict {
+        &d.reports
+            .iter()
+            .find(|r| r.provider_id == id)
+            .unwrap_or_else(|| panic!("no report for {id}"))
+            .verdict
+    }
+
+    fn excluded(reasons: &[Exclusion]) -> Verdict {
+        Verdict::Excluded {
+            reasons: reasons.to_vec(),
+        }
+    }
+
+    fn chosen_of(req: &RoutingRequest, candidates: &[Candidate]) -> Option<String> {
+        route(req, candidates, &no_tries()).chosen
+    }
+
+    #[test]
+    fn a_fully_eligible_candidate_is_chosen() {
+        let d = route(&request(), &[eligible("p1")], &no_tries());
+        assert_eq!(d.chosen.as_deref(), Some("p1"));
+        assert_eq!(
+            d.reports,
+            vec![CandidateReport {
+                provider_id: "p1".into(),
+                verdict: Verdict::Ranked { rank: 1 },
+            }]
+        );
+        assert!(is_eligible(&request(), &eligible("p1"), &no_tries()));
+    }
+
+    #[test]
+    fn each_rule_alone_excludes_with_exactly_its_reason() {
+        type Break = fn(&mut RoutingRequest, &mut Candidate, &mut HashSet<String>);
+        let cases: [(Exclusion, Break); 9] = [
+            (Exclusion::Inactive, |_, c, _| c.active = false),
+            (Exclusion::NotContracted, |_, c, _| c.contracted = false),
+            (Exclusion::ServiceNotOffered, |r, _, _| {
+                r.service = Service::Legal
+            }),
+            (Exclusion::RegionNotServed, |_, c, _| {
+                c.regions = vec![region("GB-WLS"), region("IE")]
+            }),
+            (Exclusion::LanguageNotSpoken, |r, _, _| {
+                r.language = lang("pl")
+            }),
+            (Exclusion::ModalityNotOffered, |r, _, _| {
+                r.modality = Modality::InPerson
+            }),
+            (Exclusion::NotCrisisCapable, |r, _, _| {
+                r.urgency = Urgency::Crisis
+            }),
+            (Exclusion::AtCapacity, |_, c, _| c.active_referrals = 10),
+            (Exclusion::AlreadyTried, |_, c, t| {
+                t.insert(c.provider_id.clone());
+            }),
+        ];
+        for (reason, break_rule) in cases {
+            let (mut req, mut c, mut tried) = (request(), eligible("p1"), no_tries());
+            break_rule(&mut req, &mut c, &mut tried);
+            let d = route(&req, std::slice::from_ref(&c), &tried);
+            assert_eq!(d.chosen, None, "{reason:?}");
+            assert_eq!(d.reports.len(), 1, "{reason:?}");
+            assert_eq!(d.reports[0].verdict, excluded(&[reason]), "{reason:?}");
+            assert!(!is_eligible(&req, &c, &tried), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn every_failing_rule_is_listed() {
+        let mut req = request();
+        req.urgency = Urgency::Crisis;
+        let c = Candidate {
+            active: false,
+            languages: vec![lang("fr")],
+            modalities: vec![Modality::Chat],
+            capacity: 0,
+            active_referrals: 0,
+            ..eligible("p1")
+        };
+        let tried = HashSet::from(["p1".to_owned()]);
+        let d = route(&req, &[c], &tried);
+        assert_eq!(d.chosen, None);
+        assert_eq!(
+            d.reports[0].verdict,
+            excluded(&[
+                Exclusion::Inactive,
+                Exclusion::LanguageNotSpoken,
+                Exclusion::ModalityNotOffered,
+                Exclusion::NotCrisisCapable,
+                Exclusion::AtCapacity,
+                Exclusion::AlreadyTried,
+            ])
+        );
+    }
+
+    #[test]
+    fn contract_priority_outranks_load() {
+        let preferred_but_busy = Candidate {
+            contract_priority: 1,
+            capacity: 10,
+            active_referrals: 9,
+            ..eligible("b")
+        };
+        let idle_fallback = Candidate {
+            contract_priority: 2,
+            capacity: 10,
+            active_referrals: 0,
+            ..eligible("a")
+        };
+        let d = route(
+            &request(),
+            &[idle_fallback, preferred_but_busy],
+            &no_tries(),
+        );
+        assert_eq!(d.chosen.as_deref(), Some("b"));
+        assert_eq!(verdict_of(&d, "a"), &Verdict::Ranked { rank: 2 });
+    }
+
+    #[test]
+    fn negative_priorities_rank_first() {
+        let urgent_contract = Candidate {
+            contract_priority: -1,
+            ..eligible("z")
+        };
+        let d = chosen_of(&request(), &[eligible("a"), urgent_contract]);
+        assert_eq!(d.as_deref(), Some("z"));
+    }
+
+    #[test]
+    fn lower_load_ratio_wins_at_equal_priority() {
+        // 2/10 is lighter than 1/3 although it has more referrals in absolute terms.
+        let big = Candidate {
+            capacity: 10,
+            active_referrals: 2,
+            ..eligible("b")
+        };
+        let small = Candidate {
+            capacity: 3,
+            active_referrals: 1,
+            ..eligible("a")
+        };
+        assert_eq!(chosen_of(&request(), &[small, big]).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn load_ratio_is_compared_exactly() {
+        // These ratios differ by about 5e-20, far below f64 resolution near 1; a float
+        // comparison would tie them and hand the referral to "a" on the id.
+        let lighter = Candidate {
+            capacity: u32::MAX - 1,
+            active_referrals: u32::MAX - 2,
+            ..eligible("b")
+        };
+        let heavier = Candidate {
+            capacity: u32::MAX,
+            active_referrals: u32::MAX - 1,
+            ..eligible("a")
+        };
+        assert_eq!(
+            (lighter.active_referrals as f64 / lighter.capacity as f64),
+            (heavier.active_referrals as f64 / heavier.capacity as f64),
+            "the case no longer defeats floats"
+        );
+        assert_eq!(
+            chosen_of(&request(), &[heavier, lighter]).as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn equal_priority_and_ratio_fall_back_to_provider_id() {
+        let half_of_four = Candidate {
+            capacity: 4,
+            active_referrals: 2,
+            ..eligible("p2")
+        };
+        let half_of_two = Candidate {
+            capacity: 2,
+            active_referrals: 1,
+            ..eligible("p10")
+        };
+        // Lexicographic: "p10" < "p2".
+        let d = route(&request(), &[half_of_four, half_of_two], &no_tries());
+        assert_eq!(d.chosen.as_deref(), Some("p10"));
+        assert_eq!(verdict_of(&d, "p2"), &Verdict::Ranked { rank: 2 });
+    }
+
+    #[test]
+    fn reports_list_ranked_in_rank_order_then_excluded_by_id() {
+        let candidates = [
+            Candidate {
+                active: false,
+                ..eligible("c")
+            },
+            Candidate {
+                contract_priority: 5,
+                ..eligible("a")
+            },
+            Candidate {
+                contracted: false,
+                ..eligible("b")
+            },
+            eligible("d"),
+        ];
+        let d = route(&request(), &candidates, &no_tries());
+        let order: Vec<(&str, &Verdict)> = d
+            .reports
+            .iter()
+            .map(|r| (r.provider_id.as_str(), &r.verdict))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("d", &Verdict::Ranked { rank: 1 }),
+                ("a", &Verdict::Ranked { rank: 2 }),
+                ("b", &excluded(&[Exclusion::NotContracted])),
+                ("c", &excluded(&[Exclusion::Inactive])),
+            ]
+        );
+    }
+
+    #[test]
+    fn interpretation_lets_a_non_speaker_qualify() {
+        let mut req = request();
+        req.language = lang("uk");
+        let interpreter = Candidate {
+            languages: vec![],
+            interpretation: true,
+            ..eligible("p1")
+        };
+        assert!(is_eligible(&req, &interpreter, &no_tries()));
+        assert!(!is_eligible(&req, &eligible("p2"), &no_tries()));
+    }
+
+    #[test]
+    fn a_country_covers_its_subdivisions_but_not_the_reverse() {
+        let national = Candidate {
+            regions: vec![region("GB")],
+            ..eligible("p1")
+        };
+        let scottish = eligible("p2");
+        let mut req = request();
+        req.region = region("GB-SCT");
+        assert!(is_eligible(&req, &national, &no_tries()));
+        req.region = region("GB");
+        assert!(!is_eligible(&req, &scottish, &no_tries()));
+        req.region = region("FR-IDF");
+        assert!(!is_eligible(&req, &national, &no_tries()));
+    }
+
+    #[test]
+    fn only_crisis_urgency_needs_a_crisis_capable_provider() {
+        let ordinary = eligible("p1");
+        let crisis_line = Candidate {
+            crisis_capable: true,
+            ..eligible("p2")
+        };
+        for urgency in [Urgency::Routine, Urgency::Urgent] {
+            let req = RoutingRequest {
+                urgency,
+                ..request()
+            };
+            assert!(is_eligible(&req, &ordinary, &no_tries()), "{urgency:?}");
+        }
+        let req = RoutingRequest {
+            urgency: Urgency::Crisis,
+            ..request()
+        };
+        assert!(!is_eligible(&req, &ordinary, &no_tries()));
+        assert!(is_eligible(&req, &crisis_line, &no_tries()));
+    }
+
+    #[test]
+    fn capacity_zero_is_always_at_capacity() {
+        let closed = Candidate {
+            capacity: 0,
+            active_referrals: 0,
+            ..eligible("p1")
+        };
+        let d = route(&request(), &[closed], &no_tries());
+        assert_eq!(d.chosen, None);
+        assert_eq!(d.reports[0].verdict, excluded(&[Exclusion::AtCapacity]));
+    }
+
+    #[test]
+    fn all_tried_is_unroutable() {
+        let candidates = [eligible("p1"), eligible("p2"), eligible("p3")];
+        let tried: HashSet<String> = ["p1", "p2", "p3", "gone"].map(String::from).into();
+        let d = route(&request(), &candidates, &tried);
+        assert_eq!(d.chosen, None);
+        assert_eq!(d.reports.len(), 3);
+        for r in &d.reports {
+            assert_eq!(r.verdict, excluded(&[Exclusion::AlreadyTried]));
+        }
+    }
+
+    #[test]
+    fn no_candidates_is_unroutable() {
+        let d = route(&request(), &[], &no_tries());
+        assert_eq!(
+            d,
+            Decision {
+                chosen: None,
+                reports: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn decisions_serialise_with_snake_case_codes() {
+        let candidates = [
+            eligible("p1"),
+            Candidate {
+                active: false,
+                capacity: 0,
+                ..eligible("p2")
+            },
+        ];
+        let d = route(&request(), &candidates, &no_tries());
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "chosen": "p1",
+                "reports": [
+                    {"provider_id": "p1", "verdict": "ranked", "rank": 1},
+                    {"provider_id": "p2", "verdict": "excluded", "reasons": ["inactive", "at_capacity"]},
+                ]
+            })
+        );
+        assert_eq!(serde_json::from_value::<Decision>(json).unwrap(), d);
+    }
+
+    // ---- Property tests ------------------------------------------------------------------
+    //
+    // Small value domains, so that candidates often share priorities, ratios (1/2 = 2/4) and
+    // attributes, and a fair share of cases are routable and unroutable.
+
+    const SERVICES: [Service; 3] = [Service::Counselling, Service::Crisis, Service::Legal];
+    const LANGUAGES: [&str; 3] = ["en", "fr", "cy"];
+    const PROVIDER_REGIONS: [&str; 4] = ["GB", "GB-SCT", "GB-WLS", "FR"];
+    const REQUEST_REGIONS: [&str; 5] = ["GB", "GB-SCT", "GB-WLS", "FR", "FR-IDF"];
+
+    fn subset<T: Clone + std::fmt::Debug>(all: Vec<T>, p: f64) -> impl Strategy<Value = Vec<T>> {
+        let n = all.len();
+        proptest::collection::vec(proptest::bool::weighted(p), n).prop_map(move |keep| {
+            all.iter()
+                .zip(keep)
+                .filter(|(_, keep)| *keep)
+                .map(|(x, _)| x.clone())
+                .collect()
+        })
+    }
+
+    fn arb_request() -> impl Strategy<Value = RoutingRequest> {
+        (
+            proptest::sample::select(SERVICES.to_vec()),
+            proptest::sample::select(Urgency::ALL),
+            proptest::sample::select(Modality::ALL),
+            proptest::sample::select(LANGUAGES.to_vec()),
+            proptest::sample::select(REQUEST_REGIONS.to_vec()),
+        )
+            .prop_map(|(service, urgency, modality, l, r)| RoutingRequest {
+                service,
+                urgency,
+                modality,
+                language: lang(l),
+                region: region(r),
+            })
+    }
+
+    /// A candidate without its id, plus whether it was already tried.
+    fn arb_candidate() -> impl Strategy<Value = (Candidate, bool)> {
+        (
+            (
+                proptest::bool::weighted(0.9),
+                proptest::bool::weighted(0.85),
+                -1i32..3,
+                subset(SERVICES.to_vec(), 0.7),
+                subset(LANGUAGES.map(lang).to_vec(), 0.6),
+                proptest::bool::weighted(0.2),
+            ),
+            (
+                subset(PROVIDER_REGIONS.map(region).to_vec(), 0.4),
+                subset(Modality::ALL.to_vec(), 0.7),
+                proptest::bool::weighted(0.5),
+                0u32..7,
+                0u32..5,
+                proptest::bool::weighted(0.15),
+            ),
+        )
+            .prop_map(
+                |(
+                    (active, contracted, contract_priority, services, languages, interpretation),
+                    (regions, modalities, crisis_capable, capacity, active_referrals, tried),
+                )| {
+                    let c = Candidate {
+                        provider_id: String::new(),
+                        active,
+                        contracted,
+                        contract_priority,
+                        services,
+                        languages,
+                        interpretation,
+                        regions,
+                        modalities,
+                        crisis_capable,
+                        capacity,
+                        active_referrals,
+                    };
+                    (c, tried)
+                },
+            )
+    }
+
+    /// A request, candidates with distinct ids handed out in shuffled order (so input order
+    /// and id order disagree), the tried set (which may name providers no longer present),
+    /// and the same candidates in another order.
+    fn arb_case() -> impl Strategy<
+        Value = (
+            RoutingRequest,
+            Vec<Candidate>,
+            HashSet<String>,
+            Vec<Candidate>,
+        ),
+    > {
+        (
+            arb_request(),
+            proptest::collection::vec(arb_candidate(), 0..40),
+        )
+            .prop_flat_map(|(req, drawn)| {
+                let ids: Vec<usize> = (0..drawn.len()).collect();
+                (Just(req), Just(drawn), Just(ids).prop_shuffle())
+            })
+            .prop_flat_map(|(req, drawn, ids)| {
+                let mut tried: HashSet<String> = HashSet::from(["gone".to_owned()]);
+                let candidates: Vec<Candidate> = drawn
+                    .into_iter()
+                    .zip(ids)
+                    .map(|((c, was_tried), id)| {
+                        let provider_id = format!("p{id}");
+                        if was_tried {
+                            tried.insert(provider_id.clone());
+                        }
+                        Candidate { provider_id, ..c }
+                    })
+                    .collect();
+                let shuffled = Just(candidates.clone()).prop_shuffle();
+                (Just(req), Just(candidates), Just(tried), shuffled)
+            })
+    }
+
+    /// The rules of DESIGN §4 written out again, one by one, independently of `failed_rules`.
+    fn oracle_failures(
+        req: &RoutingRequest,
+        c: &Candidate,
+        tried: &HashSet<String>,
+    ) -> Vec<Exclusion> {
+        let mut out = Vec::new();
+        if !c.active {
+            out.push(Exclusion::Inactive);
+        }
+        if !c.contracted {
+            out.push(Exclusion::NotContracted);
+        }
+        if !c.services.contains(&req.service) {
+            out.push(Exclusion::ServiceNotOffered);
+        }
+        let wanted = req.region.as_str();
+        let served = c.regions.iter().any(|r| {
+            let r = r.as_str();
+            r == wanted || (r.len() == 2 && wanted.starts_with(&format!("{r}-")))
+        });
+        if !served {
+            out.push(Exclusion::RegionNotServed);
+        }
+        let speaks = c
+            .languages
+            .iter()
+            .any(|l| l.as_str() == req.language.as_str());
+        if !speaks && !c.interpretation {
+            out.push(Exclusion::LanguageNotSpoken);
+        }
+        if !c.modalities.contains(&req.modality) {
+            out.push(Exclusion::ModalityNotOffered);
+        }
+        if matches!(req.urgency, Urgency::Crisis) && !c.crisis_capable {
+            out.push(Exclusion::NotCrisisCapable);
+        }
+        if c.capacity == 0 || c.active_referrals >= c.capacity {
+            out.push(Exclusion::AtCapacity);
+        }
+        if tried.iter().any(|t| *t == c.provider_id) {
+            out.push(Exclusion::AlreadyTried);
+        }
+        out
+    }
+
+    /// Whether `a` is strictly preferable to `b`, with the load ratio compared in u128 so the
+    /// check does not share the implementation's arithmetic.
+    fn strictly_better(a: &Candidate, b: &Candidate) -> bool {
+        let a_load = u128::from(a.active_referrals) * u128::from(b.capacity);
+        let b_load = u128::from(b.active_referrals) * u128::from(a.capacity);
+        a.contract_priority < b.contract_priority
+            || (a.contract_priority == b.contract_priority
+                && (a_load < b_load || (a_load == b_load && a.provider_id < b.provider_id)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn routing_obeys_the_rules_and_the_ranking(
+            (req, candidates, tried, shuffled) in arb_case()
+        ) {
+            let d = route(&req, &candidates, &tried);
+            let passing: Vec<&Candidate> = candidates
+                .iter()
+                .filter(|c| oracle_failures(&req, c, &tried).is_empty())
+                .collect();
+
+            // (a) The chosen one passes every rule and nothing eligible beats it.
+            if let Some(id) = &d.chosen {
+                let chosen = candidates.iter().find(|c| &c.provider_id == id).unwrap();
+                prop_assert_eq!(oracle_failures(&req, chosen, &tried), vec![]);
+                for other in &passing {
+                    prop_assert!(
+                        !strictly_better(other, chosen),
+                        "{} outranks chosen {}", other.provider_id, id
+                    );
+                }
+            }
+
+            // (b) Unroutable exactly when nobody passes every rule.
+            prop_assert_eq!(d.chosen.is_none(), passing.is_empty());
+
+            // (c) One report per candidate, agreeing with the rules and the ranking.
+            prop_assert_eq!(d.reports.len(), candidates.len());
+            for c in &candidates {
+                let mut mine = d.reports.iter().filter(|r| r.provider_id == c.provider_id);
+                let report = mine.next();
+                prop_assert!(report.is_some(), "no report for {}", c.provider_id);
+                prop_assert!(mine.next().is_none(), "two reports for {}", c.provider_id);
+                let failures = oracle_failures(&req, c, &tried);
+                prop_assert_eq!(is_eligible(&req, c, &tried), failures.is_empty());
+                match &report.unwrap().verdict {
+                    Verdict::Excluded { reasons } => prop_assert_eq!(reasons, &failures),
+                    Verdict::Ranked { rank } => {
+                        prop_assert!(failures.is_empty());
+                        let ahead = passing.iter().filter(|o| strictly_better(o, c)).count();
+                        prop_assert_eq!(*rank, ahead + 1);
+                    }
+                }
+            }
+
+            // (d) The order rows arrive in changes nothing.
+            let again = route(&req, &shuffled, &tried);
+            prop_assert_eq!(&again.chosen, &d.chosen);
+            prop_assert_eq!(again, d);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Routing against the database: one query for the snapshot, then an atomic capacity claim.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+
+use super::model::{route, Candidate, Decision, RoutingRequest};
+use crate::db::AnyConnection;
+use crate::directory::model::{split_codes, Language, Region};
+use crate::directory::store::{self as directory, ContractRow, ProviderRow};
+
+fn candidate(contract: ContractRow, p: ProviderRow, now: NaiveDateTime) -> Candidate {
+    Candidate {
+        contracted: contract.in_force(now),
+        contract_priority: contract.priority,
+        active: p.active && p.status == "active",
+        services: split_codes(&p.services),
+        languages: p
+            .languages
+            .split(',')
+            .filter_map(|l| Language::parse(l).ok())
+            .collect(),
+        interpretation: p.interpretation,
+        regions: p
+            .regions
+            .split(',')
+            .filter_map(|r| Region::parse(r).ok())
+            .collect(),
+        modalities: split_codes(&p.modalities),
+        crisis_capable: p.crisis_capable,
+        capacity: p.capacity.max(0) as u32,
+        active_referrals: p.active_referrals.max(0) as u32,
+        provider_id: p.id,
+    }
+}
+
+/// One candidate per provider: `contracts` is UNIQUE (employer_id, provider_id), which `route`
+/// relies on.
+///
+/// Routes among the employer's contracted providers and claims a slot with the one chosen.
+/// If another transaction took that provider's last slot between the snapshot and the claim,
+/// it counts as full and routing runs again, so the loop ends after at most one pass per
+/// candidate. The returned decision's `chosen` provider holds a claimed slot.
+pub fn place(
+    conn: &mut AnyConnection,
+    employer_id: &str,
+    req: &RoutingRequest,
+    tried: &HashSet<String>,
+    now: NaiveDateTime,
+) -> QueryResult<Decision> {
+    let mut candidates: Vec<Candidate> = directory::contracted_providers(conn, employer_id)?
+        .into_iter()
+        .map(|(c, p)| candidate(c, p, now))
+        .collect();
+    loop {
+        let decision = route(req, &candidates, tried);
+        let Some(chosen) = decision.chosen.clone() else {
+            return Ok(decision);
+        };
+        if directory::claim_slot(conn, &chosen)? {
+            return Ok(decision);
+        }
+        if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {
+            c.active_referrals = c.capacity;
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The directory over HTTP (employers, providers, contracts) and the capacity claim under
+//! concurrent transactions.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::{problem, request_id, spawn_app, TestApp};
+use eap_referrals::db::{write_tx, Backend};
+use eap_referrals::directory::store;
+use serde_json::{json, Value};
+
+fn provider_body() -> Value {
+    json!({
+        "name": "Harbour Counselling",
+        "services": ["counselling", "crisis"],
+        "languages": ["en", "CY"],
+        "regions": ["GB", "ie"],
+        "modalities": ["video", "phone"],
+        "interpretation": true,
+        "crisis_capable": true,
+        "capacity": 5
+    })
+}
+
+async fn patch(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .patch(app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn providers_are_created_read_updated_and_deactivated() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let resp = app
+        .post_json("/v1/admin/providers", &token, &provider_body())
+        .await;
+    assert_eq!(resp.status(), 201);
+    let location = resp
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/admin/providers/{}", p["id"].as_str().unwrap())
+    );
+    assert_eq!(p["languages"], json!(["cy", "en"]), "normalised and sorted");
+    assert_eq!(p["regions"], json!(["GB", "IE"]));
+    assert_eq!(p["services"], json!(["counselling", "crisis"]));
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["capacity"].as_u64(),
+            p["active_referrals"].as_u64()
+        ),
+        (Some("active"), Some(5), Some(0))
+    );
+
+    let read: Value = app.get(&location, &token).await.json().await.unwrap();
+    assert_eq!(read, p);
+
+    let resp = patch(
+        &app,
+        &location,
+        &token,
+        &json!({"status": "paused", "capacity": 2, "regions": ["GB-SCT"]}),
+    )
+    .await;
+    let rid = request_id(&resp);
+    assert_eq!(resp.status(), 200);
+    let updated: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (updated["status"].as_str(), updated["capacity"].as_u64()),
+        (Some("paused"), Some(2))
+    );
+    assert_eq!(updated["regions"], json!(["GB-SCT"]));
+    assert_eq!(updated["services"], p["services"], "absent fields stay");
+    let events = app.audit_for_request(&rid);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].action.as_str(), events[0].resource_id.as_deref()),
+        ("provider.update", p["id"].as_str())
+    );
+
+    let resp = app
+        .post_json(&format!("{location}/deactivate"), &token, &json!(null))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["active"], false);
+    problem(
+        patch(
+            &app,
+            "/v1/admin/providers/nope",
+            &token,
+            &json!({"capacity": 1}),
+        )
+        .await,
+        404,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn unknown_codes_and_bad_values_are_422_naming_the_field() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let cases = [
+        (
+            "services",
+            json!(["counselling", "astrology"]),
+            "services[1]",
+        ),
+        ("modalities", json!(["telepathy"]), "modalities[0]"),
+        ("languages", json!(["english"]), "languages[0]"),
+        ("regions", json!(["GBR"]), "regions[0]"),
+        ("services", json!([]), "services"),
+        ("capacity", json!(-1), "capacity"),
+        ("status", json!("retired"), "status"),
+    ];
+    for (field, value, path) in cases {
+        let mut body = provider_body();
+        body[field] = value.clone();
+        let p = problem(
+            app.post_json("/v1/admin/providers", &token, &body).await,
+            422,
+        )
+        .await;
+        assert_eq!(p["errors"][0]["field"], path, "{field}={value}");
+    }
+    let mut body = provider_body();
+    body["date_of_birth"] = json!("1990-01-01");
+    let p = problem(
+        app.post_json("/v1/admin/providers", &token, &body).await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["code"], "unknown_field");
+    let mut body = provider_body();
+    body.as_object_mut().unwrap().remove("capacity");
+    let p = problem(
+        app.post_json("/v1/admin/providers", &token, &body).await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        (
+            p["errors"][0]["field"].as_str(),
+            p["errors"][0]["code"].as_str()
+        ),
+        (Some("capacity"), Some("required"))
+    );
+}
+
+#[actix_web::test]
+async fn employers_are_renamed_and_deactivated() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let id = app.create_employer(&token, "Acme").await;
+    let resp = patch(
+        &app,
+        &format!("/v1/admin/employers/{id}"),
+        &token,
+        &json!({"name": "Acme Health"}),
+    )
+    .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["name"], "Acme Health");
+    problem(
+        patch(
+            &app,
+            &format!("/v1/admin/employers/{id}"),
+            &token,
+            &json!({"active": false}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let resp = app
+        .post_json(
+            &format!("/v1/admin/employers/{id}/deactivate"),
+            &token,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["active"], false);
+    // A deactivated employer takes no new portal clients.
+    let p = problem(
+        app.post_json(
+            "/v1/admin/clients",
+            &token,
+            &json!({"name": "p", "role": "hr_portal", "employer_id": id}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "employer_id");
+}
+
+#[actix_web::test]
+async fn contracts_bind_employers_to_providers_within_a_window() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let employer = app.create_employer(&token, "Acme").await;
+    let provider: Value = app
+        .post_json("/v1/admin/providers", &token, &provider_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let provider = provider["id"].as_str().unwrap().to_owned();
+
+    let body = json!({"employer_id": employer, "provider_id": provider, "priority": 1});
+    let resp = app.post_json("/v1/admin/contracts", &token, &body).await;
+    assert_eq!(resp.status(), 201);
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (c["in_force"].as_bool(), c["ends_at"].is_null()),
+        (Some(true), true)
+    );
+    problem(
+        app.post_json("/v1/admin/contracts", &token, &body).await,
+        409,
+    )
+    .await;
+
+    let id = c["id"].as_str().unwrap();
+    let later = json!({"starts_at": "2099-01-01T00:00:00Z"});
+    let resp = patch(&app, &format!("/v1/admin/contracts/{id}"), &token, &later).await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["in_force"],
+        false,
+        "not started yet"
+    );
+    let p = problem(
+        patch(
+            &app,
+            &format!("/v1/admin/contracts/{id}"),
+            &token,
+            &json!({"ends_at": "2098-01-01T00:00:00Z"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "ends_at");
+    let resp = patch(
+        &app,
+        &format!("/v1/admin/contracts/{id}"),
+        &token,
+        &json!({"starts_at": "2020-01-01T00:00:00Z", "ends_at": null}),
+    )
+    .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["in_force"], true);
+    let resp = app
+        .post_json(
+            &format!("/v1/admin/contracts/{id}/deactivate"),
+            &token,
+            &json!(null),
+        )
+        .await;
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (c["active"].as_bool(), c["in_force"].as_bool()),
+        (Some(false), Some(false))
+    );
+
+    let listed: Value = app
+        .get(
+            &format!("/v1/admin/contracts?employer_id={employer}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let none: Value = app
+        .get("/v1/admin/contracts?employer_id=other", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["items"], json!([]));
+
+    let p = problem(
+        app.post_json(
+            "/v1/admin/contracts",
+            &token,
+            &json!({"employer_id": "nope", "provider_id": provider, "priority": 1}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "employer_id");
+    let p = problem(
+        app.post_json(
+            "/v1/admin/contracts",
+            &token,
+            &json!({"employer_id": employer, "provider_id": "nope", "priority": 1}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "provider_id");
+    let p = problem(
+        app.post_json(
+            "/v1/admin/contracts",
+            &token,
+            &json!({"employer_id": employer, "provider_id": provider, "priority": 5000}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "priority");
+}
+
+/// Runs `racers` concurrent transactions that each check the provider's load and then claim a
+/// slot; returns how many claims succeeded and the provider's final load.
+fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i32) {
+    let start = Arc::new(Barrier::new(racers));
+    // On PostgreSQL every transaction reads the load before any of them claims, so all of them
+    // believe a slot is free: the check-then-act race. SQLite's BEGIN IMMEDIATE lets only one
+    // writer in at a time, so there the racers only start together.
+    let read_all = (app.backend == Backend::Postgres).then(|| Arc::new(Barrier::new(racers)));
+    let handles: Vec<_> = (0..racers)
+        .map(|_| {
+            let db = app.state.db.clone();
+            let provider = provider.to_owned();
+            let start = start.clone();
+            let read_all = read_all.clone();
+            std::thread::spawn(move || {
+                let mut conn = db.get().unwrap();
+                start.wait();
+                write_tx(&mut conn, |conn| {
+                    let p = store::find_provider(conn, &provider)?.unwrap();
+                    assert!(
+                        read_all.is_none() || p.active_referrals < p.capacity,
+                        "every racer saw a free slot"
+                    );
+                    if let Some(b) = &read_all {
+                        b.wait();
+                    }
+                    store::claim_slot(conn, &provider)
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    let wins = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|won| *won)
+        .count();
+    let mut conn = app.conn();
+    let load = store::find_provider(&mut conn, provider)
+        .unwrap()
+        .unwrap()
+        .active_referrals;
+    (wins, load)
+}
+
+#[actix_web::test]
+async fn racing_claims_never_overbook_a_provider() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "12".into());
+    })
+    .await;
+    let token = app.admin_token().await;
+    let mut body = provider_body();
+    body["capacity"] = json!(1);
+    let last_slot: Value = app
+        .post_json("/v1/admin/providers", &token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let last_slot = last_slot["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        race_for_slots(&app, &last_slot, 8),
+        (1, 1),
+        "one racer gets the last slot"
+    );
+
+    body["capacity"] = json!(3);
+    let three: Value = app
+        .post_json("/v1/admin/providers", &token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let three = three["id"].as_str().unwrap().to_owned();
+    assert_eq!(race_for_slots(&app, &three, 10), (3, 3));
+
+    // Released slots can be claimed again; a paused provider's cannot.
+    let mut conn = app.conn();
+    assert!(store::release_slot(&mut conn, &three).unwrap());
+    assert!(store::claim_slot(&mut conn, &three).unwrap());
+    assert!(!store::claim_slot(&mut conn, &three).unwrap());
+    assert!(store::release_slot(&mut conn, &three).unwrap());
+    drop(conn);
+    patch(
+        &app,
+        &format!("/v1/admin/providers/{three}"),
+        &token,
+        &json!({"status": "paused"}),
+    )
+    .await;
+    let mut conn = app.conn();
+    assert!(
+        !store::claim_slot(&mut conn, &three).unwrap(),
+        "paused providers take no new referrals"
+    );
+}
+
+#[actix_web::test]
+async fn unroutable_referrals_queue_for_admins_without_personal_data() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let mut body = common::referral_body();
+    body["service_type"] = json!("legal");
+    let v: Value = app
+        .submit_json(&portal.token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+
+    let resp = app.get("/v1/admin/unroutable", &portal.admin_token).await;
+    let rid = request_id(&resp);
+    let page: Value = resp.json().await.unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!(
+        (
+            item["id"].as_str(),
+            item["service_type"].as_str(),
+            item["region"].as_str()
+        ),
+        (Some(id.as_str()), Some("legal"), Some("GB-ENG"))
+    );
+    let report = &item["routing"]["reports"][0];
+    assert_eq!(report["provider_id"], portal.provider.as_str());
+    assert!(
+        report.to_string().contains("service_not_offered"),
+        "{report}"
+    );
+    let text = page.to_string();
+    for private in [
+        "contact",
+        "Sam",
+        "+447700900123",
+        "sam@example.org",
+        "NHS",
+        "EMP-0001",
+        "employee_ref",
+        "status_token",
+    ] {
+        assert!(!text.contains(private), "the queue shows {private}");
+    }
+    assert_eq!(
+        app.audit_for_request(&rid).len(),
+        1,
+        "one event per referral shown"
+    );
+
+    // Manual assignment: only to a provider under contract, with room.
+    let stranger = app
+        .create_provider(&portal.admin_token, "Uncontracted")
+        .await;
+    let path = format!("/v1/admin/unroutable/{id}/assign");
+    let p = problem(
+        app.post_json(
+            &path,
+            &portal.admin_token,
+            &json!({"provider_id": stranger}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["code"], "not_contracted");
+    let resp = app
+        .post_json(
+            &path,
+            &portal.admin_token,
+            &json!({"provider_id": portal.provider}),
+        )
+        .await;
+    let rid = request_id(&resp);
+    assert_eq!(resp.status(), 200);
+    let assigned: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            assigned["status"].as_str(),
+            assigned["provider_id"].as_str()
+        ),
+        (Some("offered"), Some(portal.provider.as_str()))
+    );
+    assert_eq!(app.provider_load(&portal.provider), 1);
+    let events = app.audit_for_request(&rid);
+    assert_eq!(
+        (
+            events.len(),
+            events[0].action.as_str(),
+            events[0].resource_id.as_deref()
+        ),
+        (1, "referral.assign", Some(id.as_str()))
+    );
+    let mut conn = app.conn();
+    let feed = eap_referrals::referrals::store::events_for(&mut conn, &portal.provider).unwrap();
+    drop(conn);
+    assert_eq!(feed, vec![(id.clone(), "offered".to_owned())]);
+    problem(
+        app.post_json(
+            &path,
+            &portal.admin_token,
+            &json!({"provider_id": portal.provider}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    let page: Value = app
+        .get("/v1/admin/unroutable", &portal.admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"], json!([]), "off the queue");
+}
+
+#[actix_web::test]
+async fn a_full_provider_cannot_be_assigned_more() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(1).await;
+    app.submit_json(&portal.token, &common::referral_body())
+        .await;
+    let v: Value = app
+        .submit_json(&portal.token, &common::referral_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(
+        app.referral(id).status,
+        "unroutable",
+        "capacity 1 is taken by the first"
+    );
+    let p = problem(
+        app.post_json(
+            &format!("/v1/admin/unroutable/{id}/assign"),
+            &portal.admin_token,
+            &json!({"provider_id": portal.provider}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["code"], "unavailable");
+    assert_eq!(app.provider_load(&portal.provider), 1, "never overbooked");
+}

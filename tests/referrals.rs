@@ -1,0 +1,555 @@
+//! Referral intake over a real socket: submission, validation, idempotency, status tokens,
+//! cancellation, crisis resources, sealing and master-key rotation.
+
+mod common;
+
+use common::{problem, referral_body, request_id, spawn_app};
+use eap_referrals::referrals::seal;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+#[actix_web::test]
+async fn a_portal_submits_reads_and_cancels_a_referral() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let resp = app.submit_json(&portal.token, &referral_body()).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers().get("cache-control").unwrap(), "no-store");
+    let rid = request_id(&resp);
+    let location = resp
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/referrals/{id}"));
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+    assert_eq!(body["status"], "received");
+    assert!(body.get("crisis_resources").is_none(), "only for crisis");
+    let token = body["status_token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 43);
+
+    // Routed in the same transaction: offered to the contracted provider, with a deadline.
+    let row = app.referral(&id);
+    assert_eq!(
+        (row.status.as_str(), row.provider_id.as_deref()),
+        ("offered", Some(portal.provider.as_str()))
+    );
+    assert!(row.offer_expires_at.is_some());
+    assert_ne!(row.status_token_hash, token);
+    assert_eq!(app.provider_load(&portal.provider), 1);
+    let mut conn = app.conn();
+    let events = eap_referrals::referrals::store::events_for(&mut conn, &portal.provider).unwrap();
+    drop(conn);
+    assert_eq!(events, vec![(id.clone(), "offered".to_owned())]);
+    let audit = app.audit_for_request(&rid);
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].resource_id.as_deref()),
+        ("referral.create", Some(id.as_str()))
+    );
+    assert_eq!(
+        audit[0].tenant_id.as_deref(),
+        Some(portal.employer.as_str())
+    );
+
+    let resp = app
+        .client
+        .get(app.url(&location))
+        .bearer_auth(&portal.token)
+        .header("referral-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let view: Value = resp.json().await.unwrap();
+    assert_eq!(view["status"], "received");
+    let keys: Vec<&String> = view.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["closed_at", "created_at", "id", "status", "updated_at"],
+        "coarse only: no provider, no contact"
+    );
+
+    let cancel = |t: String| {
+        app.client
+            .post(app.url(&format!("{location}/cancel")))
+            .bearer_auth(&portal.token)
+            .header("referral-token", t)
+            .send()
+    };
+    let resp = cancel(token.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(app.provider_load(&portal.provider), 0, "the slot is freed");
+    let mut conn = app.conn();
+    let events = eap_referrals::referrals::store::events_for(&mut conn, &portal.provider).unwrap();
+    drop(conn);
+    assert_eq!(
+        events.last().unwrap(),
+        &(id.clone(), "cancelled".to_owned())
+    );
+    let again = problem(cancel(token).await.unwrap(), 409).await;
+    assert_eq!(again["allowed"], json!([]));
+}
+
+#[actix_web::test]
+async fn no_eligible_provider_means_unroutable_with_reasons() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let mut body = referral_body();
+    body["service_type"] = json!("legal");
+    let resp = app.submit_json(&portal.token, &body).await;
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "received", "the portal sees no routing detail");
+    let row = app.referral(v["id"].as_str().unwrap());
+    assert_eq!((row.status.as_str(), row.provider_id), ("unroutable", None));
+    let reasons: Value = serde_json::from_str(row.routing_reasons.as_deref().unwrap()).unwrap();
+    assert!(
+        reasons.to_string().contains("service_not_offered"),
+        "{reasons}"
+    );
+    assert_eq!(app.provider_load(&portal.provider), 0);
+}
+
+#[actix_web::test]
+async fn a_crisis_submission_returns_crisis_resources_at_once() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let mut body = referral_body();
+    body["urgency"] = json!("crisis");
+    let v: Value = app
+        .submit_json(&portal.token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resources = v["crisis_resources"].as_array().unwrap();
+    assert_eq!(resources[0]["name"], "Samaritans");
+    assert_eq!(resources[0]["phone"], "116 123");
+    // Even when no provider can take it, the resources come back.
+    body["region"] = json!("FR");
+    let v: Value = app
+        .submit_json(&portal.token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["crisis_resources"][0]["name"], "Local emergency services");
+    assert_eq!(app.referral(v["id"].as_str().unwrap()).status, "unroutable");
+}
+
+#[actix_web::test]
+async fn each_validation_rule_names_its_field() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "/contact/phone",
+            json!("07700 900123"),
+            "contact.phone",
+            "e164",
+        ),
+        (
+            "/contact/email",
+            json!("not-an-email"),
+            "contact.email",
+            "email",
+        ),
+        (
+            "/contact/preferred_name",
+            json!("x".repeat(101)),
+            "contact.preferred_name",
+            "length",
+        ),
+        (
+            "/contact/preferred_name",
+            json!(""),
+            "contact.preferred_name",
+            "length",
+        ),
+        (
+            "/contact/best_time_to_contact",
+            json!("y".repeat(101)),
+            "contact.best_time_to_contact",
+            "length",
+        ),
+        ("/note", json!("n".repeat(1001)), "note", "length"),
+        (
+            "/employee_ref",
+            json!("r".repeat(129)),
+            "employee_ref",
+            "length",
+        ),
+        (
+            "/service_type",
+            json!("astrology"),
+            "service_type",
+            "invalid_value",
+        ),
+        ("/urgency", json!("whenever"), "urgency", "invalid_value"),
+        (
+            "/modality",
+            json!("carrier_pigeon"),
+            "modality",
+            "invalid_value",
+        ),
+        ("/language", json!("english"), "language", "invalid_value"),
+        ("/region", json!("GBR"), "region", "invalid_value"),
+        (
+            "/contact/voicemail_consent",
+            json!("yes"),
+            "contact.voicemail_consent",
+            "invalid_type",
+        ),
+    ];
+    for (pointer, value, field, code) in cases {
+        let mut body = referral_body();
+        *body.pointer_mut(pointer).unwrap() = value;
+        let p = problem(app.submit_json(&portal.token, &body).await, 422).await;
+        assert_eq!(
+            (
+                p["errors"][0]["field"].as_str(),
+                p["errors"][0]["code"].as_str()
+            ),
+            (Some(field), Some(code)),
+            "{pointer}"
+        );
+    }
+    let mut body = referral_body();
+    body["contact"].as_object_mut().unwrap().remove("phone");
+    body["contact"].as_object_mut().unwrap().remove("email");
+    let p = problem(app.submit_json(&portal.token, &body).await, 422).await;
+    assert_eq!(
+        (
+            p["errors"][0]["field"].as_str(),
+            p["errors"][0]["code"].as_str()
+        ),
+        (Some("contact"), Some("phone_or_email"))
+    );
+    for (pointer, extra) in [("", "date_of_birth"), ("/contact", "home_address")] {
+        let mut body = referral_body();
+        body.pointer_mut(pointer).unwrap()[extra] = json!("1990-01-01, 1 High St");
+        let p = problem(app.submit_json(&portal.token, &body).await, 422).await;
+        assert_eq!(p["errors"][0]["code"], "unknown_field");
+        assert!(
+            !p.to_string().contains("High St"),
+            "the value is never echoed"
+        );
+    }
+    let mut body = referral_body();
+    body["employer_id"] = json!(portal.employer);
+    let p = problem(app.submit_json(&portal.token, &body).await, 422).await;
+    assert_eq!(
+        p["errors"][0]["field"], "employer_id",
+        "the employer comes from the token, never the body"
+    );
+    assert_eq!(
+        app.count("referrals"),
+        0,
+        "nothing stored for a rejected submission"
+    );
+}
+
+#[actix_web::test]
+async fn idempotency_keys_replay_refuse_and_scope() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let body = serde_json::to_vec(&referral_body()).unwrap();
+
+    problem(app.submit(&portal.token, None, &body).await, 400).await;
+
+    let first = app.submit(&portal.token, Some("key-1"), &body).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let replay = app.submit(&portal.token, Some("\"key-1\""), &body).await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(
+        replay.json::<Value>().await.unwrap(),
+        first,
+        "the original response, token included"
+    );
+    assert_eq!(app.count("referrals"), 1, "one referral for two requests");
+    assert_eq!(app.provider_load(&portal.provider), 1);
+
+    let mut other = referral_body();
+    other["note"] = json!("something else");
+    let p = problem(
+        app.submit(
+            &portal.token,
+            Some("key-1"),
+            &serde_json::to_vec(&other).unwrap(),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
+
+    // In flight: the first request's claim is committed but its work is not done.
+    let full = serde_json::to_vec(&referral_body()).unwrap();
+    let fingerprint: String = Sha256::digest(&full)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    {
+        let mut conn = app.conn();
+        let claim = eap_referrals::referrals::store::claim_key(
+            &mut conn,
+            &portal.client.id,
+            "key-2",
+            &fingerprint,
+            eap_referrals::db::now(),
+        )
+        .unwrap();
+        assert!(matches!(
+            claim,
+            eap_referrals::referrals::store::Claim::Claimed
+        ));
+    }
+    problem(app.submit(&portal.token, Some("key-2"), &full).await, 409).await;
+
+    // Keys are the client's own: another portal may use the same key.
+    let second = app
+        .create_client(
+            &portal.admin_token,
+            json!({"name": "second portal", "role": "hr_portal", "employer_id": portal.employer}),
+        )
+        .await;
+    let second_token = app.token(&second).await;
+    let resp = app.submit(&second_token, Some("key-1"), &body).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.count("referrals"), 2);
+
+    problem(
+        app.submit(&portal.token, Some(&"k".repeat(256)), &body)
+            .await,
+        400,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_failed_submission_frees_its_idempotency_key() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let body = serde_json::to_vec(&referral_body()).unwrap();
+    app.break_audit_log();
+    problem(
+        app.submit(&portal.token, Some("retry-me"), &body).await,
+        503,
+    )
+    .await;
+    app.repair_audit_log();
+    assert_eq!(
+        (app.count("referrals"), app.provider_load(&portal.provider)),
+        (0, 0),
+        "nothing committed"
+    );
+    let resp = app.submit(&portal.token, Some("retry-me"), &body).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "the retry with the same key goes through"
+    );
+    assert!(resp.headers().get("idempotent-replayed").is_none());
+}
+
+#[actix_web::test]
+async fn token_misuse_is_an_indistinguishable_404_and_logged() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let a: Value = app
+        .submit_json(&portal.token, &referral_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = app
+        .submit_json(&portal.token, &referral_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (a_id, a_token, b_token) = (
+        a["id"].as_str().unwrap(),
+        a["status_token"].as_str().unwrap(),
+        b["status_token"].as_str().unwrap(),
+    );
+
+    let other_employer = app.create_employer(&portal.admin_token, "Other Co").await;
+    let other = app
+        .create_client(
+            &portal.admin_token,
+            json!({"name": "other portal", "role": "hr_portal", "employer_id": other_employer}),
+        )
+        .await;
+    let other_token = app.token(&other).await;
+
+    let attempts = [
+        (portal.token.as_str(), a_id.to_owned(), Some(b_token)),
+        (portal.token.as_str(), a_id.to_owned(), None),
+        (portal.token.as_str(), a_id.to_owned(), Some("eaprt_guess")),
+        (other_token.as_str(), a_id.to_owned(), Some(a_token)),
+        (
+            portal.token.as_str(),
+            uuid::Uuid::now_v7().to_string(),
+            Some(a_token),
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for (bearer, id, token) in attempts {
+        for path in [
+            format!("/v1/referrals/{id}"),
+            format!("/v1/referrals/{id}/cancel"),
+        ] {
+            let mut req = if path.ends_with("cancel") {
+                app.client.post(app.url(&path))
+            } else {
+                app.client.get(app.url(&path))
+            };
+            req = req.bearer_auth(bearer);
+            if let Some(t) = token {
+                req = req.header("referral-token", t);
+            }
+            let resp = req.send().await.unwrap();
+            let rid = request_id(&resp);
+            let mut p = problem(resp, 404).await;
+            let events = app.audit_for_request(&rid);
+            assert_eq!(events.len(), 1, "{path}");
+            assert_eq!(
+                (
+                    events[0].outcome.as_str(),
+                    events[0].http_status,
+                    events[0].resource_id.as_deref()
+                ),
+                ("denied", 404, Some(id.as_str()))
+            );
+            p.as_object_mut().unwrap().remove("request_id");
+            p.as_object_mut().unwrap().remove("instance");
+            bodies.push(p);
+        }
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every refusal looks the same"
+    );
+    assert_eq!(
+        app.referral(a_id).status,
+        "offered",
+        "nothing was cancelled"
+    );
+}
+
+#[actix_web::test]
+async fn other_roles_cannot_submit_and_there_is_no_listing() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    problem(
+        app.submit_json(&portal.admin_token, &referral_body()).await,
+        403,
+    )
+    .await;
+    let resp = app.get("/v1/referrals", &portal.token).await;
+    assert_eq!(resp.status(), 405, "no way to list referrals");
+}
+
+#[actix_web::test]
+async fn rotating_the_master_key_keeps_every_referral_readable() {
+    use base64::Engine;
+    let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (old, new) = (format!("m1:{}", b64(1)), format!("m2:{}", b64(2)));
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_MASTER_KEY".into(), old.clone());
+    })
+    .await;
+    let portal = app.setup_portal(10).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut body = referral_body();
+        body["contact"]["preferred_name"] = json!(format!("Person {i}"));
+        let v: Value = app
+            .submit_json(&portal.token, &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let keyring = |spec: &str| {
+        let config = eap_referrals::Config::from_map(
+            &[
+                ("EAP_MASTER_KEY".to_string(), spec.to_string()),
+                (
+                    "EAP_DATA_DIR".to_string(),
+                    app.data_dir.path().display().to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .unwrap();
+        eap_referrals::keys::Keys::load(&config).unwrap().master
+    };
+    let both = keyring(&format!("{new},{old}"));
+    let mut conn = app.conn();
+    let n = eap_referrals::referrals::store::rewrap_all(&mut conn, &both).unwrap();
+    drop(conn);
+    assert_eq!(n, 3);
+    let only_new = keyring(&new);
+    for (i, id) in ids.iter().enumerate() {
+        let row = app.referral(id);
+        assert_eq!(row.key_id.as_deref(), Some("m2"));
+        let key = seal::unwrap(&only_new, "m2", id, row.wrapped_key.as_deref().unwrap()).unwrap();
+        let contact = seal::open(
+            &key,
+            &eap_referrals::referrals::model::aad(id, "contact"),
+            row.sealed_contact.as_deref().unwrap(),
+        )
+        .unwrap();
+        let contact: Value = serde_json::from_slice(&contact).unwrap();
+        assert_eq!(contact["preferred_name"], format!("Person {i}"));
+    }
+    let mut conn = app.conn();
+    assert_eq!(
+        eap_referrals::referrals::store::rewrap_all(&mut conn, &both).unwrap(),
+        0,
+        "nothing left to re-wrap"
+    );
+}
+
+#[actix_web::test]
+async fn concurrent_submissions_never_overbook_the_last_slot() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "10".into());
+        v.insert("EAP_WORKERS".into(), "4".into());
+    })
+    .await;
+    let portal = app.setup_portal(1).await;
+    let body = referral_body();
+    let sends = (0..8).map(|_| app.submit_json(&portal.token, &body));
+    let responses = futures_util::future::join_all(sends).await;
+    let mut ids = Vec::new();
+    for r in responses {
+        assert_eq!(r.status(), 201);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let offered = ids
+        .iter()
+        .filter(|id| app.referral(id).status == "offered")
+        .count();
+    assert_eq!(offered, 1, "exactly one gets the last slot");
+    assert_eq!(app.provider_load(&portal.provider), 1);
+}
