@@ -209,3 +209,57 @@ async fn admin_create_client_bootstraps_a_working_admin() {
             .unwrap();
     }
 }
+
+#[actix_web::test]
+async fn keys_rotate_master_rewraps_through_the_command_line() {
+    use base64::Engine;
+    let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (old, new) = (format!("m1:{}", b64(1)), format!("m2:{}", b64(2)));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut vars, pg) = common::test_vars(dir.path());
+    vars.insert("EAP_MASTER_KEY".into(), old.clone());
+    let app = common::spawn_app_with(|v| {
+        *v = vars.clone();
+    })
+    .await;
+    let portal = app.setup_portal(5).await;
+    let v: Value = app
+        .submit_json(&portal.token, &common::referral_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.referral(&id).key_id.as_deref(), Some("m1"));
+
+    let missing_old = bin()
+        .envs(&vars)
+        .env("EAP_MASTER_KEY", &new)
+        .args(["keys", "rotate-master"])
+        .output()
+        .unwrap();
+    assert!(
+        !missing_old.status.success(),
+        "cannot re-wrap without the key that wrapped it"
+    );
+    assert!(String::from_utf8_lossy(&missing_old.stderr).contains("m1"));
+
+    let out = bin()
+        .envs(&vars)
+        .env("EAP_MASTER_KEY", format!("{new}\n{old}"))
+        .args(["keys", "rotate-master"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "re-wrapped 1 data key(s) under master key m2"
+    );
+    assert_eq!(app.referral(&id).key_id.as_deref(), Some("m2"));
+    drop(app);
+    common::drop_pg_database(pg);
+}
