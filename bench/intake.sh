@@ -69,28 +69,32 @@ HTTP_P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
 # transaction) + one transaction with the caller check, the employer check, the routing snapshot,
 # the capacity claim, the referral, its attempt, the feed event, the key's response and the
 # access-log event.
-psql $PG -d "$DB" -qc "UPDATE providers SET capacity = 2000000000, active_referrals = 0"
+# Free every slot the HTTP run took, so pgbench starts from the same state.
+psql $PG -d "$DB" -qc "UPDATE provider_slots SET referral_id = NULL; UPDATE provider_load_shards SET held = 0"
 cat > "$WORK/submit.sql" <<'SQL'
+\set shard random(0, 15)
 SELECT gen_random_uuid()::text AS rid, md5(random()::text) AS ikey, decode(repeat(md5(random()::text), 6), 'hex') AS blob \gset
 BEGIN;
-SELECT request_hash FROM idempotency_keys WHERE client_id = :'client' AND idem_key = :'ikey';
-INSERT INTO idempotency_keys (client_id, idem_key, request_hash, created_at) VALUES (:'client', :'ikey', md5(:'ikey'), now());
+SELECT request_hash FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
+INSERT INTO idempotency_keys (client_id, idem_key, request_hash, created_at) VALUES (':client', ':ikey', md5(':ikey'), now());
 COMMIT;
 BEGIN;
-SELECT role, revoked_at, secret_rotated_at FROM api_clients WHERE id = :'client';
-SELECT active FROM employers WHERE id = :'employer';
-SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = :'employer';
-UPDATE providers SET active_referrals = active_referrals + 1 WHERE id = :'provider' AND active AND status = 'active' AND active_referrals < capacity;
+SELECT role, revoked_at, secret_rotated_at FROM api_clients WHERE id = ':client';
+SELECT active FROM employers WHERE id = ':employer';
+SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = ':employer';
+SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
+UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
+UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard;
 INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, employee_ref_hmac, status, provider_id, offer_expires_at, version, status_token_hash, key_id, wrapped_key, sealed_contact, sealed_note, routing_reasons, created_at, updated_at)
-  VALUES (:'rid', :'employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(:'rid'), 'offered', :'provider', now() + interval '48 hours', 1, md5(:'ikey'), 'dev1', :'blob', :'blob', :'blob', '{"chosen":"x","reports":[]}', now(), now());
-INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (:'rid', :'provider', now());
-INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (:'provider', :'rid', 'offered', now());
-UPDATE idempotency_keys SET referral_id = :'rid', response_status = 201, response_sealed = :'blob' WHERE client_id = :'client' AND idem_key = :'ikey';
+  VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(':rid'), 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), 'dev1', ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
+INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (':rid', ':provider', now());
+INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now());
+UPDATE idempotency_keys SET referral_id = ':rid', response_status = 201, response_sealed = ':blob' WHERE client_id = ':client' AND idem_key = ':ikey';
 INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
-  VALUES (gen_random_uuid()::text, now(), :'client', 'hr_portal', :'employer', 'referral.create', 'referral', :'rid', 'success', 201, :'ikey', '127.0.0.1');
+  VALUES (gen_random_uuid()::text, now(), ':client', 'hr_portal', ':employer', 'referral.create', 'referral', ':rid', 'success', 201, ':ikey', '127.0.0.1');
 COMMIT;
 SQL
-pgbench $PG -n -c "$CONNS" -j 2 -T "$DURATION" -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER" \
+pgbench $PG -n -r -c "$CONNS" -j 2 -T "$DURATION" -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER" \
   -f "$WORK/submit.sql" "$DB" | tee "$WORK/pgbench.txt"
 PG_TPS=$(awk '/^tps =/ {print $3; exit}' "$WORK/pgbench.txt")
 

@@ -329,7 +329,7 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
 
 /// Runs `racers` concurrent transactions that each check the provider's load and then claim a
 /// slot; returns how many claims succeeded and the provider's final load.
-fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i32) {
+fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i64) {
     let start = Arc::new(Barrier::new(racers));
     // On PostgreSQL every transaction reads the load before any of them claims, so all of them
     // believe a slot is free: the check-then-act race. SQLite's BEGIN IMMEDIATE lets only one
@@ -343,17 +343,19 @@ fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i32) 
             let read_all = read_all.clone();
             std::thread::spawn(move || {
                 let mut conn = db.get().unwrap();
+                let holder = uuid::Uuid::new_v4().to_string();
                 start.wait();
                 write_tx(&mut conn, |conn| {
                     let p = store::find_provider(conn, &provider)?.unwrap();
+                    let load = store::load(conn, &provider)?;
                     assert!(
-                        read_all.is_none() || p.active_referrals < p.capacity,
+                        read_all.is_none() || load < i64::from(p.capacity),
                         "every racer saw a free slot"
                     );
                     if let Some(b) = &read_all {
                         b.wait();
                     }
-                    store::claim_slot(conn, &provider)
+                    store::claim_slot(conn, &provider, &holder)
                 })
                 .unwrap()
             })
@@ -364,12 +366,23 @@ fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i32) 
         .map(|h| h.join().unwrap())
         .filter(|won| *won)
         .count();
-    let mut conn = app.conn();
-    let load = store::find_provider(&mut conn, provider)
-        .unwrap()
-        .unwrap()
-        .active_referrals;
-    (wins, load)
+    let taken = {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::provider_slots::dsl as s;
+        let mut conn = app.conn();
+        s::provider_slots
+            .filter(s::provider_id.eq(provider))
+            .filter(s::referral_id.is_not_null())
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .unwrap()
+    };
+    assert_eq!(
+        app.provider_load(provider),
+        taken,
+        "the load counter agrees with the slots"
+    );
+    (wins, taken)
 }
 
 #[actix_web::test]
@@ -404,12 +417,27 @@ async fn racing_claims_never_overbook_a_provider() {
     let three = three["id"].as_str().unwrap().to_owned();
     assert_eq!(race_for_slots(&app, &three, 10), (3, 3));
 
-    // Released slots can be claimed again; a paused provider's cannot.
+    // Released slots can be claimed again; a paused provider's cannot; a smaller capacity
+    // holds as held slots are released.
     let mut conn = app.conn();
-    assert!(store::release_slot(&mut conn, &three).unwrap());
-    assert!(store::claim_slot(&mut conn, &three).unwrap());
-    assert!(!store::claim_slot(&mut conn, &three).unwrap());
-    assert!(store::release_slot(&mut conn, &three).unwrap());
+    assert!(
+        store::claim_slot(&mut conn, &three, "x1").is_ok_and(|won| !won),
+        "full"
+    );
+    let holder: String = {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::provider_slots::dsl as s;
+        s::provider_slots
+            .filter(s::provider_id.eq(&three))
+            .filter(s::referral_id.is_not_null())
+            .select(s::referral_id.assume_not_null())
+            .first(&mut *conn)
+            .unwrap()
+    };
+    assert!(store::release_slot(&mut conn, &three, &holder).unwrap());
+    assert!(store::claim_slot(&mut conn, &three, "x1").unwrap());
+    assert!(!store::claim_slot(&mut conn, &three, "x2").unwrap());
+    assert!(store::release_slot(&mut conn, &three, "x1").unwrap());
     drop(conn);
     patch(
         &app,
@@ -420,8 +448,44 @@ async fn racing_claims_never_overbook_a_provider() {
     .await;
     let mut conn = app.conn();
     assert!(
-        !store::claim_slot(&mut conn, &three).unwrap(),
+        !store::claim_slot(&mut conn, &three, "x3").unwrap(),
         "paused providers take no new referrals"
+    );
+    drop(conn);
+    let resp = patch(
+        &app,
+        &format!("/v1/admin/providers/{three}"),
+        &token,
+        &json!({"status": "active", "capacity": 1}),
+    )
+    .await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["active_referrals"],
+        2,
+        "still holding two of the earlier three"
+    );
+    let mut conn = app.conn();
+    assert!(
+        !store::claim_slot(&mut conn, &three, "x4").unwrap(),
+        "over the new capacity"
+    );
+    let held: Vec<String> = {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::provider_slots::dsl as s;
+        s::provider_slots
+            .filter(s::provider_id.eq(&three))
+            .filter(s::referral_id.is_not_null())
+            .select(s::referral_id.assume_not_null())
+            .load(&mut *conn)
+            .unwrap()
+    };
+    for h in &held {
+        store::release_slot(&mut conn, &three, h).unwrap();
+    }
+    assert!(store::claim_slot(&mut conn, &three, "x5").unwrap());
+    assert!(
+        !store::claim_slot(&mut conn, &three, "x6").unwrap(),
+        "capacity 1 now"
     );
 }
 

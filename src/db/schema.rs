@@ -25,7 +25,22 @@ diesel::table! {
         interpretation -> Bool,
         crisis_capable -> Bool,
         capacity -> Integer,
-        active_referrals -> Integer,
+    }
+}
+
+diesel::table! {
+    provider_load_shards (provider_id, shard) {
+        provider_id -> Text,
+        shard -> Integer,
+        held -> Integer,
+    }
+}
+
+diesel::table! {
+    provider_slots (provider_id, slot) {
+        provider_id -> Text,
+        slot -> Integer,
+        referral_id -> Nullable<Text>,
     }
 }
 
@@ -135,6 +150,7 @@ diesel::table! {
 diesel::joinable!(api_clients -> employers (employer_id));
 diesel::joinable!(api_clients -> providers (provider_id));
 diesel::joinable!(contracts -> employers (employer_id));
+diesel::joinable!(provider_slots -> providers (provider_id));
 diesel::joinable!(contracts -> providers (provider_id));
 diesel::joinable!(referrals -> employers (employer_id));
 diesel::joinable!(referral_attempts -> referrals (referral_id));
@@ -144,6 +160,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_clients,
     audit_events,
     contracts,
+    provider_slots,
+    provider_load_shards,
     referrals,
     referral_attempts,
     provider_events,

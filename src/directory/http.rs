@@ -404,8 +404,8 @@ fn split_plain(text: &str) -> Vec<String> {
         .collect()
 }
 
-impl From<ProviderRow> for Provider {
-    fn from(r: ProviderRow) -> Self {
+impl Provider {
+    fn of(r: ProviderRow, load: i64) -> Self {
         Provider {
             status: if r.status == "paused" {
                 ProviderStatus::Paused
@@ -422,11 +422,18 @@ impl From<ProviderRow> for Provider {
             interpretation: r.interpretation,
             crisis_capable: r.crisis_capable,
             capacity: r.capacity.max(0) as u32,
-            active_referrals: r.active_referrals.max(0) as u32,
+            active_referrals: load.max(0) as u32,
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
         }
     }
+}
+
+/// Reads a provider with its current load.
+fn provider_with_load(conn: &mut crate::db::AnyConnection, id: &str) -> Result<Provider, ApiError> {
+    let row = store::find_provider(conn, id)?.ok_or(ApiError::NotFound)?;
+    let load = store::load(conn, id)?;
+    Ok(Provider::of(row, load))
 }
 
 /// Creates a provider.
@@ -450,15 +457,15 @@ pub async fn create_provider(
     body: ApiJson<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let change: ProviderChange = body.into_inner()?.into();
-    let row = audited(&state.db, admin.0, 201, move |conn| {
+    let provider = audited(&state.db, admin.0, 201, move |conn| {
         let row = store::insert_provider(conn, &change)?;
         let id = row.id.clone();
-        Ok((row, vec![id]))
+        Ok((Provider::of(row, 0), vec![id]))
     })
     .await?;
     Ok(created(
-        format!("/v1/admin/providers/{}", row.id),
-        Provider::from(row),
+        format!("/v1/admin/providers/{}", provider.id),
+        provider,
     ))
 }
 
@@ -482,15 +489,23 @@ pub async fn list_providers(
     let (after, limit) = query.into_inner()?.resolve()?;
     let rows = audited(&state.db, admin.0, 200, move |conn| {
         let rows = store::list_providers(conn, after.as_deref(), limit)?;
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let loads = store::loads(conn, &ids)?;
+        let rows: Vec<(ProviderRow, i64)> = rows
+            .into_iter()
+            .map(|r| {
+                let load = loads.get(&r.id).copied().unwrap_or(0);
+                (r, load)
+            })
+            .collect();
         Ok((rows, ids))
     })
     .await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
-        |r| &r.id,
-        Provider::from,
+        |(r, _)| &r.id,
+        |(r, load)| Provider::of(r, load),
     )))
 }
 
@@ -512,12 +527,11 @@ pub async fn get_provider(
     id: web::Path<String>,
 ) -> Result<web::Json<Provider>, ApiError> {
     let id = id.into_inner();
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let row = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
+    let provider = audited(&state.db, admin.0, 200, move |conn| {
+        Ok((provider_with_load(conn, &id)?, vec![id]))
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(provider))
 }
 
 /// Changes a provider's attributes; absent fields stay as they are.
@@ -544,18 +558,15 @@ pub async fn update_provider(
 ) -> Result<web::Json<Provider>, ApiError> {
     let change: ProviderChange = body.into_inner()?.into();
     let id = id.into_inner();
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let found = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
-        let row = if change_is_empty(&change) {
-            found
-        } else {
+    let provider = audited(&state.db, admin.0, 200, move |conn| {
+        store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
+        if !change_is_empty(&change) {
             store::update_provider(conn, &id, &change)?;
-            store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?
-        };
-        Ok((row, vec![id]))
+        }
+        Ok((provider_with_load(conn, &id)?, vec![id]))
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(provider))
 }
 
 fn change_is_empty(c: &ProviderChange) -> bool {
@@ -589,7 +600,7 @@ pub async fn deactivate_provider(
     id: web::Path<String>,
 ) -> Result<web::Json<Provider>, ApiError> {
     let id = id.into_inner();
-    let row = audited(&state.db, admin.0, 200, move |conn| {
+    let provider = audited(&state.db, admin.0, 200, move |conn| {
         let change = ProviderChange {
             active: Some(false),
             ..Default::default()
@@ -597,11 +608,10 @@ pub async fn deactivate_provider(
         if store::update_provider(conn, &id, &change)? == 0 {
             return Err(ApiError::NotFound);
         }
-        let row = store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
+        Ok((provider_with_load(conn, &id)?, vec![id]))
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(provider))
 }
 
 // ---------------------------------------------------------------------------------------------

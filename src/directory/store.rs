@@ -1,7 +1,10 @@
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
 
-use crate::db::schema::{contracts, employers, providers};
+use crate::db::schema::{contracts, employers, provider_load_shards, provider_slots, providers};
 use crate::db::AnyConnection;
 
 // ---------------------------------------------------------------------------------------------
@@ -102,7 +105,6 @@ pub struct ProviderRow {
     pub interpretation: bool,
     pub crisis_capable: bool,
     pub capacity: i32,
-    pub active_referrals: i32,
 }
 
 /// The attributes an admin sets; every field of an update is optional.
@@ -143,9 +145,25 @@ pub fn insert_provider(
             providers::interpretation.eq(attrs.interpretation.unwrap_or(false)),
             providers::crisis_capable.eq(attrs.crisis_capable.unwrap_or(false)),
             providers::capacity.eq(attrs.capacity.unwrap_or(0)),
-            providers::active_referrals.eq(0),
         ))
         .execute(conn)?;
+    let shards: Vec<_> = (0..LOAD_SHARDS)
+        .map(|n| {
+            (
+                provider_load_shards::provider_id.eq(&id),
+                provider_load_shards::shard.eq(n),
+            )
+        })
+        .collect();
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::insert_into(provider_load_shards::table)
+            .values(&shards)
+            .execute(c)?,
+        AnyConnection::Sqlite(c) => diesel::insert_into(provider_load_shards::table)
+            .values(&shards)
+            .execute(c)?,
+    };
+    sync_slots(conn, &id, attrs.capacity.unwrap_or(0))?;
     find_provider(conn, &id)?.ok_or(diesel::result::Error::NotFound)
 }
 
@@ -175,37 +193,207 @@ pub fn update_provider(
     id: &str,
     change: &ProviderChange,
 ) -> QueryResult<usize> {
-    diesel::update(providers::table.find(id))
+    let n = diesel::update(providers::table.find(id))
         .set((change, providers::updated_at.eq(crate::db::now())))
-        .execute(conn)
+        .execute(conn)?;
+    if let (1, Some(capacity)) = (n, change.capacity) {
+        sync_slots(conn, id, capacity)?;
+    }
+    Ok(n)
 }
 
-/// Takes one of the provider's slots if it has one free: a single conditional UPDATE, so two
-/// transactions racing for the last slot cannot both succeed (PostgreSQL re-checks the row
-/// after the first commits; SQLite runs writers one at a time).
-pub fn claim_slot(conn: &mut AnyConnection, provider_id: &str) -> QueryResult<bool> {
-    diesel::update(
-        providers::table
-            .find(provider_id)
+/// Keeps exactly max(capacity, held) slot rows for the provider, so the free rows are exactly
+/// the referrals it may still take. Growing adds rows; shrinking deletes free rows (held ones go
+/// when released).
+fn sync_slots(conn: &mut AnyConnection, provider_id: &str, capacity: i32) -> QueryResult<()> {
+    // Lock the provider's slots first, so an in-flight claim cannot take a row this deletes.
+    let slots: Vec<(i32, Option<String>)> = match conn {
+        AnyConnection::Postgresql(c) => provider_slots::table
+            .filter(provider_slots::provider_id.eq(provider_id))
+            .select((provider_slots::slot, provider_slots::referral_id))
+            .for_update()
+            .load(c)?,
+        AnyConnection::Sqlite(c) => provider_slots::table
+            .filter(provider_slots::provider_id.eq(provider_id))
+            .select((provider_slots::slot, provider_slots::referral_id))
+            .load(c)?,
+    };
+    let rows = slots.len() as i32;
+    let held = slots.iter().filter(|(_, r)| r.is_some()).count() as i32;
+    let wanted = capacity.max(held);
+    if wanted > rows {
+        let first = slots.iter().map(|(n, _)| n + 1).max().unwrap_or(0);
+        let last = first + (wanted - rows) - 1;
+        match conn {
+            AnyConnection::Postgresql(c) => diesel::sql_query(
+                "INSERT INTO provider_slots (provider_id, slot) \
+                 SELECT $1, n FROM generate_series($2::int, $3::int) AS n",
+            )
+            .bind::<Text, _>(provider_id)
+            .bind::<Integer, _>(first)
+            .bind::<Integer, _>(last)
+            .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::sql_query(
+                "INSERT INTO provider_slots (provider_id, slot) \
+                 WITH RECURSIVE s(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM s WHERE n < ?) \
+                 SELECT ?, n FROM s",
+            )
+            .bind::<Integer, _>(first)
+            .bind::<Integer, _>(last)
+            .bind::<Text, _>(provider_id)
+            .execute(c)?,
+        };
+    } else if wanted < rows {
+        let surplus: Vec<i32> = slots
+            .iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(n, _)| *n)
+            .take((rows - wanted) as usize)
+            .collect();
+        diesel::delete(
+            provider_slots::table
+                .filter(provider_slots::provider_id.eq(provider_id))
+                .filter(provider_slots::slot.eq_any(surplus)),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Takes a free slot of an active provider for `holder` (a referral id). A single UPDATE of
+/// one slot row: on PostgreSQL `FOR UPDATE SKIP LOCKED` lets concurrent claims take different
+/// slots instead of queueing on one row; SQLite runs one writer at a time. There are only as many
+/// free rows as the provider may still take, so it is never booked past its capacity.
+pub fn claim_slot(conn: &mut AnyConnection, provider_id: &str, holder: &str) -> QueryResult<bool> {
+    // A concurrent claim can commit on the very row this one picked; PostgreSQL then re-checks
+    // and finds it taken. A retry picks another, so only "no free slot" reports false.
+    for _ in 0..3 {
+        let n = match conn {
+            AnyConnection::Postgresql(c) => diesel::sql_query(
+                "UPDATE provider_slots SET referral_id = $1 \
+                 WHERE provider_id = $2 AND slot = ( \
+                   SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
+                   WHERE s.provider_id = $2 AND s.referral_id IS NULL \
+                     AND p.active AND p.status = 'active' \
+                   ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED)",
+            )
+            .bind::<Text, _>(holder)
+            .bind::<Text, _>(provider_id)
+            .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::sql_query(
+                "UPDATE provider_slots SET referral_id = ? \
+                 WHERE provider_id = ? AND slot = ( \
+                   SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
+                   WHERE s.provider_id = ? AND s.referral_id IS NULL \
+                     AND p.active AND p.status = 'active' \
+                   ORDER BY s.slot LIMIT 1)",
+            )
+            .bind::<Text, _>(holder)
+            .bind::<Text, _>(provider_id)
+            .bind::<Text, _>(provider_id)
+            .execute(c)?,
+        };
+        if n == 1 {
+            add_load(conn, provider_id, holder, 1)?;
+            return Ok(true);
+        }
+        if !has_free_slot(conn, provider_id)? {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+fn has_free_slot(conn: &mut AnyConnection, provider_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        provider_slots::table
+            .inner_join(providers::table)
+            .filter(provider_slots::provider_id.eq(provider_id))
+            .filter(provider_slots::referral_id.is_null())
             .filter(providers::active.eq(true))
-            .filter(providers::status.eq("active"))
-            .filter(providers::active_referrals.lt(providers::capacity)),
-    )
-    .set(providers::active_referrals.eq(providers::active_referrals + 1))
-    .execute(conn)
-    .map(|n| n == 1)
+            .filter(providers::status.eq("active")),
+    ))
+    .get_result(conn)
 }
 
-/// Gives a slot back (a referral closed, was declined or cancelled).
-pub fn release_slot(conn: &mut AnyConnection, provider_id: &str) -> QueryResult<bool> {
-    diesel::update(
-        providers::table
-            .find(provider_id)
-            .filter(providers::active_referrals.gt(0)),
-    )
-    .set(providers::active_referrals.eq(providers::active_referrals - 1))
-    .execute(conn)
-    .map(|n| n == 1)
+/// Gives back the slot `holder` took (the referral closed, was declined or cancelled). While the
+/// provider holds more than its (lowered) capacity the row is deleted instead of freed.
+pub fn release_slot(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    holder: &str,
+) -> QueryResult<bool> {
+    let capacity: i32 = providers::table
+        .find(provider_id)
+        .select(providers::capacity)
+        .first(conn)?;
+    let rows: i64 = provider_slots::table
+        .filter(provider_slots::provider_id.eq(provider_id))
+        .count()
+        .get_result(conn)?;
+    let mine = provider_slots::table
+        .filter(provider_slots::provider_id.eq(provider_id))
+        .filter(provider_slots::referral_id.eq(holder));
+    let n = if rows > i64::from(capacity) {
+        diesel::delete(mine).execute(conn)?
+    } else {
+        diesel::update(mine)
+            .set(provider_slots::referral_id.eq(None::<String>))
+            .execute(conn)?
+    };
+    if n == 1 {
+        add_load(conn, provider_id, holder, -1)?;
+    }
+    Ok(n == 1)
+}
+
+const LOAD_SHARDS: i32 = 16;
+
+/// The holder's shard: the same for its claim and its release, spread across holders.
+fn shard_of(holder: &str) -> i32 {
+    // FNV-1a: stable across processes and versions, unlike the std hasher.
+    let h = holder.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    (h % LOAD_SHARDS as u64) as i32
+}
+
+fn add_load(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    holder: &str,
+    delta: i32,
+) -> QueryResult<()> {
+    diesel::update(provider_load_shards::table.find((provider_id, shard_of(holder))))
+        .set(provider_load_shards::held.eq(provider_load_shards::held + delta))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Referrals each provider holds now (its taken slots).
+pub fn loads(
+    conn: &mut AnyConnection,
+    provider_ids: &[String],
+) -> QueryResult<HashMap<String, i64>> {
+    let rows: Vec<(String, i32)> = provider_load_shards::table
+        .filter(provider_load_shards::provider_id.eq_any(provider_ids))
+        .select((
+            provider_load_shards::provider_id,
+            provider_load_shards::held,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for (id, held) in rows {
+        *out.entry(id).or_default() += i64::from(held);
+    }
+    Ok(out)
+}
+
+pub fn load(conn: &mut AnyConnection, provider_id: &str) -> QueryResult<i64> {
+    Ok(loads(conn, &[provider_id.to_owned()])?
+        .get(provider_id)
+        .copied()
+        .unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,15 +515,24 @@ pub fn update_contract(
         .execute(conn)
 }
 
-/// Every provider under contract with the employer, with its contract, in one query: the
-/// routing snapshot.
+/// Every provider under contract with the employer, with its contract and current load: the
+/// routing snapshot (one query for the providers, one for their loads).
 pub fn contracted_providers(
     conn: &mut AnyConnection,
     employer_id: &str,
-) -> QueryResult<Vec<(ContractRow, ProviderRow)>> {
-    contracts::table
+) -> QueryResult<Vec<(ContractRow, ProviderRow, i64)>> {
+    let rows: Vec<(ContractRow, ProviderRow)> = contracts::table
         .inner_join(providers::table)
         .filter(contracts::employer_id.eq(employer_id))
         .select((ContractRow::as_select(), ProviderRow::as_select()))
-        .load(conn)
+        .load(conn)?;
+    let ids: Vec<String> = rows.iter().map(|(_, p)| p.id.clone()).collect();
+    let loads = loads(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, p)| {
+            let load = loads.get(&p.id).copied().unwrap_or(0);
+            (c, p, load)
+        })
+        .collect())
 }

@@ -155,7 +155,7 @@ fn create(
             region: new.region.clone(),
         };
         let decision =
-            crate::routing::store::place(conn, employer_id, &request, &HashSet::new(), now)?;
+            crate::routing::store::place(conn, employer_id, &request, &HashSet::new(), &id, now)?;
         let (status, offer_expires_at) = match &decision.chosen {
             Some(_) => (
                 Status::Offered,
@@ -430,7 +430,7 @@ pub async fn cancel(
                     });
                 }
                 if let (Some(provider), true) = (&row.provider_id, current.holds_capacity()) {
-                    directory::release_slot(conn, provider)?;
+                    directory::release_slot(conn, provider, &id)?;
                     store::close_attempt(conn, &id, provider, "cancelled")?;
                     store::push_event(conn, provider, &id, "cancelled", now)?;
                 }

@@ -151,7 +151,7 @@ pub async fn assign(
         let now = crate::db::now();
         let contracted = directory::contracted_providers(conn, &row.employer_id)?
             .iter()
-            .any(|(c, p)| p.id == provider && c.in_force(now));
+            .any(|(c, p, _)| p.id == provider && c.in_force(now));
         if !contracted {
             return Err(ApiError::validation(
                 "provider_id",
@@ -159,7 +159,7 @@ pub async fn assign(
                 "no contract in force with this referral's employer",
             ));
         }
-        if !directory::claim_slot(conn, &provider)? {
+        if !directory::claim_slot(conn, &provider, &id)? {
             return Err(ApiError::validation(
                 "provider_id",
                 "unavailable",

@@ -10,7 +10,7 @@ use crate::db::AnyConnection;
 use crate::directory::model::{split_codes, Language, Region};
 use crate::directory::store::{self as directory, ContractRow, ProviderRow};
 
-fn candidate(contract: ContractRow, p: ProviderRow, now: NaiveDateTime) -> Candidate {
+fn candidate(contract: ContractRow, p: ProviderRow, load: i64, now: NaiveDateTime) -> Candidate {
     Candidate {
         contracted: contract.in_force(now),
         contract_priority: contract.priority,
@@ -30,7 +30,7 @@ fn candidate(contract: ContractRow, p: ProviderRow, now: NaiveDateTime) -> Candi
         modalities: split_codes(&p.modalities),
         crisis_capable: p.crisis_capable,
         capacity: p.capacity.max(0) as u32,
-        active_referrals: p.active_referrals.max(0) as u32,
+        active_referrals: load.max(0) as u32,
         provider_id: p.id,
     }
 }
@@ -41,24 +41,25 @@ fn candidate(contract: ContractRow, p: ProviderRow, now: NaiveDateTime) -> Candi
 /// Routes among the employer's contracted providers and claims a slot with the one chosen.
 /// If another transaction took that provider's last slot between the snapshot and the claim,
 /// it counts as full and routing runs again, so the loop ends after at most one pass per
-/// candidate. The returned decision's `chosen` provider holds a claimed slot.
+/// candidate. The returned decision's `chosen` provider holds a slot claimed for `holder`.
 pub fn place(
     conn: &mut AnyConnection,
     employer_id: &str,
     req: &RoutingRequest,
     tried: &HashSet<String>,
+    holder: &str,
     now: NaiveDateTime,
 ) -> QueryResult<Decision> {
     let mut candidates: Vec<Candidate> = directory::contracted_providers(conn, employer_id)?
         .into_iter()
-        .map(|(c, p)| candidate(c, p, now))
+        .map(|(c, p, load)| candidate(c, p, load, now))
         .collect();
     loop {
         let decision = route(req, &candidates, tried);
         let Some(chosen) = decision.chosen.clone() else {
             return Ok(decision);
         };
-        if directory::claim_slot(conn, &chosen)? {
+        if directory::claim_slot(conn, &chosen, holder)? {
             return Ok(decision);
         }
         if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {

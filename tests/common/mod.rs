@@ -401,12 +401,9 @@ impl TestApp {
             .expect("referral exists")
     }
 
-    pub fn provider_load(&self, id: &str) -> i32 {
+    pub fn provider_load(&self, id: &str) -> i64 {
         let mut conn = self.conn();
-        eap_referrals::directory::store::find_provider(&mut conn, id)
-            .unwrap()
-            .unwrap()
-            .active_referrals
+        eap_referrals::directory::store::load(&mut conn, id).unwrap()
     }
 }
 

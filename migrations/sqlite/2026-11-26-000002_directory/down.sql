@@ -1,5 +1,6 @@
+DROP TABLE provider_load_shards;
+DROP TABLE provider_slots;
 DROP TABLE contracts;
-ALTER TABLE providers DROP COLUMN active_referrals;
 ALTER TABLE providers DROP COLUMN capacity;
 ALTER TABLE providers DROP COLUMN crisis_capable;
 ALTER TABLE providers DROP COLUMN interpretation;

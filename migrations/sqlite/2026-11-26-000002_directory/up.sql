@@ -8,9 +8,28 @@ ALTER TABLE providers ADD COLUMN modalities TEXT NOT NULL DEFAULT '';
 ALTER TABLE providers ADD COLUMN interpretation BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE providers ADD COLUMN crisis_capable BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE providers ADD COLUMN capacity INTEGER NOT NULL DEFAULT 0 CHECK (capacity >= 0);
--- Referrals this provider holds now. Only a conditional UPDATE (active_referrals < capacity)
--- raises it, which is what makes racing claims for the last slot safe.
-ALTER TABLE providers ADD COLUMN active_referrals INTEGER NOT NULL DEFAULT 0 CHECK (active_referrals >= 0);
+
+-- One row per unit of a provider's capacity; a referral holds a slot while the provider holds it.
+-- Claims take a free row (FOR UPDATE SKIP LOCKED on PostgreSQL), so concurrent submissions take
+-- different slots without queueing on one counter, and a slot can never be held twice.
+CREATE TABLE provider_slots (
+    provider_id TEXT NOT NULL REFERENCES providers (id),
+    slot INTEGER NOT NULL,
+    referral_id TEXT,
+    PRIMARY KEY (provider_id, slot)
+);
+CREATE INDEX provider_slots_free ON provider_slots (provider_id, slot) WHERE referral_id IS NULL;
+CREATE INDEX provider_slots_taken ON provider_slots (provider_id, referral_id) WHERE referral_id IS NOT NULL;
+
+-- How many referrals each provider holds, for ranking by load. Split over 16 rows per provider
+-- so concurrent claims rarely wait on the same row; a load is the sum of its rows. (The slots
+-- above are what enforce capacity; this only ranks.)
+CREATE TABLE provider_load_shards (
+    provider_id TEXT NOT NULL REFERENCES providers (id),
+    shard INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (provider_id, shard)
+);
 
 -- An employer's contract with a provider: routing considers only contracted providers.
 CREATE TABLE contracts (
