@@ -28,7 +28,7 @@ trap cleanup EXIT
 psql $PG -qc "CREATE DATABASE $DB"
 
 export EAP_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" EAP_LISTEN="127.0.0.1:$PORT" \
-  EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=32 EAP_WORKERS=2 RUST_LOG=warn
+  EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn
 ADMIN=$($BIN admin create-client --role admin --name bench)
 $BIN & SERVER=$!
 BASE="http://127.0.0.1:$PORT"
@@ -65,21 +65,20 @@ if grep -q "Non-2xx" "$WORK/wrk.txt"; then echo "FAIL: some submissions were not
 HTTP_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 HTTP_P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
 
-# The same writes, straight into PostgreSQL: one submission = the idempotency claim (its own
-# transaction) + one transaction with the caller check, the employer check, the routing snapshot,
-# the capacity claim, the referral, its attempt, the feed event, the key's response and the
+# The same statements, straight into PostgreSQL: one submission = the caller check (the auth
+# extractor's own round trip) + one transaction with the idempotency-key lock and lookup, the
+# employer check, the routing snapshot (providers and their loads), the slot claim and load
+# shard, the referral, its attempt, the feed event, the key with its sealed response and the
 # access-log event.
-# Free every slot the HTTP run took, so pgbench starts from the same state.
 psql $PG -d "$DB" -qc "UPDATE provider_slots SET referral_id = NULL; UPDATE provider_load_shards SET held = 0"
 cat > "$WORK/submit.sql" <<'SQL'
 \set shard random(0, 15)
+\set lock random(1, 9000000000000000)
 SELECT gen_random_uuid()::text AS rid, md5(random()::text) AS ikey, decode(repeat(md5(random()::text), 6), 'hex') AS blob \gset
-BEGIN;
-SELECT request_hash FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
-INSERT INTO idempotency_keys (client_id, idem_key, request_hash, created_at) VALUES (':client', ':ikey', md5(':ikey'), now());
-COMMIT;
-BEGIN;
 SELECT role, revoked_at, secret_rotated_at FROM api_clients WHERE id = ':client';
+BEGIN;
+SELECT pg_try_advisory_xact_lock(:lock);
+SELECT request_hash, referral_id, response_status, response_sealed, created_at FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
 SELECT active FROM employers WHERE id = ':employer';
 SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = ':employer';
 SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
@@ -89,7 +88,7 @@ INSERT INTO referrals (id, employer_id, service_type, urgency, modality, languag
   VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(':rid'), 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), 'dev1', ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
 INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (':rid', ':provider', now());
 INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now());
-UPDATE idempotency_keys SET referral_id = ':rid', response_status = 201, response_sealed = ':blob' WHERE client_id = ':client' AND idem_key = ':ikey';
+INSERT INTO idempotency_keys (client_id, idem_key, request_hash, referral_id, response_status, response_sealed, created_at) VALUES (':client', ':ikey', md5(':ikey'), ':rid', 201, ':blob', now());
 INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
   VALUES (gen_random_uuid()::text, now(), ':client', 'hr_portal', ':employer', 'referral.create', 'referral', ':rid', 'success', 201, ':ikey', '127.0.0.1');
 COMMIT;

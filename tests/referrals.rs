@@ -6,7 +6,6 @@ mod common;
 use common::{problem, referral_body, request_id, spawn_app};
 use eap_referrals::referrals::seal;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 #[actix_web::test]
 async fn a_portal_submits_reads_and_cancels_a_referral() {
@@ -292,29 +291,6 @@ async fn idempotency_keys_replay_refuse_and_scope() {
     .await;
     assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
 
-    // In flight: the first request's claim is committed but its work is not done.
-    let full = serde_json::to_vec(&referral_body()).unwrap();
-    let fingerprint: String = Sha256::digest(&full)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    {
-        let mut conn = app.conn();
-        let claim = eap_referrals::referrals::store::claim_key(
-            &mut conn,
-            &portal.client.id,
-            "key-2",
-            &fingerprint,
-            eap_referrals::db::now(),
-        )
-        .unwrap();
-        assert!(matches!(
-            claim,
-            eap_referrals::referrals::store::Claim::Claimed
-        ));
-    }
-    problem(app.submit(&portal.token, Some("key-2"), &full).await, 409).await;
-
     // Keys are the client's own: another portal may use the same key.
     let second = app
         .create_client(
@@ -552,4 +528,61 @@ async fn concurrent_submissions_never_overbook_the_last_slot() {
         .count();
     assert_eq!(offered, 1, "exactly one gets the last slot");
     assert_eq!(app.provider_load(&portal.provider), 1);
+}
+
+#[actix_web::test]
+async fn a_duplicate_in_flight_is_409_or_a_replay_never_a_second_referral() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let body = serde_json::to_vec(&referral_body()).unwrap();
+    let (a, b) = futures_util::future::join(
+        app.submit(&portal.token, Some("dup"), &body),
+        app.submit(&portal.token, Some("dup"), &body),
+    )
+    .await;
+    let fresh = [&a, &b]
+        .iter()
+        .filter(|r| r.status() == 201 && r.headers().get("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(fresh, 1, "exactly one request did the work");
+    for r in [&a, &b] {
+        assert!(r.status() == 201 || r.status() == 409, "{}", r.status());
+    }
+    assert_eq!(app.count("referrals"), 1);
+
+    if app.backend == eap_referrals::db::Backend::Postgres {
+        // Deterministically in flight: another transaction holds the key, as a first request
+        // still working would.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let db = app.state.db.clone();
+        let client = portal.client.id.clone();
+        let holder = std::thread::spawn(move || {
+            let mut conn = db.get().unwrap();
+            eap_referrals::db::write_tx(&mut conn, |c| {
+                assert!(eap_referrals::referrals::store::lock_key(
+                    c, &client, "held"
+                )?);
+                locked_tx.send(()).unwrap();
+                done_rx.recv().unwrap();
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let p = problem(app.submit(&portal.token, Some("held"), &body).await, 409).await;
+        assert!(p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("still being processed"));
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            app.submit(&portal.token, Some("held"), &body)
+                .await
+                .status(),
+            201,
+            "free once the first is done"
+        );
+    }
 }

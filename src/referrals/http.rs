@@ -18,7 +18,7 @@ use super::model::{
     CoarseStatus, CrisisResource, NewReferral, Status,
 };
 use super::seal::{self, DataKey};
-use super::store::{self, Claim, ReferralRow};
+use super::store::{self, ReferralRow};
 use crate::app::AppState;
 use crate::audit::{self, store::record_alone};
 use crate::auth::{Caller, HrPortal};
@@ -121,16 +121,17 @@ fn created_response(status: u16, body: Vec<u8>, replayed: bool) -> HttpResponse 
     resp.body(body)
 }
 
-/// Creates, seals and routes a referral in one transaction. Returns the response body.
+/// Creates, seals and routes a referral, inside the caller's transaction. Returns the id and
+/// the response body.
 fn create(
     conn: &mut AnyConnection,
     state: &AppState,
     caller: &Caller,
     employer_id: &str,
     new: NewReferral,
-    key: &str,
+    (key, fingerprint): (&str, &str),
 ) -> Result<(String, Vec<u8>), ApiError> {
-    write_tx(conn, |conn| {
+    {
         if !directory::find_employer(conn, employer_id)?.is_some_and(|e| e.active) {
             return Err(ApiError::Forbidden);
         }
@@ -211,10 +212,19 @@ fn create(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
         // The replayable copy holds the status token, so it is sealed like the contact block.
         let sealed_body = seal::seal(&data_key, &replay_aad(&id), &body);
-        store::complete_key(conn, &caller.client_id, key, &id, 201, &sealed_body)?;
+        store::insert_key(
+            conn,
+            &caller.client_id,
+            key,
+            fingerprint,
+            &id,
+            201,
+            &sealed_body,
+            now,
+        )?;
         audit::record(conn, &[caller.event(Some(&id), 201)])?;
         Ok((id, body))
-    })
+    }
 }
 
 /// Opens a stored response for a replay.
@@ -239,7 +249,7 @@ fn replay(
     let body = seal::open(&key, &replay_aad(referral_id), sealed)
         .map_err(|e| ApiError::Internal(format!("replay: {e}")))?;
     // A replay hands out the status token again: it is an access like the first.
-    audit::store::record_alone(conn, &[caller.event(Some(referral_id), 201)])?;
+    audit::record(conn, &[caller.event(Some(referral_id), 201)])?;
     Ok(body)
 }
 
@@ -276,33 +286,41 @@ pub async fn submit(
     let (new, raw) = body.into_parts()?;
     let fingerprint = hex(&Sha256::digest(&raw));
     let st = state.clone();
+    // One transaction: the key, the work, the stored response and the access event commit
+    // together or not at all, so a failed attempt leaves the key free for a retry.
     let (id, status, body, replayed) = state
         .db
         .run(move |conn| {
-            let caller = &portal.caller;
-            match store::claim_key(conn, &caller.client_id, &key, &fingerprint, crate::db::now())? {
-                Claim::Mismatch => Err(ApiError::validation(
-                    "Idempotency-Key",
-                    "reused",
-                    "this key was already used with a different request body",
-                )),
-                Claim::InFlight => Err(ApiError::Conflict {
-                    detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
-                    allowed: None,
-                }),
-                Claim::Replay { referral_id, status, sealed } => {
-                    let body = replay(conn, &st, caller, &referral_id, &sealed)?;
-                    Ok((referral_id, status, body, true))
+            write_tx(conn, |conn| {
+                let caller = &portal.caller;
+                if !store::lock_key(conn, &caller.client_id, &key)? {
+                    return Err(ApiError::Conflict {
+                        detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+                        allowed: None,
+                    });
                 }
-                Claim::Claimed => match create(conn, &st, caller, &portal.employer_id, new, &key) {
-                    Ok((id, body)) => Ok((id, 201, body, false)),
-                    Err(e) => {
-                        // The work rolled back; free the key so the portal can retry with it.
-                        store::release_key(conn, &caller.client_id, &key)?;
-                        Err(e)
+                match store::find_key(conn, &caller.client_id, &key, crate::db::now())? {
+                    Some(record) if record.request_hash != fingerprint => Err(ApiError::validation(
+                        "Idempotency-Key",
+                        "reused",
+                        "this key was already used with a different request body",
+                    )),
+                    Some(store::KeyRecord {
+                        referral_id: Some(referral_id),
+                        response_status: Some(status),
+                        response_sealed: Some(sealed),
+                        ..
+                    }) => {
+                        let body = replay(conn, &st, caller, &referral_id, &sealed)?;
+                        Ok((referral_id, status as u16, body, true))
                     }
-                },
-            }
+                    Some(_) => Err(ApiError::Internal("an idempotency record without its response".into())),
+                    None => {
+                        let (id, body) = create(conn, &st, caller, &portal.employer_id, new, (&key, &fingerprint))?;
+                        Ok((id, 201, body, false))
+                    }
+                }
+            })
         })
         .await?;
     let mut resp = created_response(status, body, replayed);

@@ -146,128 +146,94 @@ pub fn events_for(
 
 /// How long a completed key replays its response.
 pub const IDEMPOTENCY_TTL: TimeDelta = TimeDelta::hours(24);
-/// An unfinished claim older than this was abandoned (the process died mid-request).
-pub const IN_FLIGHT_TIMEOUT: TimeDelta = TimeDelta::seconds(60);
 
-#[derive(Debug)]
-pub enum Claim {
-    /// This request owns the key; do the work, then `complete_key` (or `release_key`).
-    Claimed,
-    /// Done before with the same body: replay this response.
-    Replay {
-        referral_id: String,
-        status: u16,
-        sealed: Vec<u8>,
-    },
-    /// The first request with this key has not finished.
-    InFlight,
-    /// The key was used with a different body.
-    Mismatch,
+/// A key's stored outcome.
+#[derive(Debug, Queryable)]
+pub struct KeyRecord {
+    pub request_hash: String,
+    pub referral_id: Option<String>,
+    pub response_status: Option<i32>,
+    pub response_sealed: Option<Vec<u8>>,
+    pub created_at: NaiveDateTime,
 }
 
-#[derive(Queryable)]
-struct KeyRow {
-    request_hash: String,
-    referral_id: Option<String>,
-    response_status: Option<i32>,
-    response_sealed: Option<Vec<u8>>,
-    created_at: NaiveDateTime,
+/// Takes the key for this transaction. On PostgreSQL a transaction-scoped advisory lock: a
+/// second request with the same key while the first is running gets `false` (in flight) instead
+/// of waiting. SQLite runs one writer at a time, so there a duplicate waits and then replays.
+pub fn lock_key(conn: &mut AnyConnection, client: &str, key: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            // FNV-1a over both parts: stable, and keys of different clients rarely share a lock.
+            let h = format!("idempotency\0{client}\0{key}")
+                .bytes()
+                .fold(0xcbf29ce484222325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+                });
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(h as i64)
+                .get_result::<Locked>(c)
+                .map(|r| r.locked)
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
 }
 
-/// Claims `key` for `client` in a transaction of its own, committed before the work starts, so
-/// a second request with the key sees it in flight.
-pub fn claim_key(
+/// The live record for a key; an expired one is deleted so the key can be used afresh.
+pub fn find_key(
+    conn: &mut AnyConnection,
+    client: &str,
+    key: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<KeyRecord>> {
+    let row: Option<KeyRecord> = idempotency_keys::table
+        .find((client, key))
+        .select((
+            idempotency_keys::request_hash,
+            idempotency_keys::referral_id,
+            idempotency_keys::response_status,
+            idempotency_keys::response_sealed,
+            idempotency_keys::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some(r) if r.created_at + IDEMPOTENCY_TTL < now => {
+            diesel::delete(idempotency_keys::table.find((client, key))).execute(conn)?;
+            Ok(None)
+        }
+        other => Ok(other),
+    }
+}
+
+/// Records a key with its response, in the same transaction as the work it answers.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_key(
     conn: &mut AnyConnection,
     client: &str,
     key: &str,
     request_hash: &str,
-    now: NaiveDateTime,
-) -> Result<Claim, ApiError> {
-    let result = write_tx(conn, |conn| {
-        let existing: Option<KeyRow> = idempotency_keys::table
-            .find((client, key))
-            .select((
-                idempotency_keys::request_hash,
-                idempotency_keys::referral_id,
-                idempotency_keys::response_status,
-                idempotency_keys::response_sealed,
-                idempotency_keys::created_at,
-            ))
-            .first(conn)
-            .optional()?;
-        if let Some(row) = existing {
-            let expired = row.created_at + IDEMPOTENCY_TTL < now;
-            let abandoned =
-                row.response_status.is_none() && row.created_at + IN_FLIGHT_TIMEOUT < now;
-            if !(expired || abandoned) {
-                return Ok(
-                    match (
-                        row.request_hash == request_hash,
-                        row.response_status,
-                        row.referral_id,
-                        row.response_sealed,
-                    ) {
-                        (false, _, _, _) => Claim::Mismatch,
-                        (true, Some(status), Some(referral_id), Some(sealed)) => Claim::Replay {
-                            referral_id,
-                            status: status as u16,
-                            sealed,
-                        },
-                        _ => Claim::InFlight,
-                    },
-                );
-            }
-            diesel::delete(idempotency_keys::table.find((client, key))).execute(conn)?;
-        }
-        diesel::insert_into(idempotency_keys::table)
-            .values((
-                idempotency_keys::client_id.eq(client),
-                idempotency_keys::idem_key.eq(key),
-                idempotency_keys::request_hash.eq(request_hash),
-                idempotency_keys::created_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok::<_, diesel::result::Error>(Claim::Claimed)
-    });
-    match result {
-        Ok(claim) => Ok(claim),
-        // Two first requests raced to insert the key: the loser sees it in flight.
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(Claim::InFlight),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Stores the response, in the same transaction as the work it answers.
-pub fn complete_key(
-    conn: &mut AnyConnection,
-    client: &str,
-    key: &str,
     referral_id: &str,
     status: u16,
     sealed: &[u8],
+    now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::update(idempotency_keys::table.find((client, key)))
-        .set((
+    diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::client_id.eq(client),
+            idempotency_keys::idem_key.eq(key),
+            idempotency_keys::request_hash.eq(request_hash),
             idempotency_keys::referral_id.eq(referral_id),
             idempotency_keys::response_status.eq(i32::from(status)),
             idempotency_keys::response_sealed.eq(sealed),
+            idempotency_keys::created_at.eq(now),
         ))
         .execute(conn)
         .map(|_| ())
-}
-
-/// Frees a claim whose work failed, so the client can retry with the same key.
-pub fn release_key(conn: &mut AnyConnection, client: &str, key: &str) -> QueryResult<()> {
-    diesel::delete(
-        idempotency_keys::table
-            .find((client, key))
-            .filter(idempotency_keys::response_status.is_null()),
-    )
-    .execute(conn)
-    .map(|_| ())
 }
 
 /// Re-wraps every data key not yet under the active (first) master key, in batches; the
