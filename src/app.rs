@@ -130,6 +130,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartError::Bind(addr, e))?
         .run();
+        spawn_housekeeping(state.clone());
         tracing::info!(%addr, database = ?state.config.database_url, "listening");
         Ok(Application {
             server,
@@ -149,6 +150,31 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Periodic clean-up that belongs to no request: expired Idempotency-Key records (they hold a
+/// sealed copy of a response and a keyed fingerprint of the request, and are kept 24 h).
+fn spawn_housekeeping(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match state
+                .db
+                .run(|c| {
+                    Ok(crate::referrals::store::purge_expired_keys(
+                        c,
+                        crate::db::now(),
+                    )?)
+                })
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+            }
+        }
+    });
 }
 
 fn load_crisis_table(

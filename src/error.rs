@@ -365,7 +365,9 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
 pub fn sanitize_serde_message(msg: &str) -> String {
     // Drop serde_json's " at line L column C" suffix; the field path says where.
     let msg = msg.split(" at line ").next().unwrap_or(msg);
-    let expected = msg.split_once(", expected ").map(|(_, e)| e);
+    // The value comes before serde's own ", expected", so split at the last one: a value that
+    // itself contains ", expected …" must not leak through.
+    let expected = msg.rsplit_once(", expected ").map(|(_, e)| e);
     if msg.starts_with("unknown field") {
         return match expected {
             Some(e) => format!(
@@ -417,11 +419,15 @@ mod tests {
                 "unknown field; expected one of `name`, `phone`",
             ),
             ("missing field `contact`", "required"),
+            (
+                r#"invalid type: string "x, expected alice@example.com", expected a boolean"#,
+                "wrong type; expected a boolean",
+            ),
         ];
         for (input, want) in cases {
             let got = sanitize_serde_message(input);
             assert_eq!(got, want);
-            assert!(!got.contains("alice") && !got.contains("4412345"));
+            assert!(!got.contains("alice") && !got.contains("4412345"), "{got}");
         }
     }
 

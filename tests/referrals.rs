@@ -69,8 +69,8 @@ async fn a_portal_submits_reads_and_cancels_a_referral() {
     let keys: Vec<&String> = view.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["closed_at", "created_at", "id", "status", "updated_at"],
-        "coarse only: no provider, no contact"
+        ["closed_at", "created_at", "id", "status"],
+        "coarse only: no provider, no contact, no workflow timing"
     );
 
     let cancel = |t: String| {
@@ -585,4 +585,105 @@ async fn a_duplicate_in_flight_is_409_or_a_replay_never_a_second_referral() {
             "free once the first is done"
         );
     }
+}
+
+#[actix_web::test]
+async fn malformed_ids_are_a_logged_404_and_never_reach_the_database() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let long = "x".repeat(300);
+    for raw in ["not-a-uuid", "%00", "abc%00def", long.as_str()] {
+        let resp = app
+            .client
+            .get(app.url(&format!("/v1/referrals/{raw}")))
+            .bearer_auth(&portal.token)
+            .header("referral-token", "eaprt_x")
+            .send()
+            .await
+            .unwrap();
+        let rid = request_id(&resp);
+        problem(resp, 404).await;
+        let events = app.audit_for_request(&rid);
+        assert_eq!(events.len(), 1, "{raw}");
+        assert_eq!(
+            (events[0].outcome.as_str(), events[0].resource_id.as_deref()),
+            ("denied", None)
+        );
+    }
+    // Unauthenticated, with a NUL in the id: still a logged 401, not a failed access-log write.
+    let resp = app
+        .client
+        .post(app.url("/v1/referrals/%00/cancel"))
+        .send()
+        .await
+        .unwrap();
+    let rid = request_id(&resp);
+    problem(resp, 401).await;
+    assert_eq!(app.audit_for_request(&rid).len(), 1);
+    problem(
+        app.get("/v1/admin/clients/%00", &portal.admin_token).await,
+        404,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn expired_idempotency_keys_are_purged_and_reusable() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let body = serde_json::to_vec(&referral_body()).unwrap();
+    assert_eq!(
+        app.submit(&portal.token, Some("old-key"), &body)
+            .await
+            .status(),
+        201
+    );
+    let fingerprint: String = {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::idempotency_keys::dsl as k;
+        let mut conn = app.conn();
+        k::idempotency_keys
+            .select(k::request_hash)
+            .first(&mut *conn)
+            .unwrap()
+    };
+    assert!(!fingerprint.is_empty());
+    // A plain SHA-256 of the body would let a database reader test guesses; it must not match.
+    use sha2::Digest;
+    let plain: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_ne!(fingerprint, plain);
+
+    app.exec(
+        "UPDATE idempotency_keys SET created_at = created_at - INTERVAL '25 hours'"
+            .replace(
+                "created_at - INTERVAL '25 hours'",
+                if app.backend == eap_referrals::db::Backend::Sqlite {
+                    "datetime(created_at, '-25 hours')"
+                } else {
+                    "created_at - INTERVAL '25 hours'"
+                },
+            )
+            .as_str(),
+    );
+    let mut conn = app.conn();
+    assert_eq!(
+        eap_referrals::referrals::store::purge_expired_keys(&mut conn, eap_referrals::db::now())
+            .unwrap(),
+        1
+    );
+    drop(conn);
+    let mut other = referral_body();
+    other["note"] = json!("a new request");
+    let resp = app
+        .submit(
+            &portal.token,
+            Some("old-key"),
+            &serde_json::to_vec(&other).unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "the key is free again after 24 h");
+    assert!(resp.headers().get("idempotent-replayed").is_none());
 }

@@ -89,7 +89,10 @@ fn authenticate(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
     let ctx = RequestCtx::of(req);
     let route = req.match_pattern().unwrap_or_default();
     let op = audit::operation(req.method().as_str(), &route);
-    let resource_id = req.match_info().get("id").map(str::to_owned);
+    let resource_id = req
+        .match_info()
+        .get("id")
+        .and_then(crate::extract::parse_id);
     let bearer = bearer_token(req);
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;

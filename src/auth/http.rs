@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::db::write_tx;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiQuery, RequestCtx};
+use crate::extract::{ApiJson, ApiQuery, PathId, RequestCtx};
 use crate::pagination::{Page, PageQuery};
 
 // ---------------------------------------------------------------------------------------------
@@ -528,9 +528,9 @@ pub async fn list_clients(
 pub async fn get_client(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<ClientView>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = state
         .db
         .run(move |conn| {
@@ -563,9 +563,9 @@ pub async fn get_client(
 pub async fn rotate_secret(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let secret = generate_secret();
     let hash = hashed(&secret).await?;
     let row = state
@@ -610,9 +610,9 @@ pub async fn rotate_secret(
 pub async fn revoke_client(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<ClientView>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     if id == admin.0.client_id {
         return Err(ApiError::Conflict {
             detail: "a client cannot revoke itself; use another admin client".into(),

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::audit::audited;
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, PathId};
 use crate::pagination::{Page, PageQuery};
 
 fn created(location: String, body: impl Serialize) -> HttpResponse {
@@ -158,9 +158,9 @@ pub async fn list_employers(
 pub async fn get_employer(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
         Ok((row, vec![id]))
@@ -188,11 +188,11 @@ pub async fn get_employer(
 pub async fn update_employer(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
     body: ApiJson<EmployerPatch>,
 ) -> Result<web::Json<Employer>, ApiError> {
     let body = body.into_inner()?;
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let name = body.name.as_deref().map(str::trim);
         if store::update_employer(conn, &id, name, None)? == 0 {
@@ -220,9 +220,9 @@ pub async fn update_employer(
 pub async fn deactivate_employer(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         if store::update_employer(conn, &id, None, Some(false))? == 0 {
             return Err(ApiError::NotFound);
@@ -524,9 +524,9 @@ pub async fn list_providers(
 pub async fn get_provider(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Provider>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let provider = audited(&state.db, admin.0, 200, move |conn| {
         Ok((provider_with_load(conn, &id)?, vec![id]))
     })
@@ -553,11 +553,11 @@ pub async fn get_provider(
 pub async fn update_provider(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
     body: ApiJson<ProviderPatch>,
 ) -> Result<web::Json<Provider>, ApiError> {
     let change: ProviderChange = body.into_inner()?.into();
-    let id = id.into_inner();
+    let id = id.get()?;
     let provider = audited(&state.db, admin.0, 200, move |conn| {
         store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
         if !change_is_empty(&change) {
@@ -597,9 +597,9 @@ fn change_is_empty(c: &ProviderChange) -> bool {
 pub async fn deactivate_provider(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Provider>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let provider = audited(&state.db, admin.0, 200, move |conn| {
         let change = ProviderChange {
             active: Some(false),
@@ -833,9 +833,9 @@ pub async fn list_contracts(
 pub async fn get_contract(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Contract>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
         Ok((row, vec![id]))
@@ -863,11 +863,11 @@ pub async fn get_contract(
 pub async fn update_contract(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
     body: ApiJson<ContractPatch>,
 ) -> Result<web::Json<Contract>, ApiError> {
     let body = body.into_inner()?;
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
         let change = ContractChange {
@@ -905,9 +905,9 @@ pub async fn update_contract(
 pub async fn deactivate_contract(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<web::Json<Contract>, ApiError> {
-    let id = id.into_inner();
+    let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let change = ContractChange {
             active: Some(false),

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, Problem};
 
 #[derive(Serialize, ToSchema)]
-pub struct Status {
+pub struct Health {
     /// `ok` for liveness, `ready` for readiness.
     #[schema(example = "ok")]
     pub status: &'static str,
@@ -15,20 +15,20 @@ pub struct Status {
 /// Liveness: the process is up and serving. Touches nothing else.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "The process is up", body = Status)),
+    responses((status = 200, description = "The process is up", body = Health)),
 )]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(Status { status: "ok" })
+        .json(Health { status: "ok" })
 }
 
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Ready to serve traffic", body = Status),
+        (status = 200, description = "Ready to serve traffic", body = Health),
         (status = 503, description = "Database unreachable or migrations pending",
          body = Problem, content_type = "application/problem+json"),
     ),
@@ -41,5 +41,5 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(Status { status: "ready" }))
+        .json(Health { status: "ready" }))
 }

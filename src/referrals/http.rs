@@ -10,12 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::model::{
-    aad, crisis_resources, employee_ref_digest, generate_status_token, hash_token, hex,
-    CoarseStatus, CrisisResource, NewReferral, Status,
+    aad, crisis_resources, employee_ref_digest, generate_status_token, hash_token,
+    request_fingerprint, CoarseStatus, CrisisResource, NewReferral, Status,
 };
 use super::seal::{self, DataKey};
 use super::store::{self, ReferralRow};
@@ -26,7 +25,7 @@ use crate::db::{write_tx, AnyConnection};
 use crate::directory::model::{Code, Urgency};
 use crate::directory::store as directory;
 use crate::error::{ApiError, Problem};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, PathId};
 use crate::routing::model::RoutingRequest;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -54,7 +53,8 @@ pub struct ReferralStatus {
     pub id: String,
     pub status: CoarseStatus,
     pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    /// When it closed or was cancelled. (No "last updated" time: it would show the portal each
+    /// step of the provider's workflow, which the coarse status exists to hide.)
     pub closed_at: Option<DateTime<Utc>>,
 }
 
@@ -66,7 +66,6 @@ impl From<&ReferralRow> for ReferralStatus {
                 .unwrap_or(Status::Submitted)
                 .coarse(),
             created_at: r.created_at.and_utc(),
-            updated_at: r.updated_at.and_utc(),
             closed_at: r.closed_at.map(|t| t.and_utc()),
         }
     }
@@ -284,7 +283,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let (new, raw) = body.into_parts()?;
-    let fingerprint = hex(&Sha256::digest(&raw));
+    let fingerprint = request_fingerprint(&state.keys.pepper, &portal.caller.client_id, &raw);
     let st = state.clone();
     // One transaction: the key, the work, the stored response and the access event commit
     // together or not at all, so a failed attempt leaves the key free for a retry.
@@ -337,10 +336,13 @@ pub async fn submit(
 fn authorised(
     conn: &mut AnyConnection,
     portal: &HrPortal,
-    id: &str,
+    id: Option<&str>,
     token: Option<&str>,
 ) -> Result<ReferralRow, ApiError> {
-    let row = store::find_referral(conn, id)?;
+    let row = match id {
+        Some(id) => store::find_referral(conn, id)?,
+        None => None,
+    };
     let ok = row.filter(|r| {
         r.employer_id == portal.employer_id
             && token.is_some_and(|t| hash_token(t) == r.status_token_hash)
@@ -348,7 +350,7 @@ fn authorised(
     match ok {
         Some(r) => Ok(r),
         None => {
-            record_alone(conn, &[portal.caller.event(Some(id), 404)])?;
+            record_alone(conn, &[portal.caller.event(id, 404)])?;
             Err(ApiError::NotFound)
         }
     }
@@ -382,15 +384,15 @@ pub async fn read_status(
     portal: HrPortal,
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = id.into_option();
     let token = referral_token(&req);
     let view = state
         .db
         .run(move |conn| {
-            let row = authorised(conn, &portal, &id, token.as_deref())?;
-            audit::store::record_alone(conn, &[portal.caller.event(Some(&id), 200)])?;
+            let row = authorised(conn, &portal, id.as_deref(), token.as_deref())?;
+            audit::store::record_alone(conn, &[portal.caller.event(Some(&row.id), 200)])?;
             Ok(ReferralStatus::from(&row))
         })
         .await?;
@@ -421,15 +423,15 @@ pub async fn cancel(
     portal: HrPortal,
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = id.into_option();
     let token = referral_token(&req);
     let view = state
         .db
         .run(move |conn| {
             // Authorise first, on its own, so a refusal stays logged after the rollback below.
-            authorised(conn, &portal, &id, token.as_deref())?;
+            let id = authorised(conn, &portal, id.as_deref(), token.as_deref())?.id;
             write_tx(conn, |conn| {
                 let row = store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
                 let current = Status::from_code(&row.status).unwrap_or(Status::Submitted);

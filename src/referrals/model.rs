@@ -185,17 +185,30 @@ pub fn hash_token(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// The employee reference as stored: HMAC-SHA256 under a key derived per employer from the
-/// pepper, so the same reference at two employers gives unrelated values and nobody without
-/// the pepper can test guesses.
-pub fn employee_ref_digest(pepper: &[u8], employer_id: &str, employee_ref: &str) -> String {
+/// HMAC-SHA256 of `data` under a key derived from the pepper for one purpose and one scope
+/// (an employer, a client), so values from different scopes are unrelated and nobody without the
+/// pepper can test guesses.
+fn keyed_digest(pepper: &[u8], purpose: &str, scope: &str, data: &[u8]) -> String {
     let mut kdf = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC takes any key length");
-    kdf.update(b"eap-referrals/employee-ref/");
-    kdf.update(employer_id.as_bytes());
-    let employer_key = kdf.finalize().into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&employer_key).expect("HMAC takes any key length");
-    mac.update(employee_ref.as_bytes());
+    kdf.update(format!("eap-referrals/{purpose}/").as_bytes());
+    kdf.update(scope.as_bytes());
+    let key = kdf.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(data);
     hex(&mac.finalize().into_bytes())
+}
+
+/// The employee reference as stored, keyed per employer: the same reference at two employers
+/// gives unrelated values.
+pub fn employee_ref_digest(pepper: &[u8], employer_id: &str, employee_ref: &str) -> String {
+    keyed_digest(pepper, "employee-ref", employer_id, employee_ref.as_bytes())
+}
+
+/// The Idempotency-Key fingerprint of a request body, keyed per client. A plain hash would let
+/// anyone holding the database confirm a guessed body (name, phone, service): the body is short
+/// and its layout fixed.
+pub fn request_fingerprint(pepper: &[u8], client_id: &str, body: &[u8]) -> String {
+    keyed_digest(pepper, "idempotency", client_id, body)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -405,6 +418,16 @@ mod tests {
         );
         assert!(!a.contains("EMP"));
         assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_per_client() {
+        let pepper = [9u8; 32];
+        let body = br#"{"contact":{"preferred_name":"Sam"}}"#;
+        let a = request_fingerprint(&pepper, "c1", body);
+        assert_eq!(a, request_fingerprint(&pepper, "c1", body));
+        assert_ne!(a, request_fingerprint(&pepper, "c2", body));
+        assert_ne!(a, hex(&Sha256::digest(body)), "not an unkeyed hash");
     }
 
     #[test]

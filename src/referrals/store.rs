@@ -210,6 +210,14 @@ pub fn find_key(
     }
 }
 
+/// Deletes keys past their replay window (run periodically by the server).
+pub fn purge_expired_keys(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        idempotency_keys::table.filter(idempotency_keys::created_at.lt(now - IDEMPOTENCY_TTL)),
+    )
+    .execute(conn)
+}
+
 /// Records a key with its response, in the same transaction as the work it answers.
 #[allow(clippy::too_many_arguments)]
 pub fn insert_key(

@@ -15,7 +15,7 @@ use crate::db::schema::referrals;
 use crate::directory::model::{Code, Urgency};
 use crate::directory::store as directory;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, PathId};
 use crate::pagination::{Page, PageQuery};
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
@@ -134,11 +134,11 @@ pub struct Assigned {
 pub async fn assign(
     admin: Admin,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: PathId,
     body: ApiJson<Assign>,
 ) -> Result<web::Json<Assigned>, ApiError> {
     let provider = body.into_inner()?.provider_id;
-    let id = id.into_inner();
+    let id = id.get()?;
     let st = state.clone();
     let assigned = audited(&state.db, admin.0, 200, move |conn| {
         let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
