@@ -24,6 +24,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub tokens: TokenService,
     pub crisis: crate::referrals::model::CrisisTable,
+    /// Bounds concurrent argon2 verifications (19 MiB and tens of ms each), so a flood of token
+    /// requests cannot exhaust memory or starve the database work on the blocking pool.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
@@ -108,6 +111,7 @@ impl Application {
             keys: Arc::new(keys),
             tokens,
             crisis,
+            hashing: tokio::sync::Semaphore::new(workers.max(2)),
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));

@@ -204,9 +204,17 @@ impl From<diesel::result::Error> for ApiError {
         match e {
             diesel::result::Error::NotFound => ApiError::NotFound,
             diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::SerializationFailure,
                 _,
             ) => ApiError::Unavailable(e.to_string()),
+            // SQLite's busy timeout ran out, or PostgreSQL broke a deadlock: retryable load.
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("deadlock detected") =>
+            {
+                ApiError::Unavailable(e.to_string())
+            }
             other => ApiError::Internal(format!("database: {other}")),
         }
     }

@@ -32,6 +32,36 @@ impl<T> ApiJson<T> {
     }
 }
 
+/// A raw body within the body limit, with its error (413) held like [`ApiJson`]'s, for
+/// handlers that parse other formats and must log their own failures.
+pub struct RawBody(Result<web::Bytes, ApiError>);
+
+impl RawBody {
+    pub fn into_inner(self) -> Result<web::Bytes, ApiError> {
+        self.0
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.config.body_limit_bytes);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            Ok(RawBody(body.await.map_err(
+                |e| match crate::error::from_actix(&e) {
+                    ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
+                    other => other,
+                },
+            )))
+        })
+    }
+}
+
 /// A query string, with its error held like [`ApiJson`]'s.
 pub struct ApiQuery<T>(Result<T, ApiError>);
 

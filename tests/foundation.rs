@@ -317,6 +317,13 @@ async fn served_spec_equals_the_committed_one() {
 async fn every_operation_documents_its_errors() {
     let spec = eap_referrals::openapi::spec();
     let doc: Value = serde_json::to_value(&spec).unwrap();
+    // Schemas are named after their types; two types with one name would silently share one.
+    let health = &doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["$ref"];
+    assert_eq!(health, "#/components/schemas/Health");
+    assert!(doc["components"]["schemas"]["Health"]["properties"]
+        .get("status")
+        .is_some());
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
@@ -332,6 +339,17 @@ async fn every_operation_documents_its_errors() {
                         .any(|c| c.starts_with('4') || c.starts_with('5')),
                     "{method} {path} documents no errors"
                 );
+            }
+            let takes_json = op["requestBody"]["content"]
+                .get("application/json")
+                .is_some();
+            if takes_json {
+                for code in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(code),
+                        "{method} {path} takes JSON but does not document {code}"
+                    );
+                }
             }
             let secured = op.get("security").is_some();
             if secured {

@@ -687,3 +687,27 @@ async fn expired_idempotency_keys_are_purged_and_reusable() {
     assert_eq!(resp.status(), 201, "the key is free again after 24 h");
     assert!(resp.headers().get("idempotent-replayed").is_none());
 }
+
+#[actix_web::test]
+async fn a_deactivated_employers_portal_is_refused_and_logged() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(2).await;
+    let resp = app
+        .post_json(
+            &format!("/v1/admin/employers/{}/deactivate", portal.employer),
+            &portal.admin_token,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = app.submit_json(&portal.token, &referral_body()).await;
+    let rid = request_id(&resp);
+    problem(resp, 403).await;
+    let events = app.audit_for_request(&rid);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].action.as_str(), events[0].outcome.as_str()),
+        ("referral.create", "denied")
+    );
+    assert_eq!(app.count("referrals"), 0);
+}

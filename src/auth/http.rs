@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::db::write_tx;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiQuery, PathId, RequestCtx};
+use crate::extract::{ApiJson, ApiQuery, PathId, RawBody, RequestCtx};
 use crate::pagination::{Page, PageQuery};
 
 // ---------------------------------------------------------------------------------------------
@@ -203,12 +203,32 @@ fn parse_token_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, T
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = RequestCtx::of(&req);
     let op = audit::operation("POST", "/oauth/token")
         .ok_or_else(|| ApiError::Internal("token operation missing".into()))?;
+    let body = match body.into_inner() {
+        Ok(b) => b,
+        Err(e) => {
+            // A failed token request is logged like any other, even one refused for its size.
+            let event =
+                AuditEvent::anonymous(&ctx, op, actix_web::ResponseError::status_code(&e).as_u16());
+            state
+                .db
+                .run(move |c| audit::store::record_alone(c, &[event]))
+                .await?;
+            return Err(e);
+        }
+    };
     let parsed = parse_token_request(&req, &body);
+    // Wait briefly for a hashing slot; past that, shed load rather than queue without bound.
+    let _permit = tokio::time::timeout(std::time::Duration::from_secs(2), state.hashing.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable("token endpoint saturated: no hashing slot within 2 s".into())
+        })?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let st = state.clone();
     let result = web::block(
         move || -> Result<Result<(Subject, String), TokenFailure>, ApiError> {

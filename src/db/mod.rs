@@ -52,10 +52,8 @@ impl DatabaseUrl {
             .or_else(|| raw.strip_prefix("sqlite:"));
         match path {
             Some(p) if !p.is_empty() => Ok(DatabaseUrl::Sqlite(PathBuf::from(p))),
-            _ => Err(format!(
-                "{:?} is not a database URL (expected postgres://… or sqlite://PATH)",
-                redact(raw)
-            )),
+            // Not echoed: an unparseable value may be a libpq keyword string with a password.
+            _ => Err("not a database URL (expected postgres://… or sqlite://PATH)".into()),
         }
     }
 
@@ -95,8 +93,10 @@ impl DatabaseUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
+/// Replaces the password of `scheme://user:password@host` with `***`, and drops the query
+/// string, where libpq also accepts `password=` and `sslpassword=`.
 fn redact(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -335,7 +335,10 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://app:hunter2@db:5432/eap").unwrap();
         assert_eq!(url.redacted(), "postgres://app:***@db:5432/eap");
         assert!(!format!("{url:?}").contains("hunter2"));
-        let err = DatabaseUrl::parse("mysql://app:hunter2@db/eap").unwrap_err();
+        let query =
+            DatabaseUrl::parse("postgres://db/eap?password=hunter2&sslmode=require").unwrap();
+        assert!(!query.redacted().contains("hunter2"));
+        let err = DatabaseUrl::parse("host=db password=hunter2").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
     }
 }

@@ -267,16 +267,23 @@ fn sync_slots(conn: &mut AnyConnection, provider_id: &str, capacity: i32) -> Que
 pub fn claim_slot(conn: &mut AnyConnection, provider_id: &str, holder: &str) -> QueryResult<bool> {
     // A concurrent claim can commit on the very row this one picked; PostgreSQL then re-checks
     // and finds it taken. A retry picks another, so only "no free slot" reports false.
-    for _ in 0..3 {
+    for attempt in 0..3 {
+        // The last attempt waits for locked rows instead of skipping them: a capacity change
+        // holds every slot row of the provider, and "full" must not be the answer then.
+        let lock = if attempt < 2 {
+            "FOR UPDATE OF s SKIP LOCKED"
+        } else {
+            "FOR UPDATE OF s"
+        };
         let n = match conn {
-            AnyConnection::Postgresql(c) => diesel::sql_query(
+            AnyConnection::Postgresql(c) => diesel::sql_query(format!(
                 "UPDATE provider_slots SET referral_id = $1 \
                  WHERE provider_id = $2 AND slot = ( \
                    SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
                    WHERE s.provider_id = $2 AND s.referral_id IS NULL \
                      AND p.active AND p.status = 'active' \
-                   ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED)",
-            )
+                   ORDER BY s.slot LIMIT 1 {lock})"
+            ))
             .bind::<Text, _>(holder)
             .bind::<Text, _>(provider_id)
             .execute(c)?,
@@ -323,10 +330,19 @@ pub fn release_slot(
     provider_id: &str,
     holder: &str,
 ) -> QueryResult<bool> {
-    let capacity: i32 = providers::table
-        .find(provider_id)
-        .select(providers::capacity)
-        .first(conn)?;
+    // Read the capacity under a lock that conflicts with a capacity change and with other
+    // releases, so "delete or free" is decided on numbers nobody else is changing.
+    let capacity: i32 = match conn {
+        AnyConnection::Postgresql(c) => providers::table
+            .find(provider_id)
+            .select(providers::capacity)
+            .for_no_key_update()
+            .first(c)?,
+        AnyConnection::Sqlite(c) => providers::table
+            .find(provider_id)
+            .select(providers::capacity)
+            .first(c)?,
+    };
     let rows: i64 = provider_slots::table
         .filter(provider_slots::provider_id.eq(provider_id))
         .count()

@@ -131,9 +131,6 @@ fn create(
     (key, fingerprint): (&str, &str),
 ) -> Result<(String, Vec<u8>), ApiError> {
     {
-        if !directory::find_employer(conn, employer_id)?.is_some_and(|e| e.active) {
-            return Err(ApiError::Forbidden);
-        }
         let now = crate::db::now();
         let id = uuid::Uuid::now_v7().to_string();
         let token = generate_status_token();
@@ -290,6 +287,12 @@ pub async fn submit(
     let (id, status, body, replayed) = state
         .db
         .run(move |conn| {
+            // A portal of a deactivated employer is refused, and the refusal is logged on its
+            // own (the work's transaction below would roll it back).
+            if !directory::find_employer(conn, &portal.employer_id)?.is_some_and(|e| e.active) {
+                record_alone(conn, &[portal.caller.event(None, 403)])?;
+                return Err(ApiError::Forbidden);
+            }
             write_tx(conn, |conn| {
                 let caller = &portal.caller;
                 if !store::lock_key(conn, &caller.client_id, &key)? {

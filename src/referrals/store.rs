@@ -255,6 +255,7 @@ pub fn rewrap_all(
     loop {
         let batch: Vec<(String, Option<String>, Option<Vec<u8>>)> = referrals::table
             .filter(referrals::key_id.is_not_null())
+            .filter(referrals::wrapped_key.is_not_null())
             .filter(referrals::key_id.ne(&active.id))
             .select((referrals::id, referrals::key_id, referrals::wrapped_key))
             .order(referrals::id.asc())
