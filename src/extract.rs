@@ -125,6 +125,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
+    // serde lets a struct deserialize from a JSON array too; every body here is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => {
+                    ApiError::validation("body", "invalid_type", "the body must be a JSON object")
+                }
+                Err(_) => ApiError::BadRequest("the body is not well-formed JSON".into()),
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();

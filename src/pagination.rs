@@ -16,6 +16,7 @@ pub const MAX_LIMIT: u32 = 200;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page; omit for the first page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]
@@ -32,7 +33,8 @@ impl PageQuery {
                 URL_SAFE_NO_PAD
                     .decode(c)
                     .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
+                    // A cursor is a position: any decodable one is a place to continue after.
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .ok_or_else(|| {
                         ApiError::validation("after", "invalid", "not a cursor from this API")
                     })?,

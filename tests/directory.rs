@@ -639,3 +639,28 @@ async fn a_full_provider_cannot_be_assigned_more() {
     assert_eq!(p["errors"][0]["code"], "unavailable");
     assert_eq!(app.provider_load(&portal.provider), 1, "never overbooked");
 }
+
+#[actix_web::test]
+async fn large_capacity_changes_and_non_object_bodies() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let mut body = provider_body();
+    body["capacity"] = json!(40000);
+    let p: Value = app
+        .post_json("/v1/admin/providers", &token, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/admin/providers/{}", p["id"].as_str().unwrap());
+    // Cutting 40,000 free slots at once once overflowed SQLite's bind-variable limit.
+    let resp = patch(&app, &path, &token, &json!({"capacity": 1})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["capacity"], 1);
+    assert_eq!(app.count("provider_slots"), 1);
+    // serde would read a struct from a JSON array; the API takes objects only.
+    for bad in [json!([null]), json!(["renamed"]), json!("x"), json!(3)] {
+        let p = problem(patch(&app, &path, &token, &bad).await, 422).await;
+        assert_eq!(p["errors"][0]["field"], "body", "{bad}");
+    }
+}

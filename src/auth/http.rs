@@ -357,7 +357,12 @@ pub struct CreateClient {
         length(min = 1, max = 100),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 100, example = "Acme HR portal")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        example = "Acme HR portal",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     pub role: Role,
     /// Required for `hr_portal`: the employer this client acts for.

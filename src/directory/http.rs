@@ -41,7 +41,12 @@ pub struct EmployerInput {
         length(min = 1, max = 200),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 200, example = "Northshore Health Trust")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "Northshore Health Trust",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -52,7 +57,11 @@ pub struct EmployerPatch {
         length(min = 1, max = 200),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: Option<String>,
 }
 
@@ -264,7 +273,12 @@ pub struct ProviderInput {
         length(min = 1, max = 200),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 200, example = "Harbour Counselling")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "Harbour Counselling",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// Services offered; at least one.
     #[validate(length(min = 1, max = 7))]
@@ -303,7 +317,11 @@ pub struct ProviderPatch {
         length(min = 1, max = 200),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: Option<String>,
     #[validate(length(min = 1, max = 7))]
     #[schema(min_items = 1, max_items = 7)]
@@ -788,6 +806,7 @@ pub struct ContractQuery {
     /// Only this employer's contracts.
     pub employer_id: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]

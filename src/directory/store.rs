@@ -244,18 +244,27 @@ fn sync_slots(conn: &mut AnyConnection, provider_id: &str, capacity: i32) -> Que
             .execute(c)?,
         };
     } else if wanted < rows {
-        let surplus: Vec<i32> = slots
-            .iter()
-            .filter(|(_, r)| r.is_none())
-            .map(|(n, _)| *n)
-            .take((rows - wanted) as usize)
-            .collect();
-        diesel::delete(
-            provider_slots::table
-                .filter(provider_slots::provider_id.eq(provider_id))
-                .filter(provider_slots::slot.eq_any(surplus)),
-        )
-        .execute(conn)?;
+        // By subquery, not a list of slot numbers: a large cut would exceed SQLite's bind limit.
+        let surplus = rows - wanted;
+        match conn {
+            AnyConnection::Postgresql(c) => diesel::sql_query(
+                "DELETE FROM provider_slots WHERE provider_id = $1 AND slot IN ( \
+                   SELECT slot FROM provider_slots WHERE provider_id = $1 AND referral_id IS NULL \
+                   ORDER BY slot DESC LIMIT $2)",
+            )
+            .bind::<Text, _>(provider_id)
+            .bind::<Integer, _>(surplus)
+            .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::sql_query(
+                "DELETE FROM provider_slots WHERE provider_id = ? AND slot IN ( \
+                   SELECT slot FROM provider_slots WHERE provider_id = ? AND referral_id IS NULL \
+                   ORDER BY slot DESC LIMIT ?)",
+            )
+            .bind::<Text, _>(provider_id)
+            .bind::<Text, _>(provider_id)
+            .bind::<Integer, _>(surplus)
+            .execute(c)?,
+        };
     }
     Ok(())
 }

@@ -22,7 +22,12 @@ pub struct Contact {
         length(min = 1, max = 100),
         custom(function = "crate::extract::plain_text")
     )]
-    #[schema(min_length = 1, max_length = 100, example = "Sam")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        example = "Sam",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub preferred_name: String,
     /// E.164, e.g. `+447700900123`.
     #[validate(custom(function = "e164"))]
@@ -33,7 +38,11 @@ pub struct Contact {
     pub email: Option<String>,
     /// When the person prefers to be contacted, in their words.
     #[validate(length(max = 100), custom(function = "crate::extract::plain_text"))]
-    #[schema(max_length = 100, example = "weekday evenings")]
+    #[schema(
+        max_length = 100,
+        example = "weekday evenings",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub best_time_to_contact: Option<String>,
     /// Whether a voicemail may be left.
     pub voicemail_consent: bool,
