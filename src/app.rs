@@ -32,7 +32,7 @@ pub struct AppState {
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{auth, directory, health, referrals, routing};
+    use crate::{auth, directory, health, referrals, routing, workflow};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(auth::http::token)
@@ -59,6 +59,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(directory::http::deactivate_contract)
         .service(routing::http::list_unroutable)
         .service(routing::http::assign)
+        .service(workflow::http::poll_feed)
+        .service(workflow::http::list_referrals)
+        .service(workflow::http::get_referral)
+        .service(workflow::http::accept)
+        .service(workflow::http::decline)
+        .service(workflow::http::update_status)
+        .service(workflow::http::contact)
         .service(referrals::http::submit)
         .service(referrals::http::read_status)
         .service(referrals::http::cancel);

@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod referrals;
 pub mod routing;
 pub mod telemetry;
+pub mod workflow;
 
 pub use app::Application;
 pub use config::Config;

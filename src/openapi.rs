@@ -25,6 +25,7 @@ use utoipa_actix_web::AppExt;
         (name = "operations", description = "Liveness, readiness and the API description"),
         (name = "auth", description = "OAuth 2.0 client credentials and the token signing keys"),
         (name = "admin", description = "Directory and API clients (role `admin`)"),
+        (name = "provider", description = "A provider's feed and referrals: accept, decline, report, reveal contact (role `provider`)"),
         (name = "referrals", description = "Requests for help, as HR portals submit and follow them (role `hr_portal`)"),
     )
 )]

@@ -122,6 +122,8 @@ diesel::table! {
         provider_id -> Text,
         offered_at -> Timestamp,
         outcome -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        sealed_comment -> Nullable<Binary>,
     }
 }
 
@@ -132,6 +134,7 @@ diesel::table! {
         referral_id -> Text,
         kind -> Text,
         created_at -> Timestamp,
+        txid -> Nullable<BigInt>,
     }
 }
 

@@ -1,0 +1,711 @@
+use std::collections::HashSet;
+
+use actix_web::http::header;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::model::{allowed_actions, next, Action, DeclineReason, Outcome, TransitionError};
+use super::store::{self, Move};
+use crate::app::AppState;
+use crate::audit::{self, store::record_alone};
+use crate::auth::ProviderCaller;
+use crate::db::{write_tx, AnyConnection};
+use crate::directory::model::{Code, Language, Modality, Region, Service, Urgency};
+use crate::directory::store as directory;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiQuery, PathId};
+use crate::pagination::Page;
+use crate::referrals::model::{aad, Contact, Status};
+use crate::referrals::seal;
+use crate::referrals::store::{self as referral_store, ReferralRow};
+use crate::routing::model::RoutingRequest;
+
+/// A referral as its provider sees it: routing attributes and workflow state, no contact data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderReferral {
+    pub id: String,
+    pub service_type: String,
+    pub urgency: String,
+    pub modality: String,
+    pub language: String,
+    pub region: String,
+    pub status: Status,
+    pub outcome: Option<String>,
+    /// Also sent as the `ETag`; send it back in `If-Match` to act on the referral.
+    pub version: i32,
+    /// Accept or decline before this, or the offer moves on.
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    /// What this provider may do now.
+    pub allowed_actions: Vec<Action>,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ReferralRow> for ProviderReferral {
+    fn from(r: &ReferralRow) -> Self {
+        let status = Status::from_code(&r.status).unwrap_or(Status::Submitted);
+        ProviderReferral {
+            id: r.id.clone(),
+            service_type: r.service_type.clone(),
+            urgency: r.urgency.clone(),
+            modality: r.modality.clone(),
+            language: r.language.clone(),
+            region: r.region.clone(),
+            status,
+            outcome: r.outcome.clone(),
+            version: r.version,
+            offer_expires_at: r.offer_expires_at.map(|t| t.and_utc()),
+            allowed_actions: allowed_actions(status).to_vec(),
+            created_at: r.created_at.and_utc(),
+            closed_at: r.closed_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+fn with_etag(r: &ReferralRow) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", r.version)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ProviderReferral::from(r))
+}
+
+/// The provider's referral, or a logged 404: another provider's referral, one no longer offered
+/// to it, and an id that does not exist all look the same.
+fn mine(
+    conn: &mut AnyConnection,
+    provider: &ProviderCaller,
+    id: Option<&str>,
+) -> Result<ReferralRow, ApiError> {
+    let row = match id {
+        Some(id) => referral_store::find_referral(conn, id)?,
+        None => None,
+    };
+    match row.filter(|r| r.provider_id.as_deref() == Some(provider.provider_id.as_str())) {
+        Some(r) => Ok(r),
+        None => {
+            record_alone(conn, &[provider.caller.event(id, 404)])?;
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+/// `If-Match: "3"` (or `3`, or a weak `W/"3"`). Missing is 428; anything unparseable can match
+/// no version, so it is 412.
+fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
+    let raw = req
+        .headers()
+        .get(header::IF_MATCH)
+        .ok_or(ApiError::PreconditionRequired("If-Match"))?
+        .to_str()
+        .map_err(|_| ApiError::PreconditionFailed)?
+        .trim();
+    let raw = raw.strip_prefix("W/").unwrap_or(raw);
+    raw.trim_matches('"')
+        .parse()
+        .map_err(|_| ApiError::PreconditionFailed)
+}
+
+fn transition_error(e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::NotAllowed(allowed) => ApiError::Conflict {
+            detail: "this action is not allowed in the referral's current status".into(),
+            allowed: Some(
+                allowed
+                    .iter()
+                    .map(|a| {
+                        serde_json::to_value(a)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            ),
+        },
+        TransitionError::Outcome(allowed) => ApiError::validation(
+            "outcome",
+            "not_allowed",
+            format!(
+                "closing from this status needs one of: {}",
+                allowed
+                    .iter()
+                    .map(|o| o.code())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
+/// Applies a provider action under `If-Match`, in one transaction with its access event and
+/// the provider's own feed entry. Capacity is given back when the referral closes.
+fn act(
+    conn: &mut AnyConnection,
+    provider: &ProviderCaller,
+    id: Option<String>,
+    expected: i32,
+    action: Action,
+    outcome: Option<Outcome>,
+) -> Result<ReferralRow, ApiError> {
+    let id = mine(conn, provider, id.as_deref())?.id;
+    write_tx(conn, |conn| {
+        let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+        if row.version != expected {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
+        let to = next(status, action, outcome).map_err(transition_error)?;
+        let now = crate::db::now();
+        let closing = to == Status::Closed;
+        let change = Move {
+            status: Some(to.code().to_owned()),
+            outcome: closing.then(|| outcome.map(|o| o.code().to_owned())),
+            offer_expires_at: (action == Action::Accept).then_some(None),
+            closed_at: closing.then_some(Some(now)),
+            ..Default::default()
+        };
+        if !store::apply(conn, &id, row.version, &change, now)? {
+            return Err(ApiError::PreconditionFailed);
+        }
+        if action == Action::Accept {
+            referral_store::close_attempt(conn, &id, &provider.provider_id, "accepted")?;
+        }
+        if closing {
+            directory::release_slot(conn, &provider.provider_id, &id)?;
+        }
+        referral_store::push_event(conn, &provider.provider_id, &id, to.code(), now)?;
+        audit::record(conn, &[provider.caller.event(Some(&id), 200)])?;
+        referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
+    })
+}
+
+/// The provider's referral: routing attributes, status, version (`ETag`), deadline, and what it
+/// may do now. No contact data.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Referral id")),
+    responses(
+        (status = 200, description = "The referral", body = ProviderReferral, headers(("ETag" = String))),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/provider/referrals/{id}")]
+pub async fn get_referral(
+    provider: ProviderCaller,
+    state: web::Data<AppState>,
+    id: PathId,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_option();
+    let row = state
+        .db
+        .run(move |conn| {
+            let row = mine(conn, &provider, id.as_deref())?;
+            record_alone(conn, &[provider.caller.event(Some(&row.id), 200)])?;
+            Ok(row)
+        })
+        .await?;
+    Ok(with_etag(&row))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReferralQuery {
+    /// Only referrals in this status.
+    pub status: Option<Status>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    pub after: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[validate(range(min = 1, max = 200))]
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// The referrals offered to or held by this provider.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])), params(ReferralQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<ProviderReferral>),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/provider/referrals")]
+pub async fn list_referrals(
+    provider: ProviderCaller,
+    state: web::Data<AppState>,
+    query: ApiQuery<ReferralQuery>,
+) -> Result<web::Json<Page<ProviderReferral>>, ApiError> {
+    let q = query.into_inner()?;
+    let (after, limit) = crate::pagination::PageQuery {
+        after: q.after,
+        limit: q.limit,
+    }
+    .resolve()?;
+    let status = q.status.map(|s| s.code());
+    let rows = audited_rows(&state, provider, move |conn, p| {
+        Ok(store::provider_referrals(
+            conn,
+            &p.provider_id,
+            status,
+            after.as_deref(),
+            limit,
+        )?)
+    })
+    .await?;
+    Ok(web::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| &r.id,
+        |r| ProviderReferral::from(&r),
+    )))
+}
+
+/// Runs a read and logs one access event per referral it returns (none for an empty result).
+async fn audited_rows<F>(
+    state: &AppState,
+    provider: ProviderCaller,
+    read: F,
+) -> Result<Vec<ReferralRow>, ApiError>
+where
+    F: FnOnce(&mut AnyConnection, &ProviderCaller) -> Result<Vec<ReferralRow>, ApiError>
+        + Send
+        + 'static,
+{
+    state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let rows = read(conn, &provider)?;
+                let events: Vec<_> = rows
+                    .iter()
+                    .map(|r| provider.caller.event(Some(&r.id), 200))
+                    .collect();
+                audit::record(conn, &events)?;
+                Ok(rows)
+            })
+        })
+        .await
+}
+
+/// Accepts an offer. The referral is this provider's until it closes.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    responses(
+        (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/provider/referrals/{id}/accept")]
+pub async fn accept(
+    provider: ProviderCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: PathId,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let id = id.into_option();
+    let row = state
+        .db
+        .run(move |conn| act(conn, &provider, id, expected, Action::Accept, None))
+        .await?;
+    Ok(with_etag(&row))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decline {
+    pub reason: DeclineReason,
+    /// For the EAP's administrators; sealed with the referral's key. No personal data, please.
+    #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
+    pub comment: Option<String>,
+}
+
+/// Declines an offer. The referral is offered to the next eligible provider that has not been
+/// tried, or queued as unroutable; this provider's slot is freed.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    request_body = Decline,
+    responses(
+        (status = 204, description = "Declined; the referral has left this provider"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown reason code or invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/provider/referrals/{id}/decline")]
+pub async fn decline(
+    provider: ProviderCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: PathId,
+    body: ApiJson<Decline>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let body = body.into_inner()?;
+    let id = id.into_option();
+    let st = state.clone();
+    state
+        .db
+        .run(move |conn| {
+            let id = mine(conn, &provider, id.as_deref())?.id;
+            write_tx(conn, |conn| {
+                let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+                if row.version != expected {
+                    return Err(ApiError::PreconditionFailed);
+                }
+                let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
+                next(status, Action::Decline, None).map_err(transition_error)?;
+                let now = crate::db::now();
+                let comment = match (
+                    &body.comment,
+                    row.key_id.as_deref(),
+                    row.wrapped_key.as_deref(),
+                ) {
+                    (Some(c), Some(key_id), Some(wrapped)) => {
+                        let key = seal::unwrap(&st.keys.master, key_id, &id, wrapped)
+                            .map_err(|e| ApiError::Internal(format!("unwrap: {e}")))?;
+                        Some(seal::seal(
+                            &key,
+                            &aad(&id, &format!("decline/{}", provider.provider_id)),
+                            c.as_bytes(),
+                        ))
+                    }
+                    _ => None,
+                };
+                directory::release_slot(conn, &provider.provider_id, &id)?;
+                store::record_decline(
+                    conn,
+                    &id,
+                    &provider.provider_id,
+                    body.reason.code(),
+                    comment.as_deref(),
+                )?;
+                referral_store::push_event(conn, &provider.provider_id, &id, "declined", now)?;
+                reoffer(conn, &st, &row, now)?;
+                audit::record(conn, &[provider.caller.event(Some(&id), 204)])?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Offers the referral to the next eligible provider never tried for it, or queues it as
+/// unroutable. Used after a decline (and by the offer sweeper).
+pub fn reoffer(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    row: &ReferralRow,
+    now: chrono::NaiveDateTime,
+) -> Result<(), ApiError> {
+    let parse = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::Internal(format!(
+                "stored {what} of {} is not a known code",
+                row.id
+            )))
+        }
+    };
+    let service = Service::from_code(&row.service_type);
+    let urgency = Urgency::from_code(&row.urgency);
+    let modality = Modality::from_code(&row.modality);
+    parse("service", service.is_some())?;
+    parse("urgency", urgency.is_some())?;
+    parse("modality", modality.is_some())?;
+    let (Some(service), Some(urgency), Some(modality)) = (service, urgency, modality) else {
+        unreachable!("checked above")
+    };
+    let request = RoutingRequest {
+        service,
+        urgency,
+        modality,
+        language: Language::parse(&row.language).map_err(|e| ApiError::Internal(e.into()))?,
+        region: Region::parse(&row.region).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    let tried: HashSet<String> = referral_store::tried_providers(conn, &row.id)?
+        .into_iter()
+        .collect();
+    let decision =
+        crate::routing::store::place(conn, &row.employer_id, &request, &tried, &row.id, now)?;
+    let reasons =
+        serde_json::to_string(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let change = match &decision.chosen {
+        Some(p) => Move {
+            status: Some(Status::Offered.code().to_owned()),
+            provider_id: Some(Some(p.clone())),
+            offer_expires_at: Some(Some(crate::referrals::http::offer_deadline(
+                state, urgency, now,
+            ))),
+            routing_reasons: Some(Some(reasons)),
+            ..Default::default()
+        },
+        None => Move {
+            status: Some(Status::Unroutable.code().to_owned()),
+            provider_id: Some(None),
+            offer_expires_at: Some(None),
+            routing_reasons: Some(Some(reasons)),
+            ..Default::default()
+        },
+    };
+    if !store::apply(conn, &row.id, row.version, &change, now)? {
+        return Err(ApiError::PreconditionFailed);
+    }
+    if let Some(p) = &decision.chosen {
+        referral_store::insert_attempt(conn, &row.id, p, now)?;
+        referral_store::push_event(conn, p, &row.id, "offered", now)?;
+    }
+    Ok(())
+}
+
+/// The statuses a provider reports.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    Contacted,
+    Scheduled,
+    InProgress,
+    Closed,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdate {
+    pub status: ReportedStatus,
+    /// Required with `closed`.
+    pub outcome: Option<Outcome>,
+}
+
+/// Reports progress: `contacted`, `scheduled`, `in_progress`, or `closed` with an outcome. An
+/// invalid step is 409 listing the allowed ones. Closing frees the provider's slot.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    request_body = StatusUpdate,
+    responses(
+        (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status or an outcome that does not fit", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/v1/provider/referrals/{id}/status")]
+pub async fn update_status(
+    provider: ProviderCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: PathId,
+    body: ApiJson<StatusUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let body = body.into_inner()?;
+    let action = match body.status {
+        ReportedStatus::Contacted => Action::Contacted,
+        ReportedStatus::Scheduled => Action::Scheduled,
+        ReportedStatus::InProgress => Action::InProgress,
+        ReportedStatus::Closed => Action::Close,
+    };
+    let id = id.into_option();
+    let row = state
+        .db
+        .run(move |conn| act(conn, &provider, id, expected, action, body.outcome))
+        .await?;
+    Ok(with_etag(&row))
+}
+
+/// How to reach the person, and their note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactReveal {
+    pub referral_id: String,
+    pub contact: Contact,
+    pub note: Option<String>,
+}
+
+/// Reveals the sealed contact block and note, only for a referral this provider has accepted
+/// and not closed. Every read is its own access-log event (`contact.read`), written before the
+/// data is returned.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Referral id")),
+    responses(
+        (status = 200, description = "The contact block", body = ContactReveal, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted, or already closed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/provider/referrals/{id}/contact")]
+pub async fn contact(
+    provider: ProviderCaller,
+    state: web::Data<AppState>,
+    id: PathId,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_option();
+    let st = state.clone();
+    let reveal = state
+        .db
+        .run(move |conn| {
+            let row = mine(conn, &provider, id.as_deref())?;
+            let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
+            if !matches!(status, Status::Accepted | Status::Contacted | Status::Scheduled | Status::InProgress) {
+                return Err(ApiError::Conflict {
+                    detail: "contact details are shown only for a referral this provider has accepted and not closed".into(),
+                    allowed: None,
+                });
+            }
+            let (Some(key_id), Some(wrapped), Some(sealed)) = (row.key_id.as_deref(), row.wrapped_key.as_deref(), row.sealed_contact.as_deref()) else {
+                return Err(ApiError::Conflict { detail: "the personal data of this referral has been erased".into(), allowed: None });
+            };
+            let key = seal::unwrap(&st.keys.master, key_id, &row.id, wrapped).map_err(|e| ApiError::Internal(format!("unwrap: {e}")))?;
+            let contact: Contact = serde_json::from_slice(&seal::open(&key, &aad(&row.id, "contact"), sealed).map_err(|e| ApiError::Internal(format!("open: {e}")))?)
+                .map_err(|e| ApiError::Internal(format!("contact block: {e}")))?;
+            let note = match row.sealed_note.as_deref() {
+                Some(n) => Some(
+                    String::from_utf8(seal::open(&key, &aad(&row.id, "note"), n).map_err(|e| ApiError::Internal(format!("open: {e}")))?)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                ),
+                None => None,
+            };
+            // Fail closed: the event is committed before any of it leaves.
+            record_alone(conn, &[provider.caller.event(Some(&row.id), 200)])?;
+            Ok(ContactReveal { referral_id: row.id, contact, note })
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(reveal))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The `next_cursor` of the previous call; omit to start from the beginning.
+    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 40)]
+    pub after: Option<String>,
+    /// Events per call, 1–1000 (default 100).
+    #[validate(range(min = 1, max = 1000))]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedEvent {
+    pub referral_id: String,
+    /// `offered`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`, `in_progress`, `closed`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Feed {
+    pub events: Vec<FeedEvent>,
+    /// Pass back as `after`. Present even when no events came, so polling can resume.
+    pub next_cursor: String,
+}
+
+fn cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_string())
+}
+
+/// The provider's change feed, oldest first, with a cursor that never skips or repeats an
+/// event, even when transactions commit out of order. Each delivered referral is an access-log
+/// event; an empty poll is not logged.
+#[utoipa::path(
+    tag = "provider", security(("bearer" = [])), params(FeedQuery),
+    responses(
+        (status = 200, description = "Events after the cursor", body = Feed),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/provider/events")]
+pub async fn poll_feed(
+    provider: ProviderCaller,
+    state: web::Data<AppState>,
+    query: ApiQuery<FeedQuery>,
+) -> Result<web::Json<Feed>, ApiError> {
+    let q = query.into_inner()?;
+    let after: i64 = match &q.after {
+        None => 0,
+        Some(c) => URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .filter(|n: &i64| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::validation("after", "invalid", "not a cursor from this feed")
+            })?,
+    };
+    let limit = i64::from(q.limit.unwrap_or(100));
+    let rows = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let rows = store::feed(conn, &provider.provider_id, after, limit)?;
+                let mut seen = HashSet::new();
+                let events: Vec<_> = rows
+                    .iter()
+                    .filter(|e| seen.insert(e.referral_id.clone()))
+                    .map(|e| provider.caller.event(Some(&e.referral_id), 200))
+                    .collect();
+                audit::record(conn, &events)?;
+                Ok(rows)
+            })
+        })
+        .await?;
+    let next_cursor = cursor(rows.last().map_or(after, |e| e.id));
+    Ok(web::Json(Feed {
+        events: rows
+            .into_iter()
+            .map(|e| FeedEvent {
+                referral_id: e.referral_id,
+                kind: e.kind,
+                at: e.created_at.and_utc(),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}

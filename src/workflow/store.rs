@@ -1,0 +1,126 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+
+use crate::db::schema::{provider_events, referral_attempts, referrals};
+use crate::db::AnyConnection;
+use crate::referrals::store::ReferralRow;
+
+#[derive(Debug, Clone, QueryableByName, Queryable)]
+pub struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub referral_id: String,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+}
+
+/// One page of a provider's feed after `after`, in id order, never passing an event whose
+/// transaction might still commit (see the migration): on PostgreSQL only events written by
+/// transactions older than every running one are served.
+pub fn feed(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::sql_query(
+            "SELECT id, referral_id, kind, created_at FROM provider_events \
+             WHERE provider_id = $1 AND id > $2 \
+               AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY id LIMIT $3",
+        )
+        .bind::<Text, _>(provider_id)
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(limit)
+        .load(c),
+        AnyConnection::Sqlite(c) => provider_events::table
+            .filter(provider_events::provider_id.eq(provider_id))
+            .filter(provider_events::id.gt(after))
+            .order(provider_events::id.asc())
+            .limit(limit)
+            .select((
+                provider_events::id,
+                provider_events::referral_id,
+                provider_events::kind,
+                provider_events::created_at,
+            ))
+            .load(c),
+    }
+}
+
+/// The provider's referrals (offered to it or held by it), optionally in one status, by id.
+pub fn provider_referrals(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ReferralRow>> {
+    let mut q = referrals::table
+        .filter(referrals::provider_id.eq(provider_id))
+        .filter(referrals::id.gt(after.unwrap_or("").to_owned()))
+        .order(referrals::id.asc())
+        .limit(limit)
+        .select(ReferralRow::as_select())
+        .into_boxed();
+    if let Some(s) = status {
+        q = q.filter(referrals::status.eq(s.to_owned()));
+    }
+    q.load(conn)
+}
+
+/// The changes a provider action makes to a referral, applied only at `version`.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = referrals)]
+pub struct Move {
+    pub status: Option<String>,
+    pub outcome: Option<Option<String>>,
+    pub provider_id: Option<Option<String>>,
+    pub offer_expires_at: Option<Option<NaiveDateTime>>,
+    pub routing_reasons: Option<Option<String>>,
+    pub closed_at: Option<Option<NaiveDateTime>>,
+}
+
+/// Applies `change` if the referral is still at `version`, bumping it; false when it moved on.
+pub fn apply(
+    conn: &mut AnyConnection,
+    id: &str,
+    version: i32,
+    change: &Move,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        referrals::table
+            .find(id)
+            .filter(referrals::version.eq(version)),
+    )
+    .set((
+        change,
+        referrals::version.eq(version + 1),
+        referrals::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+pub fn record_decline(
+    conn: &mut AnyConnection,
+    referral_id: &str,
+    provider_id: &str,
+    reason: &str,
+    sealed_comment: Option<&[u8]>,
+) -> QueryResult<()> {
+    diesel::update(referral_attempts::table.find((referral_id, provider_id)))
+        .set((
+            referral_attempts::outcome.eq("declined"),
+            referral_attempts::reason.eq(reason),
+            referral_attempts::sealed_comment.eq(sealed_comment),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

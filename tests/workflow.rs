@@ -1,0 +1,521 @@
+//! The provider's side over a real socket: feed, referral views, accept/decline/status with
+//! If-Match, the audited contact reveal, re-offers, isolation between providers.
+
+mod common;
+
+use common::{problem, referral_body, request_id, spawn_app, Portal, TestApp};
+use serde_json::{json, Value};
+
+/// A provider client for `provider_id`, and its token.
+async fn provider_token(app: &TestApp, portal: &Portal, provider_id: &str) -> String {
+    let client = app
+        .create_client(
+            &portal.admin_token,
+            json!({"name": "provider system", "role": "provider", "provider_id": provider_id}),
+        )
+        .await;
+    app.token(&client).await
+}
+
+async fn submit(app: &TestApp, portal: &Portal) -> (String, String) {
+    let v: Value = app
+        .submit_json(&portal.token, &referral_body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["status_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn get_referral(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+) -> (reqwest::StatusCode, String, Value) {
+    let resp = app
+        .get(&format!("/v1/provider/referrals/{id}"), token)
+        .await;
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, etag, resp.json().await.unwrap())
+}
+
+async fn act(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    what: &str,
+    etag: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/v1/provider/referrals/{id}/{what}")))
+        .bearer_auth(token);
+    if let Some(e) = etag {
+        req = req.header("if-match", e);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+async fn portal_status(app: &TestApp, portal: &Portal, id: &str, token: &str) -> String {
+    let v: Value = app
+        .client
+        .get(app.url(&format!("/v1/referrals/{id}")))
+        .bearer_auth(&portal.token)
+        .header("referral-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["status"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn a_provider_takes_a_referral_from_offer_to_close() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, status_token) = submit(&app, &portal).await;
+
+    let feed: Value = app
+        .get("/v1/provider/events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["events"][0]["referral_id"], id.as_str());
+    assert_eq!(feed["events"][0]["kind"], "offered");
+    let cursor = feed["next_cursor"].as_str().unwrap().to_owned();
+    let resp = app
+        .get(&format!("/v1/provider/events?after={cursor}"), &token)
+        .await;
+    let rid = request_id(&resp);
+    let empty: Value = resp.json().await.unwrap();
+    assert_eq!(empty["events"], json!([]), "no repeats after the cursor");
+    assert_eq!(empty["next_cursor"], cursor.as_str());
+    assert!(
+        app.audit_for_request(&rid).is_empty(),
+        "an empty poll is not an access"
+    );
+
+    let (status, etag, view) = get_referral(&app, &token, &id).await;
+    assert_eq!(status, 200);
+    assert_eq!(etag, "\"1\"");
+    assert_eq!(view["status"], "offered");
+    assert_eq!(view["allowed_actions"], json!(["accept", "decline"]));
+    assert!(view.get("contact").is_none() && !view.to_string().contains("Sam"));
+    problem(
+        app.get(&format!("/v1/provider/referrals/{id}/contact"), &token)
+            .await,
+        409,
+    )
+    .await;
+
+    problem(act(&app, &token, &id, "accept", None, None).await, 428).await;
+    problem(
+        act(&app, &token, &id, "accept", Some("\"7\""), None).await,
+        412,
+    )
+    .await;
+    let resp = act(&app, &token, &id, "accept", Some(&etag), None).await;
+    assert_eq!(resp.status(), 200);
+    let etag = resp
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["allowed_actions"],
+        json!(["contacted", "close"])
+    );
+    assert_eq!(
+        portal_status(&app, &portal, &id, &status_token).await,
+        "in_progress"
+    );
+
+    let resp = app
+        .get(&format!("/v1/provider/referrals/{id}/contact"), &token)
+        .await;
+    assert_eq!(resp.headers().get("cache-control").unwrap(), "no-store");
+    let rid = request_id(&resp);
+    let reveal: Value = resp.json().await.unwrap();
+    assert_eq!(reveal["contact"], referral_body()["contact"]);
+    assert_eq!(reveal["note"], referral_body()["note"]);
+    let events = app.audit_for_request(&rid);
+    assert_eq!(
+        (
+            events.len(),
+            events[0].action.as_str(),
+            events[0].resource_id.as_deref()
+        ),
+        (1, "contact.read", Some(id.as_str()))
+    );
+
+    let p = problem(
+        act(
+            &app,
+            &token,
+            &id,
+            "status",
+            Some(&etag),
+            Some(json!({"status": "in_progress"})),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(p["allowed"], json!(["contacted", "close"]));
+    let mut etag = etag;
+    for step in ["contacted", "scheduled", "in_progress"] {
+        let resp = act(
+            &app,
+            &token,
+            &id,
+            "status",
+            Some(&etag),
+            Some(json!({"status": step})),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{step}");
+        etag = resp
+            .headers()
+            .get("etag")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+    }
+    let p = problem(
+        act(
+            &app,
+            &token,
+            &id,
+            "status",
+            Some(&etag),
+            Some(json!({"status": "closed"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "outcome");
+    let resp = act(
+        &app,
+        &token,
+        &id,
+        "status",
+        Some(&etag),
+        Some(json!({"status": "closed", "outcome": "completed"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let closed: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (closed["status"].as_str(), closed["outcome"].as_str()),
+        (Some("closed"), Some("completed"))
+    );
+    assert_eq!(closed["allowed_actions"], json!([]));
+    assert_eq!(
+        app.provider_load(&portal.provider),
+        0,
+        "closing frees the slot"
+    );
+    assert_eq!(
+        portal_status(&app, &portal, &id, &status_token).await,
+        "closed"
+    );
+    problem(
+        app.get(&format!("/v1/provider/referrals/{id}/contact"), &token)
+            .await,
+        409,
+    )
+    .await;
+
+    let feed: Value = app
+        .get(&format!("/v1/provider/events?after={cursor}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "accepted",
+            "contacted",
+            "scheduled",
+            "in_progress",
+            "closed"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn a_decline_reoffers_to_the_next_provider_never_one_already_tried() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let second = app
+        .create_provider(&portal.admin_token, "Second Care")
+        .await;
+    let resp = app
+        .post_json(
+            "/v1/admin/contracts",
+            &portal.admin_token,
+            &json!({"employer_id": portal.employer, "provider_id": second, "priority": 2}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let first_token = provider_token(&app, &portal, &portal.provider).await;
+    let second_token = provider_token(&app, &portal, &second).await;
+    let (id, _) = submit(&app, &portal).await;
+    assert_eq!(
+        app.referral(&id).provider_id.as_deref(),
+        Some(portal.provider.as_str()),
+        "priority 1 first"
+    );
+
+    let (_, etag, _) = get_referral(&app, &first_token, &id).await;
+    problem(
+        act(
+            &app,
+            &first_token,
+            &id,
+            "decline",
+            Some(&etag),
+            Some(json!({"reason": "astrology"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let resp = act(
+        &app,
+        &first_token,
+        &id,
+        "decline",
+        Some(&etag),
+        Some(json!({"reason": "not_a_fit", "comment": "specialist needed"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        app.referral(&id).provider_id.as_deref(),
+        Some(second.as_str())
+    );
+    assert_eq!(app.provider_load(&portal.provider), 0);
+    assert_eq!(app.provider_load(&second), 1);
+    let (status, _, _) = get_referral(&app, &first_token, &id).await;
+    assert_eq!(status, 404, "gone from the decliner");
+    let feed: Value = app
+        .get("/v1/provider/events", &second_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["events"][0]["kind"], "offered");
+
+    let (_, etag, _) = get_referral(&app, &second_token, &id).await;
+    assert_eq!(
+        act(
+            &app,
+            &second_token,
+            &id,
+            "decline",
+            Some(&etag),
+            Some(json!({"reason": "at_capacity"}))
+        )
+        .await
+        .status(),
+        204
+    );
+    let row = app.referral(&id);
+    assert_eq!(
+        (row.status.as_str(), row.provider_id),
+        ("unroutable", None),
+        "both tried: none left"
+    );
+    assert!(
+        !format!("{:?}", app.audit_rows()).contains("specialist needed"),
+        "the comment is sealed, not logged"
+    );
+}
+
+#[actix_web::test]
+async fn providers_cannot_touch_each_others_referrals() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let other = app.create_provider(&portal.admin_token, "Other Care").await;
+    let mine = provider_token(&app, &portal, &portal.provider).await;
+    let theirs = provider_token(&app, &portal, &other).await;
+    let (id, _) = submit(&app, &portal).await;
+    let (_, etag, _) = get_referral(&app, &mine, &id).await;
+
+    for (method, path) in [
+        ("GET", format!("/v1/provider/referrals/{id}")),
+        ("GET", format!("/v1/provider/referrals/{id}/contact")),
+        ("POST", format!("/v1/provider/referrals/{id}/accept")),
+        ("POST", format!("/v1/provider/referrals/{id}/status")),
+    ] {
+        let req = if method == "GET" {
+            app.client.get(app.url(&path))
+        } else {
+            app.client
+                .post(app.url(&path))
+                .json(&json!({"status": "contacted"}))
+        };
+        let resp = req
+            .bearer_auth(&theirs)
+            .header("if-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        let rid = request_id(&resp);
+        problem(resp, 404).await;
+        let events = app.audit_for_request(&rid);
+        assert_eq!(
+            (events.len(), events[0].outcome.as_str()),
+            (1, "denied"),
+            "{method} {path}"
+        );
+    }
+    let listed: Value = app
+        .get("/v1/provider/referrals", &theirs)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], json!([]));
+    let feed: Value = app
+        .get("/v1/provider/events", &theirs)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["events"], json!([]));
+    assert_eq!(app.referral(&id).status, "offered", "untouched");
+    // The portal role cannot use provider routes at all.
+    problem(app.get("/v1/provider/referrals", &portal.token).await, 403).await;
+}
+
+#[actix_web::test]
+async fn two_accepts_with_the_same_version_one_wins() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "8".into());
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, _) = submit(&app, &portal).await;
+    let (_, etag, _) = get_referral(&app, &token, &id).await;
+    let (a, b) = futures_util::future::join(
+        act(&app, &token, &id, "accept", Some(&etag), None),
+        act(&app, &token, &id, "accept", Some(&etag), None),
+    )
+    .await;
+    let mut codes = vec![a.status().as_u16(), b.status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 412]);
+    assert_eq!(app.referral(&id).version, 2);
+}
+
+#[actix_web::test]
+async fn the_feed_never_passes_an_event_that_is_still_committing() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (first, _) = submit(&app, &portal).await;
+    let (second, _) = submit(&app, &portal).await;
+    let feed: Value = app
+        .get("/v1/provider/events", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["referral_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str(), second.as_str()], "in order");
+    let cursor = feed["next_cursor"].as_str().unwrap().to_owned();
+
+    if app.backend == eap_referrals::db::Backend::Postgres {
+        // A slow transaction takes an event id, then a fast one takes a later id and commits.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let db = app.state.db.clone();
+        let provider = portal.provider.clone();
+        let slow_referral = first.clone();
+        let slow = std::thread::spawn(move || {
+            let mut conn = db.get().unwrap();
+            eap_referrals::db::write_tx(&mut conn, |c| {
+                eap_referrals::referrals::store::push_event(
+                    c,
+                    &provider,
+                    &slow_referral,
+                    "slow",
+                    eap_referrals::db::now(),
+                )?;
+                ready_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap();
+        });
+        ready_rx.recv().unwrap();
+        {
+            let mut conn = app.conn();
+            eap_referrals::referrals::store::push_event(
+                &mut conn,
+                &portal.provider,
+                &second,
+                "fast",
+                eap_referrals::db::now(),
+            )
+            .unwrap();
+        }
+        let feed: Value = app
+            .get(&format!("/v1/provider/events?after={cursor}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(feed["events"], json!([]), "the fast event waits for the slow one: serving it would move the cursor past the slow one");
+        go_tx.send(()).unwrap();
+        slow.join().unwrap();
+        let feed: Value = app
+            .get(&format!("/v1/provider/events?after={cursor}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["slow", "fast"]);
+    }
+}
