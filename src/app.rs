@@ -142,6 +142,12 @@ impl Application {
         .map_err(|e| StartError::Bind(addr, e))?
         .run();
         spawn_housekeeping(state.clone());
+        if let crate::db::DatabaseUrl::Postgres(url) = state.db.url() {
+            crate::workflow::notify::spawn_pg_listener(
+                url.clone(),
+                std::sync::Arc::downgrade(&state.db.notifier),
+            );
+        }
         tracing::info!(%addr, database = ?state.config.database_url, "listening");
         Ok(Application {
             server,
@@ -166,6 +172,25 @@ impl Application {
 /// Periodic clean-up that belongs to no request: expired Idempotency-Key records (they hold a
 /// sealed copy of a response and a keyed fingerprint of the request, and are kept 24 h).
 fn spawn_housekeeping(state: web::Data<AppState>) {
+    let sweeper = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(sweeper.config.sweep_interval);
+        loop {
+            tick.tick().await;
+            let st = sweeper.clone();
+            match sweeper
+                .db
+                .run(move |c| crate::workflow::sweep::sweep(c, &st, crate::db::now()))
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(expired = n, "overdue offers expired and re-offered")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "offer sweep failed; will retry"),
+            }
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(600));
         loop {

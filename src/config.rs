@@ -80,6 +80,8 @@ pub struct Config {
     /// How long a provider has to answer an offer, by urgency.
     pub offer_ttl: OfferTtl,
     pub crisis_resources_file: Option<PathBuf>,
+    /// How often overdue offers are looked for.
+    pub sweep_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +157,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_OFFER_TTL_CRISIS_SECS", "900", "time a provider has to accept a crisis offer (60–604800)"),
     ("EAP_OFFER_TTL_URGENT_SECS", "14400", "time to accept an urgent offer (60–604800)"),
     ("EAP_OFFER_TTL_ROUTINE_SECS", "172800", "time to accept a routine offer (60–604800)"),
+    ("EAP_SWEEP_INTERVAL_SECS", "5", "how often overdue offers are expired and re-offered (1–300)"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
     (
         "EAP_TOKEN_SIGNING_KEY / _FILE",
@@ -263,6 +266,13 @@ impl Config {
             routine: ttl("EAP_OFFER_TTL_ROUTINE_SECS", 48 * 3600)?,
         };
         let crisis_resources_file = get("EAP_CRISIS_RESOURCES_FILE").map(PathBuf::from);
+        let sweep_interval = Duration::from_secs(number(
+            get("EAP_SWEEP_INTERVAL_SECS"),
+            "EAP_SWEEP_INTERVAL_SECS",
+            5,
+            1,
+            300,
+        )? as u64);
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -286,6 +296,7 @@ impl Config {
             keys,
             offer_ttl,
             crisis_resources_file,
+            sweep_interval,
         })
     }
 }

@@ -17,6 +17,37 @@ async fn provider_token(app: &TestApp, portal: &Portal, provider_id: &str) -> St
     app.token(&client).await
 }
 
+/// Reads the feed like a client: long polls from `after` until `count` events have arrived
+/// (PostgreSQL may hold an event back briefly while an older transaction, anywhere in the
+/// cluster, is still open). Returns the events and the cursor after them.
+async fn read_feed(
+    app: &TestApp,
+    token: &str,
+    after: Option<&str>,
+    count: usize,
+) -> (Vec<Value>, String) {
+    let mut events = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    for _ in 0..50 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/provider/events?wait=2&after={c}"),
+            None => "/v1/provider/events?wait=2".to_owned(),
+        };
+        let page: Value = app.get(&path, token).await.json().await.unwrap();
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        cursor = Some(page["next_cursor"].as_str().unwrap().to_owned());
+        if events.len() >= count {
+            break;
+        }
+    }
+    assert_eq!(events.len(), count, "{events:?}");
+    (events, cursor.unwrap())
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
 async fn submit(app: &TestApp, portal: &Portal) -> (String, String) {
     let v: Value = app
         .submit_json(&portal.token, &referral_body())
@@ -90,15 +121,9 @@ async fn a_provider_takes_a_referral_from_offer_to_close() {
     let token = provider_token(&app, &portal, &portal.provider).await;
     let (id, status_token) = submit(&app, &portal).await;
 
-    let feed: Value = app
-        .get("/v1/provider/events", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(feed["events"][0]["referral_id"], id.as_str());
-    assert_eq!(feed["events"][0]["kind"], "offered");
-    let cursor = feed["next_cursor"].as_str().unwrap().to_owned();
+    let (events, cursor) = read_feed(&app, &token, None, 1).await;
+    assert_eq!(events[0]["referral_id"], id.as_str());
+    assert_eq!(events[0]["kind"], "offered");
     let resp = app
         .get(&format!("/v1/provider/events?after={cursor}"), &token)
         .await;
@@ -246,20 +271,9 @@ async fn a_provider_takes_a_referral_from_offer_to_close() {
     )
     .await;
 
-    let feed: Value = app
-        .get(&format!("/v1/provider/events?after={cursor}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let kinds: Vec<&str> = feed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let (events, _) = read_feed(&app, &token, Some(&cursor), 5).await;
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "accepted",
             "contacted",
@@ -326,13 +340,8 @@ async fn a_decline_reoffers_to_the_next_provider_never_one_already_tried() {
     assert_eq!(app.provider_load(&second), 1);
     let (status, _, _) = get_referral(&app, &first_token, &id).await;
     assert_eq!(status, 404, "gone from the decliner");
-    let feed: Value = app
-        .get("/v1/provider/events", &second_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(feed["events"][0]["kind"], "offered");
+    let (events, _) = read_feed(&app, &second_token, None, 1).await;
+    assert_eq!(events[0]["kind"], "offered");
 
     let (_, etag, _) = get_referral(&app, &second_token, &id).await;
     assert_eq!(
@@ -445,20 +454,12 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
     let token = provider_token(&app, &portal, &portal.provider).await;
     let (first, _) = submit(&app, &portal).await;
     let (second, _) = submit(&app, &portal).await;
-    let feed: Value = app
-        .get("/v1/provider/events", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = feed["events"]
-        .as_array()
-        .unwrap()
+    let (events, cursor) = read_feed(&app, &token, None, 2).await;
+    let ids: Vec<&str> = events
         .iter()
         .map(|e| e["referral_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [first.as_str(), second.as_str()], "in order");
-    let cursor = feed["next_cursor"].as_str().unwrap().to_owned();
 
     if app.backend == eap_referrals::db::Backend::Postgres {
         // A slow transaction takes an event id, then a fast one takes a later id and commits.
@@ -504,18 +505,196 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         assert_eq!(feed["events"], json!([]), "the fast event waits for the slow one: serving it would move the cursor past the slow one");
         go_tx.send(()).unwrap();
         slow.join().unwrap();
-        let feed: Value = app
-            .get(&format!("/v1/provider/events?after={cursor}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let kinds: Vec<&str> = feed["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, ["slow", "fast"]);
+        let (events, _) = read_feed(&app, &token, Some(&cursor), 2).await;
+        assert_eq!(kinds(&events), ["slow", "fast"]);
     }
+}
+
+fn sweep_at(app: &TestApp, hours_from_now: i64) -> usize {
+    let mut conn = app.conn();
+    let now = eap_referrals::db::now() + chrono::TimeDelta::hours(hours_from_now);
+    eap_referrals::workflow::sweep::sweep(&mut conn, &app.state, now).unwrap()
+}
+
+#[actix_web::test]
+async fn overdue_offers_expire_and_move_on() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let second = app
+        .create_provider(&portal.admin_token, "Second Care")
+        .await;
+    app.post_json(
+        "/v1/admin/contracts",
+        &portal.admin_token,
+        &json!({"employer_id": portal.employer, "provider_id": second, "priority": 2}),
+    )
+    .await;
+    let first_token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, _) = submit(&app, &portal).await;
+
+    assert_eq!(sweep_at(&app, 47), 0, "a routine offer has 48 h");
+    assert_eq!(sweep_at(&app, 49), 1);
+    let row = app.referral(&id);
+    assert_eq!(
+        (row.status.as_str(), row.provider_id.as_deref()),
+        ("offered", Some(second.as_str()))
+    );
+    assert_eq!(
+        (
+            app.provider_load(&portal.provider),
+            app.provider_load(&second)
+        ),
+        (0, 1)
+    );
+    let (events, _) = read_feed(&app, &first_token, None, 2).await;
+    assert_eq!(kinds(&events), ["offered", "offer_expired"]);
+    assert!(app
+        .audit_rows()
+        .iter()
+        .any(|e| e.action == "referral.expire"
+            && e.resource_id.as_deref() == Some(id.as_str())
+            && e.actor_role.as_deref() == Some("system")));
+
+    assert_eq!(sweep_at(&app, 49 + 49), 1, "the second offer expires too");
+    let row = app.referral(&id);
+    assert_eq!(
+        (row.status.as_str(), row.provider_id),
+        ("unroutable", None),
+        "never back to one already tried"
+    );
+    assert_eq!(app.provider_load(&second), 0);
+}
+
+#[actix_web::test]
+async fn racing_sweepers_expire_each_offer_once() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "8".into());
+    })
+    .await;
+    let portal = app.setup_portal(10).await;
+    for _ in 0..5 {
+        submit(&app, &portal).await;
+    }
+    let now = eap_referrals::db::now() + chrono::TimeDelta::hours(49);
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let db = app.state.db.clone();
+            let state = app.state.clone();
+            std::thread::spawn(move || {
+                let mut conn = db.get().unwrap();
+                eap_referrals::workflow::sweep::sweep(&mut conn, &state, now).unwrap()
+            })
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 5, "each overdue offer expired exactly once");
+    let expire_events = app
+        .audit_rows()
+        .iter()
+        .filter(|e| e.action == "referral.expire")
+        .count();
+    assert_eq!(expire_events, 5);
+    assert_eq!(app.provider_load(&portal.provider), 0);
+}
+
+/// Polls with `wait`, and returns how long after `trigger` ran the poll answered.
+async fn wake_latency(
+    poller: &TestApp,
+    token: &str,
+    trigger: impl std::future::Future<Output = ()>,
+) -> (std::time::Duration, Value) {
+    let poll = poller
+        .client
+        .get(poller.url("/v1/provider/events?wait=10"))
+        .bearer_auth(token)
+        .send();
+    let timed = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        trigger.await;
+        std::time::Instant::now()
+    };
+    let (resp, fired) = futures_util::future::join(poll, timed).await;
+    let answered = std::time::Instant::now();
+    (answered - fired, resp.unwrap().json().await.unwrap())
+}
+
+#[actix_web::test]
+async fn a_long_poll_wakes_as_soon_as_an_event_is_committed() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let started = std::time::Instant::now();
+    let empty = app
+        .client
+        .get(app.url("/v1/provider/events?wait=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(950),
+        "waits when nothing happens"
+    );
+    assert_eq!(empty.json::<Value>().await.unwrap()["events"], json!([]));
+    let prefer = app
+        .client
+        .get(app.url("/v1/provider/events"))
+        .bearer_auth(&token)
+        .header("prefer", "wait=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        prefer.headers().get("preference-applied").unwrap(),
+        "wait=1"
+    );
+
+    let (latency, feed) = wake_latency(&app, &token, async {
+        submit(&app, &portal).await;
+    })
+    .await;
+    assert_eq!(feed["events"][0]["kind"], "offered");
+    eprintln!("long-poll wake-up, same instance: {latency:?} after the commit");
+    assert!(
+        latency < std::time::Duration::from_millis(500),
+        "woke {latency:?} after the commit"
+    );
+}
+
+#[actix_web::test]
+async fn a_write_on_one_instance_wakes_a_long_poll_on_another() {
+    let a = spawn_app().await;
+    if a.backend != eap_referrals::db::Backend::Postgres {
+        // Two instances share a database only on PostgreSQL (CI runs this suite there too);
+        // SQLite wake-ups are in-process and covered by the test above.
+        return;
+    }
+    let url = match &a.database_url {
+        eap_referrals::db::DatabaseUrl::Postgres(u) => u.clone(),
+        _ => unreachable!(),
+    };
+    // Instances of one deployment share the database and the keys.
+    let b = common::spawn_app_with(|v| {
+        v.insert("EAP_DATABASE_URL".into(), url.clone());
+        v.insert(
+            "EAP_DATA_DIR".into(),
+            a.data_dir.path().display().to_string(),
+        );
+    })
+    .await;
+    let portal = a.setup_portal(3).await;
+    let token = provider_token(&a, &portal, &portal.provider).await;
+    let (latency, feed) = wake_latency(&b, &token, async {
+        submit(&a, &portal).await;
+    })
+    .await;
+    assert_eq!(
+        feed["events"][0]["kind"], "offered",
+        "instance B saw instance A's event"
+    );
+    eprintln!("long-poll wake-up, across instances: {latency:?} after the commit");
+    assert!(
+        latency < std::time::Duration::from_millis(500),
+        "woke {latency:?} after the commit on the other instance"
+    );
 }

@@ -148,6 +148,9 @@ pub type PooledConn = r2d2::PooledConnection<Manager>;
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    url: DatabaseUrl,
+    /// Wakes long polls after the work that wrote their provider's events.
+    pub notifier: std::sync::Arc<crate::workflow::notify::Notifier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,11 +181,17 @@ impl Db {
         Ok(Db {
             pool,
             backend: url.backend(),
+            url: url.clone(),
+            notifier: Default::default(),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
     }
 
     pub fn get(&self) -> Result<PooledConn, ApiError> {
@@ -200,7 +209,9 @@ impl Db {
         let db = self.clone();
         actix_web::web::block(move || {
             let mut conn = db.get()?;
-            f(&mut conn)
+            let result = f(&mut conn);
+            crate::workflow::notify::flush(&db.notifier);
+            result
         })
         .await
         .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?

@@ -126,8 +126,16 @@ pub fn push_event(
             provider_events::kind.eq(kind),
             provider_events::created_at.eq(now),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    // Wake long polls: here after the work returns, elsewhere when PostgreSQL commits.
+    crate::workflow::notify::touched(provider_id);
+    if let AnyConnection::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(crate::workflow::notify::CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(provider_id)
+            .execute(c)?;
+    }
+    Ok(())
 }
 
 pub fn events_for(

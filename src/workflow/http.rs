@@ -626,6 +626,27 @@ pub struct FeedQuery {
     #[validate(range(min = 1, max = 1000))]
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// Long poll: with no event yet, wait up to this many seconds (0–60) for one. Also accepted
+    /// as `Prefer: wait=N` (RFC 7240).
+    #[validate(range(min = 0, max = 60))]
+    #[param(minimum = 0, maximum = 60)]
+    pub wait: Option<u32>,
+}
+
+/// `Prefer: wait=N`, capped at 60 s.
+fn prefer_wait(req: &HttpRequest) -> Option<u32> {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| v.trim().trim_matches('"').parse::<u32>().ok())
+                .flatten()
+        })
+        .map(|w| w.min(60))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -653,7 +674,8 @@ fn cursor(id: i64) -> String {
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])), params(FeedQuery),
     responses(
-        (status = 200, description = "Events after the cursor", body = Feed),
+        (status = 200, description = "Events after the cursor (after waiting, if asked, for the first one)", body = Feed,
+         headers(("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
@@ -663,9 +685,10 @@ fn cursor(id: i64) -> String {
 #[get("/v1/provider/events")]
 pub async fn poll_feed(
     provider: ProviderCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: ApiQuery<FeedQuery>,
-) -> Result<web::Json<Feed>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
     let after: i64 = match &q.after {
         None => 0,
@@ -680,24 +703,56 @@ pub async fn poll_feed(
             })?,
     };
     let limit = i64::from(q.limit.unwrap_or(100));
-    let rows = state
-        .db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let rows = store::feed(conn, &provider.provider_id, after, limit)?;
-                let mut seen = HashSet::new();
-                let events: Vec<_> = rows
-                    .iter()
-                    .filter(|e| seen.insert(e.referral_id.clone()))
-                    .map(|e| provider.caller.event(Some(&e.referral_id), 200))
-                    .collect();
-                audit::record(conn, &events)?;
-                Ok(rows)
+    let preferred = prefer_wait(&req);
+    let wait = q.wait.or(preferred).unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
+    let wake = state.db.notifier.handle(&provider.provider_id);
+    let rows = loop {
+        // Register for the wake-up before looking, so an event committed in between is not missed.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.clone());
+        let rows = state
+            .db
+            .run(move |conn| {
+                write_tx(conn, |conn| {
+                    let rows = store::feed(conn, &provider_id, after, limit)?;
+                    let mut seen = HashSet::new();
+                    let delivered: Vec<_> = rows
+                        .iter()
+                        .filter(|e| seen.insert(e.referral_id.clone()))
+                        .map(|e| caller.event(Some(&e.referral_id), 200))
+                        .collect();
+                    audit::record(conn, &delivered)?;
+                    let held_back = rows.is_empty() && store::withheld(conn, &provider_id, after)?;
+                    Ok((rows, held_back))
+                })
             })
-        })
-        .await?;
+            .await?;
+        let (rows, held_back) = rows;
+        if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
+            break rows;
+        }
+        // Waiting holds no database connection and no worker thread. Events already written but
+        // still behind the commit horizon get no second notification: look again shortly.
+        let recheck = if held_back {
+            std::time::Duration::from_millis(25)
+        } else {
+            std::time::Duration::from_secs(60)
+        };
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + recheck)) => {}
+        }
+    };
     let next_cursor = cursor(rows.last().map_or(after, |e| e.id));
-    Ok(web::Json(Feed {
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    if q.wait.is_none() && preferred.is_some() {
+        resp.insert_header(("preference-applied", format!("wait={wait}")));
+    }
+    Ok(resp.json(Feed {
         events: rows
             .into_iter()
             .map(|e| FeedEvent {

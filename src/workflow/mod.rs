@@ -3,4 +3,6 @@
 
 pub mod http;
 pub mod model;
+pub mod notify;
 pub mod store;
+pub mod sweep;

@@ -21,6 +21,21 @@ pub struct EventRow {
 /// One page of a provider's feed after `after`, in id order, never passing an event whose
 /// transaction might still commit (see the migration): on PostgreSQL only events written by
 /// transactions older than every running one are served.
+/// Whether events after `after` exist that the horizon still holds back (PostgreSQL only): the
+/// horizon is cluster-wide, so a transaction anywhere can delay it, and no new notification will
+/// come when it moves.
+pub fn withheld(conn: &mut AnyConnection, provider_id: &str, after: i64) -> QueryResult<bool> {
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::select(diesel::dsl::exists(
+            provider_events::table
+                .filter(provider_events::provider_id.eq(provider_id))
+                .filter(provider_events::id.gt(after)),
+        ))
+        .get_result(c),
+        AnyConnection::Sqlite(_) => Ok(false),
+    }
+}
+
 pub fn feed(
     conn: &mut AnyConnection,
     provider_id: &str,

@@ -1,0 +1,100 @@
+//! Wake-ups for long polls. A poll waits on its provider's `Notify` (holding no database
+//! connection and no worker thread). Writers record the providers whose feed they touched; after
+//! their transaction, `Db::run` wakes them. On PostgreSQL each event also sends `pg_notify`,
+//! which the server delivers at commit, and a listener thread in every instance turns those into
+//! local wake-ups, so a poll on one instance wakes for a write on another.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+pub const CHANNEL: &str = "eap_provider_events";
+
+#[derive(Default)]
+pub struct Notifier {
+    waiters: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+impl Notifier {
+    /// The provider's wake-up handle; kept alive by the polls holding it.
+    pub fn handle(&self, provider_id: &str) -> Arc<Notify> {
+        let mut map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get(provider_id).and_then(Weak::upgrade) {
+            return n;
+        }
+        // Forget providers nobody waits for any more, so the map tracks live polls only.
+        map.retain(|_, w| w.strong_count() > 0);
+        let n = Arc::new(Notify::new());
+        map.insert(provider_id.to_owned(), Arc::downgrade(&n));
+        n
+    }
+
+    pub fn notify(&self, provider_id: &str) {
+        let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get(provider_id).and_then(Weak::upgrade) {
+            n.notify_waiters();
+        }
+    }
+}
+
+thread_local! {
+    static PENDING: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by the writer of a feed event (inside its transaction).
+pub fn touched(provider_id: &str) {
+    PENDING.with(|p| p.borrow_mut().push(provider_id.to_owned()));
+}
+
+/// Called after the work on this thread is done (committed or rolled back): wakes every touched
+/// provider. A wake after a rollback only costs the poll one empty query.
+pub fn flush(notifier: &Notifier) {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for p in pending {
+        notifier.notify(&p);
+    }
+}
+
+/// Listens for other instances' events on PostgreSQL until the notifier is dropped.
+pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
+    std::thread::Builder::new()
+        .name("pg-listener".into())
+        .spawn(move || {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            while notifier.strong_count() > 0 {
+                let mut conn = match diesel::PgConnection::establish(&url) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "feed listener cannot connect; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                };
+                if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
+                    tracing::warn!(error = %e, "feed listener cannot LISTEN; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+                'poll: loop {
+                    let Some(n) = notifier.upgrade() else { return };
+                    for event in conn.notifications_iter() {
+                        match event {
+                            Ok(e) => n.notify(&e.payload),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "feed listener lost its connection; reconnecting");
+                                break 'poll;
+                            }
+                        }
+                    }
+                    drop(n);
+                    // The socket is polled, not awaited: 20 ms keeps wake-ups well inside 100 ms.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+        .expect("spawn the feed listener thread");
+}

@@ -1,0 +1,103 @@
+//! Offer deadlines: overdue offers expire and move on to the next eligible provider.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent, Operation};
+use crate::db::schema::referrals;
+use crate::db::{write_tx, AnyConnection};
+use crate::directory::model::Code;
+use crate::error::ApiError;
+use crate::extract::RequestCtx;
+use crate::referrals::model::Status;
+use crate::referrals::store::{self as referral_store, ReferralRow};
+
+/// Any constant both instances agree on; names the sweeper's advisory lock.
+const SWEEP_LOCK: i64 = 0x6561_705f_7377_6565;
+const BATCH: i64 = 100;
+
+/// Expires offers whose deadline is before `now` (a parameter, so tests need no clock), and
+/// re-offers each to the next eligible provider never tried, or queues it as unroutable. With
+/// several instances on one PostgreSQL only one sweeps at a time (advisory lock); rows being
+/// accepted at that moment are skipped (`SKIP LOCKED`) and expire on a later pass if still due.
+/// Returns how many offers expired.
+pub fn sweep(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    now: NaiveDateTime,
+) -> Result<usize, ApiError> {
+    write_tx(conn, |conn| {
+        let due: Vec<ReferralRow> = match conn {
+            AnyConnection::Postgresql(c) => {
+                #[derive(QueryableByName)]
+                struct Locked {
+                    #[diesel(sql_type = diesel::sql_types::Bool)]
+                    locked: bool,
+                }
+                let got = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                    .bind::<diesel::sql_types::BigInt, _>(SWEEP_LOCK)
+                    .get_result::<Locked>(c)?;
+                if !got.locked {
+                    return Ok(0);
+                }
+                referrals::table
+                    .filter(referrals::status.eq(Status::Offered.code()))
+                    .filter(referrals::offer_expires_at.lt(now))
+                    .order(referrals::offer_expires_at.asc())
+                    .limit(BATCH)
+                    .select(ReferralRow::as_select())
+                    .for_update()
+                    .skip_locked()
+                    .load(c)?
+            }
+            AnyConnection::Sqlite(c) => referrals::table
+                .filter(referrals::status.eq(Status::Offered.code()))
+                .filter(referrals::offer_expires_at.lt(now))
+                .order(referrals::offer_expires_at.asc())
+                .limit(BATCH)
+                .select(ReferralRow::as_select())
+                .load(c)?,
+        };
+        let ctx = RequestCtx {
+            request_id: format!("sweeper-{}", uuid::Uuid::now_v7()),
+            source: None,
+        };
+        let op = Operation {
+            action: "referral.expire",
+            resource_type: "referral",
+        };
+        let mut expired = 0;
+        for row in due {
+            let Some(provider) = row.provider_id.clone() else {
+                continue;
+            };
+            // Each referral in a savepoint: one that moved on meanwhile is skipped, not fatal.
+            let done = conn.transaction(|conn| {
+                directory_release(conn, &provider, &row.id)?;
+                referral_store::close_attempt(conn, &row.id, &provider, "expired")?;
+                referral_store::push_event(conn, &provider, &row.id, "offer_expired", now)?;
+                super::http::reoffer(conn, state, &row, now)?;
+                let mut event = AuditEvent::anonymous(&ctx, op, 200).resource(Some(&row.id));
+                event.actor_role = Some("system".into());
+                audit::record(conn, &[event])?;
+                Ok::<_, ApiError>(())
+            });
+            match done {
+                Ok(()) => expired += 1,
+                Err(ApiError::PreconditionFailed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    })
+}
+
+fn directory_release(
+    conn: &mut AnyConnection,
+    provider: &str,
+    referral: &str,
+) -> Result<(), ApiError> {
+    crate::directory::store::release_slot(conn, provider, referral)?;
+    Ok(())
+}
