@@ -141,7 +141,9 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartError::Bind(addr, e))?
         .run();
-        spawn_housekeeping(state.clone());
+        if state.config.housekeeping {
+            spawn_housekeeping(state.clone());
+        }
         if let crate::db::DatabaseUrl::Postgres(url) = state.db.url() {
             crate::workflow::notify::spawn_pg_listener(
                 url.clone(),

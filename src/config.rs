@@ -82,6 +82,8 @@ pub struct Config {
     pub crisis_resources_file: Option<PathBuf>,
     /// How often overdue offers are looked for.
     pub sweep_interval: Duration,
+    /// Background jobs (offer sweeper, key purge); tests turn them off to drive them by hand.
+    pub housekeeping: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +160,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_OFFER_TTL_URGENT_SECS", "14400", "time to accept an urgent offer (60–604800)"),
     ("EAP_OFFER_TTL_ROUTINE_SECS", "172800", "time to accept a routine offer (60–604800)"),
     ("EAP_SWEEP_INTERVAL_SECS", "5", "how often overdue offers are expired and re-offered (1–300)"),
+    ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge); keep on in every instance, they coordinate"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
     (
         "EAP_TOKEN_SIGNING_KEY / _FILE",
@@ -273,6 +276,16 @@ impl Config {
             1,
             300,
         )? as u64);
+        let housekeeping = match get("EAP_HOUSEKEEPING").unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(ConfigError::new(
+                    "EAP_HOUSEKEEPING",
+                    format!("{other:?} is not `on` or `off`"),
+                ))
+            }
+        };
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -297,6 +310,7 @@ impl Config {
             offer_ttl,
             crisis_resources_file,
             sweep_interval,
+            housekeeping,
         })
     }
 }

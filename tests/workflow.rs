@@ -698,3 +698,72 @@ async fn a_write_on_one_instance_wakes_a_long_poll_on_another() {
         "woke {latency:?} after the commit on the other instance"
     );
 }
+
+/// The order that ids alone get wrong: an older transaction writes its event after a younger
+/// one and commits first. Served in id order, the cursor would pass the younger event's lower
+/// id before it commits, and it would never be delivered.
+#[actix_web::test]
+async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_event() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(5).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (referral, _) = submit(&app, &portal).await;
+    let (_, cursor) = read_feed(&app, &token, None, 1).await;
+    if app.backend != eap_referrals::db::Backend::Postgres {
+        return; // one writer at a time: this interleaving cannot happen on SQLite
+    }
+    use diesel::connection::SimpleConnection;
+    use std::sync::mpsc::channel;
+    let (old_ready_tx, old_ready) = channel();
+    let (old_go, old_go_rx) = channel::<()>();
+    let (old_done_tx, old_done) = channel();
+    let (young_ready_tx, young_ready) = channel();
+    let (young_go, young_go_rx) = channel::<()>();
+    let now = eap_referrals::db::now;
+    let (db, p, r) = (
+        app.state.db.clone(),
+        portal.provider.clone(),
+        referral.clone(),
+    );
+    let old = std::thread::spawn(move || {
+        let mut conn = db.get().unwrap();
+        eap_referrals::db::write_tx(&mut conn, |c| {
+            c.batch_execute("SELECT pg_current_xact_id()")?; // take the older transaction id now
+            old_ready_tx.send(()).unwrap();
+            old_go_rx.recv().unwrap();
+            eap_referrals::referrals::store::push_event(c, &p, &r, "old", now())
+        })
+        .unwrap();
+        old_done_tx.send(()).unwrap();
+    });
+    old_ready.recv().unwrap();
+    let (db, p, r) = (
+        app.state.db.clone(),
+        portal.provider.clone(),
+        referral.clone(),
+    );
+    let young = std::thread::spawn(move || {
+        let mut conn = db.get().unwrap();
+        eap_referrals::db::write_tx(&mut conn, |c| {
+            eap_referrals::referrals::store::push_event(c, &p, &r, "young", now())?; // the lower id
+            young_ready_tx.send(()).unwrap();
+            young_go_rx.recv().unwrap();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    });
+    young_ready.recv().unwrap();
+    old_go.send(()).unwrap();
+    old_done.recv().unwrap();
+    let (events, cursor) = read_feed(&app, &token, Some(&cursor), 1).await;
+    assert_eq!(kinds(&events), ["old"]);
+    young_go.send(()).unwrap();
+    young.join().unwrap();
+    old.join().unwrap();
+    let (events, _) = read_feed(&app, &token, Some(&cursor), 1).await;
+    assert_eq!(
+        kinds(&events),
+        ["young"],
+        "delivered after the cursor moved past a higher id"
+    );
+}

@@ -436,7 +436,7 @@ pub async fn cancel(
             // Authorise first, on its own, so a refusal stays logged after the rollback below.
             let id = authorised(conn, &portal, id.as_deref(), token.as_deref())?.id;
             write_tx(conn, |conn| {
-                let row = store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+                let row = store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
                 let current = Status::from_code(&row.status).unwrap_or(Status::Submitted);
                 if current.is_final() {
                     return Err(ApiError::Conflict {

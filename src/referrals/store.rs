@@ -47,6 +47,25 @@ pub fn find_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<R
         .optional()
 }
 
+/// Reads a referral to change it. On PostgreSQL the row is locked first, so every action takes
+/// its locks in one order — the referral, then the provider's slots — and none can deadlock
+/// another (the sweeper and cancellation do the same).
+pub fn lock_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ReferralRow>> {
+    match conn {
+        AnyConnection::Postgresql(c) => referrals::table
+            .find(id)
+            .select(ReferralRow::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        AnyConnection::Sqlite(c) => referrals::table
+            .find(id)
+            .select(ReferralRow::as_select())
+            .first(c)
+            .optional(),
+    }
+}
+
 /// Moves a referral to `status` if it is still at `version`; returns whether it did.
 pub fn set_status(
     conn: &mut AnyConnection,

@@ -142,7 +142,7 @@ pub async fn assign(
     let id = id.get()?;
     let st = state.clone();
     let assigned = audited(&state.db, admin.0, 200, move |conn| {
-        let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let row = referral_store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
         if row.status != Status::Unroutable.code() {
             return Err(ApiError::Conflict {
                 detail: format!("the referral is {}, not unroutable", row.status),

@@ -104,7 +104,10 @@ fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
         .to_str()
         .map_err(|_| ApiError::PreconditionFailed)?
         .trim();
-    let raw = raw.strip_prefix("W/").unwrap_or(raw);
+    // RFC 9110: If-Match compares strongly, so a weak tag never matches.
+    if raw.starts_with("W/") {
+        return Err(ApiError::PreconditionFailed);
+    }
     raw.trim_matches('"')
         .parse()
         .map_err(|_| ApiError::PreconditionFailed)
@@ -152,14 +155,20 @@ fn act(
     outcome: Option<Outcome>,
 ) -> Result<ReferralRow, ApiError> {
     let id = mine(conn, provider, id.as_deref())?.id;
-    write_tx(conn, |conn| {
-        let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+    let result = write_tx(conn, |conn| {
+        let row = locked_mine(conn, provider, &id)?;
         if row.version != expected {
             return Err(ApiError::PreconditionFailed);
         }
+        let now = crate::db::now();
+        if action == Action::Accept && row.offer_expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::Conflict {
+                detail: "the offer has expired; it is being offered elsewhere".into(),
+                allowed: Some(vec![]),
+            });
+        }
         let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
         let to = next(status, action, outcome).map_err(transition_error)?;
-        let now = crate::db::now();
         let closing = to == Status::Closed;
         let change = Move {
             status: Some(to.code().to_owned()),
@@ -180,7 +189,33 @@ fn act(
         referral_store::push_event(conn, &provider.provider_id, &id, to.code(), now)?;
         audit::record(conn, &[provider.caller.event(Some(&id), 200)])?;
         referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
-    })
+    });
+    log_lost_race(conn, provider, &id, result)
+}
+
+/// The referral, locked, if it is still this provider's (it may have moved on since `mine`).
+fn locked_mine(
+    conn: &mut AnyConnection,
+    provider: &ProviderCaller,
+    id: &str,
+) -> Result<ReferralRow, ApiError> {
+    referral_store::lock_referral(conn, id)?
+        .filter(|r| r.provider_id.as_deref() == Some(provider.provider_id.as_str()))
+        .ok_or(ApiError::NotFound)
+}
+
+/// A referral that moved to another provider between the check and the transaction is the same
+/// logged 404 as any other.
+fn log_lost_race<T>(
+    conn: &mut AnyConnection,
+    provider: &ProviderCaller,
+    id: &str,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Err(ApiError::NotFound) = result {
+        record_alone(conn, &[provider.caller.event(Some(id), 404)])?;
+    }
+    result
 }
 
 /// The provider's referral: routing attributes, status, version (`ETag`), deadline, and what it
@@ -376,8 +411,8 @@ pub async fn decline(
         .db
         .run(move |conn| {
             let id = mine(conn, &provider, id.as_deref())?.id;
-            write_tx(conn, |conn| {
-                let row = referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let result = write_tx(conn, |conn| {
+                let row = locked_mine(conn, &provider, &id)?;
                 if row.version != expected {
                     return Err(ApiError::PreconditionFailed);
                 }
@@ -412,7 +447,8 @@ pub async fn decline(
                 reoffer(conn, &st, &row, now)?;
                 audit::record(conn, &[provider.caller.event(Some(&id), 204)])?;
                 Ok(())
-            })
+            });
+            log_lost_race(conn, &provider, &id, result)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -597,7 +633,8 @@ pub async fn contact(
             };
             let key = seal::unwrap(&st.keys.master, key_id, &row.id, wrapped).map_err(|e| ApiError::Internal(format!("unwrap: {e}")))?;
             let contact: Contact = serde_json::from_slice(&seal::open(&key, &aad(&row.id, "contact"), sealed).map_err(|e| ApiError::Internal(format!("open: {e}")))?)
-                .map_err(|e| ApiError::Internal(format!("contact block: {e}")))?;
+                // serde's message would quote decrypted text; keep only where it failed.
+                .map_err(|e| ApiError::Internal(format!("contact block does not parse ({:?} at {}:{})", e.classify(), e.line(), e.column())))?;
             let note = match row.sealed_note.as_deref() {
                 Some(n) => Some(
                     String::from_utf8(seal::open(&key, &aad(&row.id, "note"), n).map_err(|e| ApiError::Internal(format!("open: {e}")))?)
@@ -652,7 +689,8 @@ fn prefer_wait(req: &HttpRequest) -> Option<u32> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeedEvent {
     pub referral_id: String,
-    /// `offered`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`, `in_progress`, `closed`.
+    /// `offered`, `offer_expired`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`,
+    /// `in_progress`, `closed`.
     pub kind: String,
     pub at: DateTime<Utc>,
 }
@@ -664,15 +702,23 @@ pub struct Feed {
     pub next_cursor: String,
 }
 
-fn cursor(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(id.to_string())
+fn cursor(p: store::Position) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", p.txid, p.id))
+}
+
+fn parse_cursor(c: &str) -> Option<store::Position> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let (txid, id) = text.split_once('.')?;
+    let (txid, id): (i64, i64) = (txid.parse().ok()?, id.parse().ok()?);
+    (txid >= 0 && id >= 0).then_some(store::Position { txid, id })
 }
 
 /// The provider's change feed, oldest first, with a cursor that never skips or repeats an
 /// event, even when transactions commit out of order. Each delivered referral is an access-log
 /// event; an empty poll is not logged.
 #[utoipa::path(
-    tag = "provider", security(("bearer" = [])), params(FeedQuery),
+        tag = "provider", security(("bearer" = [])),
+    params(FeedQuery, ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): the same as the `wait` parameter")),
     responses(
         (status = 200, description = "Events after the cursor (after waiting, if asked, for the first one)", body = Feed,
          headers(("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
@@ -690,23 +736,18 @@ pub async fn poll_feed(
     query: ApiQuery<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
-    let after: i64 = match &q.after {
-        None => 0,
-        Some(c) => URL_SAFE_NO_PAD
-            .decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
-            .filter(|n: &i64| *n >= 0)
-            .ok_or_else(|| {
-                ApiError::validation("after", "invalid", "not a cursor from this feed")
-            })?,
+    let after = match &q.after {
+        None => store::Position::default(),
+        Some(c) => parse_cursor(c).ok_or_else(|| {
+            ApiError::validation("after", "invalid", "not a cursor from this feed")
+        })?,
     };
     let limit = i64::from(q.limit.unwrap_or(100));
     let preferred = prefer_wait(&req);
     let wait = q.wait.or(preferred).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
     let wake = state.db.notifier.handle(&provider.provider_id);
+    let mut backoff = std::time::Duration::from_millis(25);
     let rows = loop {
         // Register for the wake-up before looking, so an event committed in between is not missed.
         let woken = wake.notified();
@@ -736,17 +777,22 @@ pub async fn poll_feed(
         }
         // Waiting holds no database connection and no worker thread. Events already written but
         // still behind the commit horizon get no second notification: look again shortly.
+        // Held back: look again, backing off to 1 s (the horizon is cluster-wide and a long
+        // transaction elsewhere can hold it). Otherwise wait for a wake-up, re-reading every 5 s
+        // in case one was lost (a listener reconnecting).
         let recheck = if held_back {
-            std::time::Duration::from_millis(25)
+            let b = backoff;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            b
         } else {
-            std::time::Duration::from_secs(60)
+            std::time::Duration::from_secs(5)
         };
         tokio::select! {
             _ = &mut woken => {}
             _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + recheck)) => {}
         }
     };
-    let next_cursor = cursor(rows.last().map_or(after, |e| e.id));
+    let next_cursor = cursor(rows.last().map_or(after, |e| e.position()));
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if q.wait.is_none() && preferred.is_some() {

@@ -32,6 +32,14 @@ impl Notifier {
         n
     }
 
+    /// Wakes every waiting poll (after the listener reconnects, notifications may have been lost).
+    pub fn notify_all(&self) {
+        let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for n in map.values().filter_map(Weak::upgrade) {
+            n.notify_waiters();
+        }
+    }
+
     pub fn notify(&self, provider_id: &str) {
         let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get(provider_id).and_then(Weak::upgrade) {
@@ -79,8 +87,21 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
+                                // Anything sent while we were not listening is lost: let every poll look again.
+                if let Some(n) = notifier.upgrade() {
+                    n.notify_all();
+                }
+                let mut last_ping = std::time::Instant::now();
                 'poll: loop {
                     let Some(n) = notifier.upgrade() else { return };
+                    // A half-open socket never reports an error to a reader: probe it.
+                    if last_ping.elapsed() > Duration::from_secs(5) {
+                        if let Err(e) = conn.batch_execute("SELECT 1") {
+                            tracing::warn!(error = %e, "feed listener connection is dead; reconnecting");
+                            break 'poll;
+                        }
+                        last_ping = std::time::Instant::now();
+                    }
                     for event in conn.notifications_iter() {
                         match event {
                             Ok(e) => n.notify(&e.payload),

@@ -10,6 +10,8 @@ use crate::referrals::store::ReferralRow;
 pub struct EventRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub txid: i64,
     #[diesel(sql_type = Text)]
     pub referral_id: String,
     #[diesel(sql_type = Text)]
@@ -18,48 +20,78 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-/// One page of a provider's feed after `after`, in id order, never passing an event whose
-/// transaction might still commit (see the migration): on PostgreSQL only events written by
-/// transactions older than every running one are served.
+/// A place in a provider's feed: the writing transaction, then the event id. Ids alone are not
+/// enough on PostgreSQL: they are handed out in insert order, and an older transaction can
+/// insert a higher id and commit before a younger one commits a lower id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub txid: i64,
+    pub id: i64,
+}
+
+impl EventRow {
+    pub fn position(&self) -> Position {
+        Position {
+            txid: self.txid,
+            id: self.id,
+        }
+    }
+}
+
 /// Whether events after `after` exist that the horizon still holds back (PostgreSQL only): the
 /// horizon is cluster-wide, so a transaction anywhere can delay it, and no new notification will
 /// come when it moves.
-pub fn withheld(conn: &mut AnyConnection, provider_id: &str, after: i64) -> QueryResult<bool> {
+pub fn withheld(conn: &mut AnyConnection, provider_id: &str, after: Position) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        e: bool,
+    }
     match conn {
-        AnyConnection::Postgresql(c) => diesel::select(diesel::dsl::exists(
-            provider_events::table
-                .filter(provider_events::provider_id.eq(provider_id))
-                .filter(provider_events::id.gt(after)),
-        ))
-        .get_result(c),
+        AnyConnection::Postgresql(c) => diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM provider_events \
+             WHERE provider_id = $1 AND (txid, id) > ($2, $3)) AS e",
+        )
+        .bind::<Text, _>(provider_id)
+        .bind::<BigInt, _>(after.txid)
+        .bind::<BigInt, _>(after.id)
+        .get_result::<Exists>(c)
+        .map(|r| r.e),
         AnyConnection::Sqlite(_) => Ok(false),
     }
 }
 
+/// One page of a provider's feed after `after`, in commit-safe order. On PostgreSQL only events
+/// written by transactions older than every running one are served, ordered by (txid, id):
+/// everything below that horizon is final, and any event still to come has a txid at or above
+/// it, so it sorts after every served event and a cursor can never pass it. SQLite has one
+/// writer at a time, so ids commit in order and txid is 0.
 pub fn feed(
     conn: &mut AnyConnection,
     provider_id: &str,
-    after: i64,
+    after: Position,
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
     match conn {
         AnyConnection::Postgresql(c) => diesel::sql_query(
-            "SELECT id, referral_id, kind, created_at FROM provider_events \
-             WHERE provider_id = $1 AND id > $2 \
+            "SELECT id, txid, referral_id, kind, created_at FROM provider_events \
+             WHERE provider_id = $1 AND (txid, id) > ($2, $3) \
                AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-             ORDER BY id LIMIT $3",
+             ORDER BY txid, id LIMIT $4",
         )
         .bind::<Text, _>(provider_id)
-        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(after.txid)
+        .bind::<BigInt, _>(after.id)
         .bind::<BigInt, _>(limit)
         .load(c),
         AnyConnection::Sqlite(c) => provider_events::table
             .filter(provider_events::provider_id.eq(provider_id))
-            .filter(provider_events::id.gt(after))
+            .filter(provider_events::id.gt(after.id))
             .order(provider_events::id.asc())
             .limit(limit)
             .select((
                 provider_events::id,
+                diesel::dsl::sql::<BigInt>("0"),
                 provider_events::referral_id,
                 provider_events::kind,
                 provider_events::created_at,

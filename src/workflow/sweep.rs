@@ -44,6 +44,7 @@ pub fn sweep(
                 referrals::table
                     .filter(referrals::status.eq(Status::Offered.code()))
                     .filter(referrals::offer_expires_at.lt(now))
+                    .filter(referrals::provider_id.is_not_null())
                     .order(referrals::offer_expires_at.asc())
                     .limit(BATCH)
                     .select(ReferralRow::as_select())
@@ -54,6 +55,7 @@ pub fn sweep(
             AnyConnection::Sqlite(c) => referrals::table
                 .filter(referrals::status.eq(Status::Offered.code()))
                 .filter(referrals::offer_expires_at.lt(now))
+                .filter(referrals::provider_id.is_not_null())
                 .order(referrals::offer_expires_at.asc())
                 .limit(BATCH)
                 .select(ReferralRow::as_select())
@@ -86,7 +88,10 @@ pub fn sweep(
             match done {
                 Ok(()) => expired += 1,
                 Err(ApiError::PreconditionFailed) => {}
-                Err(e) => return Err(e),
+                // One referral that cannot be moved on must not stop the others expiring.
+                Err(e) => {
+                    tracing::warn!(referral = %row.id, error = %e, "could not expire an overdue offer; skipped")
+                }
             }
         }
         Ok(expired)

@@ -56,6 +56,8 @@ pub fn test_vars(
     vars.insert("EAP_WORKERS".into(), "2".into());
     vars.insert("EAP_DB_POOL_SIZE".into(), "4".into());
     vars.insert("EAP_DB_TIMEOUT_MS".into(), "2000".into());
+    // Tests drive the sweeper and purge by hand, with their own clock.
+    vars.insert("EAP_HOUSEKEEPING".into(), "off".into());
     let mut pg_admin = None;
     match pg_admin_url() {
         Some(admin) => {
