@@ -620,7 +620,11 @@ pub async fn contact(
     let reveal = state
         .db
         .run(move |conn| {
-            let row = mine(conn, &provider, id.as_deref())?;
+            let id = mine(conn, &provider, id.as_deref())?.id;
+            // Read under lock and log in the same transaction: a cancellation or erasure that
+            // commits meanwhile either happens before (nothing is shown) or waits.
+            let result = write_tx(conn, |conn| {
+            let row = locked_mine(conn, &provider, &id)?;
             let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
             if !matches!(status, Status::Accepted | Status::Contacted | Status::Scheduled | Status::InProgress) {
                 return Err(ApiError::Conflict {
@@ -642,9 +646,11 @@ pub async fn contact(
                 ),
                 None => None,
             };
-            // Fail closed: the event is committed before any of it leaves.
-            record_alone(conn, &[provider.caller.event(Some(&row.id), 200)])?;
+            // Fail closed: the event is committed with the read, before any of it leaves.
+            audit::record(conn, &[provider.caller.event(Some(&row.id), 200)])?;
             Ok(ContactReveal { referral_id: row.id, contact, note })
+            });
+            log_lost_race(conn, &provider, &id, result)
         })
         .await?;
     Ok(HttpResponse::Ok()
@@ -757,18 +763,21 @@ pub async fn poll_feed(
         let rows = state
             .db
             .run(move |conn| {
-                write_tx(conn, |conn| {
-                    let rows = store::feed(conn, &provider_id, after, limit)?;
-                    let mut seen = HashSet::new();
-                    let delivered: Vec<_> = rows
-                        .iter()
-                        .filter(|e| seen.insert(e.referral_id.clone()))
-                        .map(|e| caller.event(Some(&e.referral_id), 200))
-                        .collect();
-                    audit::record(conn, &delivered)?;
-                    let held_back = rows.is_empty() && store::withheld(conn, &provider_id, after)?;
-                    Ok((rows, held_back))
-                })
+                // Read first, outside a transaction: an empty poll takes no lock and writes
+                // nothing. Delivered referrals are logged (committed) before any of them leaves.
+                let rows = store::feed(conn, &provider_id, after, limit)?;
+                if rows.is_empty() {
+                    let held_back = store::withheld(conn, &provider_id, after)?;
+                    return Ok((rows, held_back));
+                }
+                let mut seen = HashSet::new();
+                let delivered: Vec<_> = rows
+                    .iter()
+                    .filter(|e| seen.insert(e.referral_id.clone()))
+                    .map(|e| caller.event(Some(&e.referral_id), 200))
+                    .collect();
+                record_alone(conn, &delivered)?;
+                Ok((rows, false))
             })
             .await?;
         let (rows, held_back) = rows;
