@@ -27,6 +27,7 @@ pub struct AppState {
     /// Bounds concurrent argon2 verifications (19 MiB and tens of ms each), so a flood of token
     /// requests cannot exhaust memory or starve the database work on the blocking pool.
     pub hashing: tokio::sync::Semaphore,
+    pub auth_cache: crate::auth::cache::AuthCache,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
@@ -119,6 +120,7 @@ impl Application {
             tokens,
             crisis,
             hashing: tokio::sync::Semaphore::new(workers.max(2)),
+            auth_cache: Default::default(),
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));

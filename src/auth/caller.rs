@@ -9,6 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 
+use super::cache::ClientStatus;
 use super::model::{Claims, Role};
 use super::store;
 use crate::app::AppState;
@@ -99,11 +100,36 @@ fn authenticate(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
         let op = op.ok_or_else(|| {
             ApiError::Internal(format!("{route} is not in the access-log operation table"))
         })?;
+        let now = jsonwebtoken::get_current_timestamp();
         let claims = match bearer {
             None => Err(Refusal::Missing),
-            Some(token) => state.tokens.verify(&token).map_err(|_| Refusal::Invalid),
+            Some(token) => match state.auth_cache.token(&token, now) {
+                Some(c) => Ok(c),
+                None => state
+                    .tokens
+                    .verify(&token)
+                    .map_err(|_| Refusal::Invalid)
+                    .inspect(|c| {
+                        state.auth_cache.remember_token(&token, c);
+                    }),
+            },
         };
+        // The common case needs no database: a known token of a client read moments ago.
+        if let Ok(c) = &claims {
+            if let Some(Some(status)) = state.auth_cache.client(&c.client_id) {
+                if status.admits(c) && c.role == required {
+                    return Ok(Caller {
+                        tenant_id: c.employer_id.clone().or(c.provider_id.clone()),
+                        client_id: c.client_id.clone(),
+                        role: c.role,
+                        ctx,
+                        op,
+                    });
+                }
+            }
+        }
         let db = state.db.clone();
+        let st = state.clone();
         db.run(move |conn| {
             let refuse = |conn: &mut _, refusal: Refusal| {
                 let event = AuditEvent::anonymous(&ctx, op, 401).resource(resource_id.as_deref());
@@ -119,15 +145,16 @@ fn authenticate(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 Ok(c) => c,
                 Err(r) => return refuse(conn, r),
             };
-            // Revocation and rotation take effect at once: the client row is checked on every
-            // request, and a token minted under an earlier secret version stops working.
-            let client = store::find(conn, &claims.client_id)?;
-            let active = client.as_ref().is_some_and(|c| {
-                c.revoked_at.is_none()
-                    && c.role() == Some(claims.role)
-                    && claims.sv == c.secret_version()
+            // Revocation and rotation take effect at once here (the handlers forget the client)
+            // and within CLIENT_TTL on other instances; a token minted under an earlier secret
+            // version stops working.
+            let status = store::find(conn, &claims.client_id)?.map(|c| ClientStatus {
+                role: c.role(),
+                revoked: c.revoked_at.is_some(),
+                secret_version: c.secret_version(),
             });
-            if !active {
+            st.auth_cache.remember_client(&claims.client_id, status);
+            if !status.is_some_and(|s| s.admits(&claims)) {
                 return refuse(conn, Refusal::Invalid);
             }
             let caller = Caller {

@@ -613,6 +613,7 @@ pub async fn rotate_secret(
             })
         })
         .await?;
+    state.auth_cache.forget_client(&row.id);
     Ok(secret_response(StatusCode::OK, row, secret))
 }
 
@@ -656,5 +657,6 @@ pub async fn revoke_client(
             })
         })
         .await?;
+    state.auth_cache.forget_client(&row.id);
     Ok(web::Json(row.into()))
 }

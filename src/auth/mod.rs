@@ -1,5 +1,6 @@
 //! Identity and access: API clients, OAuth 2.0 client-credentials tokens, typed callers.
 
+pub mod cache;
 pub mod caller;
 pub mod http;
 pub mod model;
