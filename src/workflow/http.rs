@@ -759,34 +759,46 @@ pub async fn poll_feed(
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.clone());
-        let rows = state
-            .db
-            .run(move |conn| {
-                // Read first, outside a transaction: an empty poll takes no lock and writes
-                // nothing. Delivered referrals are logged (committed) before any of them leaves.
-                let rows = store::feed(conn, &provider_id, after, limit)?;
-                if rows.is_empty() {
-                    let held_back = store::withheld(conn, &provider_id, after)?;
-                    return Ok((rows, held_back));
-                }
-                let mut seen = HashSet::new();
-                let delivered: Vec<_> = rows
-                    .iter()
-                    .filter(|e| seen.insert(e.referral_id.clone()))
-                    .map(|e| caller.event(Some(&e.referral_id), 200))
-                    .collect();
-                record_alone(conn, &delivered)?;
-                Ok((rows, false))
-            })
-            .await?;
+        // An empty answer from memory when the provider is known to have nothing newer; the
+        // ticket, taken before the query, keeps a write that lands meanwhile from being missed.
+        let notifier = &state.db.notifier;
+        let ticket = notifier.ticket(&provider.provider_id);
+        let rows = if notifier.known_empty(&provider.provider_id, after) {
+            (Vec::new(), false)
+        } else {
+            let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.clone());
+            let rows = state
+                .db
+                .run(move |conn| {
+                    // Read first, outside a transaction: an empty poll takes no lock and writes
+                    // nothing. Delivered referrals are logged (committed) before any of them leaves.
+                    let rows = store::feed(conn, &provider_id, after, limit)?;
+                    if rows.is_empty() {
+                        let held_back = store::withheld(conn, &provider_id, after)?;
+                        return Ok((rows, held_back));
+                    }
+                    let mut seen = HashSet::new();
+                    let delivered: Vec<_> = rows
+                        .iter()
+                        .filter(|e| seen.insert(e.referral_id.clone()))
+                        .map(|e| caller.event(Some(&e.referral_id), 200))
+                        .collect();
+                    record_alone(conn, &delivered)?;
+                    Ok((rows, false))
+                })
+                .await?;
+            let (rows, held_back) = rows;
+            if rows.is_empty() && !held_back {
+                notifier.learn_empty(&provider.provider_id, ticket, after);
+            }
+            (rows, held_back)
+        };
         let (rows, held_back) = rows;
         if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
             break rows;
         }
-        // Waiting holds no database connection and no worker thread. Events already written but
-        // still behind the commit horizon get no second notification: look again shortly.
-        // Held back: look again, backing off to 1 s (the horizon is cluster-wide and a long
+        // Waiting holds no database connection and no worker thread. Held back (written, but
+        // behind the commit horizon, so no second notification will come): look again, backing off to 1 s (the horizon is cluster-wide and a long
         // transaction elsewhere can hold it). Otherwise wait for a wake-up, re-reading every 5 s
         // in case one was lost (a listener reconnecting).
         let recheck = if held_back {

@@ -11,11 +11,32 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::store::Position;
+
 pub const CHANNEL: &str = "eap_provider_events";
 
 #[derive(Default)]
 pub struct Notifier {
     waiters: Mutex<HashMap<String, Weak<Notify>>>,
+    /// Per provider: "the database showed no event after this position", valid until the next
+    /// write notice. Lets an empty poll answer without a query.
+    heads: Mutex<HashMap<String, Head>>,
+    /// Bumped when notices may have been lost (the listener reconnected): forget every head.
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Head {
+    generation: u64,
+    empty_after: Option<Position>,
+}
+
+/// Taken before a feed query; a head is learned from the query only if no write notice came
+/// for that provider in between.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    generation: u64,
 }
 
 impl Notifier {
@@ -34,13 +55,52 @@ impl Notifier {
 
     /// Wakes every waiting poll (after the listener reconnects, notifications may have been lost).
     pub fn notify_all(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.heads.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         for n in map.values().filter_map(Weak::upgrade) {
             n.notify_waiters();
         }
     }
 
+    pub fn ticket(&self, provider_id: &str) -> Ticket {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        Ticket {
+            epoch: self.epoch.load(std::sync::atomic::Ordering::SeqCst),
+            generation: heads.get(provider_id).map_or(0, |h| h.generation),
+        }
+    }
+
+    /// True when the provider is known to have nothing after `after`.
+    pub fn known_empty(&self, provider_id: &str, after: Position) -> bool {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads
+            .get(provider_id)
+            .and_then(|h| h.empty_after)
+            .is_some_and(|e| after >= e)
+    }
+
+    /// Records that a query begun under `ticket` found nothing after `after` (and nothing held
+    /// back) — unless a write notice for the provider arrived since the ticket was taken.
+    pub fn learn_empty(&self, provider_id: &str, ticket: Ticket, after: Position) {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        if self.epoch.load(std::sync::atomic::Ordering::SeqCst) != ticket.epoch {
+            return;
+        }
+        let head = heads.entry(provider_id.to_owned()).or_default();
+        if head.generation == ticket.generation {
+            head.empty_after = Some(after);
+        }
+    }
+
+    /// A write for the provider committed: forget what was known, then wake its polls.
     pub fn notify(&self, provider_id: &str) {
+        {
+            let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+            let head = heads.entry(provider_id.to_owned()).or_default();
+            head.generation += 1;
+            head.empty_after = None;
+        }
         let map = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get(provider_id).and_then(Weak::upgrade) {
             n.notify_waiters();
@@ -118,4 +178,41 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
             }
         })
         .expect("spawn the feed listener thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: i64) -> Position {
+        Position { txid: 0, id }
+    }
+
+    #[test]
+    fn a_head_is_learned_only_without_a_write_in_between() {
+        let n = Notifier::default();
+        let t = n.ticket("p");
+        n.learn_empty("p", t, at(5));
+        assert!(n.known_empty("p", at(5)) && n.known_empty("p", at(6)));
+        assert!(
+            !n.known_empty("p", at(4)),
+            "a cursor behind the head must ask the database"
+        );
+        n.notify("p");
+        assert!(!n.known_empty("p", at(5)), "a write clears it");
+
+        let t = n.ticket("p");
+        n.notify("p"); // a write lands while the query runs
+        n.learn_empty("p", t, at(5));
+        assert!(!n.known_empty("p", at(5)), "a stale answer is not learned");
+
+        let t = n.ticket("p");
+        n.notify_all(); // the listener reconnected: notices may be lost
+        n.learn_empty("p", t, at(5));
+        assert!(!n.known_empty("p", at(5)));
+        assert!(
+            !n.known_empty("q", at(0)),
+            "unknown providers ask the database"
+        );
+    }
 }
