@@ -151,6 +151,9 @@ pub struct Db {
     url: DatabaseUrl,
     /// Wakes long polls after the work that wrote their provider's events.
     pub notifier: std::sync::Arc<crate::workflow::notify::Notifier>,
+    /// As many blocking tasks as there are connections: more would only park threads (each with
+    /// its stack) waiting for a connection, so callers wait here, asynchronously, instead.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,7 @@ impl Db {
             backend: url.backend(),
             url: url.clone(),
             notifier: Default::default(),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(size as usize)),
         })
     }
 
@@ -207,7 +211,14 @@ impl Db {
         T: Send + 'static,
     {
         let db = self.clone();
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(format!("database slots closed: {e}")))?;
         actix_web::web::block(move || {
+            let _permit = permit;
             let mut conn = db.get()?;
             let result = f(&mut conn);
             crate::workflow::notify::flush(&db.notifier);
