@@ -767,3 +767,73 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
         "delivered after the cursor moved past a higher id"
     );
 }
+
+/// Many writers, one reader: every referral submitted concurrently shows up in the feed exactly
+/// once, whatever order the transactions commit in.
+#[actix_web::test]
+async fn the_feed_under_concurrent_writers_delivers_every_event_once() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "8".into());
+        v.insert("EAP_WORKERS".into(), "4".into());
+    })
+    .await;
+    let portal = app.setup_portal(500).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let writers = (0..4).map(|_| async {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(submit(&app, &portal).await.0);
+        }
+        ids
+    });
+    let reader = read_feed(&app, &token, None, 80);
+    let (written, (events, _)) =
+        futures_util::future::join(futures_util::future::join_all(writers), reader).await;
+    let mut written: Vec<String> = written.into_iter().flatten().collect();
+    let mut delivered: Vec<String> = events
+        .iter()
+        .map(|e| e["referral_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(events.iter().all(|e| e["kind"] == "offered"));
+    written.sort();
+    delivered.sort();
+    assert_eq!(
+        delivered, written,
+        "every event once, none skipped, none repeated"
+    );
+}
+
+#[actix_web::test]
+async fn accept_and_decline_racing_one_wins() {
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_DB_POOL_SIZE".into(), "8".into());
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, _) = submit(&app, &portal).await;
+    let (_, etag, _) = get_referral(&app, &token, &id).await;
+    let (a, d) = futures_util::future::join(
+        act(&app, &token, &id, "accept", Some(&etag), None),
+        act(
+            &app,
+            &token,
+            &id,
+            "decline",
+            Some(&etag),
+            Some(json!({"reason": "not_a_fit"})),
+        ),
+    )
+    .await;
+    let (a, d) = (a.status().as_u16(), d.status().as_u16());
+    let row = app.referral(&id);
+    match (a, d) {
+        (200, 412) => assert_eq!(row.status, "accepted"),
+        (412, 204) | (404, 204) => assert_eq!(
+            row.status, "unroutable",
+            "declined and nobody else to offer it to"
+        ),
+        other => panic!("exactly one must win: {other:?}"),
+    }
+    assert_eq!(app.referral(&id).version, 2, "one change");
+}
