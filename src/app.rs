@@ -88,6 +88,7 @@ pub struct Application {
     server: Server,
     addr: std::net::SocketAddr,
     state: web::Data<AppState>,
+    listener: Option<crate::workflow::notify::Listener>,
 }
 
 impl Application {
@@ -146,17 +147,21 @@ impl Application {
         if state.config.housekeeping {
             spawn_housekeeping(state.clone());
         }
-        if let crate::db::DatabaseUrl::Postgres(url) = state.db.url() {
-            crate::workflow::notify::spawn_pg_listener(
-                url.clone(),
-                std::sync::Arc::downgrade(&state.db.notifier),
-            );
-        }
+        let listener = match state.db.url() {
+            crate::db::DatabaseUrl::Postgres(url) => {
+                Some(crate::workflow::notify::spawn_pg_listener(
+                    url.clone(),
+                    std::sync::Arc::downgrade(&state.db.notifier),
+                ))
+            }
+            crate::db::DatabaseUrl::Sqlite(_) => None,
+        };
         tracing::info!(%addr, database = ?state.config.database_url, "listening");
         Ok(Application {
             server,
             addr,
             state,
+            listener,
         })
     }
 
@@ -169,7 +174,11 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(listener) = self.listener {
+            listener.stop();
+        }
+        result
     }
 }
 

@@ -126,14 +126,33 @@ pub fn flush(notifier: &Notifier) {
     }
 }
 
-/// Listens for other instances' events on PostgreSQL until the notifier is dropped.
-pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
+/// The listener thread, stopped (and waited for, briefly) when the server shuts down: a thread
+/// still inside libpq while the process exits can crash it as TLS state is torn down.
+pub struct Listener {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Listener {
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.done.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Listens for other instances' events on PostgreSQL until stopped or the notifier is dropped.
+pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) -> Listener {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let stopping = stop.clone();
+    let running = move || !stopping.load(std::sync::atomic::Ordering::SeqCst);
     std::thread::Builder::new()
         .name("pg-listener".into())
         .spawn(move || {
             use diesel::connection::SimpleConnection;
             use diesel::Connection;
-            while notifier.strong_count() > 0 {
+            let _signal_when_done = Finished(done_tx);
+            while notifier.strong_count() > 0 && running() {
                 let mut conn = match diesel::PgConnection::establish(&url) {
                     Ok(c) => c,
                     Err(e) => {
@@ -153,6 +172,9 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
                 }
                 let mut last_ping = std::time::Instant::now();
                 'poll: loop {
+                    if !running() {
+                        return;
+                    }
                     let Some(n) = notifier.upgrade() else { return };
                     // A half-open socket never reports an error to a reader: probe it.
                     if last_ping.elapsed() > Duration::from_secs(5) {
@@ -178,6 +200,16 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) {
             }
         })
         .expect("spawn the feed listener thread");
+    Listener { stop, done }
+}
+
+/// Tells `Listener::stop` the thread has left libpq, however it ends.
+struct Finished(std::sync::mpsc::Sender<()>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 #[cfg(test)]

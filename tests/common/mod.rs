@@ -40,9 +40,15 @@ fn with_database(url: &str, name: &str) -> String {
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{}", &base[..host_end], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
+    match query {
+        Some(q) => {
+            out.push('?');
+            out.push_str(q);
+        }
+        // Test apps are never shut down: their LISTEN threads still poll the socket while the
+        // process exits, and libpq's TLS state torn down under them at exit can crash the test
+        // binary after every test passed. The test database is local; plain TCP avoids that.
+        None => out.push_str("?sslmode=disable"),
     }
     out
 }
