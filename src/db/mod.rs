@@ -313,8 +313,13 @@ where
 /// The current UTC time at the precision both backends store (PostgreSQL keeps microseconds),
 /// so a value returned at creation equals the value read back later.
 pub fn now() -> chrono::NaiveDateTime {
+    stored(chrono::Utc::now())
+}
+
+/// A time at the precision both backends store (microseconds).
+pub fn stored(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
     use chrono::{DurationRound, TimeDelta};
-    let t = chrono::Utc::now().naive_utc();
+    let t = t.naive_utc();
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 

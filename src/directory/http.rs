@@ -716,12 +716,6 @@ fn check_window(
     }
 }
 
-fn micros(t: DateTime<Utc>) -> chrono::NaiveDateTime {
-    use chrono::{DurationRound, TimeDelta};
-    let t = t.naive_utc();
-    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
-}
-
 /// Binds an employer to a provider. Both must exist and be active; one contract per pair.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), request_body = ContractInput,
@@ -745,8 +739,11 @@ pub async fn create_contract(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
     let new = NewContract {
-        starts_at: body.starts_at.map(micros).unwrap_or_else(crate::db::now),
-        ends_at: body.ends_at.map(micros),
+        starts_at: body
+            .starts_at
+            .map(crate::db::stored)
+            .unwrap_or_else(crate::db::now),
+        ends_at: body.ends_at.map(crate::db::stored),
         employer_id: body.employer_id,
         provider_id: body.provider_id,
         priority: body.priority,
@@ -907,8 +904,8 @@ pub async fn update_contract(
         let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
         let change = ContractChange {
             priority: body.priority,
-            starts_at: body.starts_at.map(micros),
-            ends_at: body.ends_at.map(|e| e.map(micros)),
+            starts_at: body.starts_at.map(crate::db::stored),
+            ends_at: body.ends_at.map(|e| e.map(crate::db::stored)),
             active: None,
         };
         check_window(

@@ -445,8 +445,13 @@ pub async fn cancel(
                     });
                 }
                 let now = crate::db::now();
-                if !store::set_status(conn, &id, row.version, Status::Cancelled.code(), now, true)?
-                {
+                let change = store::Move {
+                    status: Some(Status::Cancelled.code().to_owned()),
+                    offer_expires_at: Some(None),
+                    closed_at: Some(Some(now)),
+                    ..Default::default()
+                };
+                if !store::apply(conn, &id, row.version, &change, now)? {
                     return Err(ApiError::Conflict {
                         detail: "the referral changed while cancelling; retry".into(),
                         allowed: None,

@@ -66,14 +66,25 @@ pub fn lock_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<R
     }
 }
 
-/// Moves a referral to `status` if it is still at `version`; returns whether it did.
-pub fn set_status(
+/// The changes an action makes to a referral, applied only at `version`.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = referrals)]
+pub struct Move {
+    pub status: Option<String>,
+    pub outcome: Option<Option<String>>,
+    pub provider_id: Option<Option<String>>,
+    pub offer_expires_at: Option<Option<NaiveDateTime>>,
+    pub routing_reasons: Option<Option<String>>,
+    pub closed_at: Option<Option<NaiveDateTime>>,
+}
+
+/// Applies `change` if the referral is still at `version`, bumping it; false when it moved on.
+pub fn apply(
     conn: &mut AnyConnection,
     id: &str,
     version: i32,
-    status: &str,
+    change: &Move,
     now: NaiveDateTime,
-    closed: bool,
 ) -> QueryResult<bool> {
     diesel::update(
         referrals::table
@@ -81,11 +92,9 @@ pub fn set_status(
             .filter(referrals::version.eq(version)),
     )
     .set((
-        referrals::status.eq(status),
+        change,
         referrals::version.eq(version + 1),
         referrals::updated_at.eq(now),
-        referrals::offer_expires_at.eq(None::<NaiveDateTime>),
-        referrals::closed_at.eq(closed.then_some(now)),
     ))
     .execute(conn)
     .map(|n| n == 1)

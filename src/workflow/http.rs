@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use super::model::{allowed_actions, next, Action, DeclineReason, Outcome, TransitionError};
-use super::store::{self, Move};
+use super::store;
 use crate::app::AppState;
 use crate::audit::{self, store::record_alone};
 use crate::auth::ProviderCaller;
@@ -170,14 +170,14 @@ fn act(
         let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
         let to = next(status, action, outcome).map_err(transition_error)?;
         let closing = to == Status::Closed;
-        let change = Move {
+        let change = referral_store::Move {
             status: Some(to.code().to_owned()),
             outcome: closing.then(|| outcome.map(|o| o.code().to_owned())),
             offer_expires_at: (action == Action::Accept).then_some(None),
             closed_at: closing.then_some(Some(now)),
             ..Default::default()
         };
-        if !store::apply(conn, &id, row.version, &change, now)? {
+        if !referral_store::apply(conn, &id, row.version, &change, now)? {
             return Err(ApiError::PreconditionFailed);
         }
         if action == Action::Accept {
@@ -288,14 +288,11 @@ pub async fn list_referrals(
     }
     .resolve()?;
     let status = q.status.map(|s| s.code());
-    let rows = audited_rows(&state, provider, move |conn, p| {
-        Ok(store::provider_referrals(
-            conn,
-            &p.provider_id,
-            status,
-            after.as_deref(),
-            limit,
-        )?)
+    let provider_id = provider.provider_id.clone();
+    let rows = crate::audit::audited(&state.db, provider.caller, 200, move |conn| {
+        let rows = store::provider_referrals(conn, &provider_id, status, after.as_deref(), limit)?;
+        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        Ok((rows, ids))
     })
     .await?;
     Ok(web::Json(Page::from_rows(
@@ -304,33 +301,6 @@ pub async fn list_referrals(
         |r| &r.id,
         |r| ProviderReferral::from(&r),
     )))
-}
-
-/// Runs a read and logs one access event per referral it returns (none for an empty result).
-async fn audited_rows<F>(
-    state: &AppState,
-    provider: ProviderCaller,
-    read: F,
-) -> Result<Vec<ReferralRow>, ApiError>
-where
-    F: FnOnce(&mut AnyConnection, &ProviderCaller) -> Result<Vec<ReferralRow>, ApiError>
-        + Send
-        + 'static,
-{
-    state
-        .db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let rows = read(conn, &provider)?;
-                let events: Vec<_> = rows
-                    .iter()
-                    .map(|r| provider.caller.event(Some(&r.id), 200))
-                    .collect();
-                audit::record(conn, &events)?;
-                Ok(rows)
-            })
-        })
-        .await
 }
 
 /// Accepts an offer. The referral is this provider's until it closes.
@@ -496,7 +466,7 @@ pub fn reoffer(
     let reasons =
         serde_json::to_string(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
     let change = match &decision.chosen {
-        Some(p) => Move {
+        Some(p) => referral_store::Move {
             status: Some(Status::Offered.code().to_owned()),
             provider_id: Some(Some(p.clone())),
             offer_expires_at: Some(Some(crate::referrals::http::offer_deadline(
@@ -505,7 +475,7 @@ pub fn reoffer(
             routing_reasons: Some(Some(reasons)),
             ..Default::default()
         },
-        None => Move {
+        None => referral_store::Move {
             status: Some(Status::Unroutable.code().to_owned()),
             provider_id: Some(None),
             offer_expires_at: Some(None),
@@ -513,7 +483,7 @@ pub fn reoffer(
             ..Default::default()
         },
     };
-    if !store::apply(conn, &row.id, row.version, &change, now)? {
+    if !referral_store::apply(conn, &row.id, row.version, &change, now)? {
         return Err(ApiError::PreconditionFailed);
     }
     if let Some(p) = &decision.chosen {

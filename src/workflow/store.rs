@@ -121,40 +121,6 @@ pub fn provider_referrals(
     q.load(conn)
 }
 
-/// The changes a provider action makes to a referral, applied only at `version`.
-#[derive(Debug, Default, AsChangeset)]
-#[diesel(table_name = referrals)]
-pub struct Move {
-    pub status: Option<String>,
-    pub outcome: Option<Option<String>>,
-    pub provider_id: Option<Option<String>>,
-    pub offer_expires_at: Option<Option<NaiveDateTime>>,
-    pub routing_reasons: Option<Option<String>>,
-    pub closed_at: Option<Option<NaiveDateTime>>,
-}
-
-/// Applies `change` if the referral is still at `version`, bumping it; false when it moved on.
-pub fn apply(
-    conn: &mut AnyConnection,
-    id: &str,
-    version: i32,
-    change: &Move,
-    now: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::update(
-        referrals::table
-            .find(id)
-            .filter(referrals::version.eq(version)),
-    )
-    .set((
-        change,
-        referrals::version.eq(version + 1),
-        referrals::updated_at.eq(now),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
-}
-
 pub fn record_decline(
     conn: &mut AnyConnection,
     referral_id: &str,

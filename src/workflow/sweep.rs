@@ -76,7 +76,7 @@ pub fn sweep(
             };
             // Each referral in a savepoint: one that moved on meanwhile is skipped, not fatal.
             let done = conn.transaction(|conn| {
-                directory_release(conn, &provider, &row.id)?;
+                crate::directory::store::release_slot(conn, &provider, &row.id)?;
                 referral_store::close_attempt(conn, &row.id, &provider, "expired")?;
                 referral_store::push_event(conn, &provider, &row.id, "offer_expired", now)?;
                 super::http::reoffer(conn, state, &row, now)?;
@@ -96,13 +96,4 @@ pub fn sweep(
         }
         Ok(expired)
     })
-}
-
-fn directory_release(
-    conn: &mut AnyConnection,
-    provider: &str,
-    referral: &str,
-) -> Result<(), ApiError> {
-    crate::directory::store::release_slot(conn, provider, referral)?;
-    Ok(())
 }
