@@ -37,6 +37,7 @@ PROVIDER=$(post "$TOKEN" /v1/admin/providers '{"name":"P","services":["counselli
 CLIENT=$(post "$TOKEN" /v1/admin/clients "{\"name\":\"poller\",\"role\":\"provider\",\"provider_id\":\"$PROVIDER\"}")
 PTOKEN=$(token "$(echo "$CLIENT" | jq -r .client_id)" "$(echo "$CLIENT" | jq -r .client_secret)")
 
+RSS_START=$(awk '/VmRSS/ {print $2}' /proc/$SERVER/status)
 echo "== empty polls, $POLLERS connections, ${DURATION}s"
 wrk -t2 -c"$POLLERS" -d2s -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events" >/dev/null
 wrk -t2 -c"$POLLERS" -d"${DURATION}s" --latency -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events" | tee "$WORK/empty.txt"
@@ -55,4 +56,5 @@ OPEN=$(ss -Htn state established "( sport = :$PORT )" | wc -l)
 kill $WRK 2>/dev/null || true; wait $WRK 2>/dev/null || true
 echo
 echo "empty polls: $(awk '/Requests\/sec/ {print $2}' "$WORK/empty.txt")/s, p99 $(awk '$1 == "99%" {print $2}' "$WORK/empty.txt") ($POLLERS connections)"
+echo "server RSS after start-up: ${RSS_START} kB"
 echo "idle long polls: $OPEN connections open at the end; server RSS ${RSS_BEFORE} kB before, peak ${PEAK} kB"

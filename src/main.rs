@@ -7,6 +7,10 @@ use eap_referrals::auth::Role;
 use eap_referrals::error::ApiError;
 use eap_referrals::{config::Config, db::Db, telemetry, Application};
 
+// See Cargo.toml: memory per idle connection and after password hashing.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "eap-referrals",
