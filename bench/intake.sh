@@ -82,7 +82,7 @@ SELECT request_hash, referral_id, response_status, response_sealed, created_at F
 SELECT active FROM employers WHERE id = ':employer';
 SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = ':employer';
 SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
-UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
+UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' AND s.slot >= (SELECT floor(random() * capacity)::int FROM providers WHERE id = ':provider') ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
 UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard;
 INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, employee_ref_hmac, status, provider_id, offer_expires_at, version, status_token_hash, key_id, wrapped_key, sealed_contact, sealed_note, routing_reasons, created_at, updated_at)
   VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(':rid'), 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), 'dev1', ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());

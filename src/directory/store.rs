@@ -285,16 +285,23 @@ pub fn claim_slot(conn: &mut AnyConnection, provider_id: &str, holder: &str) -> 
             "FOR UPDATE OF s"
         };
         let n = match conn {
+            // The first attempt starts at a random slot. Each claim leaves a dead entry in the
+            // free-slot index until vacuum; always starting at the lowest slot made every claim
+            // walk all the entries claimed since the last vacuum (540 buffers and 2 ms a claim
+            // after 30,000 submissions). From a random start the walk is a few entries long.
             AnyConnection::Postgresql(c) => diesel::sql_query(format!(
                 "UPDATE provider_slots SET referral_id = $1 \
                  WHERE provider_id = $2 AND slot = ( \
                    SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
                    WHERE s.provider_id = $2 AND s.referral_id IS NULL \
                      AND p.active AND p.status = 'active' \
+                     AND s.slot >= $3 * (SELECT floor(random() * capacity)::int \
+                                         FROM providers WHERE id = $2) \
                    ORDER BY s.slot LIMIT 1 {lock})"
             ))
             .bind::<Text, _>(holder)
             .bind::<Text, _>(provider_id)
+            .bind::<diesel::sql_types::Integer, _>(i32::from(attempt == 0))
             .execute(c)?,
             AnyConnection::Sqlite(c) => diesel::sql_query(
                 "UPDATE provider_slots SET referral_id = ? \
