@@ -28,7 +28,8 @@ trap cleanup EXIT
 psql $PG -qc "CREATE DATABASE $DB"
 
 export EAP_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" EAP_LISTEN="127.0.0.1:$PORT" \
-  EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn
+  EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn \
+  EAP_RATE_LIMIT_HR_PORTAL=0 EAP_RATE_LIMIT_TOKEN_ADDRESS=0  # one client at full speed: budgets off
 ADMIN=$($BIN admin create-client --role admin --name bench)
 $BIN & SERVER=$!
 BASE="http://127.0.0.1:$PORT"

@@ -28,6 +28,8 @@ pub struct AppState {
     /// requests cannot exhaust memory or starve the database work on the blocking pool.
     pub hashing: tokio::sync::Semaphore,
     pub auth_cache: crate::auth::cache::AuthCache,
+    /// Request budgets per client and on the token endpoint.
+    pub limits: crate::ratelimit::Limits,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
@@ -114,6 +116,7 @@ impl Application {
             &config.token_audience,
             config.token_ttl,
         );
+        let limits = crate::ratelimit::Limits::new(&config.rate_limits);
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             db,
@@ -122,6 +125,7 @@ impl Application {
             crisis,
             hashing: tokio::sync::Semaphore::new(workers.max(2)),
             auth_cache: Default::default(),
+            limits,
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));

@@ -84,6 +84,20 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Background jobs (offer sweeper, key purge); tests turn them off to drive them by hand.
     pub housekeeping: bool,
+    pub rate_limits: RateLimitConfig,
+}
+
+/// Requests per minute, per client (by role) and on the token endpoint; 0 turns a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitConfig {
+    pub admin: u32,
+    pub hr_portal: u32,
+    pub provider: u32,
+    pub auditor: u32,
+    /// Token requests per claimed client id.
+    pub token_client: u32,
+    /// Token requests per source address (IPv6 by /64).
+    pub token_address: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +176,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_SWEEP_INTERVAL_SECS", "5", "how often overdue offers are expired and re-offered (1–300)"),
     ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge); keep on in every instance, they coordinate"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
+    ("EAP_RATE_LIMIT_ADMIN", "600", "requests per minute per admin client (0 = no limit)"),
+    ("EAP_RATE_LIMIT_HR_PORTAL", "1200", "requests per minute per HR-portal client (0 = no limit)"),
+    ("EAP_RATE_LIMIT_PROVIDER", "3000", "requests per minute per provider client (0 = no limit)"),
+    ("EAP_RATE_LIMIT_AUDITOR", "600", "requests per minute per auditor client (0 = no limit)"),
+    ("EAP_RATE_LIMIT_TOKEN", "30", "token requests per minute per client id (0 = no limit)"),
+    ("EAP_RATE_LIMIT_TOKEN_ADDRESS", "120", "token requests per minute per source address, IPv6 by /64 (0 = no limit)"),
     (
         "EAP_TOKEN_SIGNING_KEY / _FILE",
         "dev key in $EAP_DATA_DIR/keys",
@@ -286,6 +306,17 @@ impl Config {
                 ))
             }
         };
+        let per_minute = |var: &'static str, default: usize| {
+            number(get(var), var, default, 0, 1_000_000).map(|n| n as u32)
+        };
+        let rate_limits = RateLimitConfig {
+            admin: per_minute("EAP_RATE_LIMIT_ADMIN", 600)?,
+            hr_portal: per_minute("EAP_RATE_LIMIT_HR_PORTAL", 1200)?,
+            provider: per_minute("EAP_RATE_LIMIT_PROVIDER", 3000)?,
+            auditor: per_minute("EAP_RATE_LIMIT_AUDITOR", 600)?,
+            token_client: per_minute("EAP_RATE_LIMIT_TOKEN", 30)?,
+            token_address: per_minute("EAP_RATE_LIMIT_TOKEN_ADDRESS", 120)?,
+        };
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -311,6 +342,7 @@ impl Config {
             crisis_resources_file,
             sweep_interval,
             housekeeping,
+            rate_limits,
         })
     }
 }

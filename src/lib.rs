@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod openapi;
 pub mod pagination;
+pub mod ratelimit;
 pub mod referrals;
 pub mod routing;
 pub mod telemetry;

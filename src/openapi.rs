@@ -66,7 +66,68 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         .openapi(doc)
         .configure(crate::app::routes)
         .split_for_parts();
+    let mut api = api;
+    document_rate_limits(&mut api);
     api
+}
+
+/// Every authenticated operation and the token endpoint can answer 429 (see `ratelimit`).
+/// Added here once rather than in each handler's list, so a new operation cannot miss it.
+fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{Object, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let text = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Object::with_type(Type::String))
+            .description(Some(description))
+            .build()
+    };
+    let response = ResponseBuilder::new()
+        .description(
+            "Too many requests: the client's budget (or, for tokens, the source address's) is \
+             spent. Retry after `Retry-After` seconds.",
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Object::with_type(Type::Integer))
+                .description(Some("Seconds until one more request is allowed"))
+                .build(),
+        )
+        .header(
+            "RateLimit-Policy",
+            text("The budget, e.g. `\"hr_portal\";q=1200;w=60` (draft-ietf-httpapi-ratelimit-headers)"),
+        )
+        .header("RateLimit", text("What is left, e.g. `\"hr_portal\";r=0;t=3`"))
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    api.components
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert("TooManyRequests".into(), RefOr::T(response));
+    for (path, item) in api.paths.paths.iter_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            if op.security.is_some() || path == "/oauth/token" {
+                op.responses.responses.insert(
+                    "429".into(),
+                    RefOr::Ref(Ref::from_response_name("TooManyRequests")),
+                );
+            }
+        }
+    }
 }
 
 /// Path templates and their methods, to tell "no such path" (404) from "wrong method" (405).

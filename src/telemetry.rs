@@ -18,6 +18,30 @@ use crate::error::{from_actix, render};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Headers on every response. API data is never stored by a cache or browser (a shared
+/// proxy keeping a referral's status or a contact block would be a leak); only the API
+/// description and its viewer, and the public keys (which set their own max-age), may be.
+/// Responses are data, never documents: no sniffing them into HTML, no framing, no referrer.
+fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str) {
+    use actix_web::http::header;
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let public = path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/");
+    if !public && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
 /// The id of the current request, in request extensions for handlers and extractors.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -103,6 +127,20 @@ pub async fn request_lifecycle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    let applied = response
+        .request()
+        .extensions()
+        .get::<crate::ratelimit::Applied>()
+        .copied();
+    if let Some(crate::ratelimit::Applied(verdict)) = applied {
+        let (policy, state) = verdict.headers();
+        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, v);
+            }
+        }
+    }
+    security_headers(response.headers_mut(), &path);
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -145,6 +183,7 @@ impl actix_web::ResponseError for Rendered {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
+        security_headers(resp.headers_mut(), &self.path);
         resp
     }
 }

@@ -353,7 +353,7 @@ async fn every_operation_documents_its_errors() {
             }
             let secured = op.get("security").is_some();
             if secured {
-                for code in ["401", "403", "503"] {
+                for code in ["401", "403", "429", "503"] {
                     assert!(responses.contains_key(code), "{method} {path} lacks {code}");
                 }
             }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::cache::ClientStatus;
 use super::model::{Claims, Role};
@@ -86,6 +86,38 @@ enum Refusal {
 }
 
 fn authenticate(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
+    let checked = verify(req, required);
+    let req = req.clone();
+    Box::pin(async move {
+        let caller = checked.await?;
+        // The budget is spent only by a caller who got through the door: an anonymous flood
+        // is the token endpoint's and the network's to stop, and must not drain a client's.
+        spend_budget(&req, &caller)?;
+        Ok(caller)
+    })
+}
+
+/// Spends one request of the caller's budget, leaving the verdict for the response headers.
+/// A refusal is not an access-log event: nothing was touched, and logging it would turn a
+/// flood into database writes. It is counted in the logs' status codes.
+fn spend_budget(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Ok(());
+    };
+    let Some(verdict) = state.limits.for_role(caller.role).check(&caller.client_id) else {
+        return Ok(());
+    };
+    req.extensions_mut()
+        .insert(crate::ratelimit::Applied(verdict));
+    match verdict.decision {
+        crate::ratelimit::Decision::Allowed { .. } => Ok(()),
+        crate::ratelimit::Decision::Limited { retry_after } => {
+            Err(ApiError::TooManyRequests(retry_after))
+        }
+    }
+}
+
+fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let ctx = RequestCtx::of(req);
     let route = req.match_pattern().unwrap_or_default();

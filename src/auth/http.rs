@@ -188,6 +188,41 @@ fn parse_token_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, T
 ///
 /// An unknown client and a wrong secret take the same time and get the same answer. Every
 /// outcome is written to the access log (the client id as given, never the secret).
+/// Spends the source address's token budget, then the claimed client's, before any hashing:
+/// guessing a secret costs a request from a small budget, and a flood of guesses cannot occupy
+/// the hashing slots. Returns the wait when refused.
+fn throttle_token(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &RequestCtx,
+    claimed: Option<&str>,
+) -> Option<u64> {
+    use crate::ratelimit::{address_key, Applied, Decision};
+    let by_address = state
+        .limits
+        .token_address
+        .check(&address_key(ctx.source.as_deref()));
+    let by_client = match (by_address, claimed) {
+        (Some(v), _) if !v.allowed() => None,
+        (_, Some(id)) => state.limits.token_client.check(id),
+        (_, None) => None,
+    };
+    // The headers describe the tighter of the two budgets that applied.
+    let shown = by_client
+        .filter(|v| !v.allowed() || by_address.is_none_or(|a| a.allowed()))
+        .or(by_address);
+    if let Some(v) = shown {
+        actix_web::HttpMessage::extensions_mut(req).insert(Applied(v));
+    }
+    [by_address, by_client]
+        .into_iter()
+        .flatten()
+        .find_map(|v| match v.decision {
+            Decision::Limited { retry_after } => Some(retry_after),
+            Decision::Allowed { .. } => None,
+        })
+}
+
 #[utoipa::path(
     tag = "auth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
@@ -222,6 +257,19 @@ pub async fn token(
         }
     };
     let parsed = parse_token_request(&req, &body);
+    let claimed = parsed.as_ref().ok().map(|t| t.client_id.clone());
+    if let Some(retry_after) = throttle_token(&state, &req, &ctx, claimed.as_deref()) {
+        // A throttled token request is a failed one, and failed token requests are logged.
+        let mut event = AuditEvent::anonymous(&ctx, op, 429);
+        if let Some(id) = &claimed {
+            event = event.claimed_actor(id);
+        }
+        state
+            .db
+            .run(move |c| audit::store::record_alone(c, &[event]))
+            .await?;
+        return Err(ApiError::TooManyRequests(retry_after));
+    }
     // Wait briefly for a hashing slot; past that, shed load rather than queue without bound.
     let _permit = tokio::time::timeout(std::time::Duration::from_secs(2), state.hashing.acquire())
         .await

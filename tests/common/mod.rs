@@ -64,6 +64,17 @@ pub fn test_vars(
     vars.insert("EAP_DB_TIMEOUT_MS".into(), "2000".into());
     // Tests drive the sweeper and purge by hand, with their own clock.
     vars.insert("EAP_HOUSEKEEPING".into(), "off".into());
+    // Suites make many calls quickly; the rate-limit tests set their own budgets.
+    for var in [
+        "EAP_RATE_LIMIT_ADMIN",
+        "EAP_RATE_LIMIT_HR_PORTAL",
+        "EAP_RATE_LIMIT_PROVIDER",
+        "EAP_RATE_LIMIT_AUDITOR",
+        "EAP_RATE_LIMIT_TOKEN",
+        "EAP_RATE_LIMIT_TOKEN_ADDRESS",
+    ] {
+        vars.insert(var.into(), "0".into());
+    }
     let mut pg_admin = None;
     match pg_admin_url() {
         Some(admin) => {

@@ -1,0 +1,230 @@
+//! Per-client request budgets (token buckets), kept in memory by each instance.
+//!
+//! Authenticated calls spend the budget of their client, sized by role; the token endpoint
+//! spends one per source address and one per claimed client id, checked before any password
+//! hashing, so guessing secrets is slow and cannot tie up the hashing slots. Budgets are per
+//! instance: behind a balancer of N instances a client gets up to N times its quota, which is
+//! the usual trade for not putting a shared store on every request's path.
+//!
+//! Responses carry `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers);
+//! a refusal is 429 with `Retry-After`.
+
+pub mod model;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub use model::{Bucket, Decision, Policy};
+
+use crate::auth::Role;
+use crate::config::RateLimitConfig;
+
+const SHARDS: usize = 16;
+/// The most keys one limiter remembers. Buckets that have refilled are dropped first; past that
+/// a new key is refused for a second, so a flood of distinct keys (random client ids, many
+/// addresses) cannot grow memory without bound.
+const MAX_KEYS: usize = 65_536;
+
+/// One policy's buckets, by key.
+pub struct Limiter {
+    policy: Policy,
+    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+}
+
+/// A request's standing against one policy, for the response headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub policy: Policy,
+    pub decision: Decision,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        matches!(self.decision, Decision::Allowed { .. })
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` header values.
+    pub fn headers(&self) -> (String, String) {
+        let p = &self.policy;
+        let (r, t) = match self.decision {
+            Decision::Allowed { remaining, reset } => (remaining, reset),
+            Decision::Limited { retry_after } => (0, retry_after),
+        };
+        (
+            format!("\"{}\";q={};w={}", p.name, p.quota, p.window.as_secs()),
+            format!("\"{}\";r={r};t={t}", p.name),
+        )
+    }
+}
+
+/// The verdict applied to this request, left in its extensions for the response headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied(pub Verdict);
+
+impl Limiter {
+    pub fn new(policy: Policy) -> Self {
+        Limiter {
+            policy,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Spends one request of `key`'s budget; `None` when this policy has no limit.
+    pub fn check(&self, key: &str) -> Option<Verdict> {
+        self.check_at(key, Instant::now())
+    }
+
+    pub fn check_at(&self, key: &str, now: Instant) -> Option<Verdict> {
+        if self.policy.unlimited() {
+            return None;
+        }
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = self.policy;
+        if !map.contains_key(key) && map.len() >= MAX_KEYS / SHARDS {
+            map.retain(|_, b| !b.is_full(&policy, now));
+            if map.len() >= MAX_KEYS / SHARDS {
+                return Some(Verdict {
+                    policy,
+                    decision: Decision::Limited { retry_after: 1 },
+                });
+            }
+        }
+        let bucket = map
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket::full(&policy, now));
+        Some(Verdict {
+            policy,
+            decision: bucket.take(&policy, now),
+        })
+    }
+}
+
+/// Every budget the service enforces.
+pub struct Limits {
+    admin: Limiter,
+    hr_portal: Limiter,
+    provider: Limiter,
+    auditor: Limiter,
+    pub token_client: Limiter,
+    pub token_address: Limiter,
+}
+
+impl Limits {
+    pub fn new(c: &RateLimitConfig) -> Self {
+        Limits {
+            admin: Limiter::new(Policy::per_minute("admin", c.admin)),
+            hr_portal: Limiter::new(Policy::per_minute("hr_portal", c.hr_portal)),
+            provider: Limiter::new(Policy::per_minute("provider", c.provider)),
+            auditor: Limiter::new(Policy::per_minute("auditor", c.auditor)),
+            token_client: Limiter::new(Policy::per_minute("token", c.token_client)),
+            token_address: Limiter::new(Policy::per_minute("token_address", c.token_address)),
+        }
+    }
+
+    pub fn for_role(&self, role: Role) -> &Limiter {
+        match role {
+            Role::Admin => &self.admin,
+            Role::HrPortal => &self.hr_portal,
+            Role::Provider => &self.provider,
+            Role::Auditor => &self.auditor,
+        }
+    }
+}
+
+/// The key for a source address: IPv4 as is, IPv6 by its /64, since one host commonly holds a
+/// whole /64 and could otherwise rotate through it.
+pub fn address_key(source: Option<&str>) -> String {
+    match source.and_then(|s| s.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map(|v4| v4.to_string())
+            .unwrap_or_default(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn keys_have_separate_budgets() {
+        let l = Limiter::new(Policy::per_minute("t", 1));
+        let now = Instant::now();
+        assert!(l.check_at("a", now).unwrap().allowed());
+        assert!(!l.check_at("a", now).unwrap().allowed());
+        assert!(l.check_at("b", now).unwrap().allowed());
+    }
+
+    #[test]
+    fn quota_zero_is_unlimited() {
+        let l = Limiter::new(Policy::per_minute("t", 0));
+        assert!(l.check("a").is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_refilled_keys_are_forgotten_first() {
+        let l = Limiter::new(Policy::per_minute("t", 1));
+        let t0 = Instant::now();
+        let mut refused = 0;
+        for i in 0..(MAX_KEYS + 1000) {
+            if !l.check_at(&format!("k{i}"), t0).unwrap().allowed() {
+                refused += 1;
+            }
+        }
+        assert!(
+            refused > 0,
+            "a flood of new keys is refused once the table is full"
+        );
+        let held: usize = l.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(held <= MAX_KEYS);
+        // A minute later every bucket has refilled: new keys are admitted again.
+        let t1 = t0 + Duration::from_secs(61);
+        assert!(l.check_at("fresh", t1).unwrap().allowed());
+    }
+
+    #[test]
+    fn headers_follow_the_draft() {
+        let v = Verdict {
+            policy: Policy::per_minute("hr_portal", 100),
+            decision: Decision::Allowed {
+                remaining: 99,
+                reset: 1,
+            },
+        };
+        assert_eq!(
+            v.headers(),
+            (
+                "\"hr_portal\";q=100;w=60".to_owned(),
+                "\"hr_portal\";r=99;t=1".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_budget_per_64() {
+        assert_eq!(
+            address_key(Some("2001:db8:1:2:aaaa::1")),
+            address_key(Some("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            address_key(Some("2001:db8:1:2::1")),
+            address_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(address_key(Some("::ffff:10.0.0.1")), "10.0.0.1");
+        assert_eq!(address_key(Some("10.0.0.1")), "10.0.0.1");
+    }
+}

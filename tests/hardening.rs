@@ -1,0 +1,206 @@
+//! Hardening: request budgets (429 with RateLimit headers), the token endpoint's throttle,
+//! and the security headers on every response.
+
+mod common;
+
+use common::{problem, request_id, spawn_app, spawn_app_with, Client};
+use serde_json::Value;
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[actix_web::test]
+async fn a_client_over_its_budget_gets_429_and_others_are_unaffected() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_ADMIN".into(), "3".into());
+    })
+    .await;
+    let first = app.admin_token().await;
+    let second = app.admin_token().await;
+    let before = app.audit_rows().len();
+    // (An empty list logs nothing, so every row added below would be the 429's.)
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let resp = app.get("/v1/admin/employers", &first).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            header(&resp, "ratelimit-policy"),
+            Some("\"admin\";q=3;w=60")
+        );
+        let state = header(&resp, "ratelimit").unwrap().to_owned();
+        remaining.push(
+            state
+                .split(";r=")
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let resp = app.get("/v1/admin/employers", &first).await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = header(&resp, "retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=20).contains(&retry),
+        "one request comes back every 20 s: {retry}"
+    );
+    assert!(header(&resp, "ratelimit")
+        .unwrap()
+        .starts_with("\"admin\";r=0;t="));
+    let id = request_id(&resp);
+    let body = problem(resp, 429).await;
+    assert_eq!(body["type"], "urn:eap-referrals:problem:rate-limited");
+    // Nothing was touched, so the refusal is not an access event.
+    assert!(app.audit_for_request(&id).is_empty());
+    assert_eq!(app.audit_rows().len(), before);
+    // Another client of the same role has its own budget.
+    let resp = app.get("/v1/admin/employers", &second).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[actix_web::test]
+async fn an_anonymous_or_invalid_caller_spends_no_clients_budget() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_ADMIN".into(), "1".into());
+    })
+    .await;
+    let token = app.admin_token().await;
+    for _ in 0..5 {
+        let resp = app.get("/v1/admin/employers", "not-a-token").await;
+        assert_eq!(resp.status(), 401);
+        assert!(header(&resp, "ratelimit").is_none());
+    }
+    let resp = app.get("/v1/admin/employers", &token).await;
+    assert_eq!(resp.status(), 200);
+}
+
+async fn token_request(app: &common::TestApp, id: &str, secret: &str) -> reqwest::Response {
+    app.token_response(&Client {
+        id: id.to_owned(),
+        secret: secret.to_owned(),
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_TOKEN".into(), "2".into());
+    })
+    .await;
+    let admin = app.bootstrap_admin();
+    for _ in 0..2 {
+        let resp = token_request(&app, &admin.id, "wrong-secret").await;
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            header(&resp, "ratelimit-policy"),
+            Some("\"token\";q=2;w=60")
+        );
+    }
+    // The third attempt is refused even with the right secret: the budget is the client id's.
+    let resp = token_request(&app, &admin.id, &admin.secret).await;
+    assert_eq!(resp.status(), 429);
+    assert!(header(&resp, "retry-after").is_some());
+    let id = request_id(&resp);
+    let events = app.audit_for_request(&id);
+    assert_eq!(
+        events.len(),
+        1,
+        "a throttled token request is a failed one, logged"
+    );
+    assert_eq!(events[0].action, "token.issue");
+    assert_eq!(events[0].http_status, 429);
+    assert_eq!(events[0].outcome, "failure");
+    // Another client id is not affected.
+    let other = app.bootstrap_admin();
+    assert_eq!(
+        token_request(&app, &other.id, &other.secret).await.status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn token_requests_are_throttled_per_source_address() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_TOKEN_ADDRESS".into(), "3".into());
+    })
+    .await;
+    for i in 0..3 {
+        let resp = token_request(&app, &uuid::Uuid::new_v4().to_string(), "guess").await;
+        assert_eq!(resp.status(), 401, "attempt {i}");
+    }
+    // A fresh client id from the same address: the address's budget is spent.
+    let admin = app.bootstrap_admin();
+    let resp = token_request(&app, &admin.id, &admin.secret).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        header(&resp, "ratelimit-policy"),
+        Some("\"token_address\";q=3;w=60")
+    );
+}
+
+#[actix_web::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let api = app.get("/v1/admin/employers", &token).await;
+    let missing = app.get("/v1/no-such-thing", &token).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let spec = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let jwks = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    for resp in [&api, &missing, &health, &spec, &jwks] {
+        assert_eq!(header(resp, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(resp, "x-frame-options"), Some("DENY"));
+        assert_eq!(header(resp, "referrer-policy"), Some("no-referrer"));
+    }
+    for resp in [&api, &missing, &health] {
+        assert_eq!(
+            header(resp, "cache-control"),
+            Some("no-store"),
+            "{}",
+            resp.url()
+        );
+    }
+    // The API description may be cached; the public keys set their own lifetime.
+    assert_eq!(header(&spec, "cache-control"), None);
+    assert_eq!(header(&jwks, "cache-control"), Some("public, max-age=300"));
+    // No TLS configured here, so no HSTS (it would pin a plain-HTTP host).
+    assert_eq!(header(&api, "strict-transport-security"), None);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["status"], 404);
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_429_for_every_authenticated_operation() {
+    let doc = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_some() || path == "/oauth/token" {
+                assert_eq!(
+                    op["responses"]["429"]["$ref"], "#/components/responses/TooManyRequests",
+                    "{method} {path}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20);
+    assert!(doc["components"]["responses"]["TooManyRequests"]["headers"]
+        .get("Retry-After")
+        .is_some());
+}
