@@ -191,6 +191,7 @@ fn create(
                 created_at: now,
                 updated_at: now,
                 closed_at: None,
+                erased_at: None,
             },
         )?;
         if let Some(provider) = &decision.chosen {
@@ -336,7 +337,7 @@ pub async fn submit(
 
 /// Finds the caller's referral by id and status token. Any mismatch — no such id, another
 /// employer's referral, a wrong or missing token — is the same 404, and is logged as a denial.
-fn authorised(
+pub(crate) fn authorised(
     conn: &mut AnyConnection,
     portal: &HrPortal,
     id: Option<&str>,
@@ -359,7 +360,7 @@ fn authorised(
     }
 }
 
-fn referral_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn referral_token(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(REFERRAL_TOKEN)
         .and_then(|v| v.to_str().ok())

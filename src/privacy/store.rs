@@ -1,0 +1,218 @@
+//! Crypto-shredding: the one function that destroys a referral's personal data, the retention
+//! purge that applies it to every referral that fell due, and the dry-run listing.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::model::{self, RetentionPolicy, Rule};
+use crate::audit::{self, AuditEvent, Operation};
+use crate::db::schema::{idempotency_keys, referral_attempts, referrals};
+use crate::db::{write_tx, AnyConnection};
+use crate::directory::model::Code;
+use crate::error::ApiError;
+use crate::referrals::model::Status;
+use crate::referrals::store::{self as referral_store, ReferralRow};
+
+/// Names the purge's advisory lock; any constant every instance agrees on.
+const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
+const BATCH: i64 = 100;
+
+/// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
+/// the sealed contact and note, decline comments sealed under the same key, the employee
+/// reference HMAC, and the Idempotency-Key records (their sealed replay holds the status token).
+/// A referral still open is withdrawn first: cancelled, the provider's slot freed. The provider
+/// it was offered to or held by (if any) gets `erased` in its feed, so it deletes its own copy.
+/// Returns false, changing nothing, when the data was already destroyed.
+pub fn shred(
+    conn: &mut AnyConnection,
+    row: &ReferralRow,
+    now: NaiveDateTime,
+) -> Result<bool, ApiError> {
+    if row.erased_at.is_some() {
+        return Ok(false);
+    }
+    let status = Status::from_code(&row.status)
+        .ok_or_else(|| ApiError::Internal(format!("referral {} has an unknown status", row.id)))?;
+    if !status.is_final() {
+        let change = referral_store::Move {
+            status: Some(Status::Cancelled.code().to_owned()),
+            offer_expires_at: Some(None),
+            closed_at: Some(Some(now)),
+            ..Default::default()
+        };
+        if !referral_store::apply(conn, &row.id, row.version, &change, now)? {
+            return Err(ApiError::Conflict {
+                detail: "the referral changed while erasing; retry".into(),
+                allowed: None,
+            });
+        }
+        if let (Some(provider), true) = (&row.provider_id, status.holds_capacity()) {
+            crate::directory::store::release_slot(conn, provider, &row.id)?;
+            referral_store::close_attempt(conn, &row.id, provider, "erased")?;
+        }
+    }
+    if let Some(provider) = &row.provider_id {
+        referral_store::push_event(conn, provider, &row.id, "erased", now)?;
+    }
+    diesel::update(referral_attempts::table.filter(referral_attempts::referral_id.eq(&row.id)))
+        .set(referral_attempts::sealed_comment.eq(None::<Vec<u8>>))
+        .execute(conn)?;
+    diesel::delete(idempotency_keys::table.filter(idempotency_keys::referral_id.eq(&row.id)))
+        .execute(conn)?;
+    diesel::update(referrals::table.find(&row.id))
+        .set((
+            referrals::key_id.eq(None::<String>),
+            referrals::wrapped_key.eq(None::<Vec<u8>>),
+            referrals::sealed_contact.eq(None::<Vec<u8>>),
+            referrals::sealed_note.eq(None::<Vec<u8>>),
+            referrals::employee_ref_hmac.eq(None::<String>),
+            referrals::erased_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// One referral whose personal data is (or would be) destroyed by the purge. Ids and codes only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Due {
+    pub referral_id: String,
+    pub status: String,
+    pub rule: Rule,
+    pub due_at: NaiveDateTime,
+}
+
+/// Candidates by the SQL pre-filter (the same thresholds as the model); the model decides.
+fn candidates(
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> referrals::BoxedQuery<'static, <AnyConnection as diesel::Connection>::Backend> {
+    let closed = [Status::Closed.code(), Status::Cancelled.code()];
+    let waiting = [
+        Status::Submitted.code(),
+        Status::Offered.code(),
+        Status::Unroutable.code(),
+    ];
+    referrals::table
+        .filter(referrals::erased_at.is_null())
+        .filter(
+            referrals::status
+                .eq_any(closed)
+                .and(referrals::closed_at.le(now - policy.closed))
+                .or(referrals::status
+                    .eq_any(waiting)
+                    .and(referrals::created_at.le(now - policy.unaccepted))),
+        )
+        .order(referrals::id.asc())
+        .into_boxed()
+}
+
+fn judge(policy: &RetentionPolicy, row: &ReferralRow, now: NaiveDateTime) -> Option<Due> {
+    let status = Status::from_code(&row.status)?;
+    let rule = model::due(policy, status, row.created_at, row.closed_at, now)?;
+    let (due_at, _) = model::due_at(policy, status, row.created_at, row.closed_at)?;
+    Some(Due {
+        referral_id: row.id.clone(),
+        status: row.status.clone(),
+        rule,
+        due_at,
+    })
+}
+
+/// What a purge at `now` would destroy, changing nothing (`purge --dry-run`).
+pub fn due(
+    conn: &mut AnyConnection,
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Due>> {
+    let rows: Vec<ReferralRow> = candidates(policy, now)
+        .select(ReferralRow::as_select())
+        .load(conn)?;
+    Ok(rows.iter().filter_map(|r| judge(policy, r, now)).collect())
+}
+
+/// Destroys the personal data of every referral due at `now` (a parameter, so tests bring their
+/// own clock), in batches, each referral with its access-log event (actor: the system) in a
+/// savepoint of its batch's transaction. Idempotent: a destroyed referral is never picked again.
+/// With several instances on one PostgreSQL only one purges at a time (advisory lock; an
+/// instance that does not get it returns at once), and rows locked by a request in progress are
+/// skipped and purged on a later run.
+pub fn purge(
+    conn: &mut AnyConnection,
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> Result<Vec<Due>, ApiError> {
+    let request_id = format!("purge-{}", uuid::Uuid::now_v7());
+    let op = Operation {
+        action: "personal_data.purge",
+        resource_type: "referral",
+    };
+    let mut done = Vec::new();
+    loop {
+        let (batch_len, purged) = write_tx(conn, |conn| {
+            let rows: Vec<ReferralRow> = match conn {
+                AnyConnection::Postgresql(c) => {
+                    #[derive(QueryableByName)]
+                    struct Locked {
+                        #[diesel(sql_type = diesel::sql_types::Bool)]
+                        locked: bool,
+                    }
+                    let got = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                        .bind::<diesel::sql_types::BigInt, _>(PURGE_LOCK)
+                        .get_result::<Locked>(c)?;
+                    if !got.locked {
+                        return Ok((0, Vec::new()));
+                    }
+                    let ids: Vec<String> = candidates(policy, now)
+                        .select(referrals::id)
+                        .limit(BATCH)
+                        .load(conn)?;
+                    let AnyConnection::Postgresql(c) = conn else {
+                        unreachable!("matched above")
+                    };
+                    referrals::table
+                        .filter(referrals::id.eq_any(ids))
+                        .filter(referrals::erased_at.is_null())
+                        .order(referrals::id.asc())
+                        .select(ReferralRow::as_select())
+                        .for_update()
+                        .skip_locked()
+                        .load(c)?
+                }
+                AnyConnection::Sqlite(_) => candidates(policy, now)
+                    .select(ReferralRow::as_select())
+                    .limit(BATCH)
+                    .load(conn)?,
+            };
+            let mut purged = Vec::new();
+            for row in &rows {
+                let Some(due) = judge(policy, row, now) else {
+                    continue;
+                };
+                let result = conn.transaction(|conn| {
+                    if shred(conn, row, now)? {
+                        let mut event = AuditEvent::system(&request_id, op, 200);
+                        event.resource_id = Some(row.id.clone());
+                        audit::record(conn, &[event])?;
+                    }
+                    Ok::<_, ApiError>(())
+                });
+                match result {
+                    Ok(()) => purged.push(due),
+                    // A failed access-log write stops the purge (fail closed); it retries later.
+                    Err(e @ ApiError::AuditUnavailable(_)) => return Err(e),
+                    // One referral that cannot be shredded must not keep the others' data alive.
+                    Err(e) => {
+                        tracing::warn!(referral = %row.id, error = %e, "could not purge a referral; skipped")
+                    }
+                }
+            }
+            Ok::<_, ApiError>((rows.len(), purged))
+        })?;
+        let progressed = !purged.is_empty();
+        done.extend(purged);
+        if (batch_len as i64) < BATCH || !progressed {
+            return Ok(done);
+        }
+    }
+}
