@@ -3,7 +3,7 @@
 
 use actix_web::{delete, web, HttpRequest, HttpResponse};
 
-use super::store::shred;
+use super::store::{forget_old_pages, shred};
 use crate::app::AppState;
 use crate::audit::{self, audited};
 use crate::auth::{Admin, HrPortal};
@@ -52,7 +52,9 @@ pub async fn erase(
                 let row = referral_store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
                 shred(conn, &row, crate::db::now())?;
                 audit::record(conn, &[portal.caller.event(Some(&id), 204)])
-            })
+            })?;
+            forget_old_pages(conn);
+            Ok(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -86,5 +88,12 @@ pub async fn admin_erase(
         Ok(((), vec![id]))
     })
     .await?;
+    state
+        .db
+        .run(|conn| {
+            forget_old_pages(conn);
+            Ok(())
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,7 +20,8 @@ const BATCH: i64 = 100;
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
 /// the sealed contact and note, decline comments sealed under the same key, the employee
-/// reference HMAC, and the Idempotency-Key records (their sealed replay holds the status token).
+/// reference HMAC, and what the Idempotency-Key record holds of the submission (a keyed
+/// fingerprint of the body and the sealed replay, which holds the status token).
 /// A referral still open is withdrawn first: cancelled, the provider's slot freed. The provider
 /// it was offered to or held by (if any) gets `erased` in its feed, so it deletes its own copy.
 /// Returns false, changing nothing, when the data was already destroyed.
@@ -58,7 +59,14 @@ pub fn shred(
     diesel::update(referral_attempts::table.filter(referral_attempts::referral_id.eq(&row.id)))
         .set(referral_attempts::sealed_comment.eq(None::<Vec<u8>>))
         .execute(conn)?;
-    diesel::delete(idempotency_keys::table.filter(idempotency_keys::referral_id.eq(&row.id)))
+    // The key record stays until it expires, so a retry of the submission is told the data was
+    // erased (409) instead of creating the referral again; its keyed fingerprint of the body
+    // and its sealed replay go now.
+    diesel::update(idempotency_keys::table.filter(idempotency_keys::referral_id.eq(&row.id)))
+        .set((
+            idempotency_keys::request_hash.eq(""),
+            idempotency_keys::response_sealed.eq(None::<Vec<u8>>),
+        ))
         .execute(conn)?;
     diesel::update(referrals::table.find(&row.id))
         .set((
@@ -71,6 +79,18 @@ pub fn shred(
         ))
         .execute(conn)?;
     Ok(true)
+}
+
+/// On SQLite, moves the write-ahead log into the database file and empties it: the log still
+/// holds the pages written when the referral was submitted, ciphertext and wrapped key included.
+/// Best effort: with a reader in the way the log empties at a later checkpoint.
+pub fn forget_old_pages(conn: &mut AnyConnection) {
+    use diesel::connection::SimpleConnection;
+    if let AnyConnection::Sqlite(c) = conn {
+        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "WAL checkpoint after shredding failed; a later one will do");
+        }
+    }
 }
 
 /// One referral whose personal data is (or would be) destroyed by the purge. Ids and codes only.
@@ -212,6 +232,9 @@ pub fn purge(
         let progressed = !purged.is_empty();
         done.extend(purged);
         if (batch_len as i64) < BATCH || !progressed {
+            if !done.is_empty() {
+                forget_old_pages(conn);
+            }
             return Ok(done);
         }
     }
