@@ -298,7 +298,7 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
 
     // The raw database: no ciphertext or wrapped key of a purged referral anywhere.
     for (id, blobs) in &held {
-        let should_hold = kept_ids.iter().any(|k| *k == id);
+        let should_hold = kept_ids.contains(&id);
         for blob in blobs {
             assert_eq!(
                 database_holds(&app, blob),
