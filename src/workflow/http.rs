@@ -675,7 +675,8 @@ fn prefer_wait(req: &HttpRequest) -> Option<u32> {
 pub struct FeedEvent {
     pub referral_id: String,
     /// `offered`, `offer_expired`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`,
-    /// `in_progress`, `closed`.
+    /// `in_progress`, `closed`, `erased` (the person's data was destroyed: delete any copy; an
+    /// open offer or assignment is withdrawn with it).
     pub kind: String,
     pub at: DateTime<Utc>,
 }
