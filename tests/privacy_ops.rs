@@ -513,3 +513,36 @@ async fn an_erasure_that_cannot_be_logged_does_not_happen() {
     assert_intact(&app, &id);
     assert_eq!(app.referral(&id).status, "offered");
 }
+
+#[actix_web::test]
+async fn racing_purges_destroy_each_referral_once() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(10).await;
+    let now = eap_referrals::db::now();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let (id, _) = submit(&app, &portal).await;
+        set_times(&app, &id, now - TimeDelta::days(120), None);
+        ids.push(id);
+    }
+    let policy = RetentionPolicy::from_config(&app.state.config);
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut conn = app.conn();
+            std::thread::spawn(move || privacy::purge(&mut conn, &policy, now).unwrap().len())
+        })
+        .collect();
+    let total: usize = runs.into_iter().map(|r| r.join().unwrap()).sum();
+    // On PostgreSQL the loser of the advisory lock returns at once; either way, once each.
+    assert_eq!(total, ids.len());
+    for id in &ids {
+        assert_shredded(&app, id);
+    }
+    assert_eq!(app.provider_load(&portal.provider), 0);
+    let events = app
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r.action == "personal_data.purge")
+        .count();
+    assert_eq!(events, ids.len());
+}

@@ -151,6 +151,43 @@ pub fn due(
     Ok(rows.iter().filter_map(|r| judge(policy, r, now)).collect())
 }
 
+/// The purge's transaction-scoped advisory lock on PostgreSQL: false when another instance holds
+/// it. SQLite has one writer at a time, so there it is always taken.
+fn purge_lock(conn: &mut AnyConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(PURGE_LOCK)
+                .get_result::<Locked>(c)
+                .map(|r| r.locked)
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// The still-unshredded rows among `ids`, locked; on PostgreSQL a row a request holds right now
+/// is skipped (`SKIP LOCKED`) and purged on a later run.
+fn lock_rows(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<Vec<ReferralRow>> {
+    let query = referrals::table
+        .filter(referrals::id.eq_any(ids))
+        .filter(referrals::erased_at.is_null())
+        .order(referrals::id.asc());
+    // `as_select` fixes the backend, so each arm selects for its own.
+    match conn {
+        AnyConnection::Postgresql(c) => query
+            .select(ReferralRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(c),
+        AnyConnection::Sqlite(c) => query.select(ReferralRow::as_select()).load(c),
+    }
+}
+
 /// Destroys the personal data of every referral due at `now` (a parameter, so tests bring their
 /// own clock), in batches, each referral with its access-log event (actor: the system) in a
 /// savepoint of its batch's transaction. Idempotent: a destroyed referral is never picked again.
@@ -170,40 +207,14 @@ pub fn purge(
     let mut done = Vec::new();
     loop {
         let (batch_len, purged) = write_tx(conn, |conn| {
-            let rows: Vec<ReferralRow> = match conn {
-                AnyConnection::Postgresql(c) => {
-                    #[derive(QueryableByName)]
-                    struct Locked {
-                        #[diesel(sql_type = diesel::sql_types::Bool)]
-                        locked: bool,
-                    }
-                    let got = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                        .bind::<diesel::sql_types::BigInt, _>(PURGE_LOCK)
-                        .get_result::<Locked>(c)?;
-                    if !got.locked {
-                        return Ok((0, Vec::new()));
-                    }
-                    let ids: Vec<String> = candidates(policy, now)
-                        .select(referrals::id)
-                        .limit(BATCH)
-                        .load(conn)?;
-                    let AnyConnection::Postgresql(c) = conn else {
-                        unreachable!("matched above")
-                    };
-                    referrals::table
-                        .filter(referrals::id.eq_any(ids))
-                        .filter(referrals::erased_at.is_null())
-                        .order(referrals::id.asc())
-                        .select(ReferralRow::as_select())
-                        .for_update()
-                        .skip_locked()
-                        .load(c)?
-                }
-                AnyConnection::Sqlite(_) => candidates(policy, now)
-                    .select(ReferralRow::as_select())
-                    .limit(BATCH)
-                    .load(conn)?,
-            };
+            if !purge_lock(conn)? {
+                return Ok((0, Vec::new()));
+            }
+            let ids: Vec<String> = candidates(policy, now)
+                .select(referrals::id)
+                .limit(BATCH)
+                .load(conn)?;
+            let rows = lock_rows(conn, &ids)?;
             let mut purged = Vec::new();
             for row in &rows {
                 let Some(due) = judge(policy, row, now) else {
