@@ -24,8 +24,11 @@ async fn provider_token(app: &TestApp, portal: &Portal) -> String {
 }
 
 async fn submit(app: &TestApp, portal: &Portal) -> (String, String) {
+    // Each its own employee reference, so each has its own HMAC to look for.
+    let mut body = referral_body();
+    body["employee_ref"] = json!(format!("EMP-{}", uuid::Uuid::new_v4().simple()));
     let v: Value = app
-        .submit_json(&portal.token, &referral_body())
+        .submit_json(&portal.token, &body)
         .await
         .json()
         .await
@@ -98,22 +101,34 @@ fn feed_kinds(app: &TestApp, provider: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
-/// The secrets a referral holds in its row, as raw bytes: the wrapped key and the ciphertexts.
-fn secrets(app: &TestApp, id: &str) -> Vec<Vec<u8>> {
+/// The secrets a referral holds in its row: the wrapped key and the ciphertexts (binary), and
+/// the employee reference HMAC (text).
+fn secrets(app: &TestApp, id: &str) -> Vec<Secret> {
     let row = app.referral(id);
     [row.wrapped_key, row.sealed_contact, row.sealed_note]
         .into_iter()
         .flatten()
+        .map(Secret::Binary)
+        .chain(row.employee_ref_hmac.map(Secret::Text))
         .collect()
+}
+
+enum Secret {
+    Binary(Vec<u8>),
+    Text(String),
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether the database holds `needle` anywhere: in the raw SQLite file and its WAL, or in any
+/// Whether the database holds `secret` anywhere: in the raw SQLite file and its WAL, or in any
 /// PostgreSQL table rendered as text (bytea as hex).
-fn database_holds(app: &TestApp, needle: &[u8]) -> bool {
+fn database_holds(app: &TestApp, secret: &Secret) -> bool {
+    let (needle, rendered) = match secret {
+        Secret::Binary(b) => (b.clone(), hex(b)),
+        Secret::Text(t) => (t.as_bytes().to_vec(), t.clone()),
+    };
     match &app.database_url {
         DatabaseUrl::Sqlite(path) => {
             let mut bytes = std::fs::read(path).unwrap();
@@ -122,7 +137,7 @@ fn database_holds(app: &TestApp, needle: &[u8]) -> bool {
                     bytes.extend(more);
                 }
             }
-            bytes.windows(needle.len()).any(|w| w == needle)
+            bytes.windows(needle.len()).any(|w| w == needle.as_slice())
         }
         DatabaseUrl::Postgres(_) => {
             #[derive(QueryableByName)]
@@ -136,13 +151,12 @@ fn database_holds(app: &TestApp, needle: &[u8]) -> bool {
             )
             .load(&mut *conn)
             .unwrap();
-            let needle = hex(needle);
             tables.iter().any(|table| {
                 diesel::sql_query(format!("SELECT t::text AS t FROM \"{}\" t", table.t))
                     .load::<Row>(&mut *conn)
                     .unwrap()
                     .iter()
-                    .any(|r| r.t.contains(&needle))
+                    .any(|r| r.t.contains(&rendered))
             })
         }
     }
@@ -238,7 +252,7 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
 
     let due_ids = [&closed[0], &cancelled, &stale];
     let kept_ids = [&closed[1], &fresh, &active];
-    let held: Vec<(String, Vec<Vec<u8>>)> = due_ids
+    let held: Vec<(String, Vec<Secret>)> = due_ids
         .iter()
         .chain(&kept_ids)
         .map(|id| (id.to_string(), secrets(&app, id)))
