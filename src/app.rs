@@ -35,7 +35,7 @@ pub struct AppState {
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{auth, directory, health, referrals, routing, workflow};
+    use crate::{auth, directory, health, privacy, referrals, reports, routing, workflow};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(auth::http::token)
@@ -71,7 +71,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(workflow::http::contact)
         .service(referrals::http::submit)
         .service(referrals::http::read_status)
-        .service(referrals::http::cancel);
+        .service(referrals::http::cancel)
+        .service(privacy::http::erase)
+        .service(privacy::http::admin_erase)
+        .service(reports::http::utilization);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,9 +189,32 @@ impl Application {
     }
 }
 
-/// Periodic clean-up that belongs to no request: expired Idempotency-Key records (they hold a
-/// sealed copy of a response and a keyed fingerprint of the request, and are kept 24 h).
+/// Periodic clean-up that belongs to no request: overdue offers, expired Idempotency-Key
+/// records (they hold a sealed copy of a response and a keyed fingerprint of the request, and
+/// are kept 24 h), and personal data past its retention period.
 fn spawn_housekeeping(state: web::Data<AppState>) {
+    let purger = state.clone();
+    actix_web::rt::spawn(async move {
+        let policy = crate::privacy::model::RetentionPolicy::from_config(&purger.config);
+        let mut tick = actix_web::rt::time::interval(purger.config.purge_interval);
+        loop {
+            tick.tick().await;
+            match purger
+                .db
+                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now()))
+                .await
+            {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(
+                        purged = done.len(),
+                        "personal data past retention destroyed"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+            }
+        }
+    });
     let sweeper = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(sweeper.config.sweep_interval);

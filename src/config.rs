@@ -84,6 +84,14 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Background jobs (offer sweeper, key purge); tests turn them off to drive them by hand.
     pub housekeeping: bool,
+    /// Days a closed or cancelled referral keeps its personal data after closing.
+    pub retention_closed_days: u32,
+    /// Days a referral no provider has accepted keeps its personal data after submission.
+    pub retention_unaccepted_days: u32,
+    /// How often the retention purge runs.
+    pub purge_interval: Duration,
+    /// Smallest count a utilisation report shows (never below 5).
+    pub report_min_cell: u32,
     pub rate_limits: RateLimitConfig,
 }
 
@@ -174,7 +182,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_OFFER_TTL_URGENT_SECS", "14400", "time to accept an urgent offer (60–604800)"),
     ("EAP_OFFER_TTL_ROUTINE_SECS", "172800", "time to accept a routine offer (60–604800)"),
     ("EAP_SWEEP_INTERVAL_SECS", "5", "how often overdue offers are expired and re-offered (1–300)"),
-    ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge); keep on in every instance, they coordinate"),
+    ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge, retention purge); keep on in every instance, they coordinate"),
+    ("EAP_RETENTION_CLOSED_DAYS", "30", "days a closed or cancelled referral keeps its contact block, note and employee reference after closing (1–3650)"),
+    ("EAP_RETENTION_UNACCEPTED_DAYS", "90", "days a referral no provider accepted keeps them after submission (1–3650)"),
+    ("EAP_PURGE_INTERVAL_SECS", "3600", "how often the retention purge runs (60–86400)"),
+    ("EAP_REPORT_MIN_CELL", "11", "smallest count a utilisation report shows; smaller cells are suppressed (5–1000)"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
     ("EAP_RATE_LIMIT_ADMIN", "600", "requests per minute per admin client (0 = no limit)"),
     ("EAP_RATE_LIMIT_HR_PORTAL", "1200", "requests per minute per HR-portal client (0 = no limit)"),
@@ -317,6 +329,35 @@ impl Config {
             token_client: per_minute("EAP_RATE_LIMIT_TOKEN", 30)?,
             token_address: per_minute("EAP_RATE_LIMIT_TOKEN_ADDRESS", 120)?,
         };
+        let retention_closed_days = number(
+            get("EAP_RETENTION_CLOSED_DAYS"),
+            "EAP_RETENTION_CLOSED_DAYS",
+            30,
+            1,
+            3650,
+        )? as u32;
+        let retention_unaccepted_days = number(
+            get("EAP_RETENTION_UNACCEPTED_DAYS"),
+            "EAP_RETENTION_UNACCEPTED_DAYS",
+            90,
+            1,
+            3650,
+        )? as u32;
+        let purge_interval = Duration::from_secs(number(
+            get("EAP_PURGE_INTERVAL_SECS"),
+            "EAP_PURGE_INTERVAL_SECS",
+            3600,
+            60,
+            86_400,
+        )? as u64);
+        // Below 5 a cell identifies too few people for any published policy (CMS uses 11).
+        let report_min_cell = number(
+            get("EAP_REPORT_MIN_CELL"),
+            "EAP_REPORT_MIN_CELL",
+            11,
+            5,
+            1000,
+        )? as u32;
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -343,6 +384,10 @@ impl Config {
             sweep_interval,
             housekeeping,
             rate_limits,
+            retention_closed_days,
+            retention_unaccepted_days,
+            purge_interval,
+            report_min_cell,
         })
     }
 }
@@ -402,6 +447,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_lists_every_variable() {
+        let readme = include_str!("../README.md");
+        for (name, default, meaning) in VARIABLES {
+            let default = if default.contains(' ') {
+                default.to_string()
+            } else {
+                format!("`{default}`")
+            };
+            let row = format!("| `{name}` | {default} | {meaning} |");
+            assert!(
+                readme.contains(&row),
+                "README.md lacks or differs for:\n{row}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_are_local_development() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.env, Environment::Development);
@@ -410,6 +472,9 @@ mod tests {
             matches!(c.database_url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/eap.sqlite3"))
         );
         assert_eq!(c.token_ttl, Duration::from_secs(600));
+        assert_eq!(c.retention_closed_days, 30);
+        assert_eq!(c.retention_unaccepted_days, 90);
+        assert_eq!(c.report_min_cell, 11);
     }
 
     #[test]
@@ -423,6 +488,10 @@ mod tests {
             ("EAP_DB_POOL_SIZE", "many"),
             ("EAP_BODY_LIMIT_BYTES", "12"),
             ("EAP_TOKEN_TTL_SECS", "3600"),
+            ("EAP_REPORT_MIN_CELL", "4"),
+            ("EAP_RETENTION_CLOSED_DAYS", "0"),
+            ("EAP_RETENTION_UNACCEPTED_DAYS", "forever"),
+            ("EAP_PURGE_INTERVAL_SECS", "1"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value} blamed {}", err.var);

@@ -84,6 +84,9 @@ pub enum ApiError {
     },
     #[error("precondition failed")]
     PreconditionFailed,
+    /// 410: the resource existed but its content was destroyed for good (erasure, retention).
+    #[error("gone: {0}")]
+    Gone(&'static str),
     #[error("payload too large")]
     PayloadTooLarge(usize),
     #[error("unsupported media type")]
@@ -119,6 +122,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::PreconditionFailed => ("precondition-failed", "Precondition failed"),
+            ApiError::Gone(_) => ("gone", "Gone"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
@@ -145,6 +149,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(m) => Some(format!("allowed methods: {}", m.join(", "))),
             ApiError::Conflict { detail, .. } => Some(detail.clone()),
             ApiError::PreconditionFailed => Some("the resource has changed; fetch it again".into()),
+            ApiError::Gone(d) => Some((*d).to_owned()),
             ApiError::PayloadTooLarge(0) => Some("the body is too large".into()),
             ApiError::PayloadTooLarge(limit) => Some(format!("the body exceeds {limit} bytes")),
             ApiError::UnsupportedMediaType(expected) => {
@@ -182,6 +187,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,

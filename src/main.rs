@@ -30,6 +30,13 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Destroy the personal data of referrals past their retention period (EAP_RETENTION_*);
+    /// the server also does this every EAP_PURGE_INTERVAL_SECS.
+    Purge {
+        /// List what would be destroyed (referral ids, statuses, rules, due dates); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
         Command::Admin { command } => admin(&config, command),
+        Command::Purge { dry_run } => purge(&config, dry_run),
         Command::Keys {
             command: KeysCommand::RotateMaster,
         } => rotate_master(&config),
@@ -202,6 +210,39 @@ fn rotate_master(config: &Config) -> Result<(), Failure> {
     println!(
         "re-wrapped {n} data key(s) under master key {}",
         keys.master[0].id
+    );
+    Ok(())
+}
+
+fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
+    use eap_referrals::privacy::{model::RetentionPolicy, store};
+    let policy = RetentionPolicy::from_config(config);
+    let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let now = eap_referrals::db::now();
+    let list = if dry_run {
+        store::due(&mut conn, &policy, now).map_err(|e| e.to_string())?
+    } else {
+        store::purge(&mut conn, &policy, now).map_err(|e| e.to_string())?
+    };
+    // Ids, statuses and dates only: what an operator needs to check the policy, nothing personal.
+    for d in &list {
+        println!(
+            "{} {} status={} rule={} due={}",
+            if dry_run { "would purge" } else { "purged" },
+            d.referral_id,
+            d.status,
+            d.rule.code(),
+            d.due_at.and_utc().format("%Y-%m-%dT%H:%M:%SZ"),
+        );
+    }
+    println!(
+        "{} {} referral(s) (closed: {} days after closing; never accepted: {} days after submission)",
+        if dry_run { "would purge" } else { "purged" },
+        list.len(),
+        config.retention_closed_days,
+        config.retention_unaccepted_days,
     );
     Ok(())
 }

@@ -263,3 +263,68 @@ async fn keys_rotate_master_rewraps_through_the_command_line() {
     drop(app);
     common::drop_pg_database(pg);
 }
+
+#[actix_web::test]
+async fn purge_dry_run_lists_and_purge_destroys() {
+    use diesel::prelude::*;
+    use eap_referrals::db::schema::referrals;
+    let dir = tempfile::tempdir().unwrap();
+    let (vars, pg) = common::test_vars(dir.path());
+    let app = common::spawn_app_with(|v| {
+        *v = vars.clone();
+    })
+    .await;
+    let portal = app.setup_portal(5).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let v: Value = app
+            .submit_json(&portal.token, &common::referral_body())
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    // The first was cancelled 31 days ago; the second is a fresh offer.
+    let long_ago = eap_referrals::db::now() - chrono::TimeDelta::days(31);
+    diesel::update(referrals::table.find(&ids[0]))
+        .set((
+            referrals::status.eq("cancelled"),
+            referrals::closed_at.eq(long_ago),
+        ))
+        .execute(&mut *app.conn())
+        .unwrap();
+
+    let run = |args: &[&str]| {
+        let out = bin().envs(&vars).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = run(&["purge", "--dry-run"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with(&format!(
+        "would purge {} status=cancelled rule=closed due=",
+        ids[0]
+    )));
+    assert!(
+        lines[1].starts_with("would purge 1 referral(s)"),
+        "{listed}"
+    );
+    assert!(
+        app.referral(&ids[0]).sealed_contact.is_some(),
+        "a dry run changes nothing"
+    );
+
+    let done = run(&["purge"]);
+    assert!(done.starts_with(&format!("purged {} ", ids[0])), "{done}");
+    assert!(app.referral(&ids[0]).sealed_contact.is_none());
+    assert!(app.referral(&ids[1]).sealed_contact.is_some());
+    assert!(run(&["purge"]).starts_with("purged 0 referral(s)"));
+    drop(app);
+    common::drop_pg_database(pg);
+}

@@ -672,6 +672,7 @@ async fn every_admin_route_refuses_other_roles_with_403_and_logs_it() {
                     "get" => app.client.get(url),
                     "post" => app.client.post(url).json(&json!({"name": "x"})),
                     "patch" => app.client.patch(url).json(&json!({"name": "x"})),
+                    "delete" => app.client.delete(url),
                     other => panic!("unexpected method {other}"),
                 };
                 let resp = req.bearer_auth(&token).send().await.unwrap();
@@ -693,7 +694,7 @@ async fn every_admin_route_refuses_other_roles_with_403_and_logs_it() {
     }
     assert_eq!(
         checked,
-        3 * 22,
+        3 * 23,
         "every admin operation for every other role"
     );
 }

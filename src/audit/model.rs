@@ -74,6 +74,9 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("POST",  "/v1/referrals",                         "referral.create",      "referral"),
     ("GET",   "/v1/referrals/{id}",                    "referral.read",        "referral"),
     ("POST",  "/v1/referrals/{id}/cancel",             "referral.cancel",      "referral"),
+    ("DELETE", "/v1/referrals/{id}/personal-data",     "personal_data.erase",  "referral"),
+    ("DELETE", "/v1/admin/referrals/{id}/personal-data", "personal_data.erase", "referral"),
+    ("GET",   "/v1/reports/utilization",               "report.read",          "report"),
 ];
 
 pub fn operation(method: &str, route: &str) -> Option<Operation> {
@@ -124,6 +127,18 @@ impl AuditEvent {
             request_id: ctx.request_id.clone(),
             source_addr: ctx.source.clone(),
         }
+    }
+
+    /// An event of the service's own background work (the retention purge): the actor is the
+    /// system, and `request_id` names the run.
+    pub fn system(request_id: &str, op: Operation, status: u16) -> Self {
+        let ctx = RequestCtx {
+            request_id: request_id.to_owned(),
+            source: None,
+        };
+        let mut e = Self::anonymous(&ctx, op, status);
+        e.actor_role = Some("system".into());
+        e
     }
 
     pub fn resource(mut self, id: Option<&str>) -> Self {

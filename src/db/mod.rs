@@ -81,9 +81,12 @@ impl DatabaseUrl {
                 // busy_timeout first: it makes writers queue instead of failing at once, and the
                 // switch to WAL (readers beside the writer) is itself a write that can meet a
                 // sibling connection doing the same. Foreign keys are off by default in SQLite.
+                // secure_delete zeroes what a statement removes, so shredded keys and
+                // ciphertexts do not linger in the file's free space.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
+                     PRAGMA secure_delete = ON;",
                     busy_timeout.as_millis()
                 ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

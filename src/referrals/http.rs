@@ -191,6 +191,7 @@ fn create(
                 created_at: now,
                 updated_at: now,
                 closed_at: None,
+                erased_at: None,
             },
         )?;
         if let Some(provider) = &decision.chosen {
@@ -264,7 +265,7 @@ fn replay(
         (status = 400, description = "Missing Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an HR portal, or the employer is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is still in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still in flight, or answered a referral whose personal data has since been erased", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
@@ -302,6 +303,12 @@ pub async fn submit(
                     });
                 }
                 match store::find_key(conn, &caller.client_id, &key, crate::db::now())? {
+                    // Erased since: the record keeps neither the body's fingerprint nor the
+                    // response, and the same person must not be submitted again by a retry.
+                    Some(store::KeyRecord { referral_id: Some(_), response_sealed: None, .. }) => Err(ApiError::Conflict {
+                        detail: "this Idempotency-Key answered a referral whose personal data has since been erased".into(),
+                        allowed: None,
+                    }),
                     Some(record) if record.request_hash != fingerprint => Err(ApiError::validation(
                         "Idempotency-Key",
                         "reused",
@@ -336,7 +343,7 @@ pub async fn submit(
 
 /// Finds the caller's referral by id and status token. Any mismatch — no such id, another
 /// employer's referral, a wrong or missing token — is the same 404, and is logged as a denial.
-fn authorised(
+pub(crate) fn authorised(
     conn: &mut AnyConnection,
     portal: &HrPortal,
     id: Option<&str>,
@@ -359,7 +366,7 @@ fn authorised(
     }
 }
 
-fn referral_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn referral_token(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(REFERRAL_TOKEN)
         .and_then(|v| v.to_str().ok())

@@ -30,6 +30,8 @@ pub struct ReferralRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub closed_at: Option<NaiveDateTime>,
+    /// When the personal data was destroyed (purge or erasure); null while it is held.
+    pub erased_at: Option<NaiveDateTime>,
 }
 
 pub fn insert_referral(conn: &mut AnyConnection, row: &ReferralRow) -> QueryResult<()> {

@@ -576,6 +576,7 @@ pub struct ContactReveal {
         (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not accepted, or already closed", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The personal data was erased (on request or by retention)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -595,6 +596,10 @@ pub async fn contact(
             // commits meanwhile either happens before (nothing is shown) or waits.
             let result = write_tx(conn, |conn| {
             let row = locked_mine(conn, &provider, &id)?;
+            // Erased or purged: gone for good, whatever the status, so a provider stops retrying.
+            if row.erased_at.is_some() {
+                return Err(ApiError::Gone("the personal data of this referral has been erased"));
+            }
             let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
             if !matches!(status, Status::Accepted | Status::Contacted | Status::Scheduled | Status::InProgress) {
                 return Err(ApiError::Conflict {
@@ -620,6 +625,10 @@ pub async fn contact(
             audit::record(conn, &[provider.caller.event(Some(&row.id), 200)])?;
             Ok(ContactReveal { referral_id: row.id, contact, note })
             });
+            // An attempt to read erased contact data is worth an auditor's eye: log it too.
+            if let Err(ApiError::Gone(_)) = result {
+                record_alone(conn, &[provider.caller.event(Some(&id), 410)])?;
+            }
             log_lost_race(conn, &provider, &id, result)
         })
         .await?;
@@ -666,7 +675,8 @@ fn prefer_wait(req: &HttpRequest) -> Option<u32> {
 pub struct FeedEvent {
     pub referral_id: String,
     /// `offered`, `offer_expired`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`,
-    /// `in_progress`, `closed`.
+    /// `in_progress`, `closed`, `erased` (the person's data was destroyed: delete any copy; an
+    /// open offer or assignment is withdrawn with it).
     pub kind: String,
     pub at: DateTime<Utc>,
 }

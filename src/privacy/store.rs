@@ -1,0 +1,252 @@
+//! Crypto-shredding: the one function that destroys a referral's personal data, the retention
+//! purge that applies it to every referral that fell due, and the dry-run listing.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::model::{self, RetentionPolicy, Rule};
+use crate::audit::{self, AuditEvent, Operation};
+use crate::db::schema::{idempotency_keys, referral_attempts, referrals};
+use crate::db::{write_tx, AnyConnection};
+use crate::directory::model::Code;
+use crate::error::ApiError;
+use crate::referrals::model::Status;
+use crate::referrals::store::{self as referral_store, ReferralRow};
+
+/// Names the purge's advisory lock; any constant every instance agrees on.
+const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
+const BATCH: i64 = 100;
+
+/// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
+/// the sealed contact and note, decline comments sealed under the same key, the employee
+/// reference HMAC, and what the Idempotency-Key record holds of the submission (a keyed
+/// fingerprint of the body and the sealed replay, which holds the status token).
+/// A referral still open is withdrawn first: cancelled, the provider's slot freed. The provider
+/// it was offered to or held by (if any) gets `erased` in its feed, so it deletes its own copy.
+/// Returns false, changing nothing, when the data was already destroyed.
+pub fn shred(
+    conn: &mut AnyConnection,
+    row: &ReferralRow,
+    now: NaiveDateTime,
+) -> Result<bool, ApiError> {
+    if row.erased_at.is_some() {
+        return Ok(false);
+    }
+    let status = Status::from_code(&row.status)
+        .ok_or_else(|| ApiError::Internal(format!("referral {} has an unknown status", row.id)))?;
+    if !status.is_final() {
+        let change = referral_store::Move {
+            status: Some(Status::Cancelled.code().to_owned()),
+            offer_expires_at: Some(None),
+            closed_at: Some(Some(now)),
+            ..Default::default()
+        };
+        if !referral_store::apply(conn, &row.id, row.version, &change, now)? {
+            return Err(ApiError::Conflict {
+                detail: "the referral changed while erasing; retry".into(),
+                allowed: None,
+            });
+        }
+        if let (Some(provider), true) = (&row.provider_id, status.holds_capacity()) {
+            crate::directory::store::release_slot(conn, provider, &row.id)?;
+            referral_store::close_attempt(conn, &row.id, provider, "erased")?;
+        }
+    }
+    if let Some(provider) = &row.provider_id {
+        referral_store::push_event(conn, provider, &row.id, "erased", now)?;
+    }
+    diesel::update(referral_attempts::table.filter(referral_attempts::referral_id.eq(&row.id)))
+        .set(referral_attempts::sealed_comment.eq(None::<Vec<u8>>))
+        .execute(conn)?;
+    // The key record stays until it expires, so a retry of the submission is told the data was
+    // erased (409) instead of creating the referral again; its keyed fingerprint of the body
+    // and its sealed replay go now.
+    diesel::update(idempotency_keys::table.filter(idempotency_keys::referral_id.eq(&row.id)))
+        .set((
+            idempotency_keys::request_hash.eq(""),
+            idempotency_keys::response_sealed.eq(None::<Vec<u8>>),
+        ))
+        .execute(conn)?;
+    diesel::update(referrals::table.find(&row.id))
+        .set((
+            referrals::key_id.eq(None::<String>),
+            referrals::wrapped_key.eq(None::<Vec<u8>>),
+            referrals::sealed_contact.eq(None::<Vec<u8>>),
+            referrals::sealed_note.eq(None::<Vec<u8>>),
+            referrals::employee_ref_hmac.eq(None::<String>),
+            referrals::erased_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// On SQLite, moves the write-ahead log into the database file and empties it: the log still
+/// holds the pages written when the referral was submitted, ciphertext and wrapped key included.
+/// Best effort: with a reader in the way the log empties at a later checkpoint.
+pub fn forget_old_pages(conn: &mut AnyConnection) {
+    use diesel::connection::SimpleConnection;
+    if let AnyConnection::Sqlite(c) = conn {
+        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "WAL checkpoint after shredding failed; a later one will do");
+        }
+    }
+}
+
+/// One referral whose personal data is (or would be) destroyed by the purge. Ids and codes only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Due {
+    pub referral_id: String,
+    pub status: String,
+    pub rule: Rule,
+    pub due_at: NaiveDateTime,
+}
+
+/// Candidates by the SQL pre-filter (the same thresholds as the model); the model decides.
+fn candidates(
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> referrals::BoxedQuery<'static, <AnyConnection as diesel::Connection>::Backend> {
+    let closed = [Status::Closed.code(), Status::Cancelled.code()];
+    let waiting = [
+        Status::Submitted.code(),
+        Status::Offered.code(),
+        Status::Unroutable.code(),
+    ];
+    referrals::table
+        .filter(referrals::erased_at.is_null())
+        .filter(
+            referrals::status
+                .eq_any(closed)
+                .and(referrals::closed_at.le(now - policy.closed))
+                .or(referrals::status
+                    .eq_any(waiting)
+                    .and(referrals::created_at.le(now - policy.unaccepted))),
+        )
+        .order(referrals::id.asc())
+        .into_boxed()
+}
+
+fn judge(policy: &RetentionPolicy, row: &ReferralRow, now: NaiveDateTime) -> Option<Due> {
+    let status = Status::from_code(&row.status)?;
+    let rule = model::due(policy, status, row.created_at, row.closed_at, now)?;
+    let (due_at, _) = model::due_at(policy, status, row.created_at, row.closed_at)?;
+    Some(Due {
+        referral_id: row.id.clone(),
+        status: row.status.clone(),
+        rule,
+        due_at,
+    })
+}
+
+/// What a purge at `now` would destroy, changing nothing (`purge --dry-run`).
+pub fn due(
+    conn: &mut AnyConnection,
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Due>> {
+    let rows: Vec<ReferralRow> = candidates(policy, now)
+        .select(ReferralRow::as_select())
+        .load(conn)?;
+    Ok(rows.iter().filter_map(|r| judge(policy, r, now)).collect())
+}
+
+/// The purge's transaction-scoped advisory lock on PostgreSQL: false when another instance holds
+/// it. SQLite has one writer at a time, so there it is always taken.
+fn purge_lock(conn: &mut AnyConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(PURGE_LOCK)
+                .get_result::<Locked>(c)
+                .map(|r| r.locked)
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// The still-unshredded rows among `ids`, locked; on PostgreSQL a row a request holds right now
+/// is skipped (`SKIP LOCKED`) and purged on a later run.
+fn lock_rows(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<Vec<ReferralRow>> {
+    let query = referrals::table
+        .filter(referrals::id.eq_any(ids))
+        .filter(referrals::erased_at.is_null())
+        .order(referrals::id.asc());
+    // `as_select` fixes the backend, so each arm selects for its own.
+    match conn {
+        AnyConnection::Postgresql(c) => query
+            .select(ReferralRow::as_select())
+            .for_update()
+            .skip_locked()
+            .load(c),
+        AnyConnection::Sqlite(c) => query.select(ReferralRow::as_select()).load(c),
+    }
+}
+
+/// Destroys the personal data of every referral due at `now` (a parameter, so tests bring their
+/// own clock), in batches, each referral with its access-log event (actor: the system) in a
+/// savepoint of its batch's transaction. Idempotent: a destroyed referral is never picked again.
+/// With several instances on one PostgreSQL only one purges at a time (advisory lock; an
+/// instance that does not get it returns at once), and rows locked by a request in progress are
+/// skipped and purged on a later run.
+pub fn purge(
+    conn: &mut AnyConnection,
+    policy: &RetentionPolicy,
+    now: NaiveDateTime,
+) -> Result<Vec<Due>, ApiError> {
+    let request_id = format!("purge-{}", uuid::Uuid::now_v7());
+    let op = Operation {
+        action: "personal_data.purge",
+        resource_type: "referral",
+    };
+    let mut done = Vec::new();
+    loop {
+        let (batch_len, purged) = write_tx(conn, |conn| {
+            if !purge_lock(conn)? {
+                return Ok((0, Vec::new()));
+            }
+            let ids: Vec<String> = candidates(policy, now)
+                .select(referrals::id)
+                .limit(BATCH)
+                .load(conn)?;
+            let rows = lock_rows(conn, &ids)?;
+            let mut purged = Vec::new();
+            for row in &rows {
+                let Some(due) = judge(policy, row, now) else {
+                    continue;
+                };
+                let result = conn.transaction(|conn| {
+                    if shred(conn, row, now)? {
+                        let mut event = AuditEvent::system(&request_id, op, 200);
+                        event.resource_id = Some(row.id.clone());
+                        audit::record(conn, &[event])?;
+                    }
+                    Ok::<_, ApiError>(())
+                });
+                match result {
+                    Ok(()) => purged.push(due),
+                    // A failed access-log write stops the purge (fail closed); it retries later.
+                    Err(e @ ApiError::AuditUnavailable(_)) => return Err(e),
+                    // One referral that cannot be shredded must not keep the others' data alive.
+                    Err(e) => {
+                        tracing::warn!(referral = %row.id, error = %e, "could not purge a referral; skipped")
+                    }
+                }
+            }
+            Ok::<_, ApiError>((rows.len(), purged))
+        })?;
+        let progressed = !purged.is_empty();
+        done.extend(purged);
+        if (batch_len as i64) < BATCH || !progressed {
+            if !done.is_empty() {
+                forget_old_pages(conn);
+            }
+            return Ok(done);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Employer utilisation reports: aggregate counts with small-cell suppression (DESIGN §7).
+
+pub mod http;
+pub mod model;
+pub mod store;

@@ -1,0 +1,238 @@
+//! Utilisation counts and their suppression. No I/O.
+//!
+//! A report is a table: one row per calendar month, one column per category of the chosen
+//! dimension. What makes it safe to publish:
+//!
+//! - **Whole, ended months only.** A cell counts one month; a window is a range of months that
+//!   have ended. Referrals never leave or change month once it has ended (rows are never
+//!   deleted, `created_at` and the routing attributes never change, a closing time is final),
+//!   so a published cell has the same value in every report that contains it, at any time.
+//! - **Each month is suppressed on its own data.** Whether a cell or a month total is shown
+//!   depends only on that month's counts, never on the window. Two overlapping windows show
+//!   identical rows for their common months, so subtracting one report from another yields
+//!   nothing that is not already published.
+//! - **Small cells are hidden, zero included** (a zero next to a hidden 3 would say "nobody" and
+//!   "a few" apart), and **complementary suppression** hides more cells of the month until the
+//!   hidden cells add up to at least the minimum (and number at least two), so the month total
+//!   minus the shown cells reveals only a sum that is itself publishable. A month whose total
+//!   is below the minimum hides its total and every cell.
+//! - **Totals across months are shown only when nothing under them is hidden** (a category's
+//!   total when all its cells in the window are shown, the grand total when every month total
+//!   is). Otherwise the difference of two windows' totals would reveal a hidden month.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::directory::model::{Code, Modality, Service, Urgency};
+
+/// The longest window a report covers.
+pub const MAX_MONTHS: i32 = 24;
+
+/// A calendar month (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month(i32);
+
+impl Month {
+    /// `YYYY-MM`, years 2000–2999.
+    pub fn parse(s: &str) -> Option<Month> {
+        let (y, m) = s.split_once('-')?;
+        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let (y, m): (i32, i32) = (y.parse().ok()?, m.parse().ok()?);
+        ((2000..=2999).contains(&y) && (1..=12).contains(&m)).then_some(Month(y * 12 + m - 1))
+    }
+
+    pub fn of(t: NaiveDateTime) -> Month {
+        Month(t.year() * 12 + t.month0() as i32)
+    }
+
+    pub fn start(self) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(self.0.div_euclid(12), self.0.rem_euclid(12) as u32 + 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a valid month")
+    }
+
+    pub fn next(self) -> Month {
+        Month(self.0 + 1)
+    }
+
+    /// Months from `self` to `to` inclusive.
+    pub fn through(self, to: Month) -> Vec<Month> {
+        (self.0..=to.0).map(Month).collect()
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}",
+            self.0.div_euclid(12),
+            self.0.rem_euclid(12) + 1
+        )
+    }
+}
+
+/// Why a window was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowError {
+    /// `to` is before `from`.
+    Reversed,
+    /// More than [`MAX_MONTHS`] months.
+    TooLong,
+    /// `to` has not ended yet (its counts could still change, and a later report would differ).
+    NotEnded,
+}
+
+/// The months of a window, checked: `from` ≤ `to`, at most [`MAX_MONTHS`], and `to` before
+/// `current` (the month now running).
+pub fn window(from: Month, to: Month, current: Month) -> Result<Vec<Month>, WindowError> {
+    if to < from {
+        return Err(WindowError::Reversed);
+    }
+    if to.0 - from.0 + 1 > MAX_MONTHS {
+        return Err(WindowError::TooLong);
+    }
+    if to >= current {
+        return Err(WindowError::NotEnded);
+    }
+    Ok(from.through(to))
+}
+
+/// What a report is grouped by, besides the month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// By month of submission.
+    ServiceType,
+    /// By month of submission.
+    Urgency,
+    /// By month of submission.
+    Modality,
+    /// By month of closing or cancellation: how referrals ended (`cancelled` included).
+    Outcome,
+}
+
+/// The ways a referral ends, as reports count them.
+pub const OUTCOMES: &[&str] = &[
+    "completed",
+    "no_show",
+    "unable_to_contact",
+    "declined_by_employee",
+    "referred_elsewhere",
+    "cancelled",
+];
+
+impl GroupBy {
+    /// Every column, in a fixed order, whether or not it has referrals (an absent column would
+    /// tell its count was zero).
+    pub fn categories(self) -> Vec<&'static str> {
+        fn codes<C: Code>() -> Vec<&'static str> {
+            C::ALL.iter().map(|c| c.code()).collect()
+        }
+        match self {
+            GroupBy::ServiceType => codes::<Service>(),
+            GroupBy::Urgency => codes::<Urgency>(),
+            GroupBy::Modality => codes::<Modality>(),
+            GroupBy::Outcome => OUTCOMES.to_vec(),
+        }
+    }
+}
+
+/// Counts per month (rows, in window order) and category (columns, in `categories` order).
+pub fn tally<'a>(
+    months: &[Month],
+    categories: &[&str],
+    items: impl IntoIterator<Item = (Month, &'a str)>,
+) -> Vec<Vec<u64>> {
+    let mut counts = vec![vec![0u64; categories.len()]; months.len()];
+    for (month, category) in items {
+        let (Some(r), Some(c)) = (
+            months.iter().position(|m| *m == month),
+            categories.iter().position(|k| *k == category),
+        ) else {
+            continue;
+        };
+        counts[r][c] += 1;
+    }
+    counts
+}
+
+/// One month's cells and total as published (`None` = suppressed). Depends on this month's
+/// counts and the minimum only.
+pub fn suppress_month(counts: &[u64], min: u64) -> (Vec<Option<u64>>, Option<u64>) {
+    let total: u64 = counts.iter().sum();
+    if total < min {
+        // Every cell is at most the total, so all are small: hide the whole month.
+        return (vec![None; counts.len()], None);
+    }
+    let mut hidden: Vec<bool> = counts.iter().map(|&n| n < min).collect();
+    let hidden_sum = |hidden: &[bool]| -> u64 {
+        counts
+            .iter()
+            .zip(hidden)
+            .filter(|(_, h)| **h)
+            .map(|(n, _)| n)
+            .sum()
+    };
+    let hidden_count = |hidden: &[bool]| hidden.iter().filter(|h| **h).count();
+    // Complementary suppression: the month total minus the shown cells is the sum of the hidden
+    // ones, so that sum must be publishable itself, and no hidden cell may be alone.
+    while hidden_count(&hidden) > 0 && (hidden_sum(&hidden) < min || hidden_count(&hidden) < 2) {
+        // The smallest shown cell: it costs the least information. Ties go to the first.
+        let Some(next) = (0..counts.len())
+            .filter(|&i| !hidden[i])
+            .min_by_key(|&i| counts[i])
+        else {
+            break;
+        };
+        hidden[next] = true;
+    }
+    let cells = counts
+        .iter()
+        .zip(&hidden)
+        .map(|(&n, &h)| (!h).then_some(n))
+        .collect();
+    (cells, Some(total))
+}
+
+/// A report as published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// `cells[month][category]`.
+    pub cells: Vec<Vec<Option<u64>>>,
+    pub month_totals: Vec<Option<u64>>,
+    pub category_totals: Vec<Option<u64>>,
+    pub grand_total: Option<u64>,
+}
+
+/// Suppresses a window's counts (`counts[month][category]`).
+pub fn publish(counts: &[Vec<u64>], categories: usize, min: u64) -> Published {
+    let (cells, month_totals): (Vec<_>, Vec<_>) =
+        counts.iter().map(|row| suppress_month(row, min)).unzip();
+    // A total over months only when every value under it is shown: it then adds nothing, but
+    // saves the reader a sum; otherwise two windows' totals would differ by a hidden month.
+    let category_totals = (0..categories)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row: &Vec<Option<u64>>| row[c])
+                .sum::<Option<u64>>()
+        })
+        .collect();
+    let grand_total = month_totals.iter().copied().sum::<Option<u64>>();
+    Published {
+        cells,
+        month_totals,
+        category_totals,
+        grand_total,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,397 @@
+use proptest::prelude::*;
+
+use super::*;
+
+#[test]
+fn months_parse_and_print() {
+    let m = Month::parse("2026-01").unwrap();
+    assert_eq!(m.to_string(), "2026-01");
+    assert_eq!(m.next().to_string(), "2026-02");
+    assert_eq!(
+        Month::parse("2026-12").unwrap().next().to_string(),
+        "2027-01"
+    );
+    for bad in [
+        "2026-13",
+        "2026-00",
+        "26-01",
+        "2026-1",
+        "2026-01-01",
+        "",
+        "abcd-ef",
+        "1999-12",
+    ] {
+        assert_eq!(Month::parse(bad), None, "{bad}");
+    }
+    let t = chrono::NaiveDate::from_ymd_opt(2026, 3, 31)
+        .unwrap()
+        .and_hms_opt(23, 59, 59)
+        .unwrap();
+    assert_eq!(Month::of(t).to_string(), "2026-03");
+    assert_eq!(Month::of(t).start().to_string(), "2026-03-01 00:00:00");
+}
+
+#[test]
+fn windows_are_checked() {
+    let m = |s| Month::parse(s).unwrap();
+    assert_eq!(
+        window(m("2026-01"), m("2026-03"), m("2026-04"))
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        window(m("2026-03"), m("2026-01"), m("2026-04")),
+        Err(WindowError::Reversed)
+    );
+    assert_eq!(
+        window(m("2024-01"), m("2026-01"), m("2026-04")),
+        Err(WindowError::TooLong)
+    );
+    assert_eq!(
+        window(m("2026-01"), m("2026-04"), m("2026-04")),
+        Err(WindowError::NotEnded)
+    );
+}
+
+#[test]
+fn a_small_cell_takes_a_complement_with_it() {
+    let (cells, total) = suppress_month(&[40, 3, 25, 12], 11);
+    assert_eq!(total, Some(80));
+    // 3 alone would be total − shown; the smallest shown cell (12) joins it: hidden sum 15.
+    assert_eq!(cells, vec![Some(40), None, Some(25), None]);
+}
+
+#[test]
+fn complements_continue_until_the_hidden_sum_is_publishable() {
+    // Zeros are small too; 0 + 2 + 0 = 2, then 11 joins (13).
+    let (cells, _) = suppress_month(&[0, 2, 0, 11, 30], 11);
+    assert_eq!(cells, vec![None, None, None, None, Some(30)]);
+}
+
+#[test]
+fn a_small_month_hides_everything() {
+    let (cells, total) = suppress_month(&[7, 0, 3], 11);
+    assert_eq!(total, None);
+    assert_eq!(cells, vec![None, None, None]);
+}
+
+#[test]
+fn nothing_small_nothing_hidden() {
+    let p = publish(&[vec![11, 20], vec![15, 12]], 2, 11);
+    assert_eq!(p.category_totals, vec![Some(26), Some(32)]);
+    assert_eq!(p.grand_total, Some(58));
+}
+
+#[test]
+fn totals_over_hidden_cells_are_hidden() {
+    let p = publish(&[vec![11, 20, 2], vec![15, 12, 30]], 3, 11);
+    assert_eq!(p.cells[0], vec![None, Some(20), None]);
+    assert_eq!(p.category_totals, vec![None, Some(32), None]);
+    assert_eq!(p.grand_total, Some(90));
+    let p = publish(&[vec![1, 2, 3], vec![15, 12, 30]], 3, 11);
+    assert_eq!(p.month_totals, vec![None, Some(57)]);
+    assert_eq!(p.grand_total, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The attacker. It holds two reports of the same referrals — any two windows, each grouped by
+// either of two dimensions — and knows that a month has the same total whichever dimension it
+// is grouped by. Every published number is a linear equation over the true cells; everything
+// the attacker can compute exactly is a vector in the span of those equations. For each cell,
+// each month total, each sum of one category over a run of months, and each sum of a month's
+// hidden cells, it checks whether the vector is in the span and, if so, that the value it
+// yields is at least the minimum (zero included: "nobody" is as telling as "a few").
+
+const MONTHS: usize = 5;
+
+struct Attacker {
+    /// Rows in reduced echelon form: (coefficients, right-hand side, pivot column).
+    rows: Vec<(Vec<f64>, f64, usize)>,
+    width: usize,
+}
+
+impl Attacker {
+    fn new(width: usize) -> Self {
+        Attacker {
+            rows: Vec::new(),
+            width,
+        }
+    }
+
+    /// Reduces `v` by the rows so far; returns what is left and the accumulated value.
+    fn reduce(&self, mut v: Vec<f64>, mut rhs: f64) -> (Vec<f64>, f64) {
+        for (row, r, pivot) in &self.rows {
+            let k = v[*pivot];
+            if k.abs() > 1e-9 {
+                for (a, b) in v.iter_mut().zip(row) {
+                    *a -= k * b;
+                }
+                rhs -= k * r;
+            }
+        }
+        (v, rhs)
+    }
+
+    fn learn(&mut self, v: Vec<f64>, rhs: f64) {
+        let (mut v, mut rhs) = self.reduce(v, rhs);
+        let Some(pivot) = (0..self.width).max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs())) else {
+            return;
+        };
+        let p = v[pivot];
+        if p.abs() < 1e-9 {
+            return;
+        }
+        for a in v.iter_mut() {
+            *a /= p;
+        }
+        rhs /= p;
+        // Keep the rows fully reduced: clear the new pivot column from the older rows.
+        for (row, r, _) in self.rows.iter_mut() {
+            let k = row[pivot];
+            if k.abs() > 1e-12 {
+                for (a, b) in row.iter_mut().zip(&v) {
+                    *a -= k * b;
+                }
+                *r -= k * rhs;
+            }
+        }
+        self.rows.push((v, rhs, pivot));
+    }
+
+    /// The exact value of `target · cells`, when the equations determine it.
+    fn derive(&self, target: &[f64]) -> Option<f64> {
+        let (rest, value) = self.reduce(target.to_vec(), 0.0);
+        // Reducing `target` leaves `target − Σ k·row` with value `−Σ k·rhs`.
+        rest.iter().all(|a| a.abs() < 1e-6).then_some(-value)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    min: u64,
+    /// Number of categories of each of the two dimensions.
+    dims: [usize; 2],
+    /// Referrals as (month, category in dimension 0, category in dimension 1).
+    referrals: Vec<(usize, usize, usize)>,
+    /// Two reports: (dimension, first month, last month).
+    queries: [(usize, usize, usize); 2],
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let dims = prop::sample::select(vec![3usize, 4, 6, 7]);
+    (5u64..=15, dims.clone(), dims, any::<u64>(), 0usize..4)
+        .prop_flat_map(|(min, d0, d1, seed, density)| {
+            let window = (0..MONTHS).prop_flat_map(|a| (Just(a), a..MONTHS));
+            let query = (0usize..2, window).prop_map(|(d, (a, b))| (d, a, b));
+            (
+                Just(min),
+                Just([d0, d1]),
+                Just(seed),
+                Just(density),
+                query.clone(),
+                query,
+            )
+        })
+        .prop_map(|(min, dims, seed, density, q0, q1)| {
+            // Skewed, seeded draws: rare categories and thin months around the minimum are the
+            // interesting ones, and uniform draws would rarely make them.
+            let mut state = seed | 1;
+            let mut next = move |n: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % n
+            };
+            let mut referrals = Vec::new();
+            let weights: Vec<Vec<u64>> = dims
+                .iter()
+                .map(|&d| (0..d).map(|_| [0, 1, 1, 3, 10][next(5) as usize]).collect())
+                .collect();
+            let pick = |w: &[u64], r: u64| {
+                let total: u64 = w.iter().sum::<u64>().max(1);
+                let mut r = r % total;
+                w.iter()
+                    .position(|&x| {
+                        if r < x {
+                            true
+                        } else {
+                            r -= x;
+                            false
+                        }
+                    })
+                    .unwrap_or(0)
+            };
+            for month in 0..MONTHS {
+                let n = next([12, 25, 45, 90][density] + 1);
+                for _ in 0..n {
+                    let a = pick(&weights[0], next(1 << 20));
+                    let b = pick(&weights[1], next(1 << 20));
+                    referrals.push((month, a, b));
+                }
+            }
+            Case {
+                min,
+                dims,
+                referrals,
+                queries: [q0, q1],
+            }
+        })
+}
+
+fn counts(case: &Case, dim: usize) -> Vec<Vec<u64>> {
+    let mut out = vec![vec![0u64; case.dims[dim]]; MONTHS];
+    for &(m, a, b) in &case.referrals {
+        out[m][if dim == 0 { a } else { b }] += 1;
+    }
+    out
+}
+
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    // Unknowns: every (dimension, month, category) cell.
+    let offset = [0, MONTHS * case.dims[0]];
+    let width = MONTHS * (case.dims[0] + case.dims[1]);
+    let var = |d: usize, m: usize, c: usize| offset[d] + m * case.dims[d] + c;
+    let truth: Vec<Vec<Vec<u64>>> = vec![counts(case, 0), counts(case, 1)];
+    let value = |v: &[f64]| -> f64 {
+        let mut sum = 0.0;
+        for d in 0..2 {
+            for m in 0..MONTHS {
+                for c in 0..case.dims[d] {
+                    sum += v[var(d, m, c)] * truth[d][m][c] as f64;
+                }
+            }
+        }
+        sum
+    };
+    let mut attacker = Attacker::new(width);
+    let mut hidden: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    for &(d, from, to) in &case.queries {
+        let window: Vec<Vec<u64>> = truth[d][from..=to].to_vec();
+        let published = publish(&window, case.dims[d], case.min);
+        // Nothing below the minimum is ever printed.
+        let printed = published
+            .cells
+            .iter()
+            .flatten()
+            .chain(&published.month_totals)
+            .chain(&published.category_totals)
+            .chain(std::iter::once(&published.grand_total));
+        for n in printed.flatten() {
+            prop_assert!(*n >= case.min, "printed {n} < {}", case.min);
+        }
+        let mut grand = vec![0.0; width];
+        for (i, m) in (from..=to).enumerate() {
+            let mut row = vec![0.0; width];
+            for c in 0..case.dims[d] {
+                row[var(d, m, c)] = 1.0;
+                grand[var(d, m, c)] = 1.0;
+                if let Some(n) = published.cells[i][c] {
+                    let mut e = vec![0.0; width];
+                    e[var(d, m, c)] = 1.0;
+                    attacker.learn(e, n as f64);
+                }
+            }
+            if let Some(n) = published.month_totals[i] {
+                attacker.learn(row, n as f64);
+            }
+            let gone: Vec<usize> = (0..case.dims[d])
+                .filter(|&c| published.cells[i][c].is_none())
+                .collect();
+            hidden.push((d, m, gone));
+        }
+        for c in 0..case.dims[d] {
+            if let Some(n) = published.category_totals[c] {
+                let mut e = vec![0.0; width];
+                for m in from..=to {
+                    e[var(d, m, c)] = 1.0;
+                }
+                attacker.learn(e, n as f64);
+            }
+        }
+        if let Some(n) = published.grand_total {
+            attacker.learn(grand, n as f64);
+        }
+    }
+    // Both dimensions count the same referrals: a month's totals agree.
+    if case.queries[0].0 != case.queries[1].0 {
+        for m in 0..MONTHS {
+            let mut e = vec![0.0; width];
+            for c in 0..case.dims[0] {
+                e[var(0, m, c)] = 1.0;
+            }
+            for c in 0..case.dims[1] {
+                e[var(1, m, c)] = -1.0;
+            }
+            attacker.learn(e, 0.0);
+        }
+    }
+    // What the attacker tries to learn.
+    let mut targets: Vec<Vec<f64>> = Vec::new();
+    for d in 0..2 {
+        for m in 0..MONTHS {
+            let mut row = vec![0.0; width];
+            for c in 0..case.dims[d] {
+                let mut e = vec![0.0; width];
+                e[var(d, m, c)] = 1.0;
+                targets.push(e);
+                row[var(d, m, c)] = 1.0;
+            }
+            targets.push(row);
+        }
+        for c in 0..case.dims[d] {
+            for a in 0..MONTHS {
+                for b in a..MONTHS {
+                    let mut e = vec![0.0; width];
+                    for m in a..=b {
+                        e[var(d, m, c)] = 1.0;
+                    }
+                    targets.push(e);
+                }
+            }
+        }
+    }
+    for (d, m, gone) in &hidden {
+        // Each hidden cell of a month paired with each other one, and all of them together.
+        for (i, &a) in gone.iter().enumerate() {
+            for &b in &gone[i + 1..] {
+                let mut e = vec![0.0; width];
+                e[var(*d, *m, a)] = 1.0;
+                e[var(*d, *m, b)] = 1.0;
+                targets.push(e);
+            }
+        }
+        let mut e = vec![0.0; width];
+        for &c in gone {
+            e[var(*d, *m, c)] = 1.0;
+        }
+        if !gone.is_empty() {
+            targets.push(e);
+        }
+    }
+    for t in &targets {
+        if let Some(derived) = attacker.derive(t) {
+            let actual = value(t);
+            prop_assert!(
+                (derived - actual).abs() < 1e-6,
+                "the attacker's algebra is wrong"
+            );
+            prop_assert!(
+                actual >= case.min as f64,
+                "derived {actual} (< {}) from {:?}",
+                case.min,
+                case.queries
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn no_pair_of_reports_reveals_a_small_count(case in case()) {
+        check(&case)?;
+    }
+}

@@ -1,0 +1,350 @@
+//! Utilisation reports over a real socket: counts of the caller's employer only, small cells and
+//! their complements suppressed, the same month reading the same in overlapping windows, and
+//! clear 422s for bad windows. Referrals are inserted directly with the months they need.
+
+mod common;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use common::{problem, spawn_app, Portal, TestApp};
+use eap_referrals::referrals::store::{insert_referral, ReferralRow};
+use serde_json::{json, Value};
+
+fn at(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(h, min, s)
+        .unwrap()
+}
+
+struct Spec<'a> {
+    created: NaiveDateTime,
+    service: &'a str,
+    status: &'a str,
+    outcome: Option<&'a str>,
+    closed: Option<NaiveDateTime>,
+}
+
+fn insert(app: &TestApp, employer: &str, spec: &Spec, n: usize) {
+    let mut conn = app.conn();
+    for _ in 0..n {
+        let row = ReferralRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            employer_id: employer.to_owned(),
+            service_type: spec.service.to_owned(),
+            urgency: "routine".into(),
+            modality: "video".into(),
+            language: "en".into(),
+            region: "GB".into(),
+            employee_ref_hmac: None,
+            status: spec.status.to_owned(),
+            outcome: spec.outcome.map(str::to_owned),
+            provider_id: None,
+            offer_expires_at: None,
+            version: 1,
+            status_token_hash: "x".into(),
+            key_id: None,
+            wrapped_key: None,
+            sealed_contact: None,
+            sealed_note: None,
+            routing_reasons: None,
+            created_at: spec.created,
+            updated_at: spec.created,
+            closed_at: spec.closed,
+            erased_at: None,
+        };
+        insert_referral(&mut conn, &row).unwrap();
+    }
+}
+
+fn submitted(created: NaiveDateTime, service: &str) -> Spec<'_> {
+    Spec {
+        created,
+        service,
+        status: "unroutable",
+        outcome: None,
+        closed: None,
+    }
+}
+
+/// Acme's referrals: January has one small cell, February is small as a whole, March is all
+/// large; another employer's referrals and April's must not count.
+async fn arrange(app: &TestApp) -> Portal {
+    let portal = app.setup_portal(3).await;
+    let jan = at(2025, 1, 10, 9, 0, 0);
+    insert(app, &portal.employer, &submitted(jan, "counselling"), 15);
+    insert(app, &portal.employer, &submitted(jan, "crisis"), 3);
+    insert(app, &portal.employer, &submitted(jan, "financial"), 20);
+    insert(
+        app,
+        &portal.employer,
+        &submitted(at(2025, 2, 1, 0, 0, 0), "counselling"),
+        4,
+    );
+    let mar = at(2025, 3, 15, 12, 0, 0);
+    insert(app, &portal.employer, &submitted(mar, "counselling"), 11);
+    // The last second of March counts in March, the first of April does not.
+    insert(
+        app,
+        &portal.employer,
+        &submitted(at(2025, 3, 31, 23, 59, 59), "counselling"),
+        1,
+    );
+    insert(
+        app,
+        &portal.employer,
+        &submitted(at(2025, 4, 1, 0, 0, 0), "counselling"),
+        1,
+    );
+    for service in [
+        "crisis",
+        "financial",
+        "legal",
+        "family",
+        "substance_use",
+        "workplace",
+    ] {
+        insert(app, &portal.employer, &submitted(mar, service), 11);
+    }
+    let other = app.create_employer(&portal.admin_token, "Other Co").await;
+    insert(app, &other, &submitted(jan, "crisis"), 50);
+    portal
+}
+
+async fn report(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+    app.get(&format!("/v1/reports/utilization?{query}"), token)
+        .await
+}
+
+fn cells(row: &Value) -> Vec<Option<u64>> {
+    row["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["suppressed"], c["count"].is_null());
+            c["count"].as_u64()
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_report_suppresses_small_cells_and_their_complements() {
+    let app = spawn_app().await;
+    let portal = arrange(&app).await;
+    let resp = report(
+        &app,
+        &portal.token,
+        "from=2025-01&to=2025-03&group_by=service_type",
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get("cache-control").unwrap(), "no-store");
+    let rid = common::request_id(&resp);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(r["employer_id"], portal.employer.as_str());
+    assert_eq!(r["min_cell"], 11);
+    assert_eq!(
+        r["categories"],
+        json!([
+            "counselling",
+            "crisis",
+            "financial",
+            "legal",
+            "family",
+            "substance_use",
+            "workplace"
+        ])
+    );
+    let months = r["months"].as_array().unwrap();
+    assert_eq!(months.len(), 3);
+    // January: crisis 3 and the empty services are hidden; they add up to 3, so the smallest
+    // shown cell (counselling 15) is hidden too. Financial and the total stay.
+    assert_eq!(months[0]["month"], "2025-01");
+    assert_eq!(
+        cells(&months[0]),
+        [None, None, Some(20), None, None, None, None]
+    );
+    assert_eq!(
+        months[0]["total"],
+        json!({"count": 38, "suppressed": false})
+    );
+    // February: 4 referrals in all, so nothing of it shows.
+    assert_eq!(cells(&months[1]), [None; 7]);
+    assert_eq!(
+        months[1]["total"],
+        json!({"count": null, "suppressed": true})
+    );
+    // March: every cell large.
+    assert_eq!(
+        cells(&months[2]),
+        [
+            Some(12),
+            Some(11),
+            Some(11),
+            Some(11),
+            Some(11),
+            Some(11),
+            Some(11)
+        ]
+    );
+    assert_eq!(months[2]["total"]["count"], 78);
+    // Totals over months are shown only when nothing under them is hidden.
+    assert!(r["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["suppressed"] == true));
+    assert_eq!(r["total"]["suppressed"], true);
+    assert!(!r.to_string().contains("\"id\""), "no referral-level data");
+
+    let events = app.audit_for_request(&rid);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].action.as_str(), events[0].outcome.as_str()),
+        ("report.read", "success")
+    );
+    assert_eq!(
+        events[0].resource_id.as_deref(),
+        Some(portal.employer.as_str())
+    );
+}
+
+#[actix_web::test]
+async fn overlapping_windows_show_the_same_months_identically() {
+    let app = spawn_app().await;
+    let portal = arrange(&app).await;
+    let get = |q: &'static str| {
+        let app = &app;
+        let token = portal.token.clone();
+        async move { report(app, &token, q).await.json::<Value>().await.unwrap() }
+    };
+    let wide = get("from=2025-01&to=2025-03&group_by=service_type").await;
+    let early = get("from=2025-01&to=2025-02&group_by=service_type").await;
+    let late = get("from=2025-03&to=2025-03&group_by=service_type").await;
+    assert_eq!(wide["months"][0], early["months"][0]);
+    assert_eq!(wide["months"][1], early["months"][1]);
+    assert_eq!(wide["months"][2], late["months"][0]);
+    // A window with nothing hidden shows its totals; they are sums of shown cells.
+    assert_eq!(late["total"]["count"], 78);
+    assert_eq!(
+        late["totals"][0],
+        json!({"category": "counselling", "count": 12, "suppressed": false})
+    );
+}
+
+#[actix_web::test]
+async fn outcomes_count_by_month_of_closing() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let created = at(2024, 12, 20, 9, 0, 0);
+    let closed = at(2025, 2, 3, 9, 0, 0);
+    let spec = |status, outcome| Spec {
+        created,
+        service: "counselling",
+        status,
+        outcome,
+        closed: Some(closed),
+    };
+    insert(
+        &app,
+        &portal.employer,
+        &spec("closed", Some("completed")),
+        30,
+    );
+    insert(&app, &portal.employer, &spec("closed", Some("no_show")), 12);
+    insert(&app, &portal.employer, &spec("cancelled", None), 2);
+    // Still open: no outcome yet, not counted.
+    insert(
+        &app,
+        &portal.employer,
+        &submitted(created, "counselling"),
+        5,
+    );
+    let r: Value = report(
+        &app,
+        &portal.token,
+        "from=2025-01&to=2025-02&group_by=outcome",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        r["categories"],
+        json!([
+            "completed",
+            "no_show",
+            "unable_to_contact",
+            "declined_by_employee",
+            "referred_elsewhere",
+            "cancelled"
+        ])
+    );
+    assert_eq!(
+        r["months"][0]["total"]["suppressed"], true,
+        "nothing closed in January"
+    );
+    // February: cancelled 2 and the zeros hide; with no_show 12 they reach 14.
+    assert_eq!(
+        cells(&r["months"][1]),
+        [Some(30), None, None, None, None, None]
+    );
+    assert_eq!(r["months"][1]["total"]["count"], 44);
+}
+
+#[actix_web::test]
+async fn bad_windows_and_parameters_are_422() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let this_month = eap_referrals::db::now().format("%Y-%m").to_string();
+    for (query, field) in [
+        ("from=2025-03&to=2025-01&group_by=urgency", "to"),
+        ("from=2023-01&to=2025-01&group_by=urgency", "to"),
+        (
+            &*format!("from=2025-01&to={this_month}&group_by=urgency"),
+            "to",
+        ),
+        ("from=2025-1&to=2025-02&group_by=urgency", "from"),
+        ("from=2025-01&to=2025-13&group_by=urgency", "to"),
+        ("from=2025-01&to=2025-02&group_by=region", "query"),
+        ("from=2025-01&to=2025-02", "query"),
+        (
+            "from=2025-01&to=2025-02&group_by=urgency&employer_id=x",
+            "query",
+        ),
+    ] {
+        let p = problem(report(&app, &portal.token, query).await, 422).await;
+        assert_eq!(p["errors"][0]["field"], field, "{query}: {p}");
+    }
+    let p = problem(
+        report(
+            &app,
+            &portal.token,
+            "from=2023-01&to=2025-01&group_by=urgency",
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["code"], "range_too_long");
+    // Other roles are refused before the query is looked at.
+    problem(
+        report(
+            &app,
+            &portal.admin_token,
+            "from=2025-01&to=2025-02&group_by=urgency",
+        )
+        .await,
+        403,
+    )
+    .await;
+    problem(
+        app.client
+            .get(app.url("/v1/reports/utilization?from=2025-01&to=2025-02&group_by=urgency"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+}
