@@ -148,6 +148,12 @@ impl Application {
                 .wrap(from_fn(crate::telemetry::request_lifecycle))
         })
         .workers(workers)
+        // SIGTERM/SIGINT are ours (see `run_until_stopped`): long polls must be answered
+        // before the graceful stop, which actix's own handler would not do.
+        .disable_signals()
+        .shutdown_timeout(30)
+        .keep_alive(state.config.keep_alive)
+        .client_request_timeout(state.config.request_timeout)
         .listen(listener)
         .map_err(|e| StartError::Bind(addr, e))?
         .run();
@@ -180,12 +186,40 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: waiting long polls answer at
+    /// once with what they have, the listener stops accepting, requests in flight finish (up
+    /// to 30 s) and commit their access-log events, then the process exits 0.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let notifier = self.state.db.notifier.clone();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: answering long polls, finishing requests in flight");
+            notifier.close();
+            handle.stop(true).await;
+        });
         let result = self.server.await;
         if let Some(listener) = self.listener {
             listener.stop();
         }
         result
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers the server runs until killed; never stop it by mistake.
+        _ => std::future::pending::<()>().await,
     }
 }
 

@@ -93,6 +93,12 @@ pub struct Config {
     /// Smallest count a utilisation report shows (never below 5).
     pub report_min_cell: u32,
     pub rate_limits: RateLimitConfig,
+    /// Long polls that may wait at once on this instance.
+    pub max_long_polls: usize,
+    /// An idle keep-alive connection is closed after this long.
+    pub keep_alive: Duration,
+    /// A client that has not sent its request head within this long gets 408.
+    pub request_timeout: Duration,
 }
 
 /// Requests per minute, per client (by role) and on the token endpoint; 0 turns a limit off.
@@ -188,6 +194,9 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_PURGE_INTERVAL_SECS", "3600", "how often the retention purge runs (60–86400)"),
     ("EAP_REPORT_MIN_CELL", "11", "smallest count a utilisation report shows; smaller cells are suppressed (5–1000)"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
+    ("EAP_MAX_LONG_POLLS", "10000", "long polls that may wait at once on one instance; more get 429 (1–1000000)"),
+    ("EAP_KEEP_ALIVE_SECS", "5", "idle keep-alive connections are closed after this many seconds (1–300)"),
+    ("EAP_REQUEST_TIMEOUT_SECS", "5", "a request head not received within this many seconds gets 408 (1–60)"),
     ("EAP_RATE_LIMIT_ADMIN", "600", "requests per minute per admin client (0 = no limit)"),
     ("EAP_RATE_LIMIT_HR_PORTAL", "1200", "requests per minute per HR-portal client (0 = no limit)"),
     ("EAP_RATE_LIMIT_PROVIDER", "3000", "requests per minute per provider client (0 = no limit)"),
@@ -358,6 +367,18 @@ impl Config {
             5,
             1000,
         )? as u32;
+        let max_long_polls = number(
+            get("EAP_MAX_LONG_POLLS"),
+            "EAP_MAX_LONG_POLLS",
+            10_000,
+            1,
+            1_000_000,
+        )?;
+        let secs = |var: &'static str, default: usize, max: usize| {
+            number(get(var), var, default, 1, max).map(|s| Duration::from_secs(s as u64))
+        };
+        let keep_alive = secs("EAP_KEEP_ALIVE_SECS", 5, 300)?;
+        let request_timeout = secs("EAP_REQUEST_TIMEOUT_SECS", 5, 60)?;
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -384,6 +405,9 @@ impl Config {
             sweep_interval,
             housekeeping,
             rate_limits,
+            max_long_polls,
+            keep_alive,
+            request_timeout,
             retention_closed_days,
             retention_unaccepted_days,
             purge_interval,

@@ -95,8 +95,12 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("precondition required")]
     PreconditionRequired(&'static str),
+    /// 429: wait `retry_after` seconds; the detail says which limit.
     #[error("too many requests")]
-    TooManyRequests(u64),
+    TooManyRequests {
+        retry_after: u64,
+        detail: &'static str,
+    },
     /// 503: the database (or another dependency) cannot be reached; the cause is logged only.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -129,7 +133,7 @@ impl ApiError {
             }
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
-            ApiError::TooManyRequests(_) => ("rate-limited", "Too many requests"),
+            ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::AuditUnavailable(_) => ("audit-unavailable", "Access log unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
@@ -157,7 +161,7 @@ impl ApiError {
             }
             ApiError::Validation(_) => Some("one or more fields are invalid".into()),
             ApiError::PreconditionRequired(h) => Some(format!("the {h} header is required")),
-            ApiError::TooManyRequests(_) => Some("slow down and retry later".into()),
+            ApiError::TooManyRequests { detail, .. } => Some((*detail).into()),
             ApiError::Unavailable(_) => Some("a dependency is unavailable; retry later".into()),
             ApiError::AuditUnavailable(_) => {
                 Some("the access log could not be written, so nothing was done; retry later".into())
@@ -192,7 +196,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::AuditUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -325,8 +329,8 @@ pub fn render(err: &ApiError, request_id: Option<&str>, instance: Option<&str>) 
         ApiError::MethodNotAllowed(methods) => {
             resp.insert_header((header::ALLOW, methods.join(", ")));
         }
-        ApiError::TooManyRequests(secs) => {
-            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        ApiError::TooManyRequests { retry_after, .. } => {
+            resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         ApiError::Unavailable(_) | ApiError::AuditUnavailable(_) => {
             resp.insert_header((header::RETRY_AFTER, "5"));

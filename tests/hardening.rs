@@ -204,3 +204,52 @@ async fn the_openapi_document_lists_429_for_every_authenticated_operation() {
         .get("Retry-After")
         .is_some());
 }
+
+#[actix_web::test]
+async fn long_polls_beyond_the_cap_get_429_and_plain_polls_still_work() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_MAX_LONG_POLLS".into(), "1".into());
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let provider = app.create_provider(&admin, "Quiet").await;
+    let client = app
+        .create_client(
+            &admin,
+            serde_json::json!({"name": "poller", "role": "provider", "provider_id": provider}),
+        )
+        .await;
+    let token = app.token(&client).await;
+    let waiting = {
+        let (http, url, token) = (
+            app.client.clone(),
+            app.url("/v1/provider/events?wait=3"),
+            token.clone(),
+        );
+        actix_web::rt::spawn(async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Let the first poll settle into its wait.
+    for _ in 0..100 {
+        if app.state.db.notifier.waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.state.db.notifier.waiting(), 1);
+    let resp = app.get("/v1/provider/events?wait=3", &token).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(header(&resp, "retry-after"), Some("1"));
+    let body = problem(resp, 429).await;
+    assert!(body["detail"].as_str().unwrap().contains("long polls"));
+    // A poll that does not wait is answered as usual.
+    assert_eq!(app.get("/v1/provider/events", &token).await.status(), 200);
+    assert_eq!(waiting.await.unwrap(), 200);
+    assert_eq!(app.state.db.notifier.waiting(), 0, "the slot is given back");
+}

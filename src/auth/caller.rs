@@ -111,9 +111,10 @@ fn spend_budget(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
         .insert(crate::ratelimit::Applied(verdict));
     match verdict.decision {
         crate::ratelimit::Decision::Allowed { .. } => Ok(()),
-        crate::ratelimit::Decision::Limited { retry_after } => {
-            Err(ApiError::TooManyRequests(retry_after))
-        }
+        crate::ratelimit::Decision::Limited { retry_after } => Err(ApiError::TooManyRequests {
+            retry_after,
+            detail: "this client's request budget is spent; retry after Retry-After seconds",
+        }),
     }
 }
 

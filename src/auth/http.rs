@@ -268,7 +268,10 @@ pub async fn token(
             .db
             .run(move |c| audit::store::record_alone(c, &[event]))
             .await?;
-        return Err(ApiError::TooManyRequests(retry_after));
+        return Err(ApiError::TooManyRequests {
+            retry_after,
+            detail: "too many token requests for this client or from this address; retry later",
+        });
     }
     // Wait briefly for a hashing slot; past that, shed load rather than queue without bound.
     let _permit = tokio::time::timeout(std::time::Duration::from_secs(2), state.hashing.acquire())

@@ -734,6 +734,7 @@ pub async fn poll_feed(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
     let wake = state.db.notifier.handle(&provider.provider_id);
     let mut backoff = std::time::Duration::from_millis(25);
+    let mut slot = None;
     let rows = loop {
         // Register for the wake-up before looking, so an event committed in between is not missed.
         let woken = wake.notified();
@@ -774,8 +775,24 @@ pub async fn poll_feed(
             (rows, held_back)
         };
         let (rows, held_back) = rows;
-        if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
+        if !rows.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || state.db.notifier.is_closing()
+        {
             break rows;
+        }
+        if slot.is_none() {
+            slot = Some(
+                state
+                    .db
+                    .notifier
+                    .try_wait(state.config.max_long_polls)
+                    .ok_or(ApiError::TooManyRequests {
+                        retry_after: 1,
+                        detail: "too many long polls are waiting on this instance; \
+                                 retry shortly, or poll without wait",
+                    })?,
+            );
         }
         // Waiting holds no database connection and no worker thread. Held back (written, but
         // behind the commit horizon, so no second notification will come): look again, backing off to 1 s (the horizon is cluster-wide and a long

@@ -23,6 +23,19 @@ pub struct Notifier {
     heads: Mutex<HashMap<String, Head>>,
     /// Bumped when notices may have been lost (the listener reconnected): forget every head.
     epoch: std::sync::atomic::AtomicU64,
+    /// Long polls waiting now, bounded by `EAP_MAX_LONG_POLLS`.
+    waiting: std::sync::atomic::AtomicUsize,
+    /// The server is stopping: no poll waits any more.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+/// A waiting poll's place; gives it back when dropped.
+pub struct WaitSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -51,6 +64,38 @@ impl Notifier {
         let n = Arc::new(Notify::new());
         map.insert(provider_id.to_owned(), Arc::downgrade(&n));
         n
+    }
+
+    /// A place among the waiting polls, if fewer than `max` wait. Waiting is cheap (no
+    /// connection, no thread) but not free: each open poll holds a socket and about 16 KB.
+    pub fn try_wait(&self, max: usize) -> Option<WaitSlot<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut n = self.waiting.load(SeqCst);
+        loop {
+            if n >= max {
+                return None;
+            }
+            match self.waiting.compare_exchange(n, n + 1, SeqCst, SeqCst) {
+                Ok(_) => return Some(WaitSlot(&self.waiting)),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The server is stopping: every waiting poll is woken and answers with what it has, and no
+    /// poll waits again, so none is cut off when the connections close.
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify_all();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Wakes every waiting poll (after the listener reconnects, notifications may have been lost).

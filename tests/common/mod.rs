@@ -507,6 +507,40 @@ impl Binary {
         }
     }
 
+    /// Sends SIGTERM (as an orchestrator does), without waiting.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself; its exit status and every log line.
+    pub fn wait_exit(
+        mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, Vec<String>) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("the server did not exit within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(500))
+        {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+
     /// Stops the server and returns every log line it wrote.
     pub fn stop(mut self) -> Vec<String> {
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -520,6 +554,23 @@ impl Binary {
         }
         std::mem::take(&mut self.seen)
     }
+}
+
+/// Counts rows with a query against a database the test does not serve from.
+pub fn count_in(database_url: &str, sql: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let url = DatabaseUrl::parse(database_url).unwrap();
+    let db = eap_referrals::db::Db::connect(&url, 1, std::time::Duration::from_secs(5)).unwrap();
+    let mut conn = db.get().unwrap();
+    diesel::sql_query(sql)
+        .get_result::<N>(&mut *conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
 }
 
 pub fn drop_pg_database(pg: Option<(String, String)>) {
