@@ -30,6 +30,7 @@ pub struct AppState {
     pub auth_cache: crate::auth::cache::AuthCache,
     /// Request budgets per client and on the token endpoint.
     pub limits: crate::ratelimit::Limits,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Every documented operation. The spec and the server both register through here, so a
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     use crate::{auth, directory, health, privacy, referrals, reports, routing, workflow};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
+        .service(crate::metrics::http::metrics)
         .service(auth::http::token)
         .service(auth::http::jwks)
         .service(auth::http::create_client)
@@ -129,6 +131,7 @@ impl Application {
             hashing: tokio::sync::Semaphore::new(workers.max(2)),
             auth_cache: Default::default(),
             limits,
+            metrics: Default::default(),
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));
@@ -238,14 +241,25 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now()))
                 .await
             {
-                Ok(done) if !done.is_empty() => {
-                    tracing::info!(
-                        purged = done.len(),
-                        "personal data past retention destroyed"
-                    )
+                Ok(done) => {
+                    let m = &purger.metrics;
+                    m.purge_runs
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.purged_referrals
+                        .fetch_add(done.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    if !done.is_empty() {
+                        tracing::info!(
+                            purged = done.len(),
+                            "personal data past retention destroyed"
+                        )
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+                Err(e) => {
+                    let m = &purger.metrics;
+                    m.purge_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %e, "retention purge failed; will retry")
+                }
             }
         }
     });
@@ -260,10 +274,16 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 .run(move |c| crate::workflow::sweep::sweep(c, &st, crate::db::now()))
                 .await
             {
-                Ok(n) if n > 0 => {
-                    tracing::info!(expired = n, "overdue offers expired and re-offered")
+                Ok(n) => {
+                    let m = &sweeper.metrics;
+                    m.sweep_runs
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.offers_expired
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    if n > 0 {
+                        tracing::info!(expired = n, "overdue offers expired and re-offered")
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "offer sweep failed; will retry"),
             }
         }

@@ -95,6 +95,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Long polls that may wait at once on this instance.
     pub max_long_polls: usize,
+    /// Bearer token for `GET /metrics`; without it the endpoint is off.
+    pub metrics_token: Option<String>,
     /// An idle keep-alive connection is closed after this long.
     pub keep_alive: Duration,
     /// A client that has not sent its request head within this long gets 408.
@@ -197,6 +199,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_MAX_LONG_POLLS", "10000", "long polls that may wait at once on one instance; more get 429 (1–1000000)"),
     ("EAP_KEEP_ALIVE_SECS", "5", "idle keep-alive connections are closed after this many seconds (1–300)"),
     ("EAP_REQUEST_TIMEOUT_SECS", "5", "a request head not received within this many seconds gets 408 (1–60)"),
+    ("EAP_METRICS_TOKEN", "unset (metrics off)", "bearer token for `GET /metrics` (at least 32 characters); unset, the endpoint answers 404"),
     ("EAP_RATE_LIMIT_ADMIN", "600", "requests per minute per admin client (0 = no limit)"),
     ("EAP_RATE_LIMIT_HR_PORTAL", "1200", "requests per minute per HR-portal client (0 = no limit)"),
     ("EAP_RATE_LIMIT_PROVIDER", "3000", "requests per minute per provider client (0 = no limit)"),
@@ -379,6 +382,15 @@ impl Config {
         };
         let keep_alive = secs("EAP_KEEP_ALIVE_SECS", 5, 300)?;
         let request_timeout = secs("EAP_REQUEST_TIMEOUT_SECS", 5, 60)?;
+        let metrics_token = match get("EAP_METRICS_TOKEN") {
+            Some(t) if t.len() < 32 => {
+                return Err(ConfigError::new(
+                    "EAP_METRICS_TOKEN",
+                    "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+                ))
+            }
+            t => t.map(str::to_owned),
+        };
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
@@ -406,6 +418,7 @@ impl Config {
             housekeeping,
             rate_limits,
             max_long_polls,
+            metrics_token,
             keep_alive,
             request_timeout,
             retention_closed_days,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod privacy;

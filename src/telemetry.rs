@@ -89,6 +89,10 @@ pub async fn request_lifecycle(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let state = req
+        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .cloned();
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -142,7 +146,11 @@ pub async fn request_lifecycle(
     }
     security_headers(response.headers_mut(), &path);
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    if let Some(state) = &state {
+        state.metrics.observe(&route, &method, status, elapsed);
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request finished");

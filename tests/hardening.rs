@@ -253,3 +253,49 @@ async fn long_polls_beyond_the_cap_get_429_and_plain_polls_still_work() {
     assert_eq!(waiting.await.unwrap(), 200);
     assert_eq!(app.state.db.notifier.waiting(), 0, "the slot is given back");
 }
+
+#[actix_web::test]
+async fn metrics_need_their_token_and_label_routes_not_ids() {
+    let metrics_token = "m".repeat(40);
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_METRICS_TOKEN".into(), "m".repeat(40));
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let employer = app.create_employer(&admin, "Acme").await;
+    assert_eq!(
+        app.get(&format!("/v1/admin/employers/{employer}"), &admin)
+            .await
+            .status(),
+        200
+    );
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    // An API token is not the metrics token.
+    assert_eq!(app.get("/metrics", &admin).await.status(), 401);
+    let resp = app.get("/metrics", &metrics_token).await;
+    assert_eq!(resp.status(), 200);
+    assert!(header(&resp, "content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = resp.text().await.unwrap();
+    assert!(text.contains(
+        "eap_http_requests_total{route=\"/v1/admin/employers/{id}\",method=\"GET\",status=\"200\"} 1"
+    ));
+    assert!(text.contains("eap_http_request_duration_seconds_bucket{route=\"/oauth/token\",method=\"POST\",status=\"200\",le=\"+Inf\"} 1"));
+    assert!(text.contains("eap_long_polls_waiting 0\n"));
+    assert!(text.contains("eap_offers_pending 0\n"));
+    assert!(text.contains("eap_db_pool_max 4\n"));
+    assert!(!text.contains(&employer), "no ids in labels");
+    assert!(!text.contains(&admin), "no tokens");
+
+    // Without a configured token the endpoint is off.
+    let plain = spawn_app().await;
+    let resp = plain
+        .client
+        .get(plain.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -193,6 +193,12 @@ impl Db {
         })
     }
 
+    /// Open and idle connections, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

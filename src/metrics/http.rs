@@ -1,0 +1,72 @@
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::Gauges;
+use crate::app::AppState;
+use crate::db::schema::referrals;
+use crate::error::{ApiError, Problem};
+
+/// Prometheus metrics for this instance. Needs `Authorization: Bearer $EAP_METRICS_TOKEN`;
+/// without that setting the endpoint does not exist (404), so it is never open by accident.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String,
+         content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "Missing or wrong metrics token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Metrics are off (`EAP_METRICS_TOKEN` is not set)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/metrics")]
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(expected) = state.config.metrics_token.as_deref() else {
+        return Err(ApiError::NotFound);
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests, so the comparison takes the same time wherever the strings differ.
+    if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.as_bytes()) {
+        return Err(ApiError::Unauthorized(
+            "send the metrics token: Authorization: Bearer TOKEN",
+        ));
+    }
+    let (pending, overdue) = state
+        .db
+        .run(|conn| {
+            let offered = referrals::table.filter(referrals::status.eq("offered"));
+            let pending: i64 = offered.count().get_result(conn)?;
+            let overdue: i64 = offered
+                .filter(referrals::offer_expires_at.lt(crate::db::now()))
+                .count()
+                .get_result(conn)?;
+            Ok((pending, overdue))
+        })
+        .await?;
+    let pool = state.db.pool_state();
+    let gauges = Gauges {
+        pool_connections: pool.0,
+        pool_idle: pool.1,
+        pool_max: state.config.db_pool_size,
+        long_polls_waiting: state.db.notifier.waiting(),
+        long_polls_max: state.config.max_long_polls,
+        offers_pending: pending,
+        offers_overdue: overdue,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render(&gauges)))
+}
