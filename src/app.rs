@@ -87,6 +87,8 @@ pub enum StartError {
     Db(#[from] crate::db::DbInitError),
     #[error("EAP_CRISIS_RESOURCES_FILE: {0}")]
     Crisis(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, std::io::Error),
 }
@@ -103,6 +105,12 @@ impl Application {
     /// bound here so a caller (a test) can ask for port 0 and read the port back.
     pub fn build(config: Config) -> Result<Self, StartError> {
         let keys = Keys::load(&config)?;
+        let tls = match &config.tls {
+            Some((cert, key)) => {
+                Some(crate::tls::server_config(cert, key).map_err(StartError::Tls)?)
+            }
+            None => None,
+        };
         let crisis = load_crisis_table(config.crisis_resources_file.as_deref())?;
         let db = Db::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let applied = db.migrate()?;
@@ -156,8 +164,11 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .keep_alive(state.config.keep_alive)
-        .client_request_timeout(state.config.request_timeout)
-        .listen(listener)
+        .client_request_timeout(state.config.request_timeout);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(|e| StartError::Bind(addr, e))?
         .run();
         if state.config.housekeeping {

@@ -95,6 +95,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Long polls that may wait at once on this instance.
     pub max_long_polls: usize,
+    /// PEM certificate chain and private key: serve HTTPS (and send HSTS).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Bearer token for `GET /metrics`; without it the endpoint is off.
     pub metrics_token: Option<String>,
     /// An idle keep-alive connection is closed after this long.
@@ -173,7 +175,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "EAP_TOKEN_ISSUER",
-        "http://$EAP_LISTEN",
+        "http://$EAP_LISTEN (https with TLS)",
         "`iss` of issued access tokens (the service's public URL)",
     ),
     (
@@ -200,6 +202,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_KEEP_ALIVE_SECS", "5", "idle keep-alive connections are closed after this many seconds (1–300)"),
     ("EAP_REQUEST_TIMEOUT_SECS", "5", "a request head not received within this many seconds gets 408 (1–60)"),
     ("EAP_METRICS_TOKEN", "unset (metrics off)", "bearer token for `GET /metrics` (at least 32 characters); unset, the endpoint answers 404"),
+    ("EAP_TLS_CERT", "unset (plain HTTP)", "PEM certificate chain: serve HTTPS with rustls (TLS 1.2/1.3) and send HSTS; needs `EAP_TLS_KEY`"),
+    ("EAP_TLS_KEY", "unset", "PEM private key (PKCS#8, PKCS#1 or SEC1) for `EAP_TLS_CERT`"),
     ("EAP_RATE_LIMIT_ADMIN", "600", "requests per minute per admin client (0 = no limit)"),
     ("EAP_RATE_LIMIT_HR_PORTAL", "1200", "requests per minute per HR-portal client (0 = no limit)"),
     ("EAP_RATE_LIMIT_PROVIDER", "3000", "requests per minute per provider client (0 = no limit)"),
@@ -299,7 +303,14 @@ impl Config {
         )?;
         let token_issuer = get("EAP_TOKEN_ISSUER")
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| {
+                let scheme = if get("EAP_TLS_CERT").is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{listen}")
+            });
         let token_audience = get("EAP_TOKEN_AUDIENCE")
             .unwrap_or("eap-referrals")
             .to_owned();
@@ -382,6 +393,22 @@ impl Config {
         };
         let keep_alive = secs("EAP_KEEP_ALIVE_SECS", 5, 300)?;
         let request_timeout = secs("EAP_REQUEST_TIMEOUT_SECS", 5, 60)?;
+        let tls = match (get("EAP_TLS_CERT"), get("EAP_TLS_KEY")) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "EAP_TLS_KEY",
+                    "must be set with EAP_TLS_CERT",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "EAP_TLS_CERT",
+                    "must be set with EAP_TLS_KEY",
+                ))
+            }
+        };
         let metrics_token = match get("EAP_METRICS_TOKEN") {
             Some(t) if t.len() < 32 => {
                 return Err(ConfigError::new(
@@ -418,6 +445,7 @@ impl Config {
             housekeeping,
             rate_limits,
             max_long_polls,
+            tls,
             metrics_token,
             keep_alive,
             request_timeout,

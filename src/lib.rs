@@ -19,6 +19,7 @@ pub mod referrals;
 pub mod reports;
 pub mod routing;
 pub mod telemetry;
+pub mod tls;
 pub mod workflow;
 
 pub use app::Application;

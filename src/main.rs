@@ -129,6 +129,7 @@ fn serve(config: Config) -> Result<(), Failure> {
         let app = Application::build(config).map_err(|e| match e {
             StartError::Keys(k) => Failure::Config(k.to_string()),
             e @ StartError::Crisis(_) => Failure::Config(e.to_string()),
+            e @ StartError::Tls(_) => Failure::Config(e.to_string()),
             other => Failure::Runtime(other.to_string()),
         })?;
         app.run_until_stopped()

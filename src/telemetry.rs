@@ -25,8 +25,15 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// proxy keeping a referral's status or a contact block would be a leak); only the API
 /// description and its viewer, and the public keys (which set their own max-age), may be.
 /// Responses are data, never documents: no sniffing them into HTML, no framing, no referrer.
-fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str) {
+fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str, tls: bool) {
     use actix_web::http::header;
+    // Only over TLS: on plain HTTP the header is ignored by browsers and would only mislead.
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -144,7 +151,8 @@ pub async fn request_lifecycle(
             }
         }
     }
-    security_headers(response.headers_mut(), &path);
+    let tls = state.as_ref().is_some_and(|s| s.config.tls.is_some());
+    security_headers(response.headers_mut(), &path, tls);
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = &state {
@@ -191,7 +199,7 @@ impl actix_web::ResponseError for Rendered {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
-        security_headers(resp.headers_mut(), &self.path);
+        security_headers(resp.headers_mut(), &self.path, false);
         resp
     }
 }

@@ -299,3 +299,87 @@ async fn metrics_need_their_token_and_label_routes_not_ids() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[actix_web::test]
+async fn tls_serves_https_with_hsts_and_refuses_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_TLS_CERT".into(), cert.clone());
+        v.insert("EAP_TLS_KEY".into(), key.clone());
+    })
+    .await;
+    let https = app.address.replace("http://", "https://");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--cacert", &cert, "-D", "-", "-o", "/dev/null"])
+            .arg(format!("{https}/healthz"))
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"));
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = app.client.get(app.url("/healthz")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+#[actix_web::test]
+async fn bad_tls_settings_stop_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _key) = self_signed(dir.path());
+    let (mut vars, pg) = common::test_vars(dir.path());
+    vars.insert("EAP_TLS_CERT".into(), cert.clone());
+    let err = eap_referrals::Config::from_map(&vars).unwrap_err();
+    assert_eq!(err.var, "EAP_TLS_KEY");
+    // A key that does not parse.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a key").unwrap();
+    vars.insert("EAP_TLS_KEY".into(), junk.display().to_string());
+    let config = eap_referrals::Config::from_map(&vars).unwrap();
+    let err = match eap_referrals::Application::build(config) {
+        Ok(_) => panic!("started with a junk key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with("EAP_TLS_KEY:"), "{err}");
+    common::drop_pg_database(pg);
+}
