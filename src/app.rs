@@ -235,16 +235,20 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             tick.tick().await;
             match purger
                 .db
-                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now()))
+                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now))
                 .await
             {
-                Ok(done) if !done.is_empty() => {
-                    tracing::info!(
-                        purged = done.len(),
-                        "personal data past retention destroyed"
-                    )
+                Ok(run) => {
+                    if !run.purged.is_empty() {
+                        tracing::info!(
+                            purged = run.purged.len(),
+                            "personal data past retention destroyed"
+                        )
+                    }
+                    if run.busy {
+                        tracing::debug!("another instance holds the purge lock; it purges");
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
             }
         }

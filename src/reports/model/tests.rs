@@ -176,9 +176,9 @@ fn rule_aware_leaks(
     assert!(max_total + 1 >= min);
     // Published output → for each category, the set of counts seen (as a bit set) among the
     // vectors that publish it; plus the vectors themselves, to name the leaks.
+    type Output = (Vec<Option<u64>>, Option<u64>);
     type Seen = Vec<u128>;
-    let mut groups: HashMap<(Vec<Option<u64>>, Option<u64>), (Seen, Vec<Vec<u64>>)> =
-        HashMap::new();
+    let mut groups: HashMap<Output, (Seen, Vec<Vec<u64>>)> = HashMap::new();
     for total in 0..=max_total {
         compositions(k, total, &mut |x| {
             let (seen, members) = groups
