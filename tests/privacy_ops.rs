@@ -583,7 +583,7 @@ async fn racing_purges_destroy_each_referral_once() {
 /// Many due referrals, inserted directly (the purge needs no sealed data to destroy): never
 /// accepted, so each is also withdrawn, stamped with the time of its batch.
 #[actix_web::test]
-async fn each_purge_batch_reads_the_clock_afresh() {
+async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
     use eap_referrals::referrals::store::{insert_referral, ReferralRow};
     let app = spawn_app().await;
     let portal = app.setup_portal(3).await;
@@ -627,21 +627,57 @@ async fn each_purge_batch_reads_the_clock_afresh() {
         start + TimeDelta::minutes(reads.get())
     };
     let policy = RetentionPolicy::from_config(&app.state.config);
+    // On PostgreSQL a request holds the first referral locked meanwhile: the purge skips it, and
+    // the shorter first batch must not end the run.
+    let mut holder = app.conn();
+    let locked = match &mut *holder {
+        eap_referrals::db::AnyConnection::Postgresql(c) => {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("BEGIN").unwrap();
+            let id: String = referrals::table
+                .select(referrals::id)
+                .order(referrals::id.asc())
+                .limit(1)
+                .for_update()
+                .get_result(c)
+                .unwrap();
+            Some(id)
+        }
+        eap_referrals::db::AnyConnection::Sqlite(_) => None,
+    };
     let run = privacy::purge(&mut app.conn(), &policy, clock).unwrap();
-    assert_eq!(run.purged.len(), 130);
+    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *holder {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    drop(holder);
+    let skipped = usize::from(locked.is_some());
+    assert_eq!(run.purged.len(), 130 - skipped);
     assert!(!run.busy);
-    // Two batches (100 and 30), one reading each; the last one finds it has reached the end.
+    // Two batches (100 and 30 candidates), one reading each; the second is short, so the last.
     assert_eq!(reads.get(), 2);
-    let stamps: Vec<(Option<NaiveDateTime>, Option<NaiveDateTime>, String)> = referrals::table
-        .select((
-            referrals::erased_at,
-            referrals::closed_at,
-            referrals::status,
-        ))
-        .load(&mut *app.conn())
-        .unwrap();
+    if let Some(id) = &locked {
+        assert!(
+            app.referral(id).erased_at.is_none(),
+            "a locked row is skipped"
+        );
+        assert!(run.purged.iter().all(|d| &d.referral_id != id));
+    }
+    let stamps: Vec<(String, Option<NaiveDateTime>, Option<NaiveDateTime>, String)> =
+        referrals::table
+            .select((
+                referrals::id,
+                referrals::erased_at,
+                referrals::closed_at,
+                referrals::status,
+            ))
+            .load(&mut *app.conn())
+            .unwrap();
     let mut per_stamp = std::collections::BTreeMap::new();
-    for (erased, closed, status) in stamps {
+    for (id, erased, closed, status) in stamps {
+        if Some(&id) == locked.as_ref() {
+            continue;
+        }
         assert_eq!(status, "cancelled");
         // Withdrawn at the moment its batch read the clock, not when the run began.
         assert_eq!(closed, erased);
@@ -650,7 +686,7 @@ async fn each_purge_batch_reads_the_clock_afresh() {
     assert_eq!(
         per_stamp.into_iter().collect::<Vec<_>>(),
         [
-            (start + TimeDelta::minutes(1), 100),
+            (start + TimeDelta::minutes(1), 100 - skipped),
             (start + TimeDelta::minutes(2), 30)
         ]
     );

@@ -15,7 +15,7 @@ use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 
 /// Names the purge's advisory lock; any constant every instance agrees on.
-const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
+pub const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
 const BATCH: i64 = 100;
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
