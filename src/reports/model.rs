@@ -31,15 +31,26 @@
 //! count from 0 to `min − 1` in that cell is consistent with everything published — the shown
 //! cells, the month total, which cells are hidden — and with the rule itself. Someone who knows
 //! the rule and the month total learns at most that a hidden cell may be small, never which
-//! small count it holds. Why, for a small cell `i` holding `v`, any `w < min` fits: let `c` be
-//! the first complement (the first cell in category order that is not small). Move `v − w`
-//! into `c` (when `w < v`, `c` only grows). When `w > v`, take `w − v` from the other small
-//! cells (they stay small) and then from `c` down to `min` — there is room, since the hidden
-//! sum is at least `2·min − 1` — so every cell keeps its side of the minimum and the rule picks
-//! the same complements; or, when a second complement was needed, take it all from `c`
-//! (whether or not `c` drops below the minimum the rule then hides the same cells, as the
-//! hidden sum with both complements is unchanged and at least `2·min`). `model/tests.rs`
-//! checks this by brute force against an attacker who applies the rule to every candidate.
+//! small count it holds. Why, for a small cell `i` holding `v` and any `w < min`: let `c` be the
+//! first complement (the first cell in category order that is not small; all before it are
+//! small, so hidden). Each change below keeps the shown cells and the total, and the rule
+//! hides the same cells.
+//! - `w < v`: move `v − w` into `c`. It only grows; no cell crosses the minimum.
+//! - `w > v`, one complement: take `w − v` from the other small cells (down to 0), then from
+//!   `c` (down to `min`). There is room: the hidden sum is at least `2·min − 1`, so the other
+//!   small cells plus `c − min` hold at least `min − 1 − v ≥ w − v`. No cell crosses the
+//!   minimum, `c` is still the first complement, and the hidden sum is unchanged.
+//! - `w > v`, two complements `c`, `c2` (needed when the small cells and `c` fall short of
+//!   `2·min − 1`; two always reach it): take it all from `c`. If `c` stays at least `min`,
+//!   nothing changes; if it drops below, it is small and `c2` becomes the first complement,
+//!   after which the hidden sum — the same, at least `2·min` — stops the rule.
+//! - No complement (every cell small): fill the other cells up to `min − 1` and put what is
+//!   left in one of them; if that one reaches the minimum it is the only one that does, and the
+//!   rule hides it as the complement.
+//! - A month hidden whole (total below `min`): any counts with a total below `min` fit.
+//!
+//! `model/tests.rs` checks this by brute force against an attacker who applies the rule to
+//! every candidate month.
 
 use std::fmt;
 
