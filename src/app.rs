@@ -249,20 +249,25 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             tick.tick().await;
             match purger
                 .db
-                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now()))
+                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now))
                 .await
             {
-                Ok(done) => {
+                Ok(run) => {
                     let m = &purger.metrics;
                     m.purge_runs
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    m.purged_referrals
-                        .fetch_add(done.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    if !done.is_empty() {
+                    m.purged_referrals.fetch_add(
+                        run.purged.len() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    if !run.purged.is_empty() {
                         tracing::info!(
-                            purged = done.len(),
+                            purged = run.purged.len(),
                             "personal data past retention destroyed"
                         )
+                    }
+                    if run.busy {
+                        tracing::debug!("another instance holds the purge lock; it purges");
                     }
                 }
                 Err(e) => {

@@ -221,12 +221,23 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
-    let now = eap_referrals::db::now();
-    let list = if dry_run {
-        store::due(&mut conn, &policy, now).map_err(|e| e.to_string())?
+    let (list, busy) = if dry_run {
+        let list =
+            store::due(&mut conn, &policy, eap_referrals::db::now()).map_err(|e| e.to_string())?;
+        (list, false)
     } else {
-        store::purge(&mut conn, &policy, now).map_err(|e| e.to_string())?
+        let run =
+            store::purge(&mut conn, &policy, eap_referrals::db::now).map_err(|e| e.to_string())?;
+        (run.purged, run.busy)
     };
+    if busy && list.is_empty() {
+        // Not "purged 0": this run did nothing because another one is doing it.
+        println!(
+            "not purged: another instance holds the purge lock and is purging now; it destroys \
+             what is due"
+        );
+        return Ok(());
+    }
     // Ids, statuses and dates only: what an operator needs to check the policy, nothing personal.
     for d in &list {
         println!(
@@ -245,5 +256,8 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
         config.retention_closed_days,
         config.retention_unaccepted_days,
     );
+    if busy {
+        println!("stopped early: another instance took the purge lock and purges the rest");
+    }
     Ok(())
 }

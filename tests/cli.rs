@@ -325,6 +325,22 @@ async fn purge_dry_run_lists_and_purge_destroys() {
     assert!(app.referral(&ids[0]).sealed_contact.is_none());
     assert!(app.referral(&ids[1]).sealed_contact.is_some());
     assert!(run(&["purge"]).starts_with("purged 0 referral(s)"));
+    // On PostgreSQL, while another instance holds the purge lock, the command says so rather
+    // than "purged 0".
+    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *app.conn() {
+        c.transaction(|c| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(eap_referrals::privacy::store::PURGE_LOCK)
+                .execute(c)?;
+            let out = run(&["purge"]);
+            assert!(
+                out.starts_with("not purged: another instance holds the purge lock"),
+                "{out}"
+            );
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    }
     drop(app);
     common::drop_pg_database(pg);
 }

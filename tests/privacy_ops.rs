@@ -240,6 +240,19 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     .await;
     assert_eq!(resp.status(), 200);
     set_times(&app, &cancelled, now - days(41), Some(now - days(40)));
+    // Cancelled, but its row lacks a closing time: the rules fall back to submission, 41 days
+    // ago (due), and the database query must agree with them.
+    let (unstamped, token) = submit(&app, &portal).await;
+    let resp = portal_call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/referrals/{unstamped}/cancel"),
+        &portal.token,
+        &token,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    set_times(&app, &unstamped, now - days(41), None);
     // Offered and never accepted: 91 days (due) and 89 days (not yet).
     let (stale, stale_token) = submit(&app, &portal).await;
     set_times(&app, &stale, now - days(91), None);
@@ -250,7 +263,7 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     accept(&app, &provider, &active).await;
     set_times(&app, &active, now - days(200), None);
 
-    let due_ids = [&closed[0], &cancelled, &stale];
+    let due_ids = [&closed[0], &cancelled, &unstamped, &stale];
     let kept_ids = [&closed[1], &fresh, &active];
     let held: Vec<(String, Vec<Secret>)> = due_ids
         .iter()
@@ -272,15 +285,16 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     assert_eq!(listed, want, "the dry run lists exactly the due referrals");
     assert_intact(&app, &stale);
 
-    let mut purged: Vec<String> = privacy::purge(&mut conn, &policy, now)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.referral_id)
-        .collect();
+    let run = privacy::purge(&mut conn, &policy, || now).unwrap();
+    assert!(!run.busy);
+    let mut purged: Vec<String> = run.purged.into_iter().map(|d| d.referral_id).collect();
     purged.sort();
     assert_eq!(purged, want);
     assert!(
-        privacy::purge(&mut conn, &policy, now).unwrap().is_empty(),
+        privacy::purge(&mut conn, &policy, || now)
+            .unwrap()
+            .purged
+            .is_empty(),
         "a second run finds nothing"
     );
     drop(conn);
@@ -329,7 +343,7 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
         .into_iter()
         .filter(|r| r.action == "personal_data.purge")
         .collect();
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4);
     for e in &events {
         assert_eq!(e.actor_role.as_deref(), Some("system"));
         assert_eq!(e.actor_client_id, None);
@@ -543,7 +557,12 @@ async fn racing_purges_destroy_each_referral_once() {
     let runs: Vec<_> = (0..2)
         .map(|_| {
             let mut conn = app.conn();
-            std::thread::spawn(move || privacy::purge(&mut conn, &policy, now).unwrap().len())
+            std::thread::spawn(move || {
+                privacy::purge(&mut conn, &policy, || now)
+                    .unwrap()
+                    .purged
+                    .len()
+            })
         })
         .collect();
     let total: usize = runs.into_iter().map(|r| r.join().unwrap()).sum();
@@ -559,4 +578,116 @@ async fn racing_purges_destroy_each_referral_once() {
         .filter(|r| r.action == "personal_data.purge")
         .count();
     assert_eq!(events, ids.len());
+}
+
+/// Many due referrals, inserted directly (the purge needs no sealed data to destroy): never
+/// accepted, so each is also withdrawn, stamped with the time of its batch.
+#[actix_web::test]
+async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
+    use eap_referrals::referrals::store::{insert_referral, ReferralRow};
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let start = eap_referrals::db::now();
+    let created = start - TimeDelta::days(120);
+    {
+        let mut conn = app.conn();
+        for _ in 0..130 {
+            let row = ReferralRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                employer_id: portal.employer.clone(),
+                service_type: "counselling".into(),
+                urgency: "routine".into(),
+                modality: "video".into(),
+                language: "en".into(),
+                region: "GB".into(),
+                employee_ref_hmac: None,
+                status: "unroutable".into(),
+                outcome: None,
+                provider_id: None,
+                offer_expires_at: None,
+                version: 1,
+                status_token_hash: "x".into(),
+                key_id: None,
+                wrapped_key: None,
+                sealed_contact: None,
+                sealed_note: None,
+                routing_reasons: None,
+                created_at: created,
+                updated_at: created,
+                closed_at: None,
+                erased_at: None,
+            };
+            insert_referral(&mut conn, &row).unwrap();
+        }
+    }
+    // A clock that moves a minute each time it is read.
+    let reads = std::cell::Cell::new(0i64);
+    let clock = || {
+        reads.set(reads.get() + 1);
+        start + TimeDelta::minutes(reads.get())
+    };
+    let policy = RetentionPolicy::from_config(&app.state.config);
+    // On PostgreSQL a request holds the first referral locked meanwhile: the purge skips it, and
+    // the shorter first batch must not end the run.
+    let mut holder = app.conn();
+    let locked = match &mut *holder {
+        eap_referrals::db::AnyConnection::Postgresql(c) => {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("BEGIN").unwrap();
+            let id: String = referrals::table
+                .select(referrals::id)
+                .order(referrals::id.asc())
+                .limit(1)
+                .for_update()
+                .get_result(c)
+                .unwrap();
+            Some(id)
+        }
+        eap_referrals::db::AnyConnection::Sqlite(_) => None,
+    };
+    let run = privacy::purge(&mut app.conn(), &policy, clock).unwrap();
+    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *holder {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("ROLLBACK").unwrap();
+    }
+    drop(holder);
+    let skipped = usize::from(locked.is_some());
+    assert_eq!(run.purged.len(), 130 - skipped);
+    assert!(!run.busy);
+    // Two batches (100 and 30 candidates), one reading each; the second is short, so the last.
+    assert_eq!(reads.get(), 2);
+    if let Some(id) = &locked {
+        assert!(
+            app.referral(id).erased_at.is_none(),
+            "a locked row is skipped"
+        );
+        assert!(run.purged.iter().all(|d| &d.referral_id != id));
+    }
+    let stamps: Vec<(String, Option<NaiveDateTime>, Option<NaiveDateTime>, String)> =
+        referrals::table
+            .select((
+                referrals::id,
+                referrals::erased_at,
+                referrals::closed_at,
+                referrals::status,
+            ))
+            .load(&mut *app.conn())
+            .unwrap();
+    let mut per_stamp = std::collections::BTreeMap::new();
+    for (id, erased, closed, status) in stamps {
+        if Some(&id) == locked.as_ref() {
+            continue;
+        }
+        assert_eq!(status, "cancelled");
+        // Withdrawn at the moment its batch read the clock, not when the run began.
+        assert_eq!(closed, erased);
+        *per_stamp.entry(erased.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_stamp.into_iter().collect::<Vec<_>>(),
+        [
+            (start + TimeDelta::minutes(1), 100 - skipped),
+            (start + TimeDelta::minutes(2), 30)
+        ]
+    );
 }

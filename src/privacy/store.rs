@@ -15,7 +15,7 @@ use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 
 /// Names the purge's advisory lock; any constant every instance agrees on.
-const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
+pub const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
 const BATCH: i64 = 100;
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
@@ -102,7 +102,8 @@ pub struct Due {
     pub due_at: NaiveDateTime,
 }
 
-/// Candidates by the SQL pre-filter (the same thresholds as the model); the model decides.
+/// Candidates by the SQL pre-filter (the same thresholds as the model, including its fallback
+/// to the submission time for a final referral without a closing time); the model decides.
 fn candidates(
     policy: &RetentionPolicy,
     now: NaiveDateTime,
@@ -118,7 +119,13 @@ fn candidates(
         .filter(
             referrals::status
                 .eq_any(closed)
-                .and(referrals::closed_at.le(now - policy.closed))
+                .and(
+                    referrals::closed_at
+                        .le(now - policy.closed)
+                        .or(referrals::closed_at
+                            .is_null()
+                            .and(referrals::created_at.le(now - policy.closed))),
+                )
                 .or(referrals::status
                     .eq_any(waiting)
                     .and(referrals::created_at.le(now - policy.unaccepted))),
@@ -188,32 +195,48 @@ fn lock_rows(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<Vec<Referr
     }
 }
 
-/// Destroys the personal data of every referral due at `now` (a parameter, so tests bring their
-/// own clock), in batches, each referral with its access-log event (actor: the system) in a
-/// savepoint of its batch's transaction. Idempotent: a destroyed referral is never picked again.
-/// With several instances on one PostgreSQL only one purges at a time (advisory lock; an
-/// instance that does not get it returns at once), and rows locked by a request in progress are
-/// skipped and purged on a later run.
+/// What a purge run did.
+#[derive(Debug, Default)]
+pub struct PurgeRun {
+    /// The referrals whose personal data it destroyed.
+    pub purged: Vec<Due>,
+    /// It stopped because another instance holds the purge lock (PostgreSQL): that one purges.
+    pub busy: bool,
+}
+
+/// Destroys the personal data of every referral due, in batches, each referral with its
+/// access-log event (actor: the system) in a savepoint of its batch's transaction. `clock` is
+/// read afresh for each batch (tests bring their own): it decides what is due and stamps the
+/// destruction and any withdrawal, so a stamp is never older than its batch, however long the
+/// run (reports rely on a month getting nothing new once it has settled). Idempotent: a
+/// destroyed referral is never picked again. Batches walk the candidates in id order, so a row
+/// that is skipped — locked by a request in progress (PostgreSQL, `SKIP LOCKED`), or failing —
+/// does not end the run early; it is purged on a later run. With several instances on one
+/// PostgreSQL only one purges at a time (advisory lock); an instance that does not get it
+/// stops at once and says so (`busy`).
 pub fn purge(
     conn: &mut AnyConnection,
     policy: &RetentionPolicy,
-    now: NaiveDateTime,
-) -> Result<Vec<Due>, ApiError> {
+    clock: impl Fn() -> NaiveDateTime,
+) -> Result<PurgeRun, ApiError> {
     let request_id = format!("purge-{}", uuid::Uuid::now_v7());
     let op = Operation {
         action: "personal_data.purge",
         resource_type: "referral",
     };
-    let mut done = Vec::new();
+    let mut run = PurgeRun::default();
+    let mut after: Option<String> = None;
     loop {
-        let (batch_len, purged) = write_tx(conn, |conn| {
+        let now = clock();
+        let batch = write_tx(conn, |conn| {
             if !purge_lock(conn)? {
-                return Ok((0, Vec::new()));
+                return Ok(None);
             }
-            let ids: Vec<String> = candidates(policy, now)
-                .select(referrals::id)
-                .limit(BATCH)
-                .load(conn)?;
+            let mut query = candidates(policy, now).select(referrals::id).limit(BATCH);
+            if let Some(after) = &after {
+                query = query.filter(referrals::id.gt(after.clone()));
+            }
+            let ids: Vec<String> = query.load(conn)?;
             let rows = lock_rows(conn, &ids)?;
             let mut purged = Vec::new();
             for row in &rows {
@@ -238,15 +261,20 @@ pub fn purge(
                     }
                 }
             }
-            Ok::<_, ApiError>((rows.len(), purged))
+            Ok::<_, ApiError>(Some((ids, purged)))
         })?;
-        let progressed = !purged.is_empty();
-        done.extend(purged);
-        if (batch_len as i64) < BATCH || !progressed {
-            if !done.is_empty() {
-                forget_old_pages(conn);
-            }
-            return Ok(done);
+        let Some((ids, purged)) = batch else {
+            run.busy = true;
+            break;
+        };
+        run.purged.extend(purged);
+        if (ids.len() as i64) < BATCH {
+            break;
         }
+        after = ids.last().cloned();
     }
+    if !run.purged.is_empty() {
+        forget_old_pages(conn);
+    }
+    Ok(run)
 }

@@ -21,8 +21,8 @@ pub struct UtilizationQuery {
     /// First month, `YYYY-MM` (UTC calendar months).
     #[param(pattern = "^[0-9]{4}-[0-9]{2}$", example = "2026-01")]
     pub from: String,
-    /// Last month, `YYYY-MM`, inclusive; it must have ended, and the window may span at most
-    /// 24 months.
+    /// Last month, `YYYY-MM`, inclusive; it must have ended at least 48 hours ago (so nothing
+    /// can still be added to it), and the window may span at most 24 months.
     #[param(pattern = "^[0-9]{4}-[0-9]{2}$", example = "2026-06")]
     pub to: String,
     /// The second dimension: `service_type`, `urgency` or `modality` (by month of submission),
@@ -93,8 +93,9 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
 /// Utilisation of the caller's employer: counts per month and one other dimension. Cells below
 /// the minimum (`min_cell`) are suppressed, with complementary suppression so that no hidden
 /// count can be derived from the shown cells and totals, nor from another report over an
-/// overlapping window: each month is suppressed on its own counts, and only months that have
-/// ended can be reported, so a month reads the same in every report.
+/// overlapping window: each month is suppressed on its own counts, complements are chosen in
+/// the fixed category order (never by value), and only months that ended at least 48 hours ago
+/// can be reported, so a month reads the same in every report.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
@@ -103,7 +104,7 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
         (status = 200, description = "The report", body = Utilization),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing, unknown or malformed parameters; `to` before `from`, not yet ended, or more than 24 months after it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameters; `to` before `from`, ended less than 48 hours ago, or more than 24 months after it", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -116,7 +117,7 @@ pub async fn utilization(
     let q = query.into_inner()?;
     let from = month_field("from", &q.from)?;
     let to = month_field("to", &q.to)?;
-    let months = model::window(from, to, Month::of(crate::db::now())).map_err(|e| match e {
+    let months = model::window(from, to, crate::db::now()).map_err(|e| match e {
         WindowError::Reversed => {
             ApiError::validation("to", "before_from", "must not be before `from`")
         }
@@ -128,7 +129,10 @@ pub async fn utilization(
         WindowError::NotEnded => ApiError::validation(
             "to",
             "not_ended",
-            "only months that have ended can be reported",
+            format!(
+                "only months that ended at least {} hours ago can be reported",
+                model::SETTLE_HOURS
+            ),
         ),
     })?;
     let min = state.config.report_min_cell;

@@ -3,26 +3,58 @@
 //! A report is a table: one row per calendar month, one column per category of the chosen
 //! dimension. What makes it safe to publish:
 //!
-//! - **Whole, ended months only.** A cell counts one month; a window is a range of months that
-//!   have ended. Referrals never leave or change month once it has ended (rows are never
-//!   deleted, `created_at` and the routing attributes never change, a closing time is final),
-//!   so a published cell has the same value in every report that contains it, at any time.
+//! - **Whole, settled months only.** A cell counts one month; a window is a range of months that
+//!   ended at least [`SETTLE_HOURS`] ago. Referrals never leave or change month once it has
+//!   ended (rows are never deleted, `created_at` and the routing attributes never change, a
+//!   closing time is final), but a time is stamped a little before its transaction commits, the
+//!   purge stamps its withdrawals with the time of its batch, and instances' clocks differ by a
+//!   little: the settling period covers all of that by a wide margin, so a published cell has
+//!   the same value in every report that contains it, at any time.
 //! - **Each month is suppressed on its own data.** Whether a cell or a month total is shown
 //!   depends only on that month's counts, never on the window. Two overlapping windows show
 //!   identical rows for their common months, so subtracting one report from another yields
 //!   nothing that is not already published.
 //! - **Small cells are hidden, zero included** (a zero next to a hidden 3 would say "nobody" and
-//!   "a few" apart), and **complementary suppression** hides more cells of the month until the
-//!   hidden cells add up to at least the minimum (and number at least two), so the month total
-//!   minus the shown cells reveals only a sum that is itself publishable. A month whose total
-//!   is below the minimum hides its total and every cell.
+//!   "a few" apart). When a month has any, **complementary suppression** also hides cells that
+//!   are not small, chosen in the fixed category order — never by their values, which an
+//!   attacker who knows the rule could then bound — until at least one of them is hidden and the
+//!   hidden cells add up to at least `2·min − 1`. The month total (published, or known from the
+//!   same month in a report by another dimension) minus the shown cells then reveals only a sum
+//!   of at least that, and there is always room in the hidden cells to move any small count
+//!   elsewhere without changing what is published. A month whose total is below the minimum
+//!   hides its total and every cell.
 //! - **Totals across months are shown only when nothing under them is hidden** (a category's
 //!   total when all its cells in the window are shown, the grand total when every month total
 //!   is). Otherwise the difference of two windows' totals would reveal a hidden month.
+//!
+//! The guarantee, with `min` the minimum: for every cell whose true count is below `min`, every
+//! count from 0 to `min − 1` in that cell is consistent with everything published — the shown
+//! cells, the month total, which cells are hidden — and with the rule itself. Someone who knows
+//! the rule and the month total learns at most that a hidden cell may be small, never which
+//! small count it holds. Why, for a small cell `i` holding `v` and any `w < min`: let `c` be the
+//! first complement (the first cell in category order that is not small; all before it are
+//! small, so hidden). Each change below keeps the shown cells and the total, and the rule
+//! hides the same cells.
+//! - `w < v`: move `v − w` into `c`. It only grows; no cell crosses the minimum.
+//! - `w > v`, one complement: take `w − v` from the other small cells (down to 0), then from
+//!   `c` (down to `min`). There is room: the hidden sum is at least `2·min − 1`, so the other
+//!   small cells plus `c − min` hold at least `min − 1 − v ≥ w − v`. No cell crosses the
+//!   minimum, `c` is still the first complement, and the hidden sum is unchanged.
+//! - `w > v`, two complements `c`, `c2` (needed when the small cells and `c` fall short of
+//!   `2·min − 1`; two always reach it): take it all from `c`. If `c` stays at least `min`,
+//!   nothing changes; if it drops below, it is small and `c2` becomes the first complement,
+//!   after which the hidden sum — the same, at least `2·min` — stops the rule.
+//! - No complement (every cell small): fill the other cells up to `min − 1` and put what is
+//!   left in one of them; if that one reaches the minimum it is the only one that does, and the
+//!   rule hides it as the complement.
+//! - A month hidden whole (total below `min`): any counts with a total below `min` fit.
+//!
+//! `model/tests.rs` checks this by brute force against an attacker who applies the rule to
+//! every candidate month.
 
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,6 +62,11 @@ use crate::directory::model::{Code, Modality, Service, Urgency};
 
 /// The longest window a report covers.
 pub const MAX_MONTHS: i32 = 24;
+
+/// How long after its end a month can first be reported: far longer than any transaction, a
+/// purge batch or the clock difference between instances, so nothing can still be added to a
+/// month once it is reported.
+pub const SETTLE_HOURS: i64 = 48;
 
 /// A calendar month (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -85,20 +122,21 @@ pub enum WindowError {
     Reversed,
     /// More than [`MAX_MONTHS`] months.
     TooLong,
-    /// `to` has not ended yet (its counts could still change, and a later report would differ).
+    /// `to` has not ended [`SETTLE_HOURS`] before now (its counts could still change, and a
+    /// later report would differ).
     NotEnded,
 }
 
-/// The months of a window, checked: `from` ≤ `to`, at most [`MAX_MONTHS`], and `to` before
-/// `current` (the month now running).
-pub fn window(from: Month, to: Month, current: Month) -> Result<Vec<Month>, WindowError> {
+/// The months of a window, checked: `from` ≤ `to`, at most [`MAX_MONTHS`], and `to` ended at
+/// least [`SETTLE_HOURS`] before `now`.
+pub fn window(from: Month, to: Month, now: NaiveDateTime) -> Result<Vec<Month>, WindowError> {
     if to < from {
         return Err(WindowError::Reversed);
     }
     if to.0 - from.0 + 1 > MAX_MONTHS {
         return Err(WindowError::TooLong);
     }
-    if to >= current {
+    if to.next().start() + TimeDelta::hours(SETTLE_HOURS) > now {
         return Err(WindowError::NotEnded);
     }
     Ok(from.through(to))
@@ -164,7 +202,7 @@ pub fn tally<'a>(
 }
 
 /// One month's cells and total as published (`None` = suppressed). Depends on this month's
-/// counts and the minimum only.
+/// counts and the minimum only; the module docs say why it is safe.
 pub fn suppress_month(counts: &[u64], min: u64) -> (Vec<Option<u64>>, Option<u64>) {
     let total: u64 = counts.iter().sum();
     if total < min {
@@ -172,26 +210,22 @@ pub fn suppress_month(counts: &[u64], min: u64) -> (Vec<Option<u64>>, Option<u64
         return (vec![None; counts.len()], None);
     }
     let mut hidden: Vec<bool> = counts.iter().map(|&n| n < min).collect();
-    let hidden_sum = |hidden: &[bool]| -> u64 {
-        counts
-            .iter()
-            .zip(hidden)
-            .filter(|(_, h)| **h)
-            .map(|(n, _)| n)
-            .sum()
-    };
-    let hidden_count = |hidden: &[bool]| hidden.iter().filter(|h| **h).count();
-    // Complementary suppression: the month total minus the shown cells is the sum of the hidden
-    // ones, so that sum must be publishable itself, and no hidden cell may be alone.
-    while hidden_count(&hidden) > 0 && (hidden_sum(&hidden) < min || hidden_count(&hidden) < 2) {
-        // The smallest shown cell: it costs the least information. Ties go to the first.
-        let Some(next) = (0..counts.len())
-            .filter(|&i| !hidden[i])
-            .min_by_key(|&i| counts[i])
-        else {
-            break;
-        };
-        hidden[next] = true;
+    if hidden.contains(&true) {
+        // Complementary suppression: cells that are not small, in category order (never by
+        // value), until one is hidden and the hidden sum is at least 2·min − 1.
+        let enough = (2 * min).saturating_sub(1);
+        let mut sum: u64 = counts.iter().filter(|&&n| n < min).sum();
+        let mut complements = 0;
+        for (i, &n) in counts.iter().enumerate() {
+            if complements > 0 && sum >= enough {
+                break;
+            }
+            if !hidden[i] {
+                hidden[i] = true;
+                sum += n;
+                complements += 1;
+            }
+        }
     }
     let cells = counts
         .iter()

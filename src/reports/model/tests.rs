@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use chrono::TimeDelta;
 
 #[test]
 fn months_parse_and_print() {
@@ -34,39 +35,80 @@ fn months_parse_and_print() {
 #[test]
 fn windows_are_checked() {
     let m = |s| Month::parse(s).unwrap();
+    let now = m("2026-04").start() + TimeDelta::days(10);
+    assert_eq!(window(m("2026-01"), m("2026-03"), now).unwrap().len(), 3);
     assert_eq!(
-        window(m("2026-01"), m("2026-03"), m("2026-04"))
-            .unwrap()
-            .len(),
-        3
-    );
-    assert_eq!(
-        window(m("2026-03"), m("2026-01"), m("2026-04")),
+        window(m("2026-03"), m("2026-01"), now),
         Err(WindowError::Reversed)
     );
     assert_eq!(
-        window(m("2024-01"), m("2026-01"), m("2026-04")),
+        window(m("2024-01"), m("2026-01"), now),
         Err(WindowError::TooLong)
     );
     assert_eq!(
-        window(m("2026-01"), m("2026-04"), m("2026-04")),
+        window(m("2026-01"), m("2026-04"), now),
         Err(WindowError::NotEnded)
     );
+}
+
+#[test]
+fn a_month_is_reported_only_once_settled() {
+    // The API documentation and docs/PRIVACY.md say 48 hours.
+    assert_eq!(SETTLE_HOURS, 48);
+    let m = |s| Month::parse(s).unwrap();
+    let settled = m("2026-04").start() + TimeDelta::hours(48);
+    for early in [
+        m("2026-04").start(),
+        m("2026-04").start() + TimeDelta::hours(1),
+        settled - TimeDelta::microseconds(1),
+    ] {
+        assert_eq!(
+            window(m("2026-03"), m("2026-03"), early),
+            Err(WindowError::NotEnded),
+            "{early}"
+        );
+    }
+    assert_eq!(
+        window(m("2026-03"), m("2026-03"), settled),
+        Ok(vec![m("2026-03")])
+    );
+    // A year's end is no different.
+    let jan = m("2027-01").start();
+    assert!(window(m("2026-12"), m("2026-12"), jan + TimeDelta::hours(47)).is_err());
+    assert!(window(m("2026-12"), m("2026-12"), jan + TimeDelta::hours(48)).is_ok());
 }
 
 #[test]
 fn a_small_cell_takes_a_complement_with_it() {
     let (cells, total) = suppress_month(&[40, 3, 25, 12], 11);
     assert_eq!(total, Some(80));
-    // 3 alone would be total − shown; the smallest shown cell (12) joins it: hidden sum 15.
-    assert_eq!(cells, vec![Some(40), None, Some(25), None]);
+    // 3 alone would be total − shown; the first cell in category order that is not small (40)
+    // joins it, whatever its value: hidden sum 43 ≥ 2·11 − 1.
+    assert_eq!(cells, vec![None, None, Some(25), Some(12)]);
 }
 
 #[test]
-fn complements_continue_until_the_hidden_sum_is_publishable() {
-    // Zeros are small too; 0 + 2 + 0 = 2, then 11 joins (13).
-    let (cells, _) = suppress_month(&[0, 2, 0, 11, 30], 11);
-    assert_eq!(cells, vec![None, None, None, None, Some(30)]);
+fn complements_continue_until_the_hidden_sum_is_twice_the_minimum_less_one() {
+    // Zeros are small too; 0 + 2 + 0 = 2, then 11 joins (13 < 21), then 30 (43).
+    let (cells, _) = suppress_month(&[0, 2, 0, 11, 30, 50], 11);
+    assert_eq!(cells, vec![None, None, None, None, None, Some(50)]);
+    // Small cells adding up to 21 still take one complement: otherwise [10, 10, 10] hidden
+    // beside a shown 11 would add up to 30 = 3 × 10, and each would be 10.
+    let (cells, total) = suppress_month(&[11, 10, 10, 10], 11);
+    assert_eq!(total, Some(41));
+    assert_eq!(cells, vec![None; 4]);
+    let (cells, _) = suppress_month(&[30, 10, 10, 10, 12], 11);
+    assert_eq!(cells, vec![None, None, None, None, Some(12)]);
+}
+
+#[test]
+fn the_reviewed_leaks_are_closed() {
+    // [12, 12, 10] published as [–, 12, –] with total 34 used to pin crisis at 10: the
+    // complement was the smallest shown cell, so at most 12. Now it is the first in order.
+    let (cells, _) = suppress_month(&[12, 12, 10], 11);
+    assert_eq!(cells, vec![None, Some(12), None]);
+    let (cells, _) = suppress_month(&[11, 10, 10], 11);
+    assert_eq!(cells, vec![None, None, None]);
 }
 
 #[test]
@@ -85,17 +127,160 @@ fn nothing_small_nothing_hidden() {
 
 #[test]
 fn totals_over_hidden_cells_are_hidden() {
-    let p = publish(&[vec![11, 20, 2], vec![15, 12, 30]], 3, 11);
+    let p = publish(&[vec![25, 20, 2], vec![15, 12, 30]], 3, 11);
     assert_eq!(p.cells[0], vec![None, Some(20), None]);
     assert_eq!(p.category_totals, vec![None, Some(32), None]);
-    assert_eq!(p.grand_total, Some(90));
+    assert_eq!(p.grand_total, Some(104));
     let p = publish(&[vec![1, 2, 3], vec![15, 12, 30]], 3, 11);
     assert_eq!(p.month_totals, vec![None, Some(57)]);
     assert_eq!(p.grand_total, None);
 }
 
 // ---------------------------------------------------------------------------------------------
-// The attacker. It holds two reports of the same referrals — any two windows, each grouped by
+// The rule-aware attacker. It knows the suppression rule and a month's total (published, or
+// read off the same month grouped by another dimension: any two columns of counts with the
+// same total are the margins of some table of referrals, so the total is the only link between
+// dimensions). For every possible month — every vector of counts up to a total — it groups the
+// vectors by what would be published, so each group is exactly what the attacker cannot tell
+// apart. The guarantee: a hidden cell that holds a count below the minimum could, as far as the
+// attacker can tell, hold any count from 0 to min − 1.
+
+/// Every vector of `k` counts adding up to `total`.
+fn compositions(k: usize, total: u64, f: &mut impl FnMut(&[u64])) {
+    fn go(prefix: &mut Vec<u64>, k: usize, left: u64, f: &mut impl FnMut(&[u64])) {
+        if prefix.len() + 1 == k {
+            prefix.push(left);
+            f(prefix);
+            prefix.pop();
+            return;
+        }
+        for n in 0..=left {
+            prefix.push(n);
+            go(prefix, k, left - n, f);
+            prefix.pop();
+        }
+    }
+    go(&mut Vec::with_capacity(k), k, total, f);
+}
+
+/// Cells (category, true count) that the attacker pins to fewer than all of 0..min−1, for
+/// every month of `k` categories with a total up to `max_total` (groups with a published total
+/// up to it are complete, and so is the one with a hidden total when `max_total` ≥ min − 1).
+fn rule_aware_leaks(
+    rule: impl Fn(&[u64], u64) -> (Vec<Option<u64>>, Option<u64>),
+    k: usize,
+    min: u64,
+    max_total: u64,
+) -> Vec<(Vec<u64>, usize)> {
+    use std::collections::HashMap;
+    assert!(max_total + 1 >= min);
+    // Published output → for each category, the set of counts seen (as a bit set) among the
+    // vectors that publish it; plus the vectors themselves, to name the leaks.
+    type Output = (Vec<Option<u64>>, Option<u64>);
+    type Seen = Vec<u128>;
+    let mut groups: HashMap<Output, (Seen, Vec<Vec<u64>>)> = HashMap::new();
+    for total in 0..=max_total {
+        compositions(k, total, &mut |x| {
+            let (seen, members) = groups
+                .entry(rule(x, min))
+                .or_insert_with(|| (vec![0; k], Vec::new()));
+            for (s, &n) in seen.iter_mut().zip(x) {
+                if n < 128 {
+                    *s |= 1 << n;
+                }
+            }
+            members.push(x.to_vec());
+        });
+    }
+    let every_small: u128 = (1u128 << min) - 1;
+    let mut leaks = Vec::new();
+    for ((cells, _), (seen, members)) in &groups {
+        for c in (0..k).filter(|&c| cells[c].is_none()) {
+            if seen[c] & every_small == every_small {
+                continue;
+            }
+            leaks.extend(
+                members
+                    .iter()
+                    .filter(|x| x[c] < min)
+                    .map(|x| (x.clone(), c)),
+            );
+        }
+    }
+    leaks.sort();
+    leaks
+}
+
+/// The rule this module replaced: complements were the smallest shown cells, until the hidden
+/// sum reached the minimum.
+fn smallest_first(counts: &[u64], min: u64) -> (Vec<Option<u64>>, Option<u64>) {
+    let total: u64 = counts.iter().sum();
+    if total < min {
+        return (vec![None; counts.len()], None);
+    }
+    let mut hidden: Vec<bool> = counts.iter().map(|&n| n < min).collect();
+    let sum = |h: &[bool]| -> u64 {
+        counts
+            .iter()
+            .zip(h)
+            .filter(|(_, h)| **h)
+            .map(|(n, _)| n)
+            .sum()
+    };
+    let count = |h: &[bool]| h.iter().filter(|h| **h).count();
+    while count(&hidden) > 0 && (sum(&hidden) < min || count(&hidden) < 2) {
+        let Some(next) = (0..counts.len())
+            .filter(|&i| !hidden[i])
+            .min_by_key(|&i| counts[i])
+        else {
+            break;
+        };
+        hidden[next] = true;
+    }
+    let cells = counts
+        .iter()
+        .zip(&hidden)
+        .map(|(&n, &h)| (!h).then_some(n))
+        .collect();
+    (cells, Some(total))
+}
+
+#[test]
+fn the_attacker_finds_the_old_rules_leaks() {
+    // The reviewer's examples: the old rule lets the attacker pin crisis at exactly 10.
+    let leaks = rule_aware_leaks(smallest_first, 3, 11, 45);
+    assert!(leaks.contains(&(vec![12, 12, 10], 2)), "{leaks:?}");
+    assert!(leaks.contains(&(vec![11, 10, 10], 1)), "{leaks:?}");
+}
+
+#[test]
+fn no_small_count_is_narrowed_by_an_attacker_who_knows_the_rule() {
+    // (categories, minimum, largest total): the report dimensions have 3, 4, 6 and 7
+    // categories; the minimum is never below 5 and 11 by default.
+    for (k, min, max_total) in [
+        (2, 5, 60),
+        (2, 11, 80),
+        (3, 5, 45),
+        (3, 11, 60),
+        (3, 15, 70),
+        (4, 5, 36),
+        (4, 11, 46),
+        (5, 5, 28),
+        (6, 5, 20),
+        (7, 5, 16),
+    ] {
+        let leaks = rule_aware_leaks(suppress_month, k, min, max_total);
+        assert!(
+            leaks.is_empty(),
+            "{k} categories, minimum {min}: {} narrowed, e.g. {:?}",
+            leaks.len(),
+            &leaks[..leaks.len().min(5)]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The linear attacker. It holds two reports of the same referrals — any two windows, each grouped by
 // either of two dimensions — and knows that a month has the same total whichever dimension it
 // is grouped by. Every published number is a linear equation over the true cells; everything
 // the attacker can compute exactly is a vector in the span of those equations. For each cell,
