@@ -1,0 +1,267 @@
+# Shared by the benchmarks in bench/: a release server on a throwaway PostgreSQL database,
+# fixtures made through the API, and the measured phases. Source it; loopback only.
+#
+# Needs PostgreSQL on 127.0.0.1:5432 with trust auth (as on the project's machines), wrk, jq
+# and curl (installed with apt when missing).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PG="-h 127.0.0.1 -U postgres"
+for tool in wrk jq curl; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+done
+cargo build --release -q
+BIN=./target/release/eap-referrals
+DB="eap_bench_$(date +%s)_$$"
+WORK=$(mktemp -d)
+SERVER=""
+SAMPLER=""
+cleanup() {
+  [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+  psql $PG -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+psql $PG -qc "CREATE DATABASE $DB"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # thousands of long polls need as many sockets
+
+# Starts the service with budgets off (one client at full speed is the point here).
+start_server() {
+  export EAP_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB${PGOPTS:-}" EAP_LISTEN="127.0.0.1:$PORT" \
+    EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn \
+    EAP_RATE_LIMIT_HR_PORTAL=0 EAP_RATE_LIMIT_PROVIDER=0 EAP_RATE_LIMIT_AUDITOR=0 EAP_RATE_LIMIT_TOKEN_ADDRESS=0
+  ADMIN=$($BIN admin create-client --role admin --name bench)
+  $BIN &
+  SERVER=$!
+  BASE="http://127.0.0.1:$PORT"
+  for _ in $(seq 1 100); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.2; done
+  RSS_START=$(rss)
+}
+
+stop_server() {
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
+}
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
+
+# Samples the server's RSS every 200 ms into $WORK/rss.peak until stopped.
+start_sampler() {
+  echo 0 > "$WORK/rss.peak"
+  (
+    peak=0
+    while kill -0 "$SERVER" 2>/dev/null; do
+      r=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status" 2>/dev/null || echo 0)
+      [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" > "$WORK/rss.peak"
+      sleep 0.2
+    done
+  ) &
+  SAMPLER=$!
+}
+stop_sampler() {
+  kill "$SAMPLER" 2>/dev/null || true
+  wait "$SAMPLER" 2>/dev/null || true
+  SAMPLER=""
+  cat "$WORK/rss.peak"
+}
+
+token() { curl -sf -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth/token" | jq -r .access_token; }
+post() { curl -sf -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$3" "$BASE$2"; }
+client_token() {
+  local c
+  c=$(post "$TOKEN" /v1/admin/clients "$1")
+  token "$(echo "$c" | jq -r .client_id)" "$(echo "$c" | jq -r .client_secret)"
+}
+
+# An employer with a portal, a contracted provider with a feed client, an uncontracted provider
+# whose feed stays empty, and an auditor.
+setup_fixtures() {
+  TOKEN=$(token "$(echo "$ADMIN" | jq -r .client_id)" "$(echo "$ADMIN" | jq -r .client_secret)")
+  EMPLOYER=$(post "$TOKEN" /v1/admin/employers '{"name":"Bench Employer"}' | jq -r .id)
+  local p='"services":["counselling"],"languages":["en"],"regions":["GB"],"modalities":["video"],"capacity":100000'
+  PROVIDER=$(post "$TOKEN" /v1/admin/providers "{\"name\":\"Bench Provider\",$p}" | jq -r .id)
+  IDLE_PROVIDER=$(post "$TOKEN" /v1/admin/providers "{\"name\":\"Quiet Provider\",$p}" | jq -r .id)
+  post "$TOKEN" /v1/admin/contracts "{\"employer_id\":\"$EMPLOYER\",\"provider_id\":\"$PROVIDER\",\"priority\":1}" >/dev/null
+  local portal
+  portal=$(post "$TOKEN" /v1/admin/clients "{\"name\":\"Bench portal\",\"role\":\"hr_portal\",\"employer_id\":\"$EMPLOYER\"}")
+  PORTAL_ID=$(echo "$portal" | jq -r .client_id)
+  PORTAL_TOKEN=$(token "$PORTAL_ID" "$(echo "$portal" | jq -r .client_secret)")
+  PTOKEN=$(client_token "{\"name\":\"feed\",\"role\":\"provider\",\"provider_id\":\"$PROVIDER\"}")
+  IDLE_TOKEN=$(client_token "{\"name\":\"idle feed\",\"role\":\"provider\",\"provider_id\":\"$IDLE_PROVIDER\"}")
+  AUDITOR_TOKEN=$(client_token '{"name":"bench auditor","role":"auditor"}')
+}
+
+BODY='{"service_type":"counselling","urgency":"routine","modality":"video","language":"en","region":"GB-ENG","employee_ref":"E-1","contact":{"preferred_name":"Sam","phone":"+447700900123","email":"sam@example.org","best_time_to_contact":"evenings","voicemail_consent":true},"note":"bench"}'
+
+# wrk's summary as "N/s p50 X p99 Y"; fails the run on any non-2xx answer.
+wrk_summary() {
+  if grep -q "Non-2xx" "$1"; then echo "FAIL: non-2xx answers in $1" >&2; cat "$1" >&2; exit 1; fi
+  printf '%s/s, p50 %s, p99 %s' "$(awk '/Requests\/sec/ {print $2}' "$1")" \
+    "$(awk '$1 == "50%" {print $2}' "$1")" "$(awk '$1 == "99%" {print $2}' "$1")"
+}
+
+# Referral submissions at $CONNS connections for $DURATION s.
+phase_submissions() {
+  cat > "$WORK/submit.lua" <<LUA
+local counter = 0
+local salt = tostring(math.random(1, 1e9)) .. tostring({}):sub(8)
+local body = '$BODY'
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/v1/referrals", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer $PORTAL_TOKEN",
+    ["Idempotency-Key"] = salt .. "-" .. counter,
+  }, body)
+end
+LUA
+  wrk -t2 -c"$CONNS" -d3s -s "$WORK/submit.lua" "$BASE" >/dev/null # warm-up
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/submit.lua" "$BASE" > "$WORK/submit.txt"
+  SUBMISSIONS=$(wrk_summary "$WORK/submit.txt")
+}
+
+# Polls of a feed with nothing new, at $POLLERS connections.
+phase_empty_polls() {
+  wrk -t2 -c"$POLLERS" -d2s -H "Authorization: Bearer $IDLE_TOKEN" "$BASE/v1/provider/events" >/dev/null
+  wrk -t2 -c"$POLLERS" -d"${DURATION}s" --latency -H "Authorization: Bearer $IDLE_TOKEN" \
+    "$BASE/v1/provider/events" > "$WORK/empty.txt"
+  EMPTY_POLLS=$(wrk_summary "$WORK/empty.txt")
+}
+
+# $IDLE long polls waiting at once; the server's RSS before and at its peak.
+phase_idle_polls() {
+  local before
+  before=$(rss)
+  start_sampler
+  wrk -t2 -c"$IDLE" -d25s --timeout 70s -H "Authorization: Bearer $IDLE_TOKEN" \
+    "$BASE/v1/provider/events?wait=60" > "$WORK/idle.txt" 2>&1 &
+  local w=$!
+  sleep 20
+  local open
+  open=$(ss -Htn state established "( sport = :$PORT )" | wc -l)
+  kill "$w" 2>/dev/null || true
+  wait "$w" 2>/dev/null || true
+  IDLE_POLLS="$open connections held; RSS ${before} kB before, peak $(stop_sampler) kB"
+}
+
+# Wake-up latency: a long poll at the head of the busy provider's feed, then a submission;
+# the time from the submission's answer to the poll's answer. $WAKES rounds.
+phase_wake() {
+  : > "$WORK/wake.txt"
+  for _ in $(seq 1 "$WAKES"); do
+    local cursor
+    cursor=$(curl -sf -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?limit=1000" | jq -r .next_cursor)
+    while true; do # drain to the head
+      local page
+      page=$(curl -sf -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?limit=1000&after=$cursor")
+      [ "$(echo "$page" | jq '.events | length')" = 0 ] && break
+      cursor=$(echo "$page" | jq -r .next_cursor)
+    done
+    (curl -sf -o /dev/null -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?wait=10&after=$cursor"
+     date +%s%N > "$WORK/woke") &
+    local poll=$!
+    sleep 0.3
+    curl -sf -o /dev/null -H "Authorization: Bearer $PORTAL_TOKEN" -H 'Content-Type: application/json' \
+      -H "Idempotency-Key: wake-$RANDOM-$RANDOM" -d "$BODY" "$BASE/v1/referrals"
+    local committed
+    committed=$(date +%s%N)
+    wait "$poll"
+    echo $(( ($(cat "$WORK/woke") - committed) / 1000 )) >> "$WORK/wake.txt"
+  done
+  WAKE="p50 $(pct_us 50 "$WORK/wake.txt"), p99 $(pct_us 99 "$WORK/wake.txt") over $WAKES wake-ups"
+}
+
+# Contact reads (each one audited) over $READS accepted referrals, at $CONNS connections.
+phase_contact_reads() {
+  local ids
+  ids=$(psql $PG -d "$DB" -Atc "SELECT id FROM referrals WHERE provider_id = '$PROVIDER' AND status = 'offered' LIMIT $READS")
+  : > "$WORK/accepted"
+  for id in $ids; do
+    local etag
+    etag=$(curl -sf -o /dev/null -D - -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/referrals/$id" | awk 'tolower($1) == "etag:" {print $2}' | tr -d '\r')
+    curl -sf -o /dev/null -X POST -H "Authorization: Bearer $PTOKEN" -H "If-Match: $etag" \
+      "$BASE/v1/provider/referrals/$id/accept" && echo "$id" >> "$WORK/accepted"
+  done
+  {
+    echo 'local ids = {'
+    sed 's/.*/"&",/' "$WORK/accepted"
+    echo '}'
+    echo 'local i = 0'
+    echo 'request = function()'
+    echo '  i = i % #ids + 1'
+    echo "  return wrk.format(\"GET\", \"/v1/provider/referrals/\" .. ids[i] .. \"/contact\", {[\"Authorization\"] = \"Bearer $PTOKEN\"})"
+    echo 'end'
+  } > "$WORK/contact.lua"
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/contact.lua" "$BASE" > "$WORK/contact.txt"
+  CONTACT_READS="$(wrk_summary "$WORK/contact.txt") over $(wc -l < "$WORK/accepted") accepted referrals"
+}
+
+# Percentiles of a file of microsecond figures, in ms.
+pct_us() {
+  sort -n "$2" | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; if (i>NR) i=NR; printf "%.1f ms", a[i]/1000}'
+}
+
+# pgbench on a script at $CONNS clients for $DURATION s: "N tps, p50 X, p99 Y".
+pgbench_run() {
+  (cd "$WORK" && rm -f pgtx.* && pgbench $PG -n -c "$CONNS" -j 2 -T "$DURATION" --log --log-prefix=pgtx "${@:2}" \
+    -f "$1" "$DB") > "$WORK/pgbench.txt" 2>&1
+  cat "$WORK"/pgtx.* | awk '{print $3}' > "$WORK/pglat.txt"
+  printf '%s tps, p50 %s, p99 %s' "$(awk '/^tps =/ {printf "%.0f", $3; exit}' "$WORK/pgbench.txt")" \
+    "$(pct_us 50 "$WORK/pglat.txt")" "$(pct_us 99 "$WORK/pglat.txt")"
+}
+
+# The statements one submission runs: the caller check (the auth extractor's round trip), then
+# one transaction with the idempotency-key lock and lookup, the employer check, the routing
+# snapshot (providers and their loads), the slot claim and load shard, the referral, its
+# attempt, the feed event, the key with its sealed response and the access-log event.
+write_submit_sql() {
+  cat > "$WORK/submit.sql" <<'SQL'
+\set shard random(0, 15)
+\set lock random(1, 9000000000000000)
+SELECT gen_random_uuid()::text AS rid, md5(random()::text) AS ikey, decode(repeat(md5(random()::text), 6), 'hex') AS blob \gset
+SELECT role, revoked_at, secret_rotated_at FROM api_clients WHERE id = ':client';
+BEGIN;
+SELECT pg_try_advisory_xact_lock(:lock);
+SELECT request_hash, referral_id, response_status, response_sealed, created_at FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
+SELECT active FROM employers WHERE id = ':employer';
+SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = ':employer';
+SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
+UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' AND s.slot >= (SELECT floor(random() * capacity)::int FROM providers WHERE id = ':provider') ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
+UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard;
+INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, employee_ref_hmac, status, provider_id, offer_expires_at, version, status_token_hash, key_id, wrapped_key, sealed_contact, sealed_note, routing_reasons, created_at, updated_at)
+  VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(':rid'), 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), 'dev1', ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
+INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (':rid', ':provider', now());
+INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now());
+INSERT INTO idempotency_keys (client_id, idem_key, request_hash, referral_id, response_status, response_sealed, created_at) VALUES (':client', ':ikey', md5(':ikey'), ':rid', 201, ':blob', now());
+INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
+  VALUES (gen_random_uuid()::text, now(), ':client', 'hr_portal', ':employer', 'referral.create', 'referral', ':rid', 'success', 201, ':ikey', '127.0.0.1');
+COMMIT;
+SQL
+}
+
+pgbench_submissions() {
+  write_submit_sql
+  psql $PG -d "$DB" -qc "UPDATE provider_slots SET referral_id = NULL; UPDATE provider_load_shards SET held = 0"
+  PG_SUBMISSIONS=$(pgbench_run "$WORK/submit.sql" -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER")
+}
+
+# One contact read: the referral read under lock (with its sealed columns) and the access event.
+pgbench_contact_reads() {
+  local ids
+  mapfile -t ids < "$WORK/accepted"
+  # Which referral to read comes from a side table by number (one primary-key lookup), as wrk
+  # cycles through the same ids.
+  psql $PG -d "$DB" -qc "CREATE TABLE bench_ids (n serial PRIMARY KEY, id text)"
+  printf '%s\n' "${ids[@]}" | psql $PG -d "$DB" -qc "COPY bench_ids (id) FROM STDIN"
+  cat > "$WORK/contact.sql" <<SQL
+\set n random(1, ${#ids[@]})
+SELECT id FROM bench_ids WHERE n = :n \gset
+BEGIN;
+SELECT status, version, key_id, wrapped_key, sealed_contact, sealed_note FROM referrals WHERE id = ':id' FOR UPDATE;
+INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
+  VALUES (gen_random_uuid()::text, now(), 'bench', 'provider', ':provider', 'contact.read', 'referral', ':id', 'success', 200, gen_random_uuid()::text, '127.0.0.1');
+COMMIT;
+SQL
+  PG_CONTACT_READS=$(pgbench_run "$WORK/contact.sql" -D provider="$PROVIDER")
+}
