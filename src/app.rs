@@ -33,7 +33,7 @@ pub struct AppState {
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{auth, directory, health, referrals, routing, workflow};
+    use crate::{audit, auth, directory, health, referrals, routing, workflow};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(auth::http::token)
@@ -69,7 +69,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(workflow::http::contact)
         .service(referrals::http::submit)
         .service(referrals::http::read_status)
-        .service(referrals::http::cancel);
+        .service(referrals::http::cancel)
+        .service(audit::http::list_events)
+        .service(audit::http::inclusion_proof)
+        .service(audit::http::list_checkpoints)
+        .service(audit::http::consistency_proof)
+        .service(audit::http::verify_log)
+        .service(audit::http::public_key);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,8 +189,29 @@ impl Application {
 }
 
 /// Periodic clean-up that belongs to no request: expired Idempotency-Key records (they hold a
-/// sealed copy of a response and a keyed fingerprint of the request, and are kept 24 h).
+/// sealed copy of a response and a keyed fingerprint of the request, and are kept 24 h); and
+/// the access-log sealer, which also issues a signed checkpoint every interval.
 fn spawn_housekeeping(state: web::Data<AppState>) {
+    let sealer = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(sealer.config.checkpoint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let keys = sealer.keys.clone();
+            match sealer
+                .db
+                .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+                .await
+            {
+                Ok(Some(cp)) => {
+                    tracing::debug!(tree_size = cp.tree_size, n = cp.n, "access log checkpoint")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "access-log sealing failed; will retry"),
+            }
+        }
+    });
     let sweeper = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(sweeper.config.sweep_interval);

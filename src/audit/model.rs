@@ -74,6 +74,11 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("POST",  "/v1/referrals",                         "referral.create",      "referral"),
     ("GET",   "/v1/referrals/{id}",                    "referral.read",        "referral"),
     ("POST",  "/v1/referrals/{id}/cancel",             "referral.cancel",      "referral"),
+    ("GET",   "/v1/audit/events",                      "audit.search",         "access_log"),
+    ("GET",   "/v1/audit/events/{id}/proof",           "audit.proof",          "access_event"),
+    ("GET",   "/v1/audit/checkpoints",                 "audit.checkpoints",    "access_log"),
+    ("GET",   "/v1/audit/consistency",                 "audit.consistency",    "access_log"),
+    ("GET",   "/v1/audit/verify",                      "audit.verify",         "access_log"),
 ];
 
 pub fn operation(method: &str, route: &str) -> Option<Operation> {
@@ -142,6 +147,769 @@ impl AuditEvent {
         self.actor_client_id = (!cleaned.is_empty()).then_some(cleaned);
         self
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tamper evidence: the leaf encoding, checkpoints, and the verifier both `GET /v1/audit/verify`
+// and `eap-referrals audit verify` run. docs/AUDIT.md specifies the formats for outsiders.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::merkle::{self, Frontier, Hash};
+
+/// How late an event may be sealed after it was written before it counts as inserted: its
+/// transaction may still have been running when a checkpoint was taken, but not for minutes.
+pub const LATE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The one text form of an event time, in leaves and exports: UTC, microseconds, `Z`.
+pub fn format_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// One sealed access-log event as auditors read and export it: every stored field, its log
+/// position and its sealed leaf hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct LoggedEvent {
+    /// Position in the log (the Merkle leaf index), from 0.
+    pub seq: Option<u64>,
+    /// SHA-256(0x00 || leaf) as sealed, lowercase hex.
+    pub leaf_hash: Option<String>,
+    pub id: String,
+    /// UTC, microseconds: `2026-11-26T07:20:00.123456Z`.
+    pub occurred_at: String,
+    pub actor_client_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub tenant_id: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    /// `success`, `denied` or `failure`.
+    pub outcome: String,
+    pub http_status: i32,
+    pub request_id: String,
+    pub source_addr: Option<String>,
+}
+
+impl LoggedEvent {
+    /// The canonical leaf bytes (docs/AUDIT.md): version byte 1, then each field in order as
+    /// 0x00 (absent) or 0x01, a 4-byte big-endian length and the UTF-8 bytes.
+    pub fn leaf(&self) -> Vec<u8> {
+        let status = self.http_status.to_string();
+        let fields: [Option<&str>; 12] = [
+            Some(&self.id),
+            Some(&self.occurred_at),
+            self.actor_client_id.as_deref(),
+            self.actor_role.as_deref(),
+            self.tenant_id.as_deref(),
+            Some(&self.action),
+            Some(&self.resource_type),
+            self.resource_id.as_deref(),
+            Some(&self.outcome),
+            Some(&status),
+            Some(&self.request_id),
+            self.source_addr.as_deref(),
+        ];
+        let mut out = Vec::with_capacity(256);
+        out.push(1u8);
+        for f in fields {
+            match f {
+                None => out.push(0),
+                Some(v) => {
+                    out.push(1);
+                    out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn leaf_hash(&self) -> Hash {
+        merkle::leaf_hash(&self.leaf())
+    }
+}
+
+/// A signed tree head: the first `tree_size` events have Merkle root `root_hash`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Checkpoint {
+    /// Issue number, from 0.
+    pub n: u64,
+    pub tree_size: u64,
+    /// RFC 6962 tree head, lowercase hex.
+    pub root_hash: String,
+    /// UTC, microseconds.
+    pub issued_at: String,
+    /// The RFC 7638 thumbprint of the checkpoint public key (`/v1/audit/public-key`).
+    pub key_id: String,
+    /// Ed25519 over [`Checkpoint::signed_text`], standard base64.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// Exactly what is signed: five lines, each ending in `\n`.
+    pub fn signed_text(tree_size: u64, root_hash: &str, issued_at: &str, key_id: &str) -> String {
+        format!(
+            "eap-referrals audit checkpoint v1\n{tree_size}\n{root_hash}\n{issued_at}\n{key_id}\n"
+        )
+    }
+
+    pub fn sign(
+        n: u64,
+        tree_size: u64,
+        root: &Hash,
+        issued_at: NaiveDateTime,
+        key_id: &str,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Self {
+        use ed25519_dalek::Signer;
+        let root_hash = merkle::to_hex(root);
+        let issued_at = format_time(issued_at);
+        let text = Self::signed_text(tree_size, &root_hash, &issued_at, key_id);
+        Checkpoint {
+            n,
+            tree_size,
+            signature: STANDARD.encode(key.sign(text.as_bytes()).to_bytes()),
+            root_hash,
+            issued_at,
+            key_id: key_id.to_owned(),
+        }
+    }
+
+    /// Whether one of `keys` (by key id) signed exactly this checkpoint.
+    pub fn verify(&self, keys: &PublicKeys) -> bool {
+        let Some(key) = keys.0.get(&self.key_id) else {
+            return false;
+        };
+        let Some(sig) = STANDARD
+            .decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        let text = Self::signed_text(
+            self.tree_size,
+            &self.root_hash,
+            &self.issued_at,
+            &self.key_id,
+        );
+        key.verify_strict(text.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
+    }
+
+    pub fn root(&self) -> Option<Hash> {
+        merkle::from_hex(&self.root_hash)
+    }
+}
+
+/// Checkpoint verification keys by key id, read from the JWK Set `/v1/audit/public-key` serves.
+#[derive(Debug, Clone, Default)]
+pub struct PublicKeys(pub HashMap<String, ed25519_dalek::VerifyingKey>);
+
+impl PublicKeys {
+    pub fn from_jwks(text: &str) -> Result<Self, String> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let keys = match v.get("keys") {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            _ => vec![v],
+        };
+        let mut out = HashMap::new();
+        for k in keys {
+            let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else {
+                return Err("each key needs `kid` and `x`".into());
+            };
+            if k["kty"] != "OKP" || k["crv"] != "Ed25519" {
+                return Err(format!("key {kid} is not an Ed25519 (OKP) key"));
+            }
+            let bytes: [u8; 32] = URL_SAFE_NO_PAD
+                .decode(x)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("key {kid}: `x` is not base64url of 32 bytes"))?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|e| format!("key {kid}: {e}"))?;
+            out.insert(kid.to_owned(), key);
+        }
+        if out.is_empty() {
+            return Err("no key found".into());
+        }
+        Ok(PublicKeys(out))
+    }
+}
+
+/// The first line of a verifiable export: where the range starts and the frontier of the log
+/// before it (the roots of `merkle::decompose(0, start)`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RangeStart {
+    pub start: u64,
+    pub end: u64,
+    pub left: Vec<String>,
+}
+
+/// The last line: the subtrees `merkle::decompose(end, tree_size)` that complete the tree of
+/// checkpoint size `tree_size`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RangeEnd {
+    pub tree_size: u64,
+    pub right: Vec<String>,
+}
+
+/// A sealed event whose row is gone from the database: its position and sealed hash remain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MissingRow {
+    pub seq: u64,
+    pub id: String,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The event's fields no longer hash to the leaf sealed for it.
+    Modified,
+    /// A sealed position has no event.
+    Missing,
+    /// An event that is not in the sealed log where it claims to be, or was sealed long after
+    /// it claims to have happened.
+    Inserted,
+    /// Events appear out of their sealed order, or carry each other's contents.
+    Reordered,
+    /// The events do not reproduce the signed tree head.
+    RootMismatch,
+    /// A checkpoint's signature does not verify with the published key.
+    BadSignature,
+    /// The export is incomplete or not in the expected format.
+    Malformed,
+}
+
+/// One problem, naming the event where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub seq: Option<u64>,
+    pub event_id: Option<String>,
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(kind: FindingKind, seq: Option<u64>, event_id: Option<&str>, detail: String) -> Self {
+        Finding {
+            kind,
+            seq,
+            event_id: event_id.map(str::to_owned),
+            detail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// The log positions covered, [start, end).
+    pub start: u64,
+    pub end: u64,
+    /// Events read.
+    pub events: u64,
+    /// The checkpoint the range was checked against, when its signature verified.
+    pub checkpoint: Option<Checkpoint>,
+    /// Whether the range reproduced that checkpoint's root.
+    pub root_verified: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.root_verified && self.findings.is_empty()
+    }
+}
+
+/// How far ahead of a gap events are held in order before the gap counts as missing.
+const REORDER_WINDOW: usize = 1 << 16;
+/// How many mismatching events are kept to tell swapped contents from modified ones.
+const MISMATCH_KEEP: usize = 256;
+
+/// Checks a range of the sealed log against signed checkpoints, event by event, in constant
+/// memory (apart from events arriving out of order). Fed by the NDJSON reader below or, on the
+/// server, straight from the database.
+pub struct Verifier {
+    /// Checkpoints by size (largest issued_at per size) whose signatures verified.
+    checkpoints: Vec<Checkpoint>,
+    /// For the late-insertion check: (tree_size, latest issue time of a checkpoint that did not
+    /// yet include that position, minus the grace), ascending by size.
+    late_after: Vec<(u64, String)>,
+    start: u64,
+    end: u64,
+    frontier: Option<Frontier>,
+    expected: u64,
+    max_seen: Option<(u64, String)>,
+    pending: BTreeMap<u64, (Hash, String)>,
+    mismatched: Vec<(u64, LoggedEvent)>,
+    events: u64,
+    root_verified: bool,
+    checkpoint: Option<Checkpoint>,
+    findings: Vec<Finding>,
+    started: bool,
+    finished: bool,
+}
+
+impl Verifier {
+    pub fn new(keys: &PublicKeys, checkpoints: &[Checkpoint]) -> Self {
+        let mut findings = Vec::new();
+        let mut good: Vec<Checkpoint> = Vec::new();
+        for c in checkpoints {
+            if c.verify(keys) && c.root().is_some() {
+                good.push(c.clone());
+            } else {
+                findings.push(Finding::new(
+                    FindingKind::BadSignature,
+                    None,
+                    None,
+                    format!(
+                        "checkpoint {} (size {}) does not verify with the public key",
+                        c.n, c.tree_size
+                    ),
+                ));
+            }
+        }
+        good.sort_by(|a, b| (a.tree_size, &a.issued_at).cmp(&(b.tree_size, &b.issued_at)));
+        let mut late_after: Vec<(u64, String)> = Vec::new();
+        let mut latest = String::new();
+        for c in &good {
+            if c.issued_at > latest {
+                latest = c.issued_at.clone();
+            }
+            let threshold = chrono::NaiveDateTime::parse_from_str(&latest, "%Y-%m-%dT%H:%M:%S%.fZ")
+                .map(|t| format_time(t - LATE_GRACE))
+                .unwrap_or_default();
+            match late_after.last_mut() {
+                Some((size, t)) if *size == c.tree_size => *t = threshold,
+                _ => late_after.push((c.tree_size, threshold)),
+            }
+        }
+        Verifier {
+            checkpoints: good,
+            late_after,
+            start: 0,
+            end: 0,
+            frontier: None,
+            expected: 0,
+            max_seen: None,
+            pending: BTreeMap::new(),
+            mismatched: Vec::new(),
+            events: 0,
+            root_verified: false,
+            checkpoint: None,
+            findings,
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// A problem found outside the range's events (the server's unsealed-row check).
+    pub fn note(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    fn find(&mut self, kind: FindingKind, seq: Option<u64>, id: Option<&str>, detail: String) {
+        self.findings.push(Finding::new(kind, seq, id, detail));
+    }
+
+    pub fn range_start(&mut self, start: u64, end: u64, left: &[Hash]) {
+        self.started = true;
+        self.start = start;
+        self.end = end;
+        self.expected = start;
+        self.frontier = Frontier::from_parts(start, left);
+        if self.frontier.is_none() {
+            self.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                format!("the range header's left frontier does not fit position {start}"),
+            );
+        }
+    }
+
+    /// A sealed position whose event row is gone.
+    pub fn missing(&mut self, seq: u64, id: &str, sealed: Hash) {
+        self.find(
+            FindingKind::Missing,
+            Some(seq),
+            Some(id),
+            format!("event {id} was sealed at position {seq} and is gone"),
+        );
+        self.place(seq, sealed, id);
+    }
+
+    pub fn event(&mut self, e: &LoggedEvent) {
+        self.events += 1;
+        let recomputed = e.leaf_hash();
+        let Some(seq) = e.seq else {
+            self.find(
+                FindingKind::Inserted,
+                None,
+                Some(&e.id),
+                format!(
+                    "event {} has no log position: it is not in the sealed log",
+                    e.id
+                ),
+            );
+            return;
+        };
+        let Some(sealed) = e.leaf_hash.as_deref().and_then(merkle::from_hex) else {
+            self.find(
+                FindingKind::Inserted,
+                Some(seq),
+                Some(&e.id),
+                format!("event {} at position {seq} has no sealed leaf hash", e.id),
+            );
+            return;
+        };
+        if seq < self.start
+            || seq >= self.end
+            || seq < self.expected
+            || self.pending.contains_key(&seq)
+        {
+            self.find(
+                FindingKind::Inserted,
+                Some(seq),
+                Some(&e.id),
+                format!(
+                    "event {} claims position {seq}, which is outside the range or already taken",
+                    e.id
+                ),
+            );
+            return;
+        }
+        if recomputed != sealed {
+            if self.mismatched.len() < MISMATCH_KEEP {
+                self.mismatched.push((seq, e.clone()));
+            } else {
+                self.modified(seq, &e.id);
+            }
+        }
+        if let Some(threshold) = self.late_threshold(seq) {
+            if e.occurred_at.as_str() < threshold {
+                self.find(
+                    FindingKind::Inserted,
+                    Some(seq),
+                    Some(&e.id),
+                    format!(
+                        "event {} claims to have occurred at {} but was sealed at position {seq}, \
+                         after a checkpoint taken more than {} minutes later that did not include it",
+                        e.id,
+                        e.occurred_at,
+                        LATE_GRACE.num_minutes()
+                    ),
+                );
+            }
+        }
+        match &self.max_seen {
+            Some((max, other)) if *max > seq => {
+                let detail = format!(
+                    "event {} (position {seq}) comes after event {other} (position {max})",
+                    e.id
+                );
+                self.find(FindingKind::Reordered, Some(seq), Some(&e.id), detail);
+            }
+            _ => self.max_seen = Some((seq, e.id.clone())),
+        }
+        self.place(seq, sealed, &e.id);
+    }
+
+    fn modified(&mut self, seq: u64, id: &str) {
+        self.find(
+            FindingKind::Modified,
+            Some(seq),
+            Some(id),
+            format!("event {id} at position {seq} differs from what was sealed"),
+        );
+    }
+
+    fn late_threshold(&self, seq: u64) -> Option<&str> {
+        // The latest checkpoint that did not include `seq` has tree_size <= seq.
+        let i = self.late_after.partition_point(|(size, _)| *size <= seq);
+        i.checked_sub(1).map(|i| self.late_after[i].1.as_str())
+    }
+
+    fn place(&mut self, seq: u64, sealed: Hash, id: &str) {
+        if seq != self.expected {
+            self.pending.insert(seq, (sealed, id.to_owned()));
+            if self.pending.len() > REORDER_WINDOW {
+                self.give_up_gap();
+            }
+            return;
+        }
+        self.append(sealed);
+        while let Some((h, _)) = self.pending.remove(&self.expected) {
+            self.append(h);
+        }
+    }
+
+    fn append(&mut self, h: Hash) {
+        if let Some(f) = self.frontier.as_mut() {
+            f.push_leaf(h);
+        }
+        self.expected += 1;
+    }
+
+    /// A gap that is not filled: its positions are missing and the root cannot be checked.
+    fn give_up_gap(&mut self) {
+        let Some((&next, _)) = self.pending.iter().next() else {
+            return;
+        };
+        self.gap_missing(self.expected, next);
+        self.frontier = None;
+        self.expected = next;
+        while let Some((h, _)) = self.pending.remove(&self.expected) {
+            self.append(h);
+        }
+    }
+
+    fn gap_missing(&mut self, from: u64, to: u64) {
+        let shown = (to - from).min(100);
+        for seq in from..from + shown {
+            self.find(
+                FindingKind::Missing,
+                Some(seq),
+                None,
+                format!("no event at position {seq}"),
+            );
+        }
+        if to - from > shown {
+            self.find(
+                FindingKind::Missing,
+                Some(from + shown),
+                None,
+                format!(
+                    "… and {} more positions up to {}",
+                    to - from - shown,
+                    to - 1
+                ),
+            );
+        }
+    }
+
+    /// The proof line: complete the tree to `tree_size` and compare with that checkpoint.
+    pub fn range_end(&mut self, tree_size: u64, right: &[Hash]) {
+        self.finished = true;
+        while !self.pending.is_empty() {
+            self.give_up_gap();
+        }
+        if self.expected < self.end {
+            self.gap_missing(self.expected, self.end);
+            self.frontier = None;
+        }
+        let Some(cp) = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.tree_size == tree_size)
+            .cloned()
+        else {
+            self.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                format!("no verified checkpoint of size {tree_size} was given"),
+            );
+            return;
+        };
+        self.checkpoint = Some(cp.clone());
+        let Some(mut f) = self.frontier.take() else {
+            return;
+        };
+        let shape = merkle::decompose(self.end, tree_size);
+        let fits = shape.len() == right.len()
+            && shape
+                .iter()
+                .zip(right)
+                .all(|((level, _), h)| f.push_subtree(*level, *h));
+        if fits && Some(f.root()) == cp.root() {
+            self.root_verified = true;
+        } else {
+            self.find(
+                FindingKind::RootMismatch,
+                None,
+                None,
+                format!(
+                    "positions {}..{} do not reproduce the root of checkpoint {} (size {tree_size})",
+                    self.start, self.end, cp.n
+                ),
+            );
+        }
+    }
+
+    pub fn finish(mut self) -> Report {
+        if !self.started {
+            self.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                "the export has no range header".into(),
+            );
+        } else if !self.finished {
+            self.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                "the export has no proof line: it is truncated".into(),
+            );
+        }
+        // Two mismatching events that each hash correctly under the other's id swapped contents.
+        let mut swapped = vec![false; self.mismatched.len()];
+        for i in 0..self.mismatched.len() {
+            for j in i + 1..self.mismatched.len() {
+                let (a, b) = (&self.mismatched[i].1, &self.mismatched[j].1);
+                let mut a_as_b = a.clone();
+                a_as_b.id = b.id.clone();
+                let mut b_as_a = b.clone();
+                b_as_a.id = a.id.clone();
+                let sealed = |e: &LoggedEvent| e.leaf_hash.as_deref().and_then(merkle::from_hex);
+                if Some(a_as_b.leaf_hash()) == sealed(b) && Some(b_as_a.leaf_hash()) == sealed(a) {
+                    swapped[i] = true;
+                    swapped[j] = true;
+                    let detail = format!(
+                        "events {} (position {}) and {} (position {}) carry each other's contents",
+                        a.id, self.mismatched[i].0, b.id, self.mismatched[j].0
+                    );
+                    self.findings.push(Finding::new(
+                        FindingKind::Reordered,
+                        Some(self.mismatched[i].0),
+                        Some(&a.id),
+                        detail,
+                    ));
+                }
+            }
+        }
+        let mismatched = std::mem::take(&mut self.mismatched);
+        for ((seq, e), s) in mismatched.iter().zip(swapped) {
+            if !s {
+                self.modified(*seq, &e.id);
+            }
+        }
+        self.findings
+            .sort_by_key(|f| (f.seq.unwrap_or(u64::MAX), f.kind as u8));
+        Report {
+            start: self.start,
+            end: self.end,
+            events: self.events,
+            checkpoint: self.checkpoint,
+            root_verified: self.root_verified,
+            findings: self.findings,
+        }
+    }
+}
+
+fn hashes(list: &[String]) -> Option<Vec<Hash>> {
+    list.iter().map(|s| merkle::from_hex(s)).collect()
+}
+
+/// Verifies an NDJSON export (a range header, events, a proof line) against checkpoints, with
+/// only the public keys: the offline auditor's check. Reads line by line.
+pub fn verify_export(
+    events: impl std::io::BufRead,
+    checkpoints: &[Checkpoint],
+    keys: &PublicKeys,
+) -> std::io::Result<Report> {
+    #[derive(Deserialize)]
+    struct Header {
+        range: RangeStart,
+    }
+    #[derive(Deserialize)]
+    struct Trailer {
+        proof: RangeEnd,
+    }
+    #[derive(Deserialize)]
+    struct Gone {
+        missing: MissingRow,
+    }
+    let mut v = Verifier::new(keys, checkpoints);
+    let mut line = Vec::with_capacity(1024);
+    let mut reader = events;
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let bad = |v: &mut Verifier| {
+            v.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                format!("line {number} is not an export record"),
+            )
+        };
+        if text.starts_with(b"{\"range\"") {
+            match serde_json::from_slice::<Header>(text)
+                .ok()
+                .and_then(|h| Some((hashes(&h.range.left)?, h.range)))
+            {
+                Some((left, r)) => v.range_start(r.start, r.end, &left),
+                None => bad(&mut v),
+            }
+        } else if text.starts_with(b"{\"proof\"") {
+            match serde_json::from_slice::<Trailer>(text)
+                .ok()
+                .and_then(|t| Some((hashes(&t.proof.right)?, t.proof)))
+            {
+                Some((right, p)) => v.range_end(p.tree_size, &right),
+                None => bad(&mut v),
+            }
+        } else if text.starts_with(b"{\"missing\"") {
+            match serde_json::from_slice::<Gone>(text)
+                .ok()
+                .and_then(|g| Some((merkle::from_hex(&g.missing.leaf_hash)?, g.missing)))
+            {
+                Some((h, m)) => v.missing(m.seq, &m.id, h),
+                None => bad(&mut v),
+            }
+        } else {
+            match serde_json::from_slice::<LoggedEvent>(text) {
+                Ok(e) => v.event(&e),
+                Err(_) => bad(&mut v),
+            }
+        }
+    }
+    Ok(v.finish())
+}
+
+/// Reads checkpoints from the body of `GET /v1/audit/checkpoints` (its `items`, plus `latest`),
+/// a JSON array of checkpoints, or one checkpoint per line.
+pub fn parse_checkpoints(text: &str) -> Result<Vec<Checkpoint>, String> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        let mut list: Vec<serde_json::Value> = match &v {
+            serde_json::Value::Array(a) => a.clone(),
+            serde_json::Value::Object(o) if o.contains_key("items") => {
+                let mut items = o["items"].as_array().cloned().unwrap_or_default();
+                if let Some(latest) = o.get("latest").filter(|l| !l.is_null()) {
+                    items.push(latest.clone());
+                }
+                items
+            }
+            other => vec![other.clone()],
+        };
+        list.dedup();
+        return list
+            .into_iter()
+            .map(|c| serde_json::from_value(c).map_err(|e| format!("not a checkpoint: {e}")))
+            .collect();
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not a checkpoint: {e}")))
+        .collect()
 }
 
 #[cfg(test)]
