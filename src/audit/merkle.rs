@@ -41,7 +41,7 @@ fn subtree<E>(
     start: u64,
     size: u64,
 ) -> Result<Hash, E> {
-    if size.is_power_of_two() && start % size == 0 {
+    if size.is_power_of_two() && start.is_multiple_of(size) {
         let level = size.trailing_zeros();
         return get(level, start >> level);
     }
@@ -279,7 +279,7 @@ impl Frontier {
 
     /// Appends a perfect subtree of 2^level leaves; the size must be a multiple of 2^level.
     pub fn push_subtree(&mut self, level: u32, hash: Hash) -> bool {
-        if self.size % (1u64 << level) != 0 {
+        if !self.size.is_multiple_of(1u64 << level) {
             return false;
         }
         let mut ignored = Vec::new();
