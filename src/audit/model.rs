@@ -934,6 +934,190 @@ mod tests {
         }
     }
 
+    fn sample(id: &str) -> LoggedEvent {
+        LoggedEvent {
+            seq: None,
+            leaf_hash: None,
+            id: id.into(),
+            occurred_at: "2026-11-26T07:00:00.000000Z".into(),
+            actor_client_id: None,
+            actor_role: None,
+            tenant_id: None,
+            action: "x".into(),
+            resource_type: "t".into(),
+            resource_id: None,
+            outcome: "success".into(),
+            http_status: 200,
+            request_id: "r".into(),
+            source_addr: None,
+        }
+    }
+
+    #[test]
+    fn the_leaf_encoding_matches_the_documented_example() {
+        let e = sample("a");
+        assert_eq!(
+            merkle::to_hex(&e.leaf()),
+            "01010000000161010000001b323032362d31312d32365430373a30303a30302e3030303030305a00\
+             000001000000017801000000017400010000000773756363657373010000000332303001000000017200"
+        );
+        assert_eq!(
+            merkle::to_hex(&e.leaf_hash()),
+            "dc8064e72dea86e6bbe45bdf028bcd9a30adedbead74008b33fa9bad0d5a0785"
+        );
+        // Absent and empty differ, and a value cannot spill into the next field.
+        let mut empty = sample("a");
+        empty.source_addr = Some(String::new());
+        assert_ne!(empty.leaf_hash(), e.leaf_hash());
+        let (mut x, mut y) = (sample("a"), sample("a"));
+        x.action = "ab".into();
+        x.resource_type = "c".into();
+        y.action = "a".into();
+        y.resource_type = "bc".into();
+        assert_ne!(x.leaf_hash(), y.leaf_hash());
+    }
+
+    /// A checkpoint signs exactly its text; any change breaks it, and only its key verifies it.
+    #[test]
+    fn checkpoints_verify_only_unchanged_and_with_their_key() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let keys = PublicKeys(
+            [("k".to_owned(), key.verifying_key())]
+                .into_iter()
+                .collect(),
+        );
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 26)
+            .unwrap()
+            .and_hms_opt(7, 0, 0)
+            .unwrap();
+        let c = Checkpoint::sign(3, 10, &[1; 32], t, "k", &key);
+        assert!(c.verify(&keys));
+        for changed in [
+            Checkpoint {
+                tree_size: 11,
+                ..c.clone()
+            },
+            Checkpoint {
+                root_hash: merkle::to_hex(&[2; 32]),
+                ..c.clone()
+            },
+            Checkpoint {
+                issued_at: "2026-11-26T07:00:01.000000Z".into(),
+                ..c.clone()
+            },
+            Checkpoint::sign(3, 10, &[1; 32], t, "k", &other),
+        ] {
+            assert!(!changed.verify(&keys));
+        }
+    }
+
+    /// The verifier over an in-memory export of a 20-event log, range [5, 15).
+    #[test]
+    fn the_offline_verifier_accepts_an_intact_range_and_names_each_tampering() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let keys = PublicKeys(
+            [("k".to_owned(), key.verifying_key())]
+                .into_iter()
+                .collect(),
+        );
+        let events: Vec<LoggedEvent> = (0..20)
+            .map(|i| {
+                let mut e = sample(&format!("e{i}"));
+                e.seq = Some(i);
+                e.leaf_hash = Some(merkle::to_hex(&e.leaf_hash()));
+                e
+            })
+            .collect();
+        let leaves: Vec<Hash> = events.iter().map(|e| e.leaf_hash()).collect();
+        let mut get = |level: u32, index: u64| -> Result<Hash, ()> {
+            let start = (index << level) as usize;
+            let mut f = Frontier::default();
+            for h in &leaves[start..start + (1 << level)] {
+                f.push_leaf(*h);
+            }
+            Ok(f.root())
+        };
+        let t = chrono::NaiveDateTime::parse_from_str("2026-11-26T07:00:00Z", "%Y-%m-%dT%H:%M:%SZ")
+            .unwrap();
+        let root = merkle::root(&mut get, 20).unwrap();
+        let cp = Checkpoint::sign(0, 20, &root, t, "k", &key);
+        let hex = |parts: Vec<(u32, u64)>, get: &mut dyn FnMut(u32, u64) -> Result<Hash, ()>| {
+            parts
+                .into_iter()
+                .map(|(l, i)| merkle::to_hex(&get(l, i).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let header = serde_json::json!({"range": RangeStart { start: 5, end: 15, left: hex(merkle::decompose(0, 5), &mut get) }});
+        let trailer = serde_json::json!({"proof": RangeEnd { tree_size: 20, right: hex(merkle::decompose(15, 20), &mut get) }});
+        let lines = |body: Vec<String>| {
+            let mut out = vec![header.to_string()];
+            out.extend(body);
+            out.push(trailer.to_string());
+            out.join("\n")
+        };
+        let body: Vec<String> = events[5..15]
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let check = |text: String| {
+            verify_export(text.as_bytes(), std::slice::from_ref(&cp), &keys).unwrap()
+        };
+
+        let intact = check(lines(body.clone()));
+        assert!(intact.ok(), "{:#?}", intact.findings);
+        assert_eq!(intact.events, 10);
+
+        let named = |r: &Report, kind: FindingKind, id: &str| {
+            r.findings
+                .iter()
+                .any(|f| f.kind == kind && f.event_id.as_deref() == Some(id))
+        };
+        let mut modified = body.clone();
+        modified[2] = modified[2].replace("\"x\"", "\"y\"");
+        assert!(named(&check(lines(modified)), FindingKind::Modified, "e7"));
+
+        let mut swapped = body.clone();
+        swapped.swap(1, 6);
+        let r = check(lines(swapped));
+        assert!(named(&r, FindingKind::Reordered, "e6"), "{:#?}", r.findings);
+        assert!(
+            r.root_verified,
+            "a reordering is found while the tree still verifies"
+        );
+
+        let mut deleted = body.clone();
+        deleted.remove(4);
+        let r = check(lines(deleted));
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Missing && f.seq == Some(9)));
+
+        let mut inserted = body.clone();
+        inserted.insert(4, body[3].replace("\"e8\"", "\"forged\""));
+        assert!(named(
+            &check(lines(inserted)),
+            FindingKind::Inserted,
+            "forged"
+        ));
+
+        let wrong_key = PublicKeys(
+            [(
+                "k".to_owned(),
+                ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key(),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        let r = verify_export(lines(body).as_bytes(), &[cp], &wrong_key).unwrap();
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::BadSignature));
+        assert!(!r.ok());
+    }
+
     #[test]
     fn claimed_actors_are_trimmed() {
         let ctx = RequestCtx {
