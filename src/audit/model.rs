@@ -161,8 +161,12 @@ use serde::{Deserialize, Serialize};
 
 use super::merkle::{self, Frontier, Hash};
 
-/// How late an event may be sealed after it was written before it counts as inserted: its
-/// transaction may still have been running when a checkpoint was taken, but not for minutes.
+/// How much older than an event sealed before it an event may claim to be before it counts as
+/// inserted. Events are sealed in commit order and stamped inside their transaction, so their
+/// times are out of order only by the length of a transaction; a row slipped in later with a
+/// back-dated time stands out against its sealed neighbours. (Compared with neighbours, not
+/// with checkpoint times: a long transaction elsewhere on PostgreSQL can hold sealing back for
+/// minutes without making anything late.)
 pub const LATE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The one text form of an event time, in leaves and exports: UTC, microseconds, `Z`.
@@ -439,9 +443,8 @@ const MISMATCH_KEEP: usize = 256;
 pub struct Verifier {
     /// Checkpoints by size (largest issued_at per size) whose signatures verified.
     checkpoints: Vec<Checkpoint>,
-    /// For the late-insertion check: (tree_size, latest issue time of a checkpoint that did not
-    /// yet include that position, minus the grace), ascending by size.
-    late_after: Vec<(u64, String)>,
+    /// The latest event time seen so far and its event, for the back-dating check.
+    latest: Option<(String, String)>,
     start: u64,
     end: u64,
     frontier: Option<Frontier>,
@@ -476,24 +479,9 @@ impl Verifier {
                 ));
             }
         }
-        good.sort_by(|a, b| (a.tree_size, &a.issued_at).cmp(&(b.tree_size, &b.issued_at)));
-        let mut late_after: Vec<(u64, String)> = Vec::new();
-        let mut latest = String::new();
-        for c in &good {
-            if c.issued_at > latest {
-                latest = c.issued_at.clone();
-            }
-            let threshold = chrono::NaiveDateTime::parse_from_str(&latest, "%Y-%m-%dT%H:%M:%S%.fZ")
-                .map(|t| format_time(t - LATE_GRACE))
-                .unwrap_or_default();
-            match late_after.last_mut() {
-                Some((size, t)) if *size == c.tree_size => *t = threshold,
-                _ => late_after.push((c.tree_size, threshold)),
-            }
-        }
         Verifier {
             checkpoints: good,
-            late_after,
+            latest: None,
             start: 0,
             end: 0,
             frontier: None,
@@ -593,22 +581,7 @@ impl Verifier {
                 self.modified(seq, &e.id);
             }
         }
-        if let Some(threshold) = self.late_threshold(seq) {
-            if e.occurred_at.as_str() < threshold {
-                self.find(
-                    FindingKind::Inserted,
-                    Some(seq),
-                    Some(&e.id),
-                    format!(
-                        "event {} claims to have occurred at {} but was sealed at position {seq}, \
-                         after a checkpoint taken more than {} minutes later that did not include it",
-                        e.id,
-                        e.occurred_at,
-                        LATE_GRACE.num_minutes()
-                    ),
-                );
-            }
-        }
+        self.check_time(seq, e);
         match &self.max_seen {
             Some((max, other)) if *max > seq => {
                 let detail = format!(
@@ -631,10 +604,32 @@ impl Verifier {
         );
     }
 
-    fn late_threshold(&self, seq: u64) -> Option<&str> {
-        // The latest checkpoint that did not include `seq` has tree_size <= seq.
-        let i = self.late_after.partition_point(|(size, _)| *size <= seq);
-        i.checked_sub(1).map(|i| self.late_after[i].1.as_str())
+    /// Times share one fixed-width format, so the common case (not older than the latest seen)
+    /// is a string comparison; only an older time is parsed.
+    fn check_time(&mut self, seq: u64, e: &LoggedEvent) {
+        let Some((latest, latest_id)) = &self.latest else {
+            self.latest = Some((e.occurred_at.clone(), e.id.clone()));
+            return;
+        };
+        if e.occurred_at >= *latest {
+            self.latest = Some((e.occurred_at.clone(), e.id.clone()));
+            return;
+        }
+        let parse = |t: &str| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.fZ").ok();
+        let back_dated = match (parse(&e.occurred_at), parse(latest)) {
+            (Some(t), Some(l)) => t < l - LATE_GRACE,
+            _ => true,
+        };
+        if back_dated {
+            let detail = format!(
+                "event {} claims to have occurred at {}, more than {} minutes before event \
+                 {latest_id} ({latest}) that was sealed ahead of it: it was added late",
+                e.id,
+                e.occurred_at,
+                LATE_GRACE.num_minutes()
+            );
+            self.find(FindingKind::Inserted, Some(seq), Some(&e.id), detail);
+        }
     }
 
     fn place(&mut self, seq: u64, sealed: Hash, id: &str) {

@@ -191,6 +191,21 @@ pub fn unsealed_before(
     Ok(rows.into_iter().next())
 }
 
+/// When the most recently sealed event occurred (none if the log is empty or its row is gone).
+pub fn last_sealed_time(conn: &mut AnyConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    use crate::db::schema::audit_events as a;
+    let size = sealed_size(conn)?;
+    if size == 0 {
+        return Ok(None);
+    }
+    audit_log_leaves::table
+        .inner_join(a::table.on(a::id.eq(audit_log_leaves::event_id)))
+        .filter(audit_log_leaves::seq.eq(size as i64 - 1))
+        .select(a::occurred_at)
+        .first(conn)
+        .optional()
+}
+
 fn hash_of(bytes: Vec<u8>) -> QueryResult<Hash> {
     bytes.try_into().map_err(|_| {
         diesel::result::Error::DeserializationError("a stored hash is not 32 bytes".into())
