@@ -352,42 +352,64 @@ fn export(
     if format == Format::Csv {
         buf.extend_from_slice(CSV_HEADER.as_bytes());
     }
-    let mut next = start;
-    loop {
-        // A connection per chunk: none is held while the client reads.
-        let rows = store::sealed_page(&mut *db.get()?, filter, next, CHUNK)?;
-        let n = rows.len();
-        for r in rows {
-            next = r.seq as u64 + 1;
-            match format {
-                Format::Csv => {
-                    if let Some(e) = logged(r) {
-                        csv_row(&mut buf, &e);
+    // One thread reads chunks while this one serialises the previous: the database and the
+    // encoding overlap instead of taking turns.
+    let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<SealedRow>, ApiError>>(2);
+    let finished = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut next = start;
+            loop {
+                // A connection per chunk: none is held while the client reads.
+                let page = db.get().and_then(|mut c| {
+                    store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
+                });
+                let last = match &page {
+                    Ok(rows) => {
+                        if let Some(r) = rows.last() {
+                            next = r.seq as u64 + 1;
+                        }
+                        (rows.len() as i64) < CHUNK
                     }
-                }
-                _ => {
-                    let line = match r.event {
-                        Some(_) => serde_json::to_writer(&mut buf, &logged(r)),
-                        None => serde_json::to_writer(
-                            &mut buf,
-                            &serde_json::json!({ "missing": MissingRow {
-                                seq: r.seq as u64,
-                                leaf_hash: merkle::to_hex(&r.leaf_hash),
-                                id: r.event_id,
-                            }}),
-                        ),
-                    };
-                    line.map_err(|e| ApiError::Internal(e.to_string()))?;
-                    buf.push(b'\n');
+                    Err(_) => true,
+                };
+                if rows_tx.send(page).is_err() || last {
+                    break;
                 }
             }
+        });
+        for page in rows_rx {
+            for r in page? {
+                match format {
+                    Format::Csv => {
+                        if let Some(e) = logged(r) {
+                            csv_row(&mut buf, &e);
+                        }
+                    }
+                    _ => {
+                        let line = match r.event {
+                            Some(_) => serde_json::to_writer(&mut buf, &logged(r)),
+                            None => serde_json::to_writer(
+                                &mut buf,
+                                &serde_json::json!({ "missing": MissingRow {
+                                    seq: r.seq as u64,
+                                    leaf_hash: merkle::to_hex(&r.leaf_hash),
+                                    id: r.event_id,
+                                }}),
+                            ),
+                        };
+                        line.map_err(|e| ApiError::Internal(e.to_string()))?;
+                        buf.push(b'\n');
+                    }
+                }
+            }
+            if !send(tx, &mut buf) {
+                return Ok(false);
+            }
         }
-        if !send(tx, &mut buf) {
-            return Ok(());
-        }
-        if (n as i64) < CHUNK {
-            break;
-        }
+        Ok::<_, ApiError>(true)
+    })?;
+    if !finished {
+        return Ok(());
     }
     if proved {
         // The latest checkpoint now, which may be newer than the one the range was cut from:

@@ -171,7 +171,19 @@ pub const LATE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The one text form of an event time, in leaves and exports: UTC, microseconds, `Z`.
 pub fn format_time(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    // By hand rather than through `format`'s pattern interpreter: this runs once per exported
+    // event. (Stored times never hold a leap second; the modulo only keeps six digits.)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        (t.nanosecond() % 1_000_000_000) / 1_000
+    )
 }
 
 /// One sealed access-log event as auditors read and export it: every stored field, its log
@@ -946,6 +958,19 @@ mod tests {
             request_id: "r".into(),
             source_addr: None,
         }
+    }
+
+    #[test]
+    fn times_have_one_fixed_width_form() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+            .unwrap()
+            .and_hms_micro_opt(3, 4, 5, 60)
+            .unwrap();
+        assert_eq!(format_time(t), "2026-01-02T03:04:05.000060Z");
+        assert_eq!(
+            format_time(t),
+            t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+        );
     }
 
     #[test]

@@ -430,6 +430,38 @@ pub fn sealed_page(
     from: u64,
     limit: i64,
 ) -> QueryResult<Vec<SealedRow>> {
+    if f.is_contiguous() {
+        return range_page(conn, f, from, limit);
+    }
+    filtered_page(conn, f, from, limit)
+}
+
+/// A stretch of the log, bounded to exactly the positions of one page: with the bound on the
+/// leaves' primary key the planner joins row by row through the events' primary key. Bounded
+/// only by the range's end, PostgreSQL hashed the whole event table for every chunk of an
+/// export (20,000 events/s in bench/audit.sh).
+fn range_page(
+    conn: &mut AnyConnection,
+    f: &Filter,
+    from: u64,
+    limit: i64,
+) -> QueryResult<Vec<SealedRow>> {
+    let lo = from.max(f.start);
+    let bounded = Filter {
+        start: lo,
+        end: lo.saturating_add(limit as u64).min(f.end),
+        ..f.clone()
+    };
+    filtered_page(conn, &bounded, lo, limit)
+}
+
+/// Events as one join; a selective filter (one resource id) starts from its own index.
+fn filtered_page(
+    conn: &mut AnyConnection,
+    f: &Filter,
+    from: u64,
+    limit: i64,
+) -> QueryResult<Vec<SealedRow>> {
     use crate::db::schema::audit_events as a;
     use audit_log_leaves as l;
     let mut q = l::table
