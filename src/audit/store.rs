@@ -436,10 +436,9 @@ pub fn sealed_page(
     filtered_page(conn, f, from, limit)
 }
 
-/// A stretch of the log, bounded to exactly the positions of one page: with the bound on the
-/// leaves' primary key the planner joins row by row through the events' primary key. Bounded
-/// only by the range's end, PostgreSQL hashed the whole event table for every chunk of an
-/// export (20,000 events/s in bench/audit.sh).
+/// A stretch of the log, bounded to exactly the positions of one page, so the planner sees a
+/// few thousand rows and joins them one by one through the two primary keys. Bounded only by
+/// the range's end, the same join ran an export at 20,000 events/s (docs/PERFORMANCE.md).
 fn range_page(
     conn: &mut AnyConnection,
     f: &Filter,
