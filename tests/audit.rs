@@ -421,10 +421,16 @@ async fn tampering_with_an_export_file_is_found_and_named() {
     deleted.remove(4);
     let report = a.offline(&join(&deleted)).await;
     let seq = serde_json::from_str::<Value>(&lines[4]).unwrap()["seq"].as_u64();
-    assert!(report
+    let gap = report
         .findings
         .iter()
-        .any(|f| f.kind == FindingKind::Missing && f.seq == seq));
+        .find(|f| f.kind == FindingKind::Missing && f.seq == seq)
+        .expect("the deleted position is missing");
+    assert!(
+        gap.detail.contains(&id_of(&lines[3])) && gap.detail.contains(&id_of(&lines[5])),
+        "the gap is located by its neighbours: {}",
+        gap.detail
+    );
     assert!(!report.root_verified);
 
     // An inserted line: a forged event claiming an existing position.

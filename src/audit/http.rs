@@ -860,7 +860,13 @@ pub async fn verify_log(
         .run(move |conn| {
             // Logged first, in its own short transaction: the pass over the log that follows
             // is a long read and must not hold a write transaction open.
-            write_tx(conn, |conn| super::record(conn, &[caller.event(None, 200)]))?;
+            write_tx(conn, |conn| {
+                store::latest_checkpoint(conn)?.ok_or_else(|| ApiError::Conflict {
+                    detail: "no checkpoint has been issued yet".into(),
+                    allowed: None,
+                })?;
+                super::record(conn, &[caller.event(None, 200)])
+            })?;
             verify_range(conn, &keys, q.from.unwrap_or(0), q.to)
         })
         .await?;

@@ -1,5 +1,11 @@
-use chrono::NaiveDateTime;
+use std::collections::{BTreeMap, HashMap};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use super::merkle::{self, Frontier, Hash};
 use crate::extract::RequestCtx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,14 +158,6 @@ impl AuditEvent {
 // ---------------------------------------------------------------------------------------------
 // Tamper evidence: the leaf encoding, checkpoints, and the verifier both `GET /v1/audit/verify`
 // and `eap-referrals audit verify` run. docs/AUDIT.md specifies the formats for outsiders.
-
-use std::collections::{BTreeMap, HashMap};
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
-
-use super::merkle::{self, Frontier, Hash};
 
 /// How much older than an event sealed before it an event may claim to be before it counts as
 /// inserted. Events are sealed in commit order and stamped inside their transaction, so their
@@ -462,6 +460,8 @@ pub struct Verifier {
     frontier: Option<Frontier>,
     expected: u64,
     max_seen: Option<(u64, String)>,
+    /// The id of the last event placed in order, to locate a gap for the reader.
+    last_placed: Option<String>,
     pending: BTreeMap<u64, (Hash, String)>,
     mismatched: Vec<(u64, LoggedEvent)>,
     events: u64,
@@ -499,6 +499,7 @@ impl Verifier {
             frontier: None,
             expected: 0,
             max_seen: None,
+            last_placed: None,
             pending: BTreeMap::new(),
             mismatched: Vec::new(),
             events: 0,
@@ -652,16 +653,17 @@ impl Verifier {
             }
             return;
         }
-        self.append(sealed);
-        while let Some((h, _)) = self.pending.remove(&self.expected) {
-            self.append(h);
+        self.append(sealed, id.to_owned());
+        while let Some((h, id)) = self.pending.remove(&self.expected) {
+            self.append(h, id);
         }
     }
 
-    fn append(&mut self, h: Hash) {
+    fn append(&mut self, h: Hash, id: String) {
         if let Some(f) = self.frontier.as_mut() {
             f.push_leaf(h);
         }
+        self.last_placed = Some(id);
         self.expected += 1;
     }
 
@@ -673,19 +675,28 @@ impl Verifier {
         self.gap_missing(self.expected, next);
         self.frontier = None;
         self.expected = next;
-        while let Some((h, _)) = self.pending.remove(&self.expected) {
-            self.append(h);
+        while let Some((h, id)) = self.pending.remove(&self.expected) {
+            self.append(h, id);
         }
     }
 
+    /// The ids of a deleted line are gone with it; its neighbours say where to look.
     fn gap_missing(&mut self, from: u64, to: u64) {
+        let before = self
+            .last_placed
+            .clone()
+            .unwrap_or_else(|| "the range start".into());
+        let after = self
+            .pending
+            .get(&to)
+            .map_or_else(|| "the range end".to_owned(), |(_, id)| id.clone());
         let shown = (to - from).min(100);
         for seq in from..from + shown {
             self.find(
                 FindingKind::Missing,
                 Some(seq),
                 None,
-                format!("no event at position {seq}"),
+                format!("no event at position {seq} (between {before} and {after})"),
             );
         }
         if to - from > shown {
