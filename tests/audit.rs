@@ -176,6 +176,17 @@ fn assert_first_problem(verdict: &Value, kind: &str, id: &str) {
 #[actix_web::test]
 async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
     let a = setup().await;
+    // Before the first checkpoint there is nothing to search, prove or verify against.
+    let empty = a.json("/v1/audit/events").await;
+    assert_eq!(
+        (
+            empty["tree_size"].as_u64(),
+            empty["items"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    problem(a.get("/v1/audit/verify").await, 409).await;
+
     a.traffic(3).await;
     let first = a.seal();
     a.traffic(4).await;
@@ -241,6 +252,16 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
         &proof
     ));
     problem(a.get("/v1/audit/consistency?from=999999").await, 422).await;
+
+    // The server re-derives any stretch of the log.
+    let part = a.json("/v1/audit/verify?from=2&to=5").await;
+    assert_eq!(part["ok"], true, "{part:#}");
+    assert_eq!(
+        (part["start"].as_u64(), part["end"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(part["events"], 3);
+    problem(a.get("/v1/audit/verify?from=5&to=2").await, 422).await;
 }
 
 #[actix_web::test]

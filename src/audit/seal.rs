@@ -20,6 +20,8 @@ use crate::keys::TokenKey;
 const SEAL_LOCK: i64 = 0x6561_705f_7365_616c;
 /// Events sealed per transaction: short transactions keep the PostgreSQL horizon moving.
 const BATCH: i64 = 5_000;
+/// At most this many batches (1,000,000 events) before a tick issues its checkpoint.
+const MAX_BATCHES_PER_TICK: usize = 200;
 
 /// Takes the sealer's lock for this transaction (PostgreSQL); SQLite has one writer anyway.
 fn lead(conn: &mut AnyConnection) -> Result<bool, ApiError> {
@@ -116,7 +118,9 @@ pub fn run(
     key: &TokenKey,
     now: NaiveDateTime,
 ) -> Result<Option<Checkpoint>, ApiError> {
-    loop {
+    // Bounded, so a flood of events cannot postpone the checkpoint: what is left waits for the
+    // next tick.
+    for _ in 0..MAX_BATCHES_PER_TICK {
         match seal_batch(conn)? {
             None => return Ok(None),
             Some(n) if (n as i64) < BATCH => break,
