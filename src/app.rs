@@ -36,7 +36,7 @@ pub struct AppState {
 /// Every documented operation. The spec and the server both register through here, so a
 /// handler cannot be served without being documented.
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{auth, directory, health, privacy, referrals, reports, routing, workflow};
+    use crate::{audit, auth, directory, health, privacy, referrals, reports, routing, workflow};
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(crate::metrics::http::metrics)
@@ -76,7 +76,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(referrals::http::cancel)
         .service(privacy::http::erase)
         .service(privacy::http::admin_erase)
-        .service(reports::http::utilization);
+        .service(reports::http::utilization)
+        .service(audit::http::list_events)
+        .service(audit::http::inclusion_proof)
+        .service(audit::http::list_checkpoints)
+        .service(audit::http::consistency_proof)
+        .service(audit::http::verify_log)
+        .service(audit::http::public_key);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +245,8 @@ async fn shutdown_signal() {
 
 /// Periodic clean-up that belongs to no request: overdue offers, expired Idempotency-Key
 /// records (they hold a sealed copy of a response and a keyed fingerprint of the request, and
-/// are kept 24 h), and personal data past its retention period.
+/// are kept 24 h), personal data past its retention period, and the access-log sealer, which
+/// also issues a signed checkpoint every interval.
 fn spawn_housekeeping(state: web::Data<AppState>) {
     let purger = state.clone();
     actix_web::rt::spawn(async move {
@@ -276,6 +283,26 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(error = %e, "retention purge failed; will retry")
                 }
+            }
+        }
+    });
+    let sealer = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(sealer.config.checkpoint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let keys = sealer.keys.clone();
+            match sealer
+                .db
+                .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+                .await
+            {
+                Ok(Some(cp)) => {
+                    tracing::debug!(tree_size = cp.tree_size, n = cp.n, "access log checkpoint")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "access-log sealing failed; will retry"),
             }
         }
     });

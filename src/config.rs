@@ -59,6 +59,7 @@ pub struct KeySources {
     pub token_signing: Option<SecretSource>,
     pub master: Option<SecretSource>,
     pub hmac_pepper: Option<SecretSource>,
+    pub checkpoint: Option<SecretSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +83,8 @@ pub struct Config {
     pub crisis_resources_file: Option<PathBuf>,
     /// How often overdue offers are looked for.
     pub sweep_interval: Duration,
-    /// Background jobs (offer sweeper, key purge); tests turn them off to drive them by hand.
+    /// Background jobs (offer sweeper, key purge, access-log sealer); tests turn them off to
+    /// drive them by hand.
     pub housekeeping: bool,
     /// Days a closed or cancelled referral keeps its personal data after closing.
     pub retention_closed_days: u32,
@@ -92,6 +94,8 @@ pub struct Config {
     pub purge_interval: Duration,
     /// Smallest count a utilisation report shows (never below 5).
     pub report_min_cell: u32,
+    /// How often the access log is sealed and a signed checkpoint issued (even when idle).
+    pub checkpoint_interval: Duration,
     pub rate_limits: RateLimitConfig,
     /// Long polls that may wait at once on this instance.
     pub max_long_polls: usize,
@@ -192,11 +196,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("EAP_OFFER_TTL_URGENT_SECS", "14400", "time to accept an urgent offer (60–604800)"),
     ("EAP_OFFER_TTL_ROUTINE_SECS", "172800", "time to accept a routine offer (60–604800)"),
     ("EAP_SWEEP_INTERVAL_SECS", "5", "how often overdue offers are expired and re-offered (1–300)"),
-    ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge, retention purge); keep on in every instance, they coordinate"),
+    ("EAP_HOUSEKEEPING", "on", "`on` or `off`: background jobs (offer sweeper, expired-key purge, retention purge, access-log sealer); keep on in every instance, they coordinate"),
     ("EAP_RETENTION_CLOSED_DAYS", "30", "days a closed or cancelled referral keeps its contact block, note and employee reference after closing (1–3650)"),
     ("EAP_RETENTION_UNACCEPTED_DAYS", "90", "days a referral no provider accepted keeps them after submission (1–3650)"),
     ("EAP_PURGE_INTERVAL_SECS", "3600", "how often the retention purge runs (60–86400)"),
     ("EAP_REPORT_MIN_CELL", "11", "smallest count a utilisation report shows; smaller cells are suppressed (5–1000)"),
+    ("EAP_AUDIT_CHECKPOINT_SECS", "60", "how often new access events are sealed into the Merkle log and a signed checkpoint is issued, even when idle (1–3600)"),
     ("EAP_CRISIS_RESOURCES_FILE", "built-in table", "JSON object: ISO country code (or `*` for any other) → list of {name, phone, text, url, hours}"),
     ("EAP_MAX_LONG_POLLS", "10000", "long polls that may wait at once on one instance; more get 429 (1–1000000)"),
     ("EAP_KEEP_ALIVE_SECS", "5", "idle keep-alive connections are closed after this many seconds (1–300)"),
@@ -224,6 +229,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "EAP_HMAC_PEPPER / _FILE",
         "dev key in $EAP_DATA_DIR/keys",
         "pepper for keyed hashes, base64 of ≥ 32 bytes",
+    ),
+    (
+        "EAP_AUDIT_CHECKPOINT_KEY / _FILE",
+        "dev key in $EAP_DATA_DIR/keys",
+        "Ed25519 private key, PKCS#8 PEM, that signs access-log checkpoints (keep it apart from the token key)",
     ),
 ];
 
@@ -418,10 +428,18 @@ impl Config {
             }
             t => t.map(str::to_owned),
         };
+        let checkpoint_interval = Duration::from_secs(number(
+            get("EAP_AUDIT_CHECKPOINT_SECS"),
+            "EAP_AUDIT_CHECKPOINT_SECS",
+            60,
+            1,
+            3600,
+        )? as u64);
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
             master: secret(vars, "EAP_MASTER_KEY")?,
             hmac_pepper: secret(vars, "EAP_HMAC_PEPPER")?,
+            checkpoint: secret(vars, "EAP_AUDIT_CHECKPOINT_KEY")?,
         };
 
         Ok(Config {
@@ -453,6 +471,7 @@ impl Config {
             retention_unaccepted_days,
             purge_interval,
             report_min_cell,
+            checkpoint_interval,
         })
     }
 }
@@ -483,6 +502,7 @@ fn secret(
         "EAP_TOKEN_SIGNING_KEY" => "EAP_TOKEN_SIGNING_KEY_FILE",
         "EAP_MASTER_KEY" => "EAP_MASTER_KEY_FILE",
         "EAP_HMAC_PEPPER" => "EAP_HMAC_PEPPER_FILE",
+        "EAP_AUDIT_CHECKPOINT_KEY" => "EAP_AUDIT_CHECKPOINT_KEY_FILE",
         _ => unreachable!("unknown secret variable"),
     };
     let inline = vars.get(name).filter(|v| !v.trim().is_empty());

@@ -1,4 +1,5 @@
-//! Key material: the token signing keys, the master (data-key wrapping) keys and the HMAC pepper.
+//! Key material: the token signing keys, the master (data-key wrapping) keys, the HMAC pepper
+//! and the access-log checkpoint key.
 //!
 //! Each comes from configuration (inline or a file). In development, a missing key is generated
 //! once under `$EAP_DATA_DIR/keys/` (mode 0600) with a loud warning; in production a missing key
@@ -28,7 +29,7 @@ pub struct TokenKey {
 }
 
 impl TokenKey {
-    fn new(signing: SigningKey) -> Self {
+    pub fn new(signing: SigningKey) -> Self {
         let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
         // RFC 7638: the SHA-256 of the required members in lexicographic order, no spaces.
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
@@ -53,6 +54,9 @@ pub struct Keys {
     /// The first key wraps new data keys; the others unwrap until re-wrapped.
     pub master: Vec<MasterKey>,
     pub pepper: Vec<u8>,
+    /// Signs access-log checkpoints. Separate from the token keys: a leaked token key must not
+    /// let anyone forge the log's tree heads, and the two rotate on different schedules.
+    pub checkpoint: TokenKey,
     /// True when any key was generated or read from the development key folder.
     pub development: bool,
 }
@@ -70,10 +74,14 @@ impl Keys {
         let pepper = configured(&config.keys.hmac_pepper, "EAP_HMAC_PEPPER")?
             .map(|t| parse_pepper(&t))
             .transpose()?;
+        let checkpoint = configured(&config.keys.checkpoint, "EAP_AUDIT_CHECKPOINT_KEY")?
+            .map(|t| parse_checkpoint_key(&t))
+            .transpose()?;
         let missing: Vec<&'static str> = [
             ("EAP_TOKEN_SIGNING_KEY", token.is_none()),
             ("EAP_MASTER_KEY", master.is_none()),
             ("EAP_HMAC_PEPPER", pepper.is_none()),
+            ("EAP_AUDIT_CHECKPOINT_KEY", checkpoint.is_none()),
         ]
         .into_iter()
         .filter_map(|(var, gone)| gone.then_some(var))
@@ -118,10 +126,24 @@ impl Keys {
                 || format!("{}\n", STANDARD.encode(random_bytes::<32>())),
             )?)?,
         };
+        let checkpoint = match checkpoint {
+            Some(k) => k,
+            None => parse_checkpoint_key(&development_key(
+                "EAP_AUDIT_CHECKPOINT_KEY",
+                &dir.join("audit-checkpoint.pem"),
+                || {
+                    SigningKey::from_bytes(&random_bytes::<32>())
+                        .to_pkcs8_pem(Default::default())
+                        .map(|pem| pem.to_string())
+                        .unwrap_or_default()
+                },
+            )?)?,
+        };
         Ok(Keys {
             token,
             master,
             pepper,
+            checkpoint,
             development: !missing.is_empty(),
         })
     }
@@ -232,6 +254,15 @@ fn parse_token_keys(text: &str) -> Result<Vec<TokenKey>, KeyError> {
         return Err(err("no `-----BEGIN PRIVATE KEY-----` block found".into()));
     }
     Ok(keys)
+}
+
+/// One Ed25519 PKCS#8 PEM key; its id is the RFC 7638 thumbprint, as for token keys.
+fn parse_checkpoint_key(text: &str) -> Result<TokenKey, KeyError> {
+    let key = SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| KeyError {
+        var: "EAP_AUDIT_CHECKPOINT_KEY",
+        message: format!("not an Ed25519 PKCS#8 private key: {e}"),
+    })?;
+    Ok(TokenKey::new(key))
 }
 
 fn parse_master_keys(text: &str) -> Result<Vec<MasterKey>, KeyError> {

@@ -47,6 +47,32 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The access log, offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify an NDJSON export against signed checkpoints with nothing but the public key:
+    /// names each modified, missing, inserted or reordered event. Exits 0 when the export is
+    /// intact, 1 when a problem is found, 2 when a file cannot be read.
+    Verify {
+        /// The export (`GET /v1/audit/events` with `Accept: application/x-ndjson`).
+        #[arg(long)]
+        events: std::path::PathBuf,
+        /// Checkpoints (the body of `GET /v1/audit/checkpoints`, or a JSON array of them).
+        #[arg(long)]
+        checkpoints: std::path::PathBuf,
+        /// The checkpoint public key (the body of `GET /v1/audit/public-key`).
+        #[arg(long)]
+        public_key: std::path::PathBuf,
+        /// Print the full report as JSON instead of one line per finding.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +107,19 @@ fn main() -> ExitCode {
         println!("{}", spec.to_pretty_json().expect("the spec serialises"));
         return ExitCode::SUCCESS;
     }
+    // Offline: needs no configuration, no database and no private key.
+    if let Some(Command::Audit {
+        command:
+            AuditCommand::Verify {
+                events,
+                checkpoints,
+                public_key,
+                json,
+            },
+    }) = cli.command
+    {
+        return audit_verify(&events, &checkpoints, &public_key, json);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -97,7 +136,7 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::RotateMaster,
         } => rotate_master(&config),
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi | Command::Audit { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,6 +237,87 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     });
     println!("{out}");
     Ok(())
+}
+
+fn audit_verify(
+    events: &std::path::Path,
+    checkpoints: &std::path::Path,
+    public_key: &std::path::Path,
+    json: bool,
+) -> ExitCode {
+    use eap_referrals::audit::model::{parse_checkpoints, verify_export, PublicKeys};
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let setup = (|| {
+        let keys = PublicKeys::from_jwks(&read(public_key)?)
+            .map_err(|e| format!("{}: {e}", public_key.display()))?;
+        let checkpoints = parse_checkpoints(&read(checkpoints)?)
+            .map_err(|e| format!("{}: {e}", checkpoints.display()))?;
+        let file = std::fs::File::open(events)
+            .map_err(|e| format!("cannot read {}: {e}", events.display()))?;
+        Ok::<_, String>((keys, checkpoints, file))
+    })();
+    let (keys, checkpoints, file) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    let report = match verify_export(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        &checkpoints,
+        &keys,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", events.display());
+            return ExitCode::from(2);
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serialises")
+        );
+    } else {
+        for f in &report.findings {
+            let kind = serde_json::to_value(f.kind).unwrap_or_default();
+            println!(
+                "{}\tseq={}\tevent={}\t{}",
+                kind.as_str().unwrap_or("?").to_uppercase(),
+                f.seq.map_or("-".into(), |s| s.to_string()),
+                f.event_id.as_deref().unwrap_or("-"),
+                f.detail
+            );
+        }
+        let verdict = if report.ok() { "OK" } else { "FAILED" };
+        let against = report
+            .checkpoint
+            .as_ref()
+            .map_or(String::from("no checkpoint"), |c| {
+                format!(
+                    "checkpoint {} (size {}, issued {})",
+                    c.n, c.tree_size, c.issued_at
+                )
+            });
+        println!(
+            "{verdict}: positions {}..{}, {} events, {} problem(s), against {against}; {:.0} events/s",
+            report.start,
+            report.end,
+            report.events,
+            report.findings.len(),
+            report.events as f64 / elapsed.max(1e-9)
+        );
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn rotate_master(config: &Config) -> Result<(), Failure> {

@@ -28,6 +28,7 @@ use utoipa_actix_web::AppExt;
         (name = "provider", description = "A provider's feed and referrals: accept, decline, report, reveal contact (role `provider`)"),
         (name = "referrals", description = "Requests for help, as HR portals submit and follow them (role `hr_portal`)"),
         (name = "reports", description = "Aggregate, small-cell-suppressed utilisation counts of the portal's own employer (role `hr_portal`)"),
+        (name = "audit", description = "The access log, sealed into a Merkle tree with signed checkpoints: search, export, proofs, verification (role `auditor`)"),
     )
 )]
 struct ApiDoc;

@@ -125,7 +125,12 @@ fn development_keys_are_generated_private_and_reused() {
         );
     }
     #[cfg(unix)]
-    for f in ["token-signing.pem", "master.keys", "hmac-pepper.key"] {
+    for f in [
+        "token-signing.pem",
+        "master.keys",
+        "hmac-pepper.key",
+        "audit-checkpoint.pem",
+    ] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("keys").join(f))
             .unwrap()

@@ -3,7 +3,10 @@
 //! Every event is written through [`store::record`] inside the transaction of the work it
 //! records; if it cannot be written the request fails with 503 and nothing is committed.
 
+pub mod http;
+pub mod merkle;
 pub mod model;
+pub mod seal;
 pub mod store;
 
 pub use model::{operation, AuditEvent, Operation, Outcome};

@@ -90,6 +90,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_log_leaves (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        leaf_hash -> Binary,
+        pos_major -> BigInt,
+        pos_minor -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log_nodes (level, idx) {
+        level -> Integer,
+        idx -> BigInt,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (n) {
+        n -> BigInt,
+        tree_size -> BigInt,
+        root_hash -> Binary,
+        issued_at -> Timestamp,
+        key_id -> Text,
+        signature -> Binary,
+    }
+}
+
+diesel::table! {
     referrals (id) {
         id -> Text,
         employer_id -> Text,
@@ -163,6 +192,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     providers,
     api_clients,
     audit_events,
+    audit_log_leaves,
+    audit_log_nodes,
+    audit_checkpoints,
     contracts,
     provider_slots,
     provider_load_shards,

@@ -1,0 +1,131 @@
+//! The sealer: the one background job that gives access events their log positions, extends
+//! the Merkle tree, and issues signed checkpoints.
+//!
+//! Requests only insert events; they never wait for sealing. Every instance runs the job, but on
+//! PostgreSQL each batch and each checkpoint first takes a transaction-scoped advisory lock, so
+//! exactly one instance assigns positions at a time and a crashed leader is replaced at the next
+//! tick. The sealer writes no access events itself.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::merkle::{self, Frontier, Hash};
+use super::model::{Checkpoint, LoggedEvent};
+use super::store::{self, NewLeaf, NewNode};
+use crate::db::{write_tx, AnyConnection};
+use crate::error::ApiError;
+use crate::keys::TokenKey;
+
+/// Any constant all instances agree on; names the sealer's advisory lock.
+const SEAL_LOCK: i64 = 0x6561_705f_7365_616c;
+/// Events sealed per transaction: short transactions keep the PostgreSQL horizon moving.
+const BATCH: i64 = 5_000;
+/// At most this many batches (1,000,000 events) before a tick issues its checkpoint.
+const MAX_BATCHES_PER_TICK: usize = 200;
+
+/// Takes the sealer's lock for this transaction (PostgreSQL); SQLite has one writer anyway.
+fn lead(conn: &mut AnyConnection) -> Result<bool, ApiError> {
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            #[derive(QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                locked: bool,
+            }
+            Ok(
+                diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                    .bind::<diesel::sql_types::BigInt, _>(SEAL_LOCK)
+                    .get_result::<Locked>(c)?
+                    .locked,
+            )
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// Seals one batch of pending events. `None` when another instance holds the lock.
+pub fn seal_batch(conn: &mut AnyConnection) -> Result<Option<usize>, ApiError> {
+    write_tx(conn, |conn| {
+        if !lead(conn)? {
+            return Ok(None);
+        }
+        let size = store::sealed_size(conn)?;
+        let (major, minor) = store::high_water(conn, size)?;
+        let rows = store::pending(conn, (major, &minor), BATCH)?;
+        if rows.is_empty() {
+            return Ok(Some(0));
+        }
+        let shape = merkle::decompose(0, size);
+        let parts: Vec<Hash> = shape
+            .iter()
+            .map(|&(level, index)| store::node(conn, level, index))
+            .collect::<QueryResult<_>>()?;
+        let mut frontier = Frontier::from_parts(size, &parts)
+            .ok_or_else(|| ApiError::Internal("sealed log frontier has the wrong shape".into()))?;
+        let mut leaves = Vec::with_capacity(rows.len());
+        let mut nodes = Vec::with_capacity(rows.len());
+        let n = rows.len();
+        for row in rows {
+            let seq = frontier.size() as i64;
+            let event: LoggedEvent = row.event.logged(None, None);
+            let hash = event.leaf_hash();
+            for (level, index, h) in frontier.push(hash) {
+                if level > 0 {
+                    nodes.push(NewNode {
+                        level: level as i32,
+                        idx: index as i64,
+                        hash: h.to_vec(),
+                    });
+                }
+            }
+            leaves.push(NewLeaf {
+                seq,
+                event_id: event.id,
+                leaf_hash: hash.to_vec(),
+                pos_major: row.pos_major,
+                pos_minor: row.pos_minor,
+            });
+        }
+        store::insert_sealed(conn, &leaves, &nodes)?;
+        Ok(Some(n))
+    })
+}
+
+/// Signs and stores a checkpoint of the whole sealed log as of now, even when nothing new was
+/// sealed (an idle log still proves it is alive and unchanged). `None` without the lock.
+pub fn issue_checkpoint(
+    conn: &mut AnyConnection,
+    key: &TokenKey,
+    now: NaiveDateTime,
+) -> Result<Option<Checkpoint>, ApiError> {
+    write_tx(conn, |conn| {
+        if !lead(conn)? {
+            return Ok(None);
+        }
+        let size = store::sealed_size(conn)?;
+        let root = merkle::root(&mut |level, index| store::node(conn, level, index), size)?;
+        let n = store::latest_checkpoint(conn)?.map_or(0, |c| c.n + 1);
+        let checkpoint = Checkpoint::sign(n, size, &root, now, &key.kid, &key.signing);
+        store::insert_checkpoint(conn, &checkpoint, &root)?;
+        Ok(Some(checkpoint))
+    })
+}
+
+/// One tick of the job: seal everything pending, then issue a checkpoint. Tests call this with
+/// their own clock instead of running the background task.
+pub fn run(
+    conn: &mut AnyConnection,
+    key: &TokenKey,
+    now: NaiveDateTime,
+) -> Result<Option<Checkpoint>, ApiError> {
+    // Bounded, so a flood of events cannot postpone the checkpoint: what is left waits for the
+    // next tick.
+    for _ in 0..MAX_BATCHES_PER_TICK {
+        match seal_batch(conn)? {
+            None => return Ok(None),
+            Some(n) if (n as i64) < BATCH => break,
+            Some(_) => {}
+        }
+    }
+    issue_checkpoint(conn, key, now)
+}
