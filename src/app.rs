@@ -214,13 +214,32 @@ impl Application {
         let notifier = self.state.db.notifier.clone();
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
-            tracing::info!("stopping: answering long polls, finishing requests in flight");
+            tracing::info!(
+                "stopping: answering long polls, finishing requests in flight, then sealing the access log"
+            );
             notifier.close();
             handle.stop(true).await;
         });
         let result = self.server.await;
         if let Some(listener) = self.listener {
             listener.stop();
+        }
+        // Every request has finished: seal its access events now rather than leave them to
+        // another instance's next tick (or, for the last instance, to the next start).
+        if self.state.config.housekeeping {
+            let keys = self.state.keys.clone();
+            match self
+                .state
+                .db
+                .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+                .await
+            {
+                Ok(Some(cp)) => {
+                    tracing::info!(tree_size = cp.tree_size, "access log sealed before exit")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not seal the access log before exit"),
+            }
         }
         result
     }

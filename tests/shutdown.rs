@@ -39,7 +39,9 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
 #[actix_web::test]
 async fn sigterm_under_load_loses_no_request_and_no_access_event() {
     let dir = tempfile::tempdir().unwrap();
-    let (vars, pg) = common::test_vars(dir.path());
+    let (mut vars, pg) = common::test_vars(dir.path());
+    // Background jobs on, as in production: the access log is sealed on the way out.
+    vars.insert("EAP_HOUSEKEEPING".into(), "on".into());
     let admin = Binary::create_client(&vars, "admin", "ops");
     let server = Binary::start(&vars);
     let base = server.base.clone();
@@ -217,5 +219,13 @@ async fn sigterm_under_load_loses_no_request_and_no_access_event() {
         count_in(url, "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'referral.create' AND http_status = 201"),
         i64::from(created)
     );
+    assert_eq!(
+        count_in(url, "SELECT COUNT(*) AS n FROM audit_log_leaves"),
+        count_in(url, "SELECT COUNT(*) AS n FROM audit_events"),
+        "every access event sealed before the exit"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("access log sealed before exit")));
     common::drop_pg_database(pg);
 }

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::Gauges;
 use crate::app::AppState;
-use crate::db::schema::referrals;
+use crate::db::schema::{audit_checkpoints, referrals};
 use crate::error::{ApiError, Problem};
 
 /// Prometheus metrics for this instance. Needs `Authorization: Bearer $EAP_METRICS_TOKEN`;
@@ -40,7 +40,7 @@ pub async fn metrics(
             "send the metrics token: Authorization: Bearer TOKEN",
         ));
     }
-    let (pending, overdue) = state
+    let (pending, overdue, checkpoint) = state
         .db
         .run(|conn| {
             let offered = referrals::table.filter(referrals::status.eq("offered"));
@@ -49,7 +49,12 @@ pub async fn metrics(
                 .filter(referrals::offer_expires_at.lt(crate::db::now()))
                 .count()
                 .get_result(conn)?;
-            Ok((pending, overdue))
+            let checkpoint: Option<(i64, chrono::NaiveDateTime)> = audit_checkpoints::table
+                .order(audit_checkpoints::n.desc())
+                .select((audit_checkpoints::tree_size, audit_checkpoints::issued_at))
+                .first(conn)
+                .optional()?;
+            Ok((pending, overdue, checkpoint))
         })
         .await?;
     let pool = state.db.pool_state();
@@ -61,6 +66,9 @@ pub async fn metrics(
         long_polls_max: state.config.max_long_polls,
         offers_pending: pending,
         offers_overdue: overdue,
+        audit_sealed: checkpoint.map_or(0, |c| c.0),
+        audit_checkpoint_age_secs: checkpoint
+            .map(|c| (crate::db::now() - c.1).num_milliseconds() as f64 / 1000.0),
     };
     Ok(HttpResponse::Ok()
         .insert_header((

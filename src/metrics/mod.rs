@@ -62,6 +62,11 @@ pub struct Gauges {
     pub long_polls_max: usize,
     pub offers_pending: i64,
     pub offers_overdue: i64,
+    /// Events in the latest signed checkpoint.
+    pub audit_sealed: i64,
+    /// Seconds since the latest checkpoint: the sealing lag (grows past the interval when
+    /// sealing stalls). `None` before the first.
+    pub audit_checkpoint_age_secs: Option<f64>,
 }
 
 fn method_label(method: &str) -> &'static str {
@@ -151,7 +156,7 @@ impl Metrics {
             );
         }
         drop(map);
-        let gauges: [(&str, &str, &str, f64); 7] = [
+        let gauges: [(&str, &str, &str, f64); 9] = [
             (
                 "eap_db_pool_connections",
                 "gauge",
@@ -193,6 +198,18 @@ impl Metrics {
                 "gauge",
                 "Pending offers past their deadline (the sweeper re-offers them).",
                 g.offers_overdue as f64,
+            ),
+            (
+                "eap_audit_sealed_events",
+                "gauge",
+                "Access events covered by the latest signed checkpoint.",
+                g.audit_sealed as f64,
+            ),
+            (
+                "eap_audit_checkpoint_age_seconds",
+                "gauge",
+                "Seconds since the latest checkpoint: the sealing lag (-1 before the first).",
+                g.audit_checkpoint_age_secs.unwrap_or(-1.0),
             ),
         ];
         for (name, kind, help, value) in gauges {
@@ -264,6 +281,8 @@ mod tests {
             long_polls_max: 100,
             offers_pending: 5,
             offers_overdue: 1,
+            audit_sealed: 7,
+            audit_checkpoint_age_secs: Some(2.5),
         };
         let text = m.render(&g);
         let labels = "route=\"/v1/referrals\",method=\"POST\",status=\"201\"";
@@ -280,5 +299,6 @@ mod tests {
         assert!(text.contains("status=\"422\"} 1"));
         assert!(text.contains("eap_long_polls_waiting 2\n"));
         assert!(text.contains("eap_offers_overdue 1\n"));
+        assert!(text.contains("eap_audit_checkpoint_age_seconds 2.5\n"));
     }
 }
