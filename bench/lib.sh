@@ -1,12 +1,12 @@
 # Shared by the benchmarks in bench/: a release server on a throwaway PostgreSQL database,
 # fixtures made through the API, and the measured phases. Source it; loopback only.
 #
-# Needs PostgreSQL on 127.0.0.1:5432 with trust auth (as on the project's machines), wrk, jq
-# and curl (installed with apt when missing).
+# Needs PostgreSQL on 127.0.0.1:5432 with trust auth (as on the project's machines), wrk, jq,
+# curl and bc (installed with apt when missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PG="-h 127.0.0.1 -U postgres"
-for tool in wrk jq curl; do
+for tool in wrk jq curl bc; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
 done
 cargo build --release -q
@@ -29,7 +29,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # thousands of long polls need as 
 start_server() {
   export EAP_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB${PGOPTS:-}" EAP_LISTEN="127.0.0.1:$PORT" \
     EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn \
-    EAP_RATE_LIMIT_HR_PORTAL=0 EAP_RATE_LIMIT_PROVIDER=0 EAP_RATE_LIMIT_AUDITOR=0 EAP_RATE_LIMIT_TOKEN_ADDRESS=0
+    EAP_RATE_LIMIT_HR_PORTAL=0 EAP_RATE_LIMIT_PROVIDER=0 EAP_RATE_LIMIT_AUDITOR=0 EAP_RATE_LIMIT_TOKEN_ADDRESS=0 \
+    EAP_AUDIT_CHECKPOINT_SECS=1
   ADMIN=$($BIN admin create-client --role admin --name bench)
   $BIN &
   SERVER=$!
@@ -264,4 +265,57 @@ INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_i
 COMMIT;
 SQL
   PG_CONTACT_READS=$(pgbench_run "$WORK/contact.sql" -D provider="$PROVIDER")
+}
+
+# $1 access events written straight into the log (ids in creation order, like the service's
+# UUIDv7s; random ones would scatter every lookup), then sealed by the server's own sealer.
+add_events_and_seal() {
+  local total
+  psql $PG -d "$DB" -qc "INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id,
+      action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
+    SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), now() AT TIME ZONE 'UTC', 'client-' || (i % 50),
+      'provider', 'tenant-' || (i % 50), 'contact.read', 'referral', gen_random_uuid()::text, 'success', 200,
+      gen_random_uuid()::text, '127.0.0.1'
+    FROM generate_series(1, $1) AS i"
+  total=$(psql $PG -d "$DB" -Atc "SELECT count(*) FROM audit_events")
+  local start size=0
+  start=$(date +%s.%N)
+  for _ in $(seq 1 600); do
+    size=$(curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" "$BASE/v1/audit/checkpoints?limit=1" | jq '.latest.tree_size // 0')
+    [ "$size" -ge "$total" ] && break
+    sleep 1
+  done
+  [ "$size" -ge "$total" ] || { echo "sealing did not finish in 10 minutes" >&2; exit 1; }
+  SEALING="$size events sealed in $(echo "$(date +%s.%N) - $start" | bc)s (background sealer, 1 s ticks)"
+}
+
+# The whole log as NDJSON through the API, the server's RSS sampled meanwhile; beside it, the
+# same rows in log order copied out by psql.
+phase_export() {
+  local before out secs bytes lines
+  before=$(rss)
+  start_sampler
+  out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" -H 'Accept: application/x-ndjson' \
+    "$BASE/v1/audit/events" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
+  EXPORT_PEAK=$(stop_sampler)
+  secs=${out% *}
+  bytes=${out#* }
+  lines=$(($(wc -l < "$WORK/events.ndjson") - 2)) # less the proof lines at either end
+  EXPORT="$(echo "$lines / $secs" | bc) events/s ($lines events, $bytes bytes in ${secs}s); RSS $before kB before, peak $EXPORT_PEAK kB"
+  local start
+  start=$(date +%s.%N)
+  psql $PG -d "$DB" -qc "\\copy (SELECT e.* FROM audit_log_leaves l JOIN audit_events e ON e.id = l.event_id ORDER BY l.seq) TO '/dev/null'"
+  PG_EXPORT="$(echo "$lines / ($(date +%s.%N) - $start)" | bc) rows/s (psql \\copy of the same rows in log order)"
+}
+
+# The export verified offline with the published key only.
+phase_verify() {
+  curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" "$BASE/v1/audit/checkpoints" > "$WORK/checkpoints.json"
+  curl -sf "$BASE/v1/audit/public-key" > "$WORK/public-key.json"
+  local start lines
+  start=$(date +%s.%N)
+  timeout 300 $BIN audit verify --events "$WORK/events.ndjson" --checkpoints "$WORK/checkpoints.json" \
+    --public-key "$WORK/public-key.json" | tail -1
+  lines=$(($(wc -l < "$WORK/events.ndjson") - 2))
+  VERIFY="$(echo "$lines / ($(date +%s.%N) - $start)" | bc) events/s ($lines events; process start and file read included)"
 }

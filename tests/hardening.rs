@@ -383,3 +383,36 @@ async fn bad_tls_settings_stop_start_up_naming_the_variable() {
     assert!(err.starts_with("EAP_TLS_KEY:"), "{err}");
     common::drop_pg_database(pg);
 }
+
+#[actix_web::test]
+async fn deeply_nested_or_oversized_json_is_a_clear_4xx() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    // 10,000 levels: past serde_json's recursion limit, under the body limit.
+    let deep = format!("{{\"name\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/employers"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert!(status == 400 || status == 422, "{status}");
+    let body = problem(resp, status).await;
+    assert!(body["detail"].is_string());
+    // A body over the limit is refused before it is parsed.
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70_000));
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/employers"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+}
