@@ -431,9 +431,21 @@ fn export(
 const CSV_HEADER: &str = "seq,leaf_hash,id,occurred_at,actor_client_id,actor_role,tenant_id,\
 action,resource_type,resource_id,outcome,http_status,request_id,source_addr\r\n";
 
+/// One CSV field. Some values are the caller's words (a claimed client id on a failed token
+/// request, a request id): one that starts like a spreadsheet formula is neutralised with a
+/// leading `'` (OWASP's advice for CSV injection), so opening the export cannot run it. The
+/// NDJSON export carries values unchanged and is the one to verify.
 fn csv_field(buf: &mut Vec<u8>, v: Option<&str>) {
     let v = v.unwrap_or("");
-    if v.contains([',', '"', '\n', '\r']) {
+    let formula = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let owned;
+    let v = if formula {
+        owned = format!("'{v}");
+        owned.as_str()
+    } else {
+        v
+    };
+    if formula || v.contains([',', '"', '\n', '\r']) {
         buf.push(b'"');
         buf.extend_from_slice(v.replace('"', "\"\"").as_bytes());
         buf.push(b'"');
@@ -946,4 +958,25 @@ fn decoded(conn: &mut AnyConnection, parts: &[(u32, u64)]) -> Result<Vec<Hash>, 
         .map(|&(level, index)| store::node(conn, level, index))
         .collect::<Result<_, _>>()
         .map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    fn field(v: &str) -> String {
+        let mut buf = Vec::new();
+        csv_field(&mut buf, Some(v));
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(field("plain-id"), "plain-id");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("-1+1"), "\"'-1+1\"");
+        assert_eq!(field("@SUM(A1)"), "\"'@SUM(A1)\"");
+    }
 }
