@@ -803,7 +803,11 @@ pub struct ContractQuery {
     /// Only this employer's contracts.
     pub employer_id: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]
