@@ -803,16 +803,6 @@ async fn client_bindings_are_validated() {
             "required",
         ),
         (
-            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
-            "employer_id",
-            "unknown",
-        ),
-        (
-            json!({"name": "p", "role": "provider", "provider_id": employer}),
-            "provider_id",
-            "unknown",
-        ),
-        (
             json!({"name": "p", "role": "admin", "employer_id": employer}),
             "employer_id",
             "not_allowed",
@@ -844,6 +834,21 @@ async fn client_bindings_are_validated() {
             "plain_text",
         ),
     ];
+    // A well-formed binding to no active employer or provider conflicts with the directory's
+    // state: 409, naming the field.
+    for (body, field) in [
+        (
+            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
+            "employer_id",
+        ),
+        (
+            json!({"name": "p", "role": "provider", "provider_id": employer}),
+            "provider_id",
+        ),
+    ] {
+        let p = problem(app.post_json("/v1/admin/clients", &token, &body).await, 409).await;
+        assert!(p["detail"].as_str().unwrap().starts_with(field), "{p}");
+    }
     for (body, field, code) in cases {
         let resp = app.post_json("/v1/admin/clients", &token, &body).await;
         let p = problem(resp, 422).await;

@@ -724,10 +724,10 @@ fn check_window(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A contract for this employer and provider exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown or inactive employer/provider, or an empty window", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, or an empty window", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -751,18 +751,10 @@ pub async fn create_contract(
     check_window(new.starts_at, new.ends_at)?;
     let row = audited(&state.db, admin.0, 201, move |conn| {
         if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {
-            return Err(ApiError::validation(
-                "employer_id",
-                "unknown",
-                "no active employer has this id",
-            ));
+            return Err(crate::auth::store::unbound("employer"));
         }
         if !store::find_provider(conn, &new.provider_id)?.is_some_and(|p| p.active) {
-            return Err(ApiError::validation(
-                "provider_id",
-                "unknown",
-                "no active provider has this id",
-            ));
+            return Err(crate::auth::store::unbound("provider"));
         }
         if store::contract_exists(conn, &new.employer_id, &new.provider_id)? {
             return Err(ApiError::Conflict {
