@@ -244,23 +244,51 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         false,
         "not started yet"
     );
-    let p = problem(
-        patch(
-            &app,
-            &format!("/v1/admin/contracts/{id}"),
-            &token,
-            &json!({"ends_at": "2098-01-01T00:00:00Z"}),
-        )
-        .await,
-        422,
+    // A window is a start and a length in days, so no request can make it empty.
+    let c: Value = patch(
+        &app,
+        &format!("/v1/admin/contracts/{id}"),
+        &token,
+        &json!({"days": 30.0}),
     )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "ends_at");
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (c["starts_at"].as_str(), c["ends_at"].as_str()),
+        (Some("2099-01-01T00:00:00Z"), Some("2099-01-31T00:00:00Z"))
+    );
+    // Moving the start keeps the length.
+    let c: Value = patch(
+        &app,
+        &format!("/v1/admin/contracts/{id}"),
+        &token,
+        &json!({"starts_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(c["ends_at"], "2020-01-31T00:00:00Z");
+    assert_eq!(c["in_force"], false, "ended");
+    for bad in [
+        json!({"days": 0}),
+        json!({"days": 36501}),
+        json!({"days": 1.5}),
+        json!({"ends_at": null}),
+    ] {
+        problem(
+            patch(&app, &format!("/v1/admin/contracts/{id}"), &token, &bad).await,
+            422,
+        )
+        .await;
+    }
     let resp = patch(
         &app,
         &format!("/v1/admin/contracts/{id}"),
         &token,
-        &json!({"starts_at": "2020-01-01T00:00:00Z", "ends_at": null}),
+        &json!({"starts_at": "2020-01-01T00:00:00Z", "days": null}),
     )
     .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["in_force"], true);
