@@ -722,7 +722,6 @@ pub struct Feed {
 /// A feed cursor is its position as `txid.id` in decimal. Any text matching the documented
 /// pattern (`^[0-9]{1,18}\.[0-9]{1,18}$`) is a position, since 18 digits always fit an i64, so
 /// every cursor the schema admits is accepted: one never handed out just resumes from there.
-
 fn cursor(p: store::Position) -> String {
     format!("{}.{}", p.txid, p.id)
 }
