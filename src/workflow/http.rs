@@ -329,7 +329,7 @@ pub async fn list_referrals(
 /// Accepts an offer. The referral is this provider's until it closes.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     responses(
         (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
@@ -371,7 +371,7 @@ pub struct Decline {
 /// tried, or queued as unroutable; this provider's slot is freed.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     request_body = Decline,
     responses(
         (status = 204, description = "Declined; the referral has left this provider"),
@@ -540,7 +540,7 @@ pub struct StatusUpdate {
 /// invalid step is 409 listing the allowed ones. Closing frees the provider's slot.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
