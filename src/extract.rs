@@ -255,6 +255,38 @@ impl RequestCtx {
     }
 }
 
+/// An integer body field as JSON Schema reads `type: integer`: any number with no fractional
+/// part, so `3.0` is 3 (serde alone refuses it, and a client generating from the schema may send
+/// it). Out of range for the field, or fractional, is the usual `invalid_value`.
+pub fn integer<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::{Deserialize, Error, Unexpected};
+    let n = serde_json::Number::deserialize(d)?;
+    // 2^53: beyond it a float no longer holds every integer exactly.
+    let exact = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+            .map(|f| f as i64)
+    });
+    exact
+        .and_then(|i| T::try_from(i).ok())
+        .ok_or_else(|| D::Error::invalid_value(Unexpected::Other("number"), &"an integer in range"))
+}
+
+/// [`integer`] for an optional field (absent or `null` is `None`); use with `#[serde(default)]`.
+pub fn optional_integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(serde::Deserialize)]
+    struct Wrap<T: TryFrom<i64>>(#[serde(deserialize_with = "integer")] T);
+    Ok(<Option<Wrap<T>> as serde::Deserialize>::deserialize(d)?.map(|w| w.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +311,40 @@ mod tests {
             Err(ApiError::Validation(mut v)) => v.remove(0),
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Counts {
+        #[serde(deserialize_with = "super::integer")]
+        n: u32,
+        #[serde(default, deserialize_with = "super::optional_integer")]
+        m: Option<i32>,
+    }
+
+    #[test]
+    fn integers_are_read_as_json_schema_reads_them() {
+        let c: Counts = parse_json(br#"{"n": 3.0, "m": -2.0}"#).unwrap();
+        assert_eq!((c.n, c.m), (3, Some(-2)));
+        let c: Counts = parse_json(br#"{"n": 7, "m": null}"#).unwrap();
+        assert_eq!((c.n, c.m), (7, None));
+        let c: Counts = parse_json(br#"{"n": 7}"#).unwrap();
+        assert_eq!(c.m, None);
+        for bad in [
+            r#"{"n": 3.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 1e300}"#,
+            r#"{"n": 1, "m": 0.5}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_json::<Counts>(bad.as_bytes()),
+                    Err(ApiError::Validation(_))
+                ),
+                "{bad}"
+            );
+        }
+        let e = parse_json::<Counts>(br#"{"n": "3"}"#).unwrap_err();
+        assert!(matches!(e, ApiError::Validation(v) if v[0].code == "invalid_type"));
     }
 
     #[test]

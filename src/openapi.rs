@@ -70,7 +70,28 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     let mut api = api;
     document_rate_limits(&mut api);
+    document_contact_rule(&mut api);
     api
+}
+
+/// `Contact` needs a phone number or an email address (`phone_or_email` in
+/// `referrals::model`); the derive cannot say so, so the rule is added here: at least one of the
+/// two present and not null. Without it the schema admits bodies the server must refuse.
+fn document_contact_rule(api: &mut utoipa::openapi::OpenApi) {
+    let Some(schemas) = api.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(contact) = schemas.get("Contact") else {
+        return;
+    };
+    let fields = serde_json::to_value(contact).expect("a schema serializes");
+    let one = |field: &str| serde_json::json!({"type": "object", "required": [field], "properties": {field: {"type": "string"}}});
+    let contact = serde_json::from_value(serde_json::json!({
+        "allOf": [fields, {"anyOf": [one("phone"), one("email")]}],
+        "description": "How to reach the person: a phone number, an email address, or both.",
+    }))
+    .expect("a valid schema");
+    schemas.insert("Contact".to_owned(), contact);
 }
 
 /// Every authenticated operation and the token endpoint can answer 429 (see `ratelimit`).

@@ -1,7 +1,5 @@
 //! Cursor pagination shared by every list operation.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -11,12 +9,28 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
+/// Every list is keyset-paged by its UUID id (lowercase, hyphenated, as the service writes
+/// them), and its cursor is the last id of the page. Any text of this shape is a place in that
+/// order, so every cursor the schema admits is accepted; keep the `after` parameters' patterns
+/// equal to this.
+fn is_cursor(c: &str) -> bool {
+    c.len() == 36
+        && c.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page; omit for the first page.
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]
@@ -29,16 +43,14 @@ impl PageQuery {
     pub fn resolve(&self) -> Result<(Option<String>, i64), ApiError> {
         let after = match &self.after {
             None => None,
-            Some(c) => Some(
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    // A cursor is a position: any decodable one is a place to continue after.
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .ok_or_else(|| {
-                        ApiError::validation("after", "invalid", "not a cursor from this API")
-                    })?,
-            ),
+            Some(c) if is_cursor(c) => Some(c.clone()),
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "after",
+                    "invalid",
+                    "must be a cursor from this API (an id)",
+                ))
+            }
         };
         Ok((after, i64::from(self.limit.unwrap_or(DEFAULT_LIMIT))))
     }
@@ -52,7 +64,8 @@ pub struct Page<T: ToSchema> {
 }
 
 impl<T: ToSchema> Page<T> {
-    /// Builds a page from rows fetched with `limit`; a full page gets a cursor at its last key.
+    /// Builds a page from rows fetched with `limit`; a full page gets a cursor at its last key
+    /// (an id, so it matches the `after` pattern).
     pub fn from_rows<R>(
         rows: Vec<R>,
         limit: i64,
@@ -60,7 +73,7 @@ impl<T: ToSchema> Page<T> {
         view: impl Fn(R) -> T,
     ) -> Self {
         let next_cursor = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r))))
+            .then(|| rows.last().map(|r| key(r).to_owned()))
             .flatten();
         Page {
             items: rows.into_iter().map(view).collect(),

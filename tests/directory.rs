@@ -200,10 +200,13 @@ async fn employers_are_renamed_and_deactivated() {
             &json!({"name": "p", "role": "hr_portal", "employer_id": id}),
         )
         .await,
-        422,
+        409,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "employer_id");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("employer_id:"),
+        "{p}"
+    );
 }
 
 #[actix_web::test]
@@ -241,23 +244,51 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         false,
         "not started yet"
     );
-    let p = problem(
-        patch(
-            &app,
-            &format!("/v1/admin/contracts/{id}"),
-            &token,
-            &json!({"ends_at": "2098-01-01T00:00:00Z"}),
-        )
-        .await,
-        422,
+    // A window is a start and a length in days, so no request can make it empty.
+    let c: Value = patch(
+        &app,
+        &format!("/v1/admin/contracts/{id}"),
+        &token,
+        &json!({"days": 30.0}),
     )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "ends_at");
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (c["starts_at"].as_str(), c["ends_at"].as_str()),
+        (Some("2099-01-01T00:00:00Z"), Some("2099-01-31T00:00:00Z"))
+    );
+    // Moving the start keeps the length.
+    let c: Value = patch(
+        &app,
+        &format!("/v1/admin/contracts/{id}"),
+        &token,
+        &json!({"starts_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(c["ends_at"], "2020-01-31T00:00:00Z");
+    assert_eq!(c["in_force"], false, "ended");
+    for bad in [
+        json!({"days": 0}),
+        json!({"days": 36501}),
+        json!({"days": 1.5}),
+        json!({"ends_at": null}),
+    ] {
+        problem(
+            patch(&app, &format!("/v1/admin/contracts/{id}"), &token, &bad).await,
+            422,
+        )
+        .await;
+    }
     let resp = patch(
         &app,
         &format!("/v1/admin/contracts/{id}"),
         &token,
-        &json!({"starts_at": "2020-01-01T00:00:00Z", "ends_at": null}),
+        &json!({"starts_at": "2020-01-01T00:00:00Z", "days": null}),
     )
     .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["in_force"], true);
@@ -299,10 +330,13 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
             &json!({"employer_id": "nope", "provider_id": provider, "priority": 1}),
         )
         .await,
-        422,
+        409,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "employer_id");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("employer_id:"),
+        "{p}"
+    );
     let p = problem(
         app.post_json(
             "/v1/admin/contracts",
@@ -310,10 +344,13 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
             &json!({"employer_id": employer, "provider_id": "nope", "priority": 1}),
         )
         .await,
-        422,
+        409,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "provider_id");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("provider_id:"),
+        "{p}"
+    );
     let p = problem(
         app.post_json(
             "/v1/admin/contracts",
@@ -554,10 +591,13 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
             &json!({"provider_id": stranger}),
         )
         .await,
-        422,
+        409,
     )
     .await;
-    assert_eq!(p["errors"][0]["code"], "not_contracted");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("provider_id:"),
+        "{p}"
+    );
     let resp = app
         .post_json(
             &path,
@@ -633,10 +673,13 @@ async fn a_full_provider_cannot_be_assigned_more() {
             &json!({"provider_id": portal.provider}),
         )
         .await,
-        422,
+        409,
     )
     .await;
-    assert_eq!(p["errors"][0]["code"], "unavailable");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("provider_id:"),
+        "{p}"
+    );
     assert_eq!(app.provider_load(&portal.provider), 1, "never overbooked");
 }
 

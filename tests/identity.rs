@@ -803,16 +803,6 @@ async fn client_bindings_are_validated() {
             "required",
         ),
         (
-            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
-            "employer_id",
-            "unknown",
-        ),
-        (
-            json!({"name": "p", "role": "provider", "provider_id": employer}),
-            "provider_id",
-            "unknown",
-        ),
-        (
             json!({"name": "p", "role": "admin", "employer_id": employer}),
             "employer_id",
             "not_allowed",
@@ -827,12 +817,38 @@ async fn client_bindings_are_validated() {
             "role",
             "invalid_value",
         ),
+        // `null` is not "absent": the documented variants have no nullable binding.
+        (
+            json!({"name": "p", "role": "admin", "employer_id": null}),
+            "employer_id",
+            "invalid_type",
+        ),
+        (
+            json!({"name": "p", "role": "hr_portal", "employer_id": employer, "provider_id": null}),
+            "provider_id",
+            "invalid_type",
+        ),
         (
             json!({"name": "\u{7}bell", "role": "admin"}),
             "name",
             "plain_text",
         ),
     ];
+    // A well-formed binding to no active employer or provider conflicts with the directory's
+    // state: 409, naming the field.
+    for (body, field) in [
+        (
+            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
+            "employer_id",
+        ),
+        (
+            json!({"name": "p", "role": "provider", "provider_id": employer}),
+            "provider_id",
+        ),
+    ] {
+        let p = problem(app.post_json("/v1/admin/clients", &token, &body).await, 409).await;
+        assert!(p["detail"].as_str().unwrap().starts_with(field), "{p}");
+    }
     for (body, field, code) in cases {
         let resp = app.post_json("/v1/admin/clients", &token, &body).await;
         let p = problem(resp, 422).await;
@@ -946,4 +962,57 @@ async fn an_oversized_token_request_is_refused_and_logged() {
         ),
         ("token.issue", "failure", 413)
     );
+}
+
+/// The documented body of `POST /v1/admin/clients` is one variant per role with exactly the
+/// fields that role takes: each variant's required fields are accepted, and any property a
+/// variant does not list is refused.
+#[actix_web::test]
+async fn documented_client_variants_are_exactly_what_is_accepted() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let employer = app.create_employer(&token, "Acme").await;
+    let provider = app.create_provider(&token, "Care Co").await;
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let variants = spec["components"]["schemas"]["CreateClientRequest"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut roles = Vec::new();
+    for v in &variants {
+        assert_eq!(v["additionalProperties"], false, "{v}");
+        let role = v["properties"]["role"]["enum"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut body = json!({"name": "n", "role": role});
+        for f in v["required"].as_array().unwrap() {
+            match f.as_str().unwrap() {
+                "employer_id" => body["employer_id"] = json!(employer),
+                "provider_id" => body["provider_id"] = json!(provider),
+                _ => {}
+            }
+        }
+        let resp = app.post_json("/v1/admin/clients", &token, &body).await;
+        assert_eq!(resp.status(), 201, "{body}");
+        for (field, value) in [("employer_id", &employer), ("provider_id", &provider)] {
+            if v["properties"].get(field).is_none() {
+                let mut extra = body.clone();
+                extra[field] = json!(value);
+                let resp = app.post_json("/v1/admin/clients", &token, &extra).await;
+                problem(resp, 422).await;
+            }
+        }
+        roles.push(role);
+    }
+    roles.sort();
+    assert_eq!(roles, ["admin", "auditor", "hr_portal", "provider"]);
 }

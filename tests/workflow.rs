@@ -961,3 +961,113 @@ async fn two_instances_alternating_take_referrals_through_their_whole_lifecycle(
     request_ids.dedup();
     assert_eq!(request_ids.len(), total, "no call logged twice");
 }
+
+/// RFC 9110 §13.1.1: `If-Match: *` matches any current representation, a list matches when one
+/// of its tags does, a weak tag never does. A malformed body is reported before the
+/// precondition is evaluated: it is wrong whatever the referral's version.
+#[actix_web::test]
+async fn if_match_star_and_lists_and_body_before_precondition() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, _) = submit(&app, &portal).await;
+
+    // Body errors come first, even with a missing or stale If-Match.
+    problem(act(&app, &token, &id, "decline", None, None).await, 415).await;
+    problem(
+        act(&app, &token, &id, "decline", Some("\"7\""), None).await,
+        415,
+    )
+    .await;
+    let p = problem(
+        act(
+            &app,
+            &token,
+            &id,
+            "decline",
+            Some("\"7\""),
+            Some(json!({"reason": "nope"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "reason", "{p}");
+    problem(
+        act(
+            &app,
+            &token,
+            &id,
+            "status",
+            None,
+            Some(json!({"colour": "blue"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    // A well-formed body still needs the precondition: 428 without it, 412 when it fails.
+    problem(
+        act(
+            &app,
+            &token,
+            &id,
+            "status",
+            None,
+            Some(json!({"status": "contacted"})),
+        )
+        .await,
+        428,
+    )
+    .await;
+    problem(
+        act(&app, &token, &id, "accept", Some("W/\"1\""), None).await,
+        412,
+    )
+    .await;
+    problem(
+        act(&app, &token, &id, "accept", Some("\"5\", \"6\""), None).await,
+        412,
+    )
+    .await;
+
+    // `*` proceeds, whatever the version.
+    let resp = act(&app, &token, &id, "accept", Some("*"), None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get("etag").unwrap(), "\"2\"");
+    // A list with the current version among others matches.
+    let resp = act(
+        &app,
+        &token,
+        &id,
+        "status",
+        Some("\"1\", \"2\""),
+        Some(json!({"status": "contacted"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let resp = act(
+        &app,
+        &token,
+        &id,
+        "status",
+        Some("*"),
+        Some(json!({"status": "closed", "outcome": "referred_elsewhere"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "closed");
+
+    // Decline with `*` on a fresh offer.
+    let (id, _) = submit(&app, &portal).await;
+    let resp = act(
+        &app,
+        &token,
+        &id,
+        "decline",
+        Some("*"),
+        Some(json!({"reason": "other"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+}

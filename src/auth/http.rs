@@ -419,12 +419,74 @@ pub struct CreateClient {
     /// Required for `hr_portal`: the employer this client acts for.
     #[validate(length(min = 1, max = 64))]
     #[schema(min_length = 1, max_length = 64)]
+    #[serde(default, deserialize_with = "present")]
     pub employer_id: Option<String>,
     /// Required for `provider`: the provider this client acts for.
     #[validate(length(min = 1, max = 64))]
     #[schema(min_length = 1, max_length = 64)]
+    #[serde(default, deserialize_with = "present")]
     pub provider_id: Option<String>,
 }
+
+/// A binding is given as a string or left out; `null` is refused (422) rather than read as
+/// absent, so the server accepts exactly the bodies [`CreateClientRequest`] documents.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+/// The documented body of `POST /v1/admin/clients`: one variant per role, each with exactly
+/// the fields that role accepts, so every body the schema admits passes the server's binding
+/// rules (`check_binding`). The handler still parses [`CreateClient`], whose field rules this
+/// reuses; a test keeps the two in step.
+pub struct CreateClientRequest;
+
+impl utoipa::PartialSchema for CreateClientRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let base = serde_json::to_value(<CreateClient as utoipa::PartialSchema>::schema())
+            .expect("a schema serializes");
+        let field = |name: &str| {
+            let mut f = base["properties"][name].clone();
+            // Only the string: `null` is refused like any other wrong type.
+            if f["type"].is_array() {
+                f["type"] = "string".into();
+            }
+            f
+        };
+        let variant = |role: &str, description: &str, binding: Option<&str>| {
+            let mut properties = serde_json::Map::new();
+            properties.insert("name".into(), field("name"));
+            properties.insert(
+                "role".into(),
+                serde_json::json!({"type": "string", "enum": [role]}),
+            );
+            let mut required = vec!["name", "role"];
+            if let Some(b) = binding {
+                properties.insert(b.into(), field(b));
+                required.push(b);
+            }
+            serde_json::json!({
+                "type": "object",
+                "title": role,
+                "description": description,
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "description": "A new API client. Its role decides its binding: an `hr_portal` acts for one employer, a `provider` for one provider; `admin` and `auditor` are bound to neither.",
+            "oneOf": [
+                variant("admin", "Manages the directory and API clients.", None),
+                variant("auditor", "Reads and verifies the access log.", None),
+                variant("hr_portal", "An employer's HR portal.", Some("employer_id")),
+                variant("provider", "An EAP provider's system.", Some("provider_id")),
+            ],
+        }))
+        .expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for CreateClientRequest {}
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -504,7 +566,7 @@ async fn hashed(secret: &str) -> Result<String, ApiError> {
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    request_body = CreateClient,
+    request_body = CreateClientRequest,
     responses(
         (status = 201, description = "Created; the secret is in this response only", body = ClientWithSecret,
          headers(("Location" = String, description = "The new client"))),
@@ -513,7 +575,8 @@ async fn hashed(secret: &str) -> Result<String, ApiError> {
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown fields, or a binding to no active employer/provider", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The employer or provider bound to is unknown or inactive", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown fields, or fields the role does not take", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]

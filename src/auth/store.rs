@@ -74,6 +74,16 @@ pub fn insert(
     Ok(row)
 }
 
+/// A well-formed binding to an employer or provider that does not exist or is inactive is a
+/// conflict with the directory's current state (409), not a malformed request: the same body
+/// succeeds once that employer or provider is active.
+pub fn unbound(what: &str) -> ApiError {
+    ApiError::Conflict {
+        detail: format!("{what}_id: no active {what} has this id"),
+        allowed: None,
+    }
+}
+
 fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiError> {
     let unexpected = |field: &str| {
         ApiError::validation(
@@ -100,11 +110,7 @@ fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiErr
                 .first(conn)
                 .optional()?;
             if active != Some(true) {
-                return Err(ApiError::validation(
-                    "employer_id",
-                    "unknown",
-                    "no active employer has this id",
-                ));
+                return Err(unbound("employer"));
             }
         }
         Role::Provider => {
@@ -124,11 +130,7 @@ fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiErr
                 .first(conn)
                 .optional()?;
             if active != Some(true) {
-                return Err(ApiError::validation(
-                    "provider_id",
-                    "unknown",
-                    "no active provider has this id",
-                ));
+                return Err(unbound("provider"));
             }
         }
         Role::Auditor | Role::Admin => {

@@ -24,13 +24,6 @@ fn created(location: String, body: impl Serialize) -> HttpResponse {
         .json(body)
 }
 
-/// Distinguishes an absent field (leave as is) from `null` (clear it) in a PATCH body.
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Employers
 
@@ -305,6 +298,7 @@ pub struct ProviderInput {
     /// The most referrals it holds at once.
     #[validate(range(min = 0, max = 100000))]
     #[schema(minimum = 0, maximum = 100000)]
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub capacity: u32,
     #[serde(default)]
     pub status: ProviderStatus,
@@ -339,6 +333,7 @@ pub struct ProviderPatch {
     pub crisis_capable: Option<bool>,
     #[validate(range(min = 0, max = 100000))]
     #[schema(minimum = 0, maximum = 100000)]
+    #[serde(default, deserialize_with = "crate::extract::optional_integer")]
     pub capacity: Option<u32>,
     pub status: Option<ProviderStatus>,
 }
@@ -649,11 +644,16 @@ pub struct ContractInput {
     /// Lower is preferred when several providers are eligible.
     #[validate(range(min = 0, max = 1000))]
     #[schema(minimum = 0, maximum = 1000)]
+    #[serde(deserialize_with = "crate::extract::integer")]
     pub priority: i32,
     /// When the contract starts; now if omitted.
     pub starts_at: Option<DateTime<Utc>>,
-    /// When it ends (exclusive); open-ended if omitted.
-    pub ends_at: Option<DateTime<Utc>>,
+    /// How long it lasts, in days (1–36500); open-ended if omitted. A window is a start and a
+    /// length, so every well-formed one is non-empty (the contract's `ends_at` is derived).
+    #[validate(range(min = 1, max = 36500))]
+    #[schema(minimum = 1, maximum = 36500)]
+    #[serde(default, deserialize_with = "crate::extract::optional_integer")]
+    pub days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -661,12 +661,31 @@ pub struct ContractInput {
 pub struct ContractPatch {
     #[validate(range(min = 0, max = 1000))]
     #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::extract::optional_integer")]
     pub priority: Option<i32>,
+    /// Moves the window; its length is kept unless `days` is given too.
     pub starts_at: Option<DateTime<Utc>>,
-    /// `null` makes the contract open-ended.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    pub ends_at: Option<Option<DateTime<Utc>>>,
+    /// The window's new length in days from its (new) start, 1–36500; `null` makes the contract
+    /// open-ended.
+    #[validate(range(min = 1, max = 36500))]
+    #[serde(default, deserialize_with = "double_option_integer")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 36500)]
+    pub days: Option<Option<u32>>,
+}
+
+/// `days` in a patch: absent (keep the length), `null` (open-ended) or a whole number of days;
+/// absent and `null` must differ, which `Option` alone cannot tell.
+fn double_option_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    crate::extract::optional_integer(d).map(Some)
+}
+
+/// The longest contract window, in days (100 years).
+const MAX_DAYS: u32 = 36500;
+
+/// Where a window of `days` days from `start` ends. Always after `start`, so every request that
+/// is valid by its schema gives a non-empty window.
+fn window_end(start: chrono::NaiveDateTime, days: u32) -> chrono::NaiveDateTime {
+    start + chrono::TimeDelta::days(i64::from(days.clamp(1, MAX_DAYS)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -702,20 +721,6 @@ impl From<ContractRow> for Contract {
     }
 }
 
-fn check_window(
-    starts_at: chrono::NaiveDateTime,
-    ends_at: Option<chrono::NaiveDateTime>,
-) -> Result<(), ApiError> {
-    match ends_at {
-        Some(end) if end <= starts_at => Err(ApiError::validation(
-            "ends_at",
-            "range",
-            "must be after starts_at",
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Binds an employer to a provider. Both must exist and be active; one contract per pair.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])), request_body = ContractInput,
@@ -724,10 +729,10 @@ fn check_window(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A contract for this employer and provider exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown or inactive employer/provider, or an empty window", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -743,26 +748,21 @@ pub async fn create_contract(
             .starts_at
             .map(crate::db::stored)
             .unwrap_or_else(crate::db::now),
-        ends_at: body.ends_at.map(crate::db::stored),
+        ends_at: None,
         employer_id: body.employer_id,
         provider_id: body.provider_id,
         priority: body.priority,
     };
-    check_window(new.starts_at, new.ends_at)?;
+    let new = NewContract {
+        ends_at: body.days.map(|d| window_end(new.starts_at, d)),
+        ..new
+    };
     let row = audited(&state.db, admin.0, 201, move |conn| {
         if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {
-            return Err(ApiError::validation(
-                "employer_id",
-                "unknown",
-                "no active employer has this id",
-            ));
+            return Err(crate::auth::store::unbound("employer"));
         }
         if !store::find_provider(conn, &new.provider_id)?.is_some_and(|p| p.active) {
-            return Err(ApiError::validation(
-                "provider_id",
-                "unknown",
-                "no active provider has this id",
-            ));
+            return Err(crate::auth::store::unbound("provider"));
         }
         if store::contract_exists(conn, &new.employer_id, &new.provider_id)? {
             return Err(ApiError::Conflict {
@@ -803,7 +803,11 @@ pub struct ContractQuery {
     /// Only this employer's contracts.
     pub employer_id: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]
@@ -887,7 +891,7 @@ pub async fn get_contract(
         (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, or an empty window", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -902,16 +906,20 @@ pub async fn update_contract(
     let id = id.get()?;
     let row = audited(&state.db, admin.0, 200, move |conn| {
         let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+        let starts_at = body.starts_at.map(crate::db::stored);
+        let start = starts_at.unwrap_or(current.starts_at);
+        // A new length, or the current one kept when only the start moves: the window stays
+        // non-empty whatever is sent.
+        let ends_at = match body.days {
+            Some(days) => Some(days.map(|d| window_end(start, d))),
+            None => starts_at.map(|_| current.ends_at.map(|e| start + (e - current.starts_at))),
+        };
         let change = ContractChange {
             priority: body.priority,
-            starts_at: body.starts_at.map(crate::db::stored),
-            ends_at: body.ends_at.map(|e| e.map(crate::db::stored)),
+            starts_at,
+            ends_at,
             active: None,
         };
-        check_window(
-            change.starts_at.unwrap_or(current.starts_at),
-            change.ends_at.unwrap_or(current.ends_at),
-        )?;
         if change.priority.is_some() || change.starts_at.is_some() || change.ends_at.is_some() {
             store::update_contract(conn, &id, &change)?;
         }

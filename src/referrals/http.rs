@@ -71,7 +71,8 @@ impl From<&ReferralRow> for ReferralStatus {
     }
 }
 
-/// The Idempotency-Key header: an sf-string (quoted) per the IETF draft, or a bare token.
+/// The Idempotency-Key header: an sf-string (quoted) per the IETF draft, or a bare token. The
+/// documented parameter pattern states this same rule; keep the two equal.
 fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
     let raw = req
         .headers()
@@ -257,7 +258,8 @@ fn replay(
 #[utoipa::path(
     tag = "referrals",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable characters")),
+    params(("Idempotency-Key" = String, Header, description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable ASCII characters other than `\"` and `\\`, bare or as a quoted sf-string",
+        pattern = r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#, min_length = 1, max_length = 257)),
     request_body = NewReferral,
     responses(
         (status = 201, description = "Received; the status token is in this response only", body = Submitted,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use super::model::{self, GroupBy, Month, WindowError};
+use super::model::{self, GroupBy, Month};
 use super::store;
 use crate::app::AppState;
 use crate::audit::audited;
@@ -18,13 +18,20 @@ use crate::extract::ApiQuery;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UtilizationQuery {
-    /// First month, `YYYY-MM` (UTC calendar months).
-    #[param(pattern = "^[0-9]{4}-[0-9]{2}$", example = "2026-01")]
+    /// First month, `YYYY-MM` (UTC calendar months, years 2000–2999).
+    #[param(
+        pattern = "^2[0-9]{3}-(0[1-9]|1[0-2])$",
+        min_length = 7,
+        max_length = 7,
+        example = "2026-01"
+    )]
     pub from: String,
-    /// Last month, `YYYY-MM`, inclusive; it must have ended at least 48 hours ago (so nothing
-    /// can still be added to it), and the window may span at most 24 months.
-    #[param(pattern = "^[0-9]{4}-[0-9]{2}$", example = "2026-06")]
-    pub to: String,
+    /// How many months from `from`, 1–24 (default 12). Only months that ended at least 48 hours
+    /// ago are reported (so nothing can still be added to them); later ones are left out, and
+    /// the response's `from`/`to` say which months it covers.
+    #[validate(range(min = 1, max = 24))]
+    #[param(minimum = 1, maximum = 24, example = 6)]
+    pub months: Option<u32>,
     /// The second dimension: `service_type`, `urgency` or `modality` (by month of submission),
     /// or `outcome` (by month of closing; `cancelled` included).
     pub group_by: GroupBy,
@@ -67,8 +74,10 @@ pub struct MonthRow {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Utilization {
     pub employer_id: String,
-    pub from: String,
-    pub to: String,
+    /// The first month reported, `YYYY-MM`; null when no month asked for has settled yet.
+    pub from: Option<String>,
+    /// The last month reported, `YYYY-MM`; null when no month asked for has settled yet.
+    pub to: Option<String>,
     pub group_by: GroupBy,
     /// Counts below this are suppressed, and enough others with them that none can be derived.
     pub min_cell: u32,
@@ -79,6 +88,9 @@ pub struct Utilization {
     /// Over the window; suppressed when any month total is.
     pub total: Count,
 }
+
+/// Months reported when `months` is not given.
+const DEFAULT_MONTHS: u32 = 12;
 
 fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
     Month::parse(raw).ok_or_else(|| {
@@ -95,7 +107,9 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
 /// count can be derived from the shown cells and totals, nor from another report over an
 /// overlapping window: each month is suppressed on its own counts, complements are chosen in
 /// the fixed category order (never by value), and only months that ended at least 48 hours ago
-/// can be reported, so a month reads the same in every report.
+/// are reported, so a month reads the same in every report. Later months of the window asked
+/// for are left out (any well-formed question has an answer, possibly with no month); `from`
+/// and `to` in the response give the months covered.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
@@ -104,7 +118,7 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
         (status = 200, description = "The report", body = Utilization),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing, unknown or malformed parameters; `to` before `from`, ended less than 48 hours ago, or more than 24 months after it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameters", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -116,31 +130,23 @@ pub async fn utilization(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
     let from = month_field("from", &q.from)?;
-    let to = month_field("to", &q.to)?;
-    let months = model::window(from, to, crate::db::now()).map_err(|e| match e {
-        WindowError::Reversed => {
-            ApiError::validation("to", "before_from", "must not be before `from`")
-        }
-        WindowError::TooLong => ApiError::validation(
-            "to",
-            "range_too_long",
-            format!("the window may span at most {} months", model::MAX_MONTHS),
-        ),
-        WindowError::NotEnded => ApiError::validation(
-            "to",
-            "not_ended",
-            format!(
-                "only months that ended at least {} hours ago can be reported",
-                model::SETTLE_HOURS
-            ),
-        ),
-    })?;
+    let months = model::window(from, q.months.unwrap_or(DEFAULT_MONTHS), crate::db::now());
     let min = state.config.report_min_cell;
     let employer = portal.employer_id.clone();
     let group_by = q.group_by;
     // One access-log event per report, naming the employer whose counts were read.
     let report = audited(&state.db, portal.caller, 200, move |conn| {
-        let items = store::items(conn, &employer, group_by, from.start(), to.next().start())?;
+        // No settled month: nothing to read, and nothing before `from` is ever counted.
+        let items = match (months.first(), months.last()) {
+            (Some(first), Some(last)) => store::items(
+                conn,
+                &employer,
+                group_by,
+                first.start(),
+                last.next().start(),
+            )?,
+            _ => Vec::new(),
+        };
         let categories = group_by.categories();
         let counts = model::tally(
             &months,
@@ -160,8 +166,8 @@ pub async fn utilization(
         };
         let report = Utilization {
             employer_id: employer.clone(),
-            from: from.to_string(),
-            to: to.to_string(),
+            from: months.first().map(Month::to_string),
+            to: months.last().map(Month::to_string),
             group_by,
             min_cell: min,
             categories: categories.iter().map(|c| (*c).to_owned()).collect(),

@@ -97,11 +97,6 @@ impl Month {
     pub fn next(self) -> Month {
         Month(self.0 + 1)
     }
-
-    /// Months from `self` to `to` inclusive.
-    pub fn through(self, to: Month) -> Vec<Month> {
-        (self.0..=to.0).map(Month).collect()
-    }
 }
 
 impl fmt::Display for Month {
@@ -115,31 +110,16 @@ impl fmt::Display for Month {
     }
 }
 
-/// Why a window was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WindowError {
-    /// `to` is before `from`.
-    Reversed,
-    /// More than [`MAX_MONTHS`] months.
-    TooLong,
-    /// `to` has not ended [`SETTLE_HOURS`] before now (its counts could still change, and a
-    /// later report would differ).
-    NotEnded,
-}
-
-/// The months of a window, checked: `from` ≤ `to`, at most [`MAX_MONTHS`], and `to` ended at
-/// least [`SETTLE_HOURS`] before `now`.
-pub fn window(from: Month, to: Month, now: NaiveDateTime) -> Result<Vec<Month>, WindowError> {
-    if to < from {
-        return Err(WindowError::Reversed);
-    }
-    if to.0 - from.0 + 1 > MAX_MONTHS {
-        return Err(WindowError::TooLong);
-    }
-    if to.next().start() + TimeDelta::hours(SETTLE_HOURS) > now {
-        return Err(WindowError::NotEnded);
-    }
-    Ok(from.through(to))
+/// The months of a window of `count` months from `from` that can be reported at `now`: those
+/// that ended at least [`SETTLE_HOURS`] before it (their counts can no longer change, so every
+/// report shows them the same). Later months are left out, not refused, so any `from` and any
+/// `count` up to [`MAX_MONTHS`] is a valid question; the answer may be no month at all.
+pub fn window(from: Month, count: u32, now: NaiveDateTime) -> Vec<Month> {
+    let count = count.min(MAX_MONTHS as u32) as i32;
+    (from.0..from.0 + count)
+        .map(Month)
+        .take_while(|m| m.next().start() + TimeDelta::hours(SETTLE_HOURS) <= now)
+        .collect()
 }
 
 /// What a report is grouped by, besides the month.

@@ -124,10 +124,10 @@ pub struct Assigned {
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral is not unroutable (any more)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral is not unroutable (any more), or the provider is unknown, inactive, uncontracted or full", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown, inactive, uncontracted or full provider", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -154,18 +154,18 @@ pub async fn assign(
             .iter()
             .any(|(c, p, _)| p.id == provider && c.in_force(now));
         if !contracted {
-            return Err(ApiError::validation(
-                "provider_id",
-                "not_contracted",
-                "no contract in force with this referral's employer",
-            ));
+            // The directory's current state, not the request's shape: 409, like an unknown
+            // binding elsewhere.
+            return Err(ApiError::Conflict {
+                detail: "provider_id: no contract in force with this referral's employer".into(),
+                allowed: None,
+            });
         }
         if !directory::claim_slot(conn, &provider, &id)? {
-            return Err(ApiError::validation(
-                "provider_id",
-                "unavailable",
-                "the provider is inactive, paused or at capacity",
-            ));
+            return Err(ApiError::Conflict {
+                detail: "provider_id: the provider is inactive, paused or at capacity".into(),
+                allowed: None,
+            });
         }
         let urgency = Urgency::from_code(&row.urgency).unwrap_or(Urgency::Routine);
         let deadline = crate::referrals::http::offer_deadline(&st, urgency, now);

@@ -2,8 +2,6 @@ use std::collections::HashSet;
 
 use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -94,9 +92,27 @@ fn mine(
     }
 }
 
-/// `If-Match: "3"` (or `3`, or a weak `W/"3"`). Missing is 428; anything unparseable can match
-/// no version, so it is 412.
-fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
+/// What `If-Match` asks for: any current representation (`*`), or one of the listed versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Precondition {
+    Any,
+    Versions(Vec<i32>),
+}
+
+impl Precondition {
+    fn holds(&self, version: i32) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
+/// `If-Match: "3"` (or `3`), a list (`"3", "4"`), or `*`. Missing is 428. RFC 9110 §13.1.1:
+/// `*` matches any current representation (every referral a provider can act on has one), and
+/// the comparison is strong, so a weak tag (`W/"3"`) or anything unparseable matches no version:
+/// 412.
+fn if_match(req: &HttpRequest) -> Result<Precondition, ApiError> {
     let raw = req
         .headers()
         .get(header::IF_MATCH)
@@ -104,13 +120,16 @@ fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
         .to_str()
         .map_err(|_| ApiError::PreconditionFailed)?
         .trim();
-    // RFC 9110: If-Match compares strongly, so a weak tag never matches.
-    if raw.starts_with("W/") {
-        return Err(ApiError::PreconditionFailed);
+    if raw == "*" {
+        return Ok(Precondition::Any);
     }
-    raw.trim_matches('"')
-        .parse()
-        .map_err(|_| ApiError::PreconditionFailed)
+    Ok(Precondition::Versions(
+        raw.split(',')
+            .map(str::trim)
+            .filter(|t| !t.starts_with("W/"))
+            .filter_map(|t| t.trim_matches('"').parse().ok())
+            .collect(),
+    ))
 }
 
 fn transition_error(e: TransitionError) -> ApiError {
@@ -150,14 +169,14 @@ fn act(
     conn: &mut AnyConnection,
     provider: &ProviderCaller,
     id: Option<String>,
-    expected: i32,
+    expected: Precondition,
     action: Action,
     outcome: Option<Outcome>,
 ) -> Result<ReferralRow, ApiError> {
     let id = mine(conn, provider, id.as_deref())?.id;
     let result = write_tx(conn, |conn| {
         let row = locked_mine(conn, provider, &id)?;
-        if row.version != expected {
+        if !expected.holds(row.version) {
             return Err(ApiError::PreconditionFailed);
         }
         let now = crate::db::now();
@@ -256,7 +275,11 @@ pub struct ReferralQuery {
     /// Only referrals in this status.
     pub status: Option<Status>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub after: Option<String>,
     /// Page size, 1–200 (default 50).
     #[validate(range(min = 1, max = 200))]
@@ -306,7 +329,7 @@ pub async fn list_referrals(
 /// Accepts an offer. The referral is this provider's until it closes.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     responses(
         (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
@@ -348,7 +371,7 @@ pub struct Decline {
 /// tried, or queued as unroutable; this provider's slot is freed.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     request_body = Decline,
     responses(
         (status = 204, description = "Declined; the referral has left this provider"),
@@ -373,8 +396,10 @@ pub async fn decline(
     id: PathId,
     body: ApiJson<Decline>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = if_match(&req)?;
+    // A malformed body is wrong whatever the referral's state: report it before the
+    // precondition, which only a well-formed request can meaningfully fail.
     let body = body.into_inner()?;
+    let expected = if_match(&req)?;
     let id = id.into_option();
     let st = state.clone();
     state
@@ -383,7 +408,7 @@ pub async fn decline(
             let id = mine(conn, &provider, id.as_deref())?.id;
             let result = write_tx(conn, |conn| {
                 let row = locked_mine(conn, &provider, &id)?;
-                if row.version != expected {
+                if !expected.holds(row.version) {
                     return Err(ApiError::PreconditionFailed);
                 }
                 let status = Status::from_code(&row.status).unwrap_or(Status::Submitted);
@@ -515,7 +540,7 @@ pub struct StatusUpdate {
 /// invalid step is 409 listing the allowed ones. Closing frees the provider's slot.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag")),
+    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
@@ -540,8 +565,10 @@ pub async fn update_status(
     id: PathId,
     body: ApiJson<StatusUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = if_match(&req)?;
+    // A malformed body is wrong whatever the referral's state: report it before the
+    // precondition, which only a well-formed request can meaningfully fail.
     let body = body.into_inner()?;
+    let expected = if_match(&req)?;
     let action = match body.status {
         ReportedStatus::Contacted => Action::Contacted,
         ReportedStatus::Scheduled => Action::Scheduled,
@@ -642,7 +669,11 @@ pub async fn contact(
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous call; omit to start from the beginning.
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 40)]
+    #[param(
+        pattern = r"^[0-9]{1,18}\.[0-9]{1,18}$",
+        min_length = 3,
+        max_length = 37
+    )]
     pub after: Option<String>,
     /// Events per call, 1–1000 (default 100).
     #[validate(range(min = 1, max = 1000))]
@@ -688,15 +719,23 @@ pub struct Feed {
     pub next_cursor: String,
 }
 
+/// A feed cursor is its position as `txid.id` in decimal. Any text matching the documented
+/// pattern (`^[0-9]{1,18}\.[0-9]{1,18}$`) is a position, since 18 digits always fit an i64, so
+/// every cursor the schema admits is accepted: one never handed out just resumes from there.
 fn cursor(p: store::Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{}", p.txid, p.id))
+    format!("{}.{}", p.txid, p.id)
 }
 
 fn parse_cursor(c: &str) -> Option<store::Position> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let (txid, id) = text.split_once('.')?;
-    let (txid, id): (i64, i64) = (txid.parse().ok()?, id.parse().ok()?);
-    (txid >= 0 && id >= 0).then_some(store::Position { txid, id })
+    let (txid, id) = c.split_once('.')?;
+    let digits = |s: &str| (1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(txid) || !digits(id) {
+        return None;
+    }
+    Some(store::Position {
+        txid: txid.parse().ok()?,
+        id: id.parse().ok()?,
+    })
 }
 
 /// The provider's change feed, oldest first, with a cursor that never skips or repeats an
@@ -725,7 +764,11 @@ pub async fn poll_feed(
     let after = match &q.after {
         None => store::Position::default(),
         Some(c) => parse_cursor(c).ok_or_else(|| {
-            ApiError::validation("after", "invalid", "not a cursor from this feed")
+            ApiError::validation(
+                "after",
+                "invalid",
+                "must be a cursor from this feed (txid.id)",
+            )
         })?,
     };
     let limit = i64::from(q.limit.unwrap_or(100));

@@ -33,22 +33,24 @@ fn months_parse_and_print() {
 }
 
 #[test]
-fn windows_are_checked() {
+fn windows_keep_only_settled_months() {
     let m = |s| Month::parse(s).unwrap();
     let now = m("2026-04").start() + TimeDelta::days(10);
-    assert_eq!(window(m("2026-01"), m("2026-03"), now).unwrap().len(), 3);
+    let months = |v: Vec<Month>| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
     assert_eq!(
-        window(m("2026-03"), m("2026-01"), now),
-        Err(WindowError::Reversed)
+        months(window(m("2026-01"), 3, now)),
+        ["2026-01", "2026-02", "2026-03"]
     );
+    // Months not yet settled are left out, whatever was asked.
     assert_eq!(
-        window(m("2024-01"), m("2026-01"), now),
-        Err(WindowError::TooLong)
+        months(window(m("2026-02"), 12, now)),
+        ["2026-02", "2026-03"]
     );
-    assert_eq!(
-        window(m("2026-01"), m("2026-04"), now),
-        Err(WindowError::NotEnded)
-    );
+    assert!(window(m("2026-04"), 1, now).is_empty());
+    assert!(window(m("2999-12"), 24, now).is_empty());
+    // Never more than MAX_MONTHS.
+    assert_eq!(window(m("2020-01"), 1000, now).len(), MAX_MONTHS as usize);
+    assert!(window(m("2020-01"), 0, now).is_empty());
 }
 
 #[test]
@@ -62,20 +64,13 @@ fn a_month_is_reported_only_once_settled() {
         m("2026-04").start() + TimeDelta::hours(1),
         settled - TimeDelta::microseconds(1),
     ] {
-        assert_eq!(
-            window(m("2026-03"), m("2026-03"), early),
-            Err(WindowError::NotEnded),
-            "{early}"
-        );
+        assert_eq!(window(m("2026-03"), 1, early), vec![], "{early}");
     }
-    assert_eq!(
-        window(m("2026-03"), m("2026-03"), settled),
-        Ok(vec![m("2026-03")])
-    );
+    assert_eq!(window(m("2026-03"), 1, settled), vec![m("2026-03")]);
     // A year's end is no different.
     let jan = m("2027-01").start();
-    assert!(window(m("2026-12"), m("2026-12"), jan + TimeDelta::hours(47)).is_err());
-    assert!(window(m("2026-12"), m("2026-12"), jan + TimeDelta::hours(48)).is_ok());
+    assert!(window(m("2026-12"), 1, jan + TimeDelta::hours(47)).is_empty());
+    assert_eq!(window(m("2026-12"), 1, jan + TimeDelta::hours(48)).len(), 1);
 }
 
 #[test]
