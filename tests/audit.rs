@@ -192,7 +192,9 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
     a.traffic(4).await;
     let second = a.seal();
     assert!(second.tree_size > first.tree_size);
-    assert_eq!(second.n, first.n + 1);
+    // Checkpoints are numbered in order (the helper may issue more than one while it waits
+    // for PostgreSQL's horizon to pass the newest events).
+    assert!(second.n > first.n);
 
     let keys = a.keys().await;
     let page = a.json("/v1/audit/checkpoints").await;
