@@ -253,7 +253,17 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
         &root,
         &proof
     ));
-    problem(a.get("/v1/audit/consistency?from=999999").await, 422).await;
+    // No checkpoint of that size, or a proof from a larger log to a smaller one: no such proof.
+    problem(a.get("/v1/audit/consistency?from=999999").await, 404).await;
+    problem(
+        a.get(&format!(
+            "/v1/audit/consistency?from={}&to={}",
+            second.tree_size, first.tree_size
+        ))
+        .await,
+        404,
+    )
+    .await;
 
     // The server re-derives any stretch of the log.
     let part = a.json("/v1/audit/verify?from=2&to=5").await;
@@ -263,7 +273,22 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
         (Some(2), Some(5))
     );
     assert_eq!(part["events"], 3);
-    problem(a.get("/v1/audit/verify?from=5&to=2").await, 422).await;
+    let some_id = a.sealed_ids().await.remove(0);
+    problem(
+        a.get(&format!(
+            "/v1/audit/events/{some_id}/proof?tree_size=999999"
+        ))
+        .await,
+        404,
+    )
+    .await;
+    // A range that ends before it starts is empty: nothing in it can be wrong.
+    let empty = a.json("/v1/audit/verify?from=5&to=2").await;
+    assert_eq!(
+        (empty["events"].as_u64(), empty["findings_total"].as_u64()),
+        (Some(0), Some(0))
+    );
+    problem(a.get("/v1/audit/verify?to=9223372036854775808").await, 422).await;
 }
 
 #[actix_web::test]

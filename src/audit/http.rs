@@ -9,8 +9,6 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,9 +60,10 @@ pub struct EventQuery {
     #[validate(length(min = 1, max = 64))]
     #[param(min_length = 1, max_length = 64)]
     pub resource_id: Option<String>,
+    #[param(inline)]
     pub outcome: Option<OutcomeFilter>,
     /// The `next_cursor` of the previous page (JSON only).
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(pattern = "^[0-9]{1,18}$", min_length = 1, max_length = 18)]
     pub after: Option<String>,
     /// Page size, 1–1000 (default 100; JSON only).
     #[validate(range(min = 1, max = 1000))]
@@ -94,18 +93,18 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<NaiveDateTim
         .transpose()
 }
 
+/// Cursors are log positions (events) or checkpoint numbers, in decimal: every value the
+/// documented pattern admits is a position, so a well-formed cursor is never refused.
 fn encode_cursor(n: u64) -> String {
-    URL_SAFE_NO_PAD.encode(n.to_string())
+    n.to_string()
 }
 
 fn decode_cursor(c: &Option<String>) -> Result<Option<u64>, ApiError> {
     c.as_deref()
         .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse::<u64>().ok())
+            (c.len() <= 18 && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| c.parse::<u64>().ok())
+                .flatten()
                 .ok_or_else(|| {
                     ApiError::validation("after", "invalid", "not a cursor from this API")
                 })
@@ -490,7 +489,7 @@ fn csv_row(buf: &mut Vec<u8>, e: &LoggedEvent) {
 #[into_params(parameter_in = Query)]
 pub struct CheckpointQuery {
     /// The `next_cursor` of the previous page (older checkpoints follow).
-    #[param(pattern = "^[A-Za-z0-9_-]*$", max_length = 200)]
+    #[param(pattern = "^[0-9]{1,18}$", min_length = 1, max_length = 18)]
     pub after: Option<String>,
     /// Page size, 1–1000 (default 100).
     #[validate(range(min = 1, max = 1000))]
@@ -633,13 +632,8 @@ fn hexes(hashes: &[Hash]) -> Vec<String> {
 
 fn checkpoint_for(conn: &mut AnyConnection, size: Option<u64>) -> Result<Checkpoint, ApiError> {
     match size {
-        Some(s) => store::checkpoint_of_size(conn, s)?.ok_or_else(|| {
-            ApiError::validation(
-                "tree_size",
-                "unknown",
-                "no checkpoint was issued at this size",
-            )
-        }),
+        // No such checkpoint: there is nothing at that address (404), as for an unknown id.
+        Some(s) => store::checkpoint_of_size(conn, s)?.ok_or(ApiError::NotFound),
         None => store::latest_checkpoint(conn)?.ok_or_else(|| ApiError::Conflict {
             detail: "no checkpoint has been issued yet".into(),
             allowed: None,
@@ -659,7 +653,8 @@ fn checkpoint_for(conn: &mut AnyConnection, size: Option<u64>) -> Result<Checkpo
         (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event in the sealed log", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The event is not covered by that checkpoint yet, or no checkpoint exists", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown parameter, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -738,7 +733,8 @@ pub struct ConsistencyProof {
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing or unknown parameter, `from` after `to`, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such proof)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -756,16 +752,11 @@ pub async fn consistency_proof(
             write_tx(conn, |conn| {
                 super::record(conn, &[caller.event(None, 200)])?;
                 let to = checkpoint_for(conn, q.to)?;
+                // A proof from a larger log to a smaller one does not exist (RFC 9162 §2.1.4).
                 if q.from > to.tree_size {
-                    return Err(ApiError::validation(
-                        "from",
-                        "range",
-                        "must not exceed `to`",
-                    ));
+                    return Err(ApiError::NotFound);
                 }
-                let from = checkpoint_for(conn, Some(q.from)).map_err(|_| {
-                    ApiError::validation("from", "unknown", "no checkpoint was issued at this size")
-                })?;
+                let from = checkpoint_for(conn, Some(q.from))?;
                 let proof = merkle::consistency_proof(
                     &mut |l, i| store::node(conn, l, i),
                     from.tree_size,
@@ -790,8 +781,13 @@ pub async fn consistency_proof(
 #[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// First log position to check (default 0).
+    #[validate(range(max = 9_223_372_036_854_775_807u64))]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807i64)]
     pub from: Option<u64>,
-    /// One past the last position to check (default: the latest checkpoint's size).
+    /// One past the last position to check (default: the latest checkpoint's size). A range
+    /// with `to` at or before `from` is empty: nothing in it can be wrong.
+    #[validate(range(max = 9_223_372_036_854_775_807u64))]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807i64)]
     pub to: Option<u64>,
 }
 
@@ -845,7 +841,7 @@ impl From<Report> for VerifyResponse {
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown parameter, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -856,15 +852,6 @@ pub async fn verify_log(
     query: ApiQuery<VerifyQuery>,
 ) -> Result<web::Json<VerifyResponse>, ApiError> {
     let q = query.into_inner()?;
-    if let (Some(f), Some(t)) = (q.from, q.to) {
-        if f > t {
-            return Err(ApiError::validation(
-                "to",
-                "range",
-                "must not be before `from`",
-            ));
-        }
-    }
     let caller = auditor.0;
     let keys = public_keys(&state);
     let report = state
