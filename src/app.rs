@@ -227,21 +227,28 @@ impl Application {
         // Every request has finished: seal its access events now rather than leave them to
         // another instance's next tick (or, for the last instance, to the next start).
         if self.state.config.housekeeping {
-            let keys = self.state.keys.clone();
-            match self
-                .state
-                .db
-                .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
-                .await
-            {
-                Ok(Some(cp)) => {
-                    tracing::info!(tree_size = cp.tree_size, "access log sealed before exit")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not seal the access log before exit"),
+            if let Some(size) = seal_access_log(&self.state).await {
+                tracing::info!(tree_size = size, "access log sealed before exit");
             }
         }
         result
+    }
+}
+
+/// One sealing pass and checkpoint; the checkpoint's tree size, or `None` when another
+/// instance leads or it failed (logged; the next pass retries).
+async fn seal_access_log(state: &web::Data<AppState>) -> Option<u64> {
+    let keys = state.keys.clone();
+    match state
+        .db
+        .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+        .await
+    {
+        Ok(cp) => cp.map(|cp| cp.tree_size),
+        Err(e) => {
+            tracing::warn!(error = %e, "access-log sealing failed; will retry");
+            None
+        }
     }
 }
 
@@ -311,17 +318,8 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let keys = sealer.keys.clone();
-            match sealer
-                .db
-                .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
-                .await
-            {
-                Ok(Some(cp)) => {
-                    tracing::debug!(tree_size = cp.tree_size, n = cp.n, "access log checkpoint")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "access-log sealing failed; will retry"),
+            if let Some(size) = seal_access_log(&sealer).await {
+                tracing::debug!(tree_size = size, "access log checkpoint");
             }
         }
     });

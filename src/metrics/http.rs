@@ -1,5 +1,6 @@
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, FromRequest, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -7,6 +8,41 @@ use super::Gauges;
 use crate::app::AppState;
 use crate::db::schema::{audit_checkpoints, referrals};
 use crate::error::{ApiError, Problem};
+
+/// The caller of `/metrics`: whoever presents `EAP_METRICS_TOKEN`. Not an API client (a
+/// scraper has no role and no tenant), so it has its own extractor; without the setting the
+/// endpoint does not exist.
+pub struct Scraper;
+
+impl FromRequest for Scraper {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| s.config.metrics_token.clone());
+        let Some(expected) = expected else {
+            return std::future::ready(Err(ApiError::NotFound));
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compare digests, so the comparison takes the same time wherever the strings differ.
+        std::future::ready(
+            if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.as_bytes()) {
+                Ok(Scraper)
+            } else {
+                Err(ApiError::Unauthorized(
+                    "send the metrics token: Authorization: Bearer TOKEN",
+                ))
+            },
+        )
+    }
+}
 
 /// Prometheus metrics for this instance. Needs `Authorization: Bearer $EAP_METRICS_TOKEN`;
 /// without that setting the endpoint does not exist (404), so it is never open by accident.
@@ -22,24 +58,9 @@ use crate::error::{ApiError, Problem};
 )]
 #[get("/metrics")]
 pub async fn metrics(
-    req: HttpRequest,
+    _scraper: Scraper,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(expected) = state.config.metrics_token.as_deref() else {
-        return Err(ApiError::NotFound);
-    };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare digests, so the comparison takes the same time wherever the strings differ.
-    if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.as_bytes()) {
-        return Err(ApiError::Unauthorized(
-            "send the metrics token: Authorization: Bearer TOKEN",
-        ));
-    }
     let (pending, overdue, checkpoint) = state
         .db
         .run(|conn| {

@@ -96,13 +96,17 @@ impl Limiter {
                 });
             }
         }
-        let bucket = map
-            .entry(key.to_owned())
-            .or_insert_with(|| Bucket::full(&policy, now));
-        Some(Verdict {
-            policy,
-            decision: bucket.take(&policy, now),
-        })
+        // A known key (every request but a client's first) allocates nothing.
+        let decision = match map.get_mut(key) {
+            Some(bucket) => bucket.take(&policy, now),
+            None => {
+                let mut bucket = Bucket::full(&policy, now);
+                let decision = bucket.take(&policy, now);
+                map.insert(key.to_owned(), bucket);
+                decision
+            }
+        };
+        Some(Verdict { policy, decision })
     }
 }
 
