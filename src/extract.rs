@@ -215,6 +215,33 @@ impl FromRequest for PathId {
     }
 }
 
+/// The shape of every id this service issues: a UUID, lowercase and hyphenated, as it writes
+/// them. Id fields and parameters document it as [`ISSUED_ID_PATTERN`]; text of any other shape
+/// names nothing, and checking it first keeps such text (a NUL byte, which PostgreSQL refuses in
+/// `text`) out of SQL.
+pub fn is_issued_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// [`is_issued_id`] as a schema pattern (the attributes repeat the literal; a test compares).
+pub const ISSUED_ID_PATTERN: &str =
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+/// A body field or parameter that names an object by id: anything not shaped like an id this
+/// service issued is a 422 (a well-formed id of nothing is the caller's 404 or 409).
+pub fn issued_id(value: &str) -> Result<(), validator::ValidationError> {
+    if is_issued_id(value) {
+        return Ok(());
+    }
+    let mut e = validator::ValidationError::new("issued_id");
+    e.message = Some("must be an id this service issued (a lowercase, hyphenated UUID)".into());
+    Err(e)
+}
+
 /// A label for people: no control characters, not blank.
 pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
     if value.trim().is_empty() || value.chars().any(char::is_control) {
@@ -319,6 +346,30 @@ mod tests {
         n: u32,
         #[serde(default, deserialize_with = "super::optional_integer")]
         m: Option<i32>,
+    }
+
+    proptest::proptest! {
+        /// Only the form the service writes is an issued id: other spellings of a UUID name
+        /// the same value but are refused, as the documented pattern refuses them.
+        #[test]
+        fn issued_ids_are_lowercase_hyphenated_uuids(bytes: [u8; 16], junk in "\\PC{0,40}") {
+            let u = uuid::Uuid::from_bytes(bytes);
+            let written = u.hyphenated().to_string();
+            proptest::prop_assert!(is_issued_id(&written));
+            proptest::prop_assert!(issued_id(&written).is_ok());
+            proptest::prop_assert!(!is_issued_id(&u.simple().to_string()));
+            proptest::prop_assert!(!is_issued_id(&u.braced().to_string()));
+            proptest::prop_assert!(!is_issued_id(&u.urn().to_string()));
+            let with_nul = format!("{written}\0");
+            proptest::prop_assert!(!is_issued_id(&with_nul));
+            if written.bytes().any(|b| b.is_ascii_alphabetic()) {
+                proptest::prop_assert!(!is_issued_id(&written.to_uppercase()));
+            }
+            proptest::prop_assert_eq!(
+                is_issued_id(&junk),
+                uuid::Uuid::try_parse(&junk).is_ok_and(|u| u.hyphenated().to_string() == junk)
+            );
+        }
     }
 
     #[test]

@@ -232,4 +232,33 @@ mod tests {
         assert_eq!(table.allowed("/a/1/2"), None);
         assert_eq!(table.allowed("/b/1"), None);
     }
+
+    /// Every id field and parameter documents the one shape the server accepts
+    /// (`extract::is_issued_id`), so what the schema admits and what the server takes agree.
+    #[test]
+    fn id_patterns_are_the_issued_id_pattern() {
+        fn walk(v: &serde_json::Value, found: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(p) = m.get("pattern").and_then(|p| p.as_str()) {
+                        if p.contains("[0-9a-f]{8}") {
+                            found.push(p.to_owned());
+                        }
+                    }
+                    m.values().for_each(|v| walk(v, found));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, found)),
+                _ => {}
+            }
+        }
+        let doc = serde_json::to_value(spec()).unwrap();
+        let mut found = Vec::new();
+        walk(&doc, &mut found);
+        // Cursors of three lists, the contracts' employer filter, contract and client bindings,
+        // and the assignment's provider.
+        assert!(found.len() >= 8, "{found:?}");
+        for p in found {
+            assert_eq!(p, crate::extract::ISSUED_ID_PATTERN);
+        }
+    }
 }

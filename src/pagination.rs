@@ -9,16 +9,11 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
-/// Every list is keyset-paged by its UUID id (lowercase, hyphenated, as the service writes
-/// them), and its cursor is the last id of the page. Any text of this shape is a place in that
-/// order, so every cursor the schema admits is accepted; keep the `after` parameters' patterns
-/// equal to this.
+/// Every list is keyset-paged by its UUID id, and its cursor is the last id of the page. Any
+/// text of an issued id's shape is a place in that order, so every cursor the schema admits is
+/// accepted; the `after` parameters' patterns are [`crate::extract::ISSUED_ID_PATTERN`].
 fn is_cursor(c: &str) -> bool {
-    c.len() == 36
-        && c.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
+    crate::extract::is_issued_id(c)
 }
 
 #[derive(Debug, Deserialize, Validate, IntoParams)]

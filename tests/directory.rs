@@ -315,19 +315,46 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         .await
         .unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
     let none: Value = app
-        .get("/v1/admin/contracts?employer_id=other", &token)
+        .get(
+            &format!("/v1/admin/contracts?employer_id={UNKNOWN}"),
+            &token,
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(none["items"], json!([]));
+    // Text that cannot be an id is malformed (422), a NUL byte included: PostgreSQL refuses
+    // one in text, so it must be stopped before SQL.
+    for bad in ["other", "a%00b"] {
+        let p = problem(
+            app.get(&format!("/v1/admin/contracts?employer_id={bad}"), &token)
+                .await,
+            422,
+        )
+        .await;
+        assert_eq!(p["errors"][0]["field"], "employer_id", "{p}");
+    }
+    for body in [
+        json!({"employer_id": "nope", "provider_id": provider, "priority": 1}),
+        json!({"employer_id": employer, "provider_id": "a\u{0}b", "priority": 1}),
+    ] {
+        let p = problem(
+            app.post_json("/v1/admin/contracts", &token, &body).await,
+            422,
+        )
+        .await;
+        assert_eq!(p["errors"][0]["code"], "issued_id", "{p}");
+    }
 
+    // A well-formed id of nothing is the directory's state: 409, naming the field.
     let p = problem(
         app.post_json(
             "/v1/admin/contracts",
             &token,
-            &json!({"employer_id": "nope", "provider_id": provider, "priority": 1}),
+            &json!({"employer_id": UNKNOWN, "provider_id": provider, "priority": 1}),
         )
         .await,
         409,
@@ -341,7 +368,7 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         app.post_json(
             "/v1/admin/contracts",
             &token,
-            &json!({"employer_id": employer, "provider_id": "nope", "priority": 1}),
+            &json!({"employer_id": employer, "provider_id": UNKNOWN, "priority": 1}),
         )
         .await,
         409,
@@ -598,6 +625,18 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
         p["detail"].as_str().unwrap().starts_with("provider_id:"),
         "{p}"
     );
+    // Text that cannot be an id, a NUL byte included, is malformed before any lookup.
+    let p = problem(
+        app.post_json(
+            &path,
+            &portal.admin_token,
+            &json!({"provider_id": "a\u{0}b"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "provider_id", "{p}");
     let resp = app
         .post_json(
             &path,

@@ -300,6 +300,28 @@ async fn token_endpoint_errors_follow_rfc6749() {
         .unwrap()
         .starts_with("Basic"));
     assert_eq!(err(basic_wrong).await, (401, "invalid_client".into()));
+    // A client id that cannot be one (a NUL byte: PostgreSQL refuses it in text) is an unknown
+    // client, by form or by Basic, and the failure is still logged.
+    assert_eq!(
+        err(post(vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", "a\u{0}b".into()),
+            ("client_secret", secret.clone()),
+        ])
+        .await
+        .unwrap())
+        .await,
+        (401, "invalid_client".into())
+    );
+    let basic_nul = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("a\u{0}b", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(err(basic_nul).await, (401, "invalid_client".into()));
     // Form-field client authentication works as well as Basic.
     assert_eq!(
         post(creds("client_credentials")).await.unwrap().status(),
@@ -311,7 +333,7 @@ async fn token_endpoint_errors_follow_rfc6749() {
         .into_iter()
         .filter(|e| e.action == "token.issue")
         .count();
-    assert_eq!(token_events, 7);
+    assert_eq!(token_events, 9);
 }
 
 #[actix_web::test]
@@ -808,9 +830,26 @@ async fn client_bindings_are_validated() {
             "not_allowed",
         ),
         (
-            json!({"name": "p", "role": "hr_portal", "employer_id": employer, "provider_id": "x"}),
+            json!({"name": "p", "role": "hr_portal", "employer_id": employer, "provider_id": employer}),
             "provider_id",
             "not_allowed",
+        ),
+        // Text that cannot be an id is malformed, whatever the directory holds; a NUL byte
+        // included (PostgreSQL refuses it in text: it must never reach SQL).
+        (
+            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
+            "employer_id",
+            "issued_id",
+        ),
+        (
+            json!({"name": "p", "role": "provider", "provider_id": "a\u{0}b"}),
+            "provider_id",
+            "issued_id",
+        ),
+        (
+            json!({"name": "p", "role": "hr_portal", "employer_id": employer.to_uppercase()}),
+            "employer_id",
+            "issued_id",
         ),
         (
             json!({"name": "p", "role": "superuser"}),
@@ -838,7 +877,7 @@ async fn client_bindings_are_validated() {
     // state: 409, naming the field.
     for (body, field) in [
         (
-            json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
+            json!({"name": "p", "role": "hr_portal", "employer_id": "00000000-0000-4000-8000-000000000000"}),
             "employer_id",
         ),
         (

@@ -284,10 +284,15 @@ pub async fn token(
     let result = web::block(
         move || -> Result<Result<(Subject, String), TokenFailure>, ApiError> {
             let outcome = parsed.and_then(|tr| {
-                let client = st
-                    .db
-                    .get()
-                    .and_then(|mut conn| Ok(store::find(&mut conn, &tr.client_id)?));
+                // Only text of an issued id's shape can name a client; other text (a NUL
+                // byte, which PostgreSQL refuses) never reaches SQL. The hash below still runs.
+                let client = if crate::extract::is_issued_id(&tr.client_id) {
+                    st.db
+                        .get()
+                        .and_then(|mut conn| Ok(store::find(&mut conn, &tr.client_id)?))
+                } else {
+                    Ok(None)
+                };
                 let client = match client {
                     Ok(c) => c.filter(|c| c.revoked_at.is_none()),
                     Err(e) => return Ok(Err(e)),
@@ -417,13 +422,21 @@ pub struct CreateClient {
     pub name: String,
     pub role: Role,
     /// Required for `hr_portal`: the employer this client acts for.
-    #[validate(length(min = 1, max = 64))]
-    #[schema(min_length = 1, max_length = 64)]
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     #[serde(default, deserialize_with = "present")]
     pub employer_id: Option<String>,
     /// Required for `provider`: the provider this client acts for.
-    #[validate(length(min = 1, max = 64))]
-    #[schema(min_length = 1, max_length = 64)]
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     #[serde(default, deserialize_with = "present")]
     pub provider_id: Option<String>,
 }

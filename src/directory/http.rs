@@ -635,11 +635,19 @@ pub async fn deactivate_provider(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContractInput {
-    #[validate(length(min = 1, max = 64))]
-    #[schema(min_length = 1, max_length = 64)]
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub employer_id: String,
-    #[validate(length(min = 1, max = 64))]
-    #[schema(min_length = 1, max_length = 64)]
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub provider_id: String,
     /// Lower is preferred when several providers are eligible.
     #[validate(range(min = 0, max = 1000))]
@@ -801,6 +809,12 @@ pub async fn create_contract(
 #[into_params(parameter_in = Query)]
 pub struct ContractQuery {
     /// Only this employer's contracts.
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub employer_id: Option<String>,
     /// The `next_cursor` of the previous page.
     #[param(

@@ -98,8 +98,12 @@ pub async fn list_unroutable(
 pub struct Assign {
     /// The provider to offer the referral to. It must be active, under capacity, and under a
     /// contract in force with the referral's employer.
-    #[validate(length(min = 1, max = 64))]
-    #[schema(min_length = 1, max_length = 64)]
+    #[validate(custom(function = "crate::extract::issued_id"))]
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        min_length = 36,
+        max_length = 36
+    )]
     pub provider_id: String,
 }
 
