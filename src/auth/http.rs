@@ -589,7 +589,7 @@ async fn hashed(secret: &str) -> Result<String, ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The employer or provider bound to is unknown or inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown fields, or fields the role does not take", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown fields, or fields the role does not take (a binding not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -740,7 +740,7 @@ impl From<ContractRow> for Contract {
         (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -836,7 +836,7 @@ pub struct ContractQuery {
         (status = 200, description = "One page", body = Page<Contract>),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -131,7 +131,7 @@ pub struct Assigned {
         (status = 409, description = "The referral is not unroutable (any more), or the provider is unknown, inactive, uncontracted or full", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
