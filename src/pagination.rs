@@ -9,13 +9,6 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
-/// Every list is keyset-paged by its UUID id, and its cursor is the last id of the page. Any
-/// text of an issued id's shape is a place in that order, so every cursor the schema admits is
-/// accepted; the `after` parameters' patterns are [`crate::extract::ISSUED_ID_PATTERN`].
-fn is_cursor(c: &str) -> bool {
-    crate::extract::is_issued_id(c)
-}
-
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -38,7 +31,10 @@ impl PageQuery {
     pub fn resolve(&self) -> Result<(Option<String>, i64), ApiError> {
         let after = match &self.after {
             None => None,
-            Some(c) if is_cursor(c) => Some(c.clone()),
+            // Every list is keyset-paged by its id and its cursor is the page's last id, so any
+            // text of an issued id's form is a place in that order: every cursor the schema
+            // admits (`ISSUED_ID_PATTERN`) is accepted.
+            Some(c) if crate::extract::is_issued_id(c) => Some(c.clone()),
             Some(_) => {
                 return Err(ApiError::validation(
                     "after",

@@ -96,10 +96,12 @@ pub async fn request_lifecycle(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    // A standard method clones without allocating.
+    let method = req.method().clone();
     let state = req
         .app_data::<actix_web::web::Data<crate::app::AppState>>()
         .cloned();
+    let tls = state.as_ref().is_some_and(|s| s.config.tls.is_some());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -126,10 +128,18 @@ pub async fn request_lifecycle(
             // No response to attach to: hand actix an error that renders itself in full.
             let api = from_actix(&err);
             log_cause(&span, &api);
+            // Counted like every other answer.
+            if let Some(state) = &state {
+                let status = actix_web::ResponseError::status_code(&api).as_u16();
+                state
+                    .metrics
+                    .observe(route, method.as_str(), status, started.elapsed());
+            }
             return Err(Rendered {
                 api,
                 request_id,
                 path,
+                tls,
             }
             .into());
         }
@@ -151,12 +161,13 @@ pub async fn request_lifecycle(
             }
         }
     }
-    let tls = state.as_ref().is_some_and(|s| s.config.tls.is_some());
     security_headers(response.headers_mut(), &path, tls);
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = &state {
-        state.metrics.observe(&route, &method, status, elapsed);
+        state
+            .metrics
+            .observe(route, method.as_str(), status, elapsed);
     }
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -181,6 +192,7 @@ struct Rendered {
     api: crate::error::ApiError,
     request_id: String,
     path: String,
+    tls: bool,
 }
 
 impl std::fmt::Display for Rendered {
@@ -199,7 +211,7 @@ impl actix_web::ResponseError for Rendered {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
-        security_headers(resp.headers_mut(), &self.path, false);
+        security_headers(resp.headers_mut(), &self.path, self.tls);
         resp
     }
 }

@@ -121,6 +121,17 @@ async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
         token_request(&app, &other.id, &other.secret).await.status(),
         200
     );
+    // Text that cannot be a client id names no client and gets no budget of its own (the
+    // limiter keeps no key for it): it is an unknown client every time, limited only by the
+    // source address's budget, and the log does not keep the text.
+    let junk = format!("not-a-client-{}", "x".repeat(1000));
+    for _ in 0..3 {
+        let resp = token_request(&app, &junk, "wrong-secret").await;
+        assert_eq!(resp.status(), 401);
+        let events = app.audit_for_request(&request_id(&resp));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].actor_client_id, None);
+    }
 }
 
 #[actix_web::test]

@@ -866,30 +866,26 @@ pub async fn verify_log(
         .run(move |conn| {
             // Logged first, in its own short transaction: the pass over the log that follows
             // is a long read and must not hold a write transaction open.
-            write_tx(conn, |conn| {
-                store::latest_checkpoint(conn)?.ok_or_else(|| ApiError::Conflict {
-                    detail: "no checkpoint has been issued yet".into(),
-                    allowed: None,
-                })?;
-                super::record(conn, &[caller.event(None, 200)])
+            let latest = write_tx(conn, |conn| {
+                let latest = checkpoint_for(conn, None)?;
+                super::record(conn, &[caller.event(None, 200)])?;
+                Ok::<_, ApiError>(latest)
             })?;
-            verify_range(conn, &keys, q.from.unwrap_or(0), q.to)
+            verify_range(conn, &keys, &latest, q.from.unwrap_or(0), q.to)
         })
         .await?;
     Ok(web::Json(report.into()))
 }
 
-/// The server's verifier: the same checks as the offline one, fed from the database.
-pub fn verify_range(
+/// The server's verifier: the same checks as the offline one, fed from the database, over the
+/// log as of `latest` (the checkpoint read when the call was logged).
+fn verify_range(
     conn: &mut AnyConnection,
     keys: &PublicKeys,
+    latest: &Checkpoint,
     start: u64,
     end: Option<u64>,
 ) -> Result<Report, ApiError> {
-    let latest = store::latest_checkpoint(conn)?.ok_or_else(|| ApiError::Conflict {
-        detail: "no checkpoint has been issued yet".into(),
-        allowed: None,
-    })?;
     let size = latest.tree_size;
     let end = end.unwrap_or(size).min(size);
     let start = start.min(end);

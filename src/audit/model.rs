@@ -140,8 +140,8 @@ impl AuditEvent {
         }
     }
 
-    /// An event of the service's own background work (the retention purge): the actor is the
-    /// system, and `request_id` names the run.
+    /// An event of the service's own background work (the retention purge, the offer sweeper):
+    /// the actor is the system, and `request_id` names the run.
     pub fn system(request_id: &str, op: Operation, status: u16) -> Self {
         let ctx = RequestCtx {
             request_id: request_id.to_owned(),
@@ -158,14 +158,12 @@ impl AuditEvent {
     }
 
     /// Records an identifier the caller supplied but that was not verified (a failed token
-    /// request's client id), trimmed so it cannot flood the log.
+    /// request's client id), only when it has the form of an issued id: other text names no
+    /// client, and may be something pasted into the wrong field (a secret, an address) that
+    /// the log must not keep.
     pub fn claimed_actor(mut self, client_id: &str) -> Self {
-        let cleaned: String = client_id
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        self.actor_client_id = (!cleaned.is_empty()).then_some(cleaned);
+        self.actor_client_id =
+            crate::extract::is_issued_id(client_id).then(|| client_id.to_owned());
         self
     }
 }
@@ -1165,16 +1163,30 @@ mod tests {
     }
 
     #[test]
-    fn claimed_actors_are_trimmed() {
+    fn only_issued_ids_are_kept_as_claimed_actors() {
         let ctx = RequestCtx {
             request_id: "r".into(),
             source: None,
         };
         let op = operation("POST", "/oauth/token").unwrap();
-        let e =
-            AuditEvent::anonymous(&ctx, op, 401).claimed_actor(&format!("a\nb{}", "x".repeat(500)));
-        let actor = e.actor_client_id.unwrap();
-        assert_eq!(actor.chars().count(), 64);
-        assert!(!actor.contains('\n'));
+        let claimed = |text: &str| {
+            AuditEvent::anonymous(&ctx, op, 401)
+                .claimed_actor(text)
+                .actor_client_id
+        };
+        let id = "01a21769-3cc6-73a1-8a2b-3e117756a90a";
+        assert_eq!(claimed(id).as_deref(), Some(id));
+        // Anything else names no client and may be a secret or an address pasted into the
+        // wrong field: the log keeps none of it, not even trimmed.
+        for text in [
+            format!("a\nb{}", "x".repeat(500)),
+            "eapcs_pasted-secret".to_owned(),
+            "sam@example.org".to_owned(),
+            id.to_uppercase(),
+            format!("{id}\0"),
+            String::new(),
+        ] {
+            assert_eq!(claimed(&text), None, "{text:?}");
+        }
     }
 }

@@ -23,30 +23,10 @@ const BATCH: i64 = 5_000;
 /// At most this many batches (1,000,000 events) before a tick issues its checkpoint.
 const MAX_BATCHES_PER_TICK: usize = 200;
 
-/// Takes the sealer's lock for this transaction (PostgreSQL); SQLite has one writer anyway.
-fn lead(conn: &mut AnyConnection) -> Result<bool, ApiError> {
-    match conn {
-        AnyConnection::Postgresql(c) => {
-            #[derive(QueryableByName)]
-            struct Locked {
-                #[diesel(sql_type = diesel::sql_types::Bool)]
-                locked: bool,
-            }
-            Ok(
-                diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                    .bind::<diesel::sql_types::BigInt, _>(SEAL_LOCK)
-                    .get_result::<Locked>(c)?
-                    .locked,
-            )
-        }
-        AnyConnection::Sqlite(_) => Ok(true),
-    }
-}
-
 /// Seals one batch of pending events. `None` when another instance holds the lock.
 pub fn seal_batch(conn: &mut AnyConnection) -> Result<Option<usize>, ApiError> {
     write_tx(conn, |conn| {
-        if !lead(conn)? {
+        if !crate::db::try_xact_lock(conn, SEAL_LOCK)? {
             return Ok(None);
         }
         let size = store::sealed_size(conn)?;
@@ -99,7 +79,7 @@ pub fn issue_checkpoint(
     now: NaiveDateTime,
 ) -> Result<Option<Checkpoint>, ApiError> {
     write_tx(conn, |conn| {
-        if !lead(conn)? {
+        if !crate::db::try_xact_lock(conn, SEAL_LOCK)? {
             return Ok(None);
         }
         let size = store::sealed_size(conn)?;

@@ -207,7 +207,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
     })
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -184,10 +184,6 @@ fn parse_token_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, T
     })
 }
 
-/// Issues an access token to a client (OAuth 2.0 client credentials grant).
-///
-/// An unknown client and a wrong secret take the same time and get the same answer. Every
-/// outcome is written to the access log (the client id as given, never the secret).
 /// Spends the source address's token budget, then the claimed client's, before any hashing:
 /// guessing a secret costs a request from a small budget, and a flood of guesses cannot occupy
 /// the hashing slots. Returns the wait when refused.
@@ -204,8 +200,11 @@ fn throttle_token(
         .check(&address_key(ctx.source.as_deref()));
     let by_client = match (by_address, claimed) {
         (Some(v), _) if !v.allowed() => None,
-        (_, Some(id)) => state.limits.token_client.check(id),
-        (_, None) => None,
+        // Only an issued id can name a client; keying the budget by any other text would let
+        // unauthenticated callers fill the limiter with large keys. Such text authenticates
+        // nobody and spends the address's budget alone.
+        (_, Some(id)) if crate::extract::is_issued_id(id) => state.limits.token_client.check(id),
+        (_, _) => None,
     };
     // The headers describe the tighter of the two budgets that applied.
     let shown = by_client
@@ -223,6 +222,11 @@ fn throttle_token(
         })
 }
 
+/// Issues an access token to a client (OAuth 2.0 client credentials grant).
+///
+/// An unknown client and a wrong secret take the same time and get the same answer. Every
+/// outcome is written to the access log (the client id when it has an issued id's form, never
+/// the secret).
 #[utoipa::path(
     tag = "auth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),

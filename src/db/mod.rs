@@ -319,6 +319,26 @@ where
     conn.transaction(f)
 }
 
+/// Tries a transaction-scoped advisory lock on PostgreSQL: `false` at once when another
+/// session holds `key` (no waiting), and released with the transaction. SQLite runs one writer
+/// at a time (`write_tx` takes the write lock first), so there it is always taken.
+pub fn try_xact_lock(conn: &mut AnyConnection, key: i64) -> diesel::QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(key)
+                .get_result::<Locked>(c)
+                .map(|r| r.locked)
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
+}
+
 /// The current UTC time at the precision both backends store (PostgreSQL keeps microseconds),
 /// so a value returned at creation equals the value read back later.
 pub fn now() -> chrono::NaiveDateTime {

@@ -751,19 +751,16 @@ pub async fn create_contract(
     body: ApiJson<ContractInput>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
+    let starts_at = body
+        .starts_at
+        .map(crate::db::stored)
+        .unwrap_or_else(crate::db::now);
     let new = NewContract {
-        starts_at: body
-            .starts_at
-            .map(crate::db::stored)
-            .unwrap_or_else(crate::db::now),
-        ends_at: None,
+        starts_at,
+        ends_at: body.days.map(|d| window_end(starts_at, d)),
         employer_id: body.employer_id,
         provider_id: body.provider_id,
         priority: body.priority,
-    };
-    let new = NewContract {
-        ends_at: body.days.map(|d| window_end(new.starts_at, d)),
-        ..new
     };
     let row = audited(&state.db, admin.0, 201, move |conn| {
         if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {

@@ -25,12 +25,7 @@ impl FromRequest for Scraper {
         let Some(expected) = expected else {
             return std::future::ready(Err(ApiError::NotFound));
         };
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let presented = crate::auth::caller::bearer_token(req).unwrap_or_default();
         // Compare digests, so the comparison takes the same time wherever the strings differ.
         std::future::ready(
             if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.as_bytes()) {

@@ -85,8 +85,8 @@ fn method_label(method: &str) -> &'static str {
 impl Metrics {
     /// Records one finished request. `route` is the matched template (`unmatched` otherwise),
     /// which bounds the label set to the routes the service has.
-    pub fn observe(&self, route: &str, method: &str, status: u16, latency: Duration) {
-        let key = (route.to_owned(), method_label(method), status);
+    pub fn observe(&self, route: String, method: &str, status: u16, latency: Duration) {
+        let key = (route, method_label(method), status);
         if let Some(h) = self
             .requests
             .read()
@@ -270,9 +270,24 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_counted() {
         let m = Metrics::default();
-        m.observe("/v1/referrals", "POST", 201, Duration::from_millis(3));
-        m.observe("/v1/referrals", "POST", 201, Duration::from_millis(30));
-        m.observe("/v1/referrals", "POST", 422, Duration::from_micros(500));
+        m.observe(
+            "/v1/referrals".into(),
+            "POST",
+            201,
+            Duration::from_millis(3),
+        );
+        m.observe(
+            "/v1/referrals".into(),
+            "POST",
+            201,
+            Duration::from_millis(30),
+        );
+        m.observe(
+            "/v1/referrals".into(),
+            "POST",
+            422,
+            Duration::from_micros(500),
+        );
         let g = Gauges {
             pool_connections: 4,
             pool_idle: 3,

@@ -5,9 +5,10 @@ use actix_web::{delete, web, HttpRequest, HttpResponse};
 
 use super::store::{forget_old_pages, shred};
 use crate::app::AppState;
-use crate::audit::{self, audited};
+use crate::audit::{self, AuditEvent};
 use crate::auth::{Admin, HrPortal};
 use crate::db::write_tx;
+use crate::db::AnyConnection;
 use crate::error::{ApiError, Problem};
 use crate::extract::PathId;
 use crate::referrals::http::{authorised, referral_token};
@@ -30,7 +31,7 @@ use crate::referrals::store as referral_store;
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while erasing; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -48,13 +49,7 @@ pub async fn erase(
         .run(move |conn| {
             // Authorise first, on its own, so a refusal stays logged after a rollback below.
             let id = authorised(conn, &portal, id.as_deref(), token.as_deref())?.id;
-            write_tx(conn, |conn| {
-                let row = referral_store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
-                shred(conn, &row, crate::db::now())?;
-                audit::record(conn, &[portal.caller.event(Some(&id), 204)])
-            })?;
-            forget_old_pages(conn);
-            Ok(())
+            erase_now(conn, &id, portal.caller.event(Some(&id), 204))
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -71,7 +66,7 @@ pub async fn erase(
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while erasing; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -82,18 +77,25 @@ pub async fn admin_erase(
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.get()?;
-    audited(&state.db, admin.0, 204, move |conn| {
-        let row = referral_store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
-        shred(conn, &row, crate::db::now())?;
-        Ok(((), vec![id]))
-    })
-    .await?;
     state
         .db
-        .run(|conn| {
-            forget_old_pages(conn);
-            Ok(())
-        })
+        .run(move |conn| erase_now(conn, &id, admin.0.event(Some(&id), 204)))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Both erasures: shreds the referral with the caller's event in the same transaction, then
+/// empties SQLite's write-ahead log of the pages that still hold the sealed data.
+fn erase_now(conn: &mut AnyConnection, id: &str, event: AuditEvent) -> Result<(), ApiError> {
+    let shredded = write_tx(conn, |conn| {
+        let row = referral_store::lock_referral(conn, id)?.ok_or(ApiError::NotFound)?;
+        let shredded = shred(conn, &row, crate::db::now())?;
+        audit::record(conn, &[event])?;
+        Ok::<_, ApiError>(shredded)
+    })?;
+    // Erasing again (204 again) has nothing new to push out of the log.
+    if shredded {
+        forget_old_pages(conn);
+    }
+    Ok(())
 }

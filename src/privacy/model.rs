@@ -1,7 +1,6 @@
 //! Retention rules: when a referral's personal data falls due for destruction. No I/O.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::referrals::model::Status;
@@ -25,8 +24,7 @@ impl RetentionPolicy {
 }
 
 /// Which retention rule made a referral's data due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     /// Closed or cancelled, and the closed-retention period has passed since.
     Closed,
@@ -68,17 +66,16 @@ pub fn due_at(
     }
 }
 
-/// The rule under which the data is due at `now` (due exactly at the deadline), if any.
+/// When and under which rule the data is due, if it is due at `now` (exactly at the deadline
+/// counts).
 pub fn due(
     policy: &RetentionPolicy,
     status: Status,
     created_at: NaiveDateTime,
     closed_at: Option<NaiveDateTime>,
     now: NaiveDateTime,
-) -> Option<Rule> {
-    due_at(policy, status, created_at, closed_at)
-        .filter(|(at, _)| *at <= now)
-        .map(|(_, rule)| rule)
+) -> Option<(NaiveDateTime, Rule)> {
+    due_at(policy, status, created_at, closed_at).filter(|(at, _)| *at <= now)
 }
 
 #[cfg(test)]
@@ -102,13 +99,13 @@ mod tests {
     fn each_status_has_its_rule() {
         for &status in Status::ALL {
             let closed_at = status.is_final().then(|| t(10));
-            let got = due(&POLICY, status, t(0), closed_at, t(40));
+            let got = due(&POLICY, status, t(0), closed_at, t(40)).map(|(_, r)| r);
             let want = match status {
                 Status::Closed | Status::Cancelled => Some(Rule::Closed),
                 _ => None,
             };
             assert_eq!(got, want, "{status:?} at day 40");
-            let got = due(&POLICY, status, t(0), closed_at, t(90));
+            let got = due(&POLICY, status, t(0), closed_at, t(90)).map(|(_, r)| r);
             let want = match status {
                 Status::Closed | Status::Cancelled => Some(Rule::Closed),
                 Status::Submitted | Status::Offered | Status::Unroutable => {
@@ -135,11 +132,11 @@ mod tests {
         );
         assert_eq!(
             due(&POLICY, Status::Closed, t(0), closed, t(35)),
-            Some(Rule::Closed)
+            Some((t(35), Rule::Closed))
         );
         assert_eq!(
             due(&POLICY, Status::Offered, t(0), None, t(90)),
-            Some(Rule::NeverAccepted)
+            Some((t(90), Rule::NeverAccepted))
         );
     }
 

@@ -3,7 +3,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
 
 use super::model::{self, RetentionPolicy, Rule};
 use crate::audit::{self, AuditEvent, Operation};
@@ -36,22 +35,7 @@ pub fn shred(
     let status = Status::from_code(&row.status)
         .ok_or_else(|| ApiError::Internal(format!("referral {} has an unknown status", row.id)))?;
     if !status.is_final() {
-        let change = referral_store::Move {
-            status: Some(Status::Cancelled.code().to_owned()),
-            offer_expires_at: Some(None),
-            closed_at: Some(Some(now)),
-            ..Default::default()
-        };
-        if !referral_store::apply(conn, &row.id, row.version, &change, now)? {
-            return Err(ApiError::Conflict {
-                detail: "the referral changed while erasing; retry".into(),
-                allowed: None,
-            });
-        }
-        if let (Some(provider), true) = (&row.provider_id, status.holds_capacity()) {
-            crate::directory::store::release_slot(conn, provider, &row.id)?;
-            referral_store::close_attempt(conn, &row.id, provider, "erased")?;
-        }
+        referral_store::withdraw(conn, row, status, "erased", now)?;
     }
     if let Some(provider) = &row.provider_id {
         referral_store::push_event(conn, provider, &row.id, "erased", now)?;
@@ -94,7 +78,7 @@ pub fn forget_old_pages(conn: &mut AnyConnection) {
 }
 
 /// One referral whose personal data is (or would be) destroyed by the purge. Ids and codes only.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Due {
     pub referral_id: String,
     pub status: String,
@@ -136,8 +120,7 @@ fn candidates(
 
 fn judge(policy: &RetentionPolicy, row: &ReferralRow, now: NaiveDateTime) -> Option<Due> {
     let status = Status::from_code(&row.status)?;
-    let rule = model::due(policy, status, row.created_at, row.closed_at, now)?;
-    let (due_at, _) = model::due_at(policy, status, row.created_at, row.closed_at)?;
+    let (due_at, rule) = model::due(policy, status, row.created_at, row.closed_at, now)?;
     Some(Due {
         referral_id: row.id.clone(),
         status: row.status.clone(),
@@ -156,25 +139,6 @@ pub fn due(
         .select(ReferralRow::as_select())
         .load(conn)?;
     Ok(rows.iter().filter_map(|r| judge(policy, r, now)).collect())
-}
-
-/// The purge's transaction-scoped advisory lock on PostgreSQL: false when another instance holds
-/// it. SQLite has one writer at a time, so there it is always taken.
-fn purge_lock(conn: &mut AnyConnection) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        locked: bool,
-    }
-    match conn {
-        AnyConnection::Postgresql(c) => {
-            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                .bind::<diesel::sql_types::BigInt, _>(PURGE_LOCK)
-                .get_result::<Locked>(c)
-                .map(|r| r.locked)
-        }
-        AnyConnection::Sqlite(_) => Ok(true),
-    }
 }
 
 /// The still-unshredded rows among `ids`, locked; on PostgreSQL a row a request holds right now
@@ -229,7 +193,7 @@ pub fn purge(
     loop {
         let now = clock();
         let batch = write_tx(conn, |conn| {
-            if !purge_lock(conn)? {
+            if !crate::db::try_xact_lock(conn, PURGE_LOCK)? {
                 return Ok(None);
             }
             let mut query = candidates(policy, now).select(referrals::id).limit(BATCH);
@@ -245,8 +209,8 @@ pub fn purge(
                 };
                 let result = conn.transaction(|conn| {
                     if shred(conn, row, now)? {
-                        let mut event = AuditEvent::system(&request_id, op, 200);
-                        event.resource_id = Some(row.id.clone());
+                        let event =
+                            AuditEvent::system(&request_id, op, 200).resource(Some(&row.id));
                         audit::record(conn, &[event])?;
                     }
                     Ok::<_, ApiError>(())

@@ -11,9 +11,9 @@
 
 pub mod model;
 
-use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -33,6 +33,8 @@ const MAX_KEYS: usize = 65_536;
 pub struct Limiter {
     policy: Policy,
     shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    /// Random per process, so no one can pick keys that all land in one shard and fill it.
+    shard_of: RandomState,
 }
 
 /// A request's standing against one policy, for the response headers.
@@ -70,6 +72,7 @@ impl Limiter {
         Limiter {
             policy,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shard_of: RandomState::new(),
         }
     }
 
@@ -82,9 +85,7 @@ impl Limiter {
         if self.policy.unlimited() {
             return None;
         }
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.shard_of.hash_one(key) as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let policy = self.policy;
         if !map.contains_key(key) && map.len() >= MAX_KEYS / SHARDS {

@@ -454,21 +454,7 @@ pub async fn cancel(
                     });
                 }
                 let now = crate::db::now();
-                let change = store::Move {
-                    status: Some(Status::Cancelled.code().to_owned()),
-                    offer_expires_at: Some(None),
-                    closed_at: Some(Some(now)),
-                    ..Default::default()
-                };
-                if !store::apply(conn, &id, row.version, &change, now)? {
-                    return Err(ApiError::Conflict {
-                        detail: "the referral changed while cancelling; retry".into(),
-                        allowed: None,
-                    });
-                }
-                if let (Some(provider), true) = (&row.provider_id, current.holds_capacity()) {
-                    directory::release_slot(conn, provider, &id)?;
-                    store::close_attempt(conn, &id, provider, "cancelled")?;
+                if let Some(provider) = store::withdraw(conn, &row, current, "cancelled", now)? {
                     store::push_event(conn, provider, &id, "cancelled", now)?;
                 }
                 audit::record(conn, &[portal.caller.event(Some(&id), 200)])?;

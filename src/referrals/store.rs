@@ -102,6 +102,39 @@ pub fn apply(
     .map(|n| n == 1)
 }
 
+/// Withdraws an open referral (`row`, read under lock, at `status`): cancelled now, no offer
+/// deadline. A provider holding it gets its slot back and its attempt closed as `reason`;
+/// returns that provider. 409 when the referral moved on since `row` was read.
+pub fn withdraw<'r>(
+    conn: &mut AnyConnection,
+    row: &'r ReferralRow,
+    status: super::model::Status,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<Option<&'r str>, ApiError> {
+    use crate::directory::model::Code;
+    let change = Move {
+        status: Some(super::model::Status::Cancelled.code().to_owned()),
+        offer_expires_at: Some(None),
+        closed_at: Some(Some(now)),
+        ..Default::default()
+    };
+    if !apply(conn, &row.id, row.version, &change, now)? {
+        return Err(ApiError::Conflict {
+            detail: format!("the referral changed while it was being {reason}; retry"),
+            allowed: None,
+        });
+    }
+    match (&row.provider_id, status.holds_capacity()) {
+        (Some(provider), true) => {
+            crate::directory::store::release_slot(conn, provider, &row.id)?;
+            close_attempt(conn, &row.id, provider, reason)?;
+            Ok(Some(provider))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub fn insert_attempt(
     conn: &mut AnyConnection,
     referral_id: &str,
@@ -199,26 +232,16 @@ pub struct KeyRecord {
 /// second request with the same key while the first is running gets `false` (in flight) instead
 /// of waiting. SQLite runs one writer at a time, so there a duplicate waits and then replays.
 pub fn lock_key(conn: &mut AnyConnection, client: &str, key: &str) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        locked: bool,
+    if let AnyConnection::Sqlite(_) = conn {
+        return Ok(true);
     }
-    match conn {
-        AnyConnection::Postgresql(c) => {
-            // FNV-1a over both parts: stable, and keys of different clients rarely share a lock.
-            let h = format!("idempotency\0{client}\0{key}")
-                .bytes()
-                .fold(0xcbf29ce484222325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-                });
-            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                .bind::<diesel::sql_types::BigInt, _>(h as i64)
-                .get_result::<Locked>(c)
-                .map(|r| r.locked)
-        }
-        AnyConnection::Sqlite(_) => Ok(true),
-    }
+    // FNV-1a over both parts: stable, and keys of different clients rarely share a lock.
+    let h = format!("idempotency\0{client}\0{key}")
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    crate::db::try_xact_lock(conn, h as i64)
 }
 
 /// The live record for a key; an expired one is deleted so the key can be used afresh.

@@ -9,7 +9,6 @@ use validator::Validate;
 use super::model::{self, GroupBy, Month};
 use super::store;
 use crate::app::AppState;
-use crate::audit::audited;
 use crate::auth::HrPortal;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
@@ -134,58 +133,65 @@ pub async fn utilization(
     let min = state.config.report_min_cell;
     let employer = portal.employer_id.clone();
     let group_by = q.group_by;
-    // One access-log event per report, naming the employer whose counts were read.
-    let report = audited(&state.db, portal.caller, 200, move |conn| {
-        // No settled month: nothing to read, and nothing before `from` is ever counted.
-        let items = match (months.first(), months.last()) {
-            (Some(first), Some(last)) => store::items(
-                conn,
-                &employer,
+    let caller = portal.caller;
+    // A plain read, not a write transaction: settled months never change, and on SQLite a write
+    // transaction would hold every writer back for the whole scan.
+    let report = state
+        .db
+        .run(move |conn| {
+            // No settled month: nothing to read, and nothing before `from` is ever counted.
+            let items = match (months.first(), months.last()) {
+                (Some(first), Some(last)) => store::items(
+                    conn,
+                    &employer,
+                    group_by,
+                    first.start(),
+                    last.next().start(),
+                )?,
+                _ => Vec::new(),
+            };
+            let categories = group_by.categories();
+            let counts = model::tally(
+                &months,
+                &categories,
+                items.iter().map(|(at, c)| (Month::of(*at), c.as_str())),
+            );
+            let published = model::publish(&counts, categories.len(), u64::from(min));
+            let cells = |values: &[Option<u64>]| -> Vec<Cell> {
+                categories
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| Cell {
+                        category: (*c).to_owned(),
+                        value: Count::from(*v),
+                    })
+                    .collect()
+            };
+            let report = Utilization {
+                employer_id: employer.clone(),
+                from: months.first().map(Month::to_string),
+                to: months.last().map(Month::to_string),
                 group_by,
-                first.start(),
-                last.next().start(),
-            )?,
-            _ => Vec::new(),
-        };
-        let categories = group_by.categories();
-        let counts = model::tally(
-            &months,
-            &categories,
-            items.iter().map(|(at, c)| (Month::of(*at), c.as_str())),
-        );
-        let published = model::publish(&counts, categories.len(), u64::from(min));
-        let cells = |values: &[Option<u64>]| -> Vec<Cell> {
-            categories
-                .iter()
-                .zip(values)
-                .map(|(c, v)| Cell {
-                    category: (*c).to_owned(),
-                    value: Count::from(*v),
-                })
-                .collect()
-        };
-        let report = Utilization {
-            employer_id: employer.clone(),
-            from: months.first().map(Month::to_string),
-            to: months.last().map(Month::to_string),
-            group_by,
-            min_cell: min,
-            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
-            months: months
-                .iter()
-                .enumerate()
-                .map(|(i, m)| MonthRow {
-                    month: m.to_string(),
-                    cells: cells(&published.cells[i]),
-                    total: Count::from(published.month_totals[i]),
-                })
-                .collect(),
-            totals: cells(&published.category_totals),
-            total: Count::from(published.grand_total),
-        };
-        Ok((report, vec![employer]))
-    })
-    .await?;
+                min_cell: min,
+                categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+                months: months
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| MonthRow {
+                        month: m.to_string(),
+                        cells: cells(&published.cells[i]),
+                        total: Count::from(published.month_totals[i]),
+                    })
+                    .collect(),
+                totals: cells(&published.category_totals),
+                total: Count::from(published.grand_total),
+            };
+            // One access-log event per report, naming the employer whose counts were read; committed
+            // before the counts leave, so a report the log cannot record is not sent.
+            crate::audit::store::record_alone(conn, &[caller.event(Some(&employer), 200)])?;
+            Ok(report)
+        })
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(report))

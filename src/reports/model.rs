@@ -136,16 +136,6 @@ pub enum GroupBy {
     Outcome,
 }
 
-/// The ways a referral ends, as reports count them.
-pub const OUTCOMES: &[&str] = &[
-    "completed",
-    "no_show",
-    "unable_to_contact",
-    "declined_by_employee",
-    "referred_elsewhere",
-    "cancelled",
-];
-
 impl GroupBy {
     /// Every column, in a fixed order, whether or not it has referrals (an absent column would
     /// tell its count was zero).
@@ -157,7 +147,12 @@ impl GroupBy {
             GroupBy::ServiceType => codes::<Service>(),
             GroupBy::Urgency => codes::<Urgency>(),
             GroupBy::Modality => codes::<Modality>(),
-            GroupBy::Outcome => OUTCOMES.to_vec(),
+            // How referrals end: the provider's closing outcomes, and cancellation.
+            GroupBy::Outcome => crate::workflow::model::Outcome::ALL
+                .iter()
+                .map(|o| o.code())
+                .chain([crate::referrals::model::Status::Cancelled.code()])
+                .collect(),
         }
     }
 }

@@ -209,7 +209,7 @@ fn act(
         audit::record(conn, &[provider.caller.event(Some(&id), 200)])?;
         referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
     });
-    log_lost_race(conn, provider, &id, result)
+    log_refusal(conn, provider, &id, result)
 }
 
 /// The referral, locked, if it is still this provider's (it may have moved on since `mine`).
@@ -223,17 +223,21 @@ fn locked_mine(
         .ok_or(ApiError::NotFound)
 }
 
-/// A referral that moved to another provider between the check and the transaction is the same
-/// logged 404 as any other.
-fn log_lost_race<T>(
+/// Logs the refusals worth an auditor's eye once the work's transaction has rolled back: a
+/// referral that moved to another provider between the check and the transaction (the same
+/// logged 404 as any other), and an attempt to read erased contact data (410).
+fn log_refusal<T>(
     conn: &mut AnyConnection,
     provider: &ProviderCaller,
     id: &str,
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    if let Err(ApiError::NotFound) = result {
-        record_alone(conn, &[provider.caller.event(Some(id), 404)])?;
-    }
+    let status = match &result {
+        Err(ApiError::NotFound) => 404,
+        Err(ApiError::Gone(_)) => 410,
+        _ => return result,
+    };
+    record_alone(conn, &[provider.caller.event(Some(id), status)])?;
     result
 }
 
@@ -443,7 +447,7 @@ pub async fn decline(
                 audit::record(conn, &[provider.caller.event(Some(&id), 204)])?;
                 Ok(())
             });
-            log_lost_race(conn, &provider, &id, result)
+            log_refusal(conn, &provider, &id, result)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -652,11 +656,7 @@ pub async fn contact(
             audit::record(conn, &[provider.caller.event(Some(&row.id), 200)])?;
             Ok(ContactReveal { referral_id: row.id, contact, note })
             });
-            // An attempt to read erased contact data is worth an auditor's eye: log it too.
-            if let Err(ApiError::Gone(_)) = result {
-                record_alone(conn, &[provider.caller.event(Some(&id), 410)])?;
-            }
-            log_lost_race(conn, &provider, &id, result)
+            log_refusal(conn, &provider, &id, result)
         })
         .await?;
     Ok(HttpResponse::Ok()

@@ -30,6 +30,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order reports list them (add a new one here too).
+    pub const ALL: &'static [Outcome] = &[
+        Outcome::Completed,
+        Outcome::NoShow,
+        Outcome::UnableToContact,
+        Outcome::DeclinedByEmployee,
+        Outcome::ReferredElsewhere,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",

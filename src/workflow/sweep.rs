@@ -9,7 +9,6 @@ use crate::db::schema::referrals;
 use crate::db::{write_tx, AnyConnection};
 use crate::directory::model::Code;
 use crate::error::ApiError;
-use crate::extract::RequestCtx;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 
@@ -28,30 +27,20 @@ pub fn sweep(
     now: NaiveDateTime,
 ) -> Result<usize, ApiError> {
     write_tx(conn, |conn| {
+        if !crate::db::try_xact_lock(conn, SWEEP_LOCK)? {
+            return Ok(0);
+        }
         let due: Vec<ReferralRow> = match conn {
-            AnyConnection::Postgresql(c) => {
-                #[derive(QueryableByName)]
-                struct Locked {
-                    #[diesel(sql_type = diesel::sql_types::Bool)]
-                    locked: bool,
-                }
-                let got = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                    .bind::<diesel::sql_types::BigInt, _>(SWEEP_LOCK)
-                    .get_result::<Locked>(c)?;
-                if !got.locked {
-                    return Ok(0);
-                }
-                referrals::table
-                    .filter(referrals::status.eq(Status::Offered.code()))
-                    .filter(referrals::offer_expires_at.lt(now))
-                    .filter(referrals::provider_id.is_not_null())
-                    .order(referrals::offer_expires_at.asc())
-                    .limit(BATCH)
-                    .select(ReferralRow::as_select())
-                    .for_update()
-                    .skip_locked()
-                    .load(c)?
-            }
+            AnyConnection::Postgresql(c) => referrals::table
+                .filter(referrals::status.eq(Status::Offered.code()))
+                .filter(referrals::offer_expires_at.lt(now))
+                .filter(referrals::provider_id.is_not_null())
+                .order(referrals::offer_expires_at.asc())
+                .limit(BATCH)
+                .select(ReferralRow::as_select())
+                .for_update()
+                .skip_locked()
+                .load(c)?,
             AnyConnection::Sqlite(c) => referrals::table
                 .filter(referrals::status.eq(Status::Offered.code()))
                 .filter(referrals::offer_expires_at.lt(now))
@@ -61,10 +50,7 @@ pub fn sweep(
                 .select(ReferralRow::as_select())
                 .load(c)?,
         };
-        let ctx = RequestCtx {
-            request_id: format!("sweeper-{}", uuid::Uuid::now_v7()),
-            source: None,
-        };
+        let run = format!("sweeper-{}", uuid::Uuid::now_v7());
         let op = Operation {
             action: "referral.expire",
             resource_type: "referral",
@@ -80,8 +66,7 @@ pub fn sweep(
                 referral_store::close_attempt(conn, &row.id, &provider, "expired")?;
                 referral_store::push_event(conn, &provider, &row.id, "offer_expired", now)?;
                 super::http::reoffer(conn, state, &row, now)?;
-                let mut event = AuditEvent::anonymous(&ctx, op, 200).resource(Some(&row.id));
-                event.actor_role = Some("system".into());
+                let event = AuditEvent::system(&run, op, 200).resource(Some(&row.id));
                 audit::record(conn, &[event])?;
                 Ok::<_, ApiError>(())
             });
