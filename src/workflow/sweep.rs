@@ -30,25 +30,21 @@ pub fn sweep(
         if !crate::db::try_xact_lock(conn, SWEEP_LOCK)? {
             return Ok(0);
         }
+        let query = referrals::table
+            .filter(referrals::status.eq(Status::Offered.code()))
+            .filter(referrals::offer_expires_at.lt(now))
+            .filter(referrals::provider_id.is_not_null())
+            .order(referrals::offer_expires_at.asc())
+            .limit(BATCH);
+        // SQLite has no row locks (one writer at a time); PostgreSQL skips rows a request holds.
+        // (The selection is per arm: `as_select` takes its backend from the connection.)
         let due: Vec<ReferralRow> = match conn {
-            AnyConnection::Postgresql(c) => referrals::table
-                .filter(referrals::status.eq(Status::Offered.code()))
-                .filter(referrals::offer_expires_at.lt(now))
-                .filter(referrals::provider_id.is_not_null())
-                .order(referrals::offer_expires_at.asc())
-                .limit(BATCH)
+            AnyConnection::Postgresql(c) => query
                 .select(ReferralRow::as_select())
                 .for_update()
                 .skip_locked()
                 .load(c)?,
-            AnyConnection::Sqlite(c) => referrals::table
-                .filter(referrals::status.eq(Status::Offered.code()))
-                .filter(referrals::offer_expires_at.lt(now))
-                .filter(referrals::provider_id.is_not_null())
-                .order(referrals::offer_expires_at.asc())
-                .limit(BATCH)
-                .select(ReferralRow::as_select())
-                .load(c)?,
+            AnyConnection::Sqlite(c) => query.select(ReferralRow::as_select()).load(c)?,
         };
         let run = format!("sweeper-{}", uuid::Uuid::now_v7());
         let op = Operation {
