@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -16,74 +15,8 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::openapi::RouteTable;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub keys: Arc<Keys>,
-    pub tokens: TokenService,
-    pub crisis: crate::referrals::model::CrisisTable,
-    /// Bounds concurrent argon2 verifications (19 MiB and tens of ms each), so a flood of token
-    /// requests cannot exhaust memory or starve the database work on the blocking pool.
-    pub hashing: tokio::sync::Semaphore,
-    pub auth_cache: crate::auth::cache::AuthCache,
-    /// Request budgets per client and on the token endpoint.
-    pub limits: crate::ratelimit::Limits,
-    pub metrics: crate::metrics::Metrics,
-}
-
-/// Every documented operation. The spec and the server both register through here, so a
-/// handler cannot be served without being documented.
-pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{audit, auth, directory, health, privacy, referrals, reports, routing, workflow};
-    cfg.service(health::http::healthz)
-        .service(health::http::readyz)
-        .service(crate::metrics::http::metrics)
-        .service(auth::http::token)
-        .service(auth::http::jwks)
-        .service(auth::http::create_client)
-        .service(auth::http::list_clients)
-        .service(auth::http::get_client)
-        .service(auth::http::rotate_secret)
-        .service(auth::http::revoke_client)
-        .service(directory::http::create_employer)
-        .service(directory::http::list_employers)
-        .service(directory::http::get_employer)
-        .service(directory::http::update_employer)
-        .service(directory::http::deactivate_employer)
-        .service(directory::http::create_provider)
-        .service(directory::http::list_providers)
-        .service(directory::http::get_provider)
-        .service(directory::http::update_provider)
-        .service(directory::http::deactivate_provider)
-        .service(directory::http::create_contract)
-        .service(directory::http::list_contracts)
-        .service(directory::http::get_contract)
-        .service(directory::http::update_contract)
-        .service(directory::http::deactivate_contract)
-        .service(routing::http::list_unroutable)
-        .service(routing::http::assign)
-        .service(workflow::http::poll_feed)
-        .service(workflow::http::list_referrals)
-        .service(workflow::http::get_referral)
-        .service(workflow::http::accept)
-        .service(workflow::http::decline)
-        .service(workflow::http::update_status)
-        .service(workflow::http::contact)
-        .service(referrals::http::submit)
-        .service(referrals::http::read_status)
-        .service(referrals::http::cancel)
-        .service(privacy::http::erase)
-        .service(privacy::http::admin_erase)
-        .service(reports::http::utilization)
-        .service(audit::http::list_events)
-        .service(audit::http::inclusion_proof)
-        .service(audit::http::list_checkpoints)
-        .service(audit::http::consistency_proof)
-        .service(audit::http::verify_log)
-        .service(audit::http::public_key);
-}
+use crate::routes::routes;
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -103,7 +36,7 @@ pub struct Application {
     server: Server,
     addr: std::net::SocketAddr,
     state: web::Data<AppState>,
-    listener: Option<crate::workflow::notify::Listener>,
+    listener: Option<crate::db::notify::Listener>,
 }
 
 impl Application {
@@ -117,7 +50,8 @@ impl Application {
             }
             None => None,
         };
-        let crisis = load_crisis_table(config.crisis_resources_file.as_deref())?;
+        let crisis = crate::referrals::crisis::load(config.crisis_resources_file.as_deref())
+            .map_err(StartError::Crisis)?;
         let db = Db::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let applied = db.migrate()?;
         if !applied.is_empty() {
@@ -157,6 +91,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(route_table.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(crate::extract::BodyLimit(body_limit))
                 .configure(routes)
                 .into_app()
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
@@ -181,12 +116,10 @@ impl Application {
             spawn_housekeeping(state.clone());
         }
         let listener = match state.db.url() {
-            crate::db::DatabaseUrl::Postgres(url) => {
-                Some(crate::workflow::notify::spawn_pg_listener(
-                    url.clone(),
-                    std::sync::Arc::downgrade(&state.db.notifier),
-                ))
-            }
+            crate::db::DatabaseUrl::Postgres(url) => Some(crate::db::notify::spawn_pg_listener(
+                url.clone(),
+                std::sync::Arc::downgrade(&state.db.notifier),
+            )),
             crate::db::DatabaseUrl::Sqlite(_) => None,
         };
         tracing::info!(%addr, database = ?state.config.database_url, "listening");
@@ -368,24 +301,6 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             }
         }
     });
-}
-
-fn load_crisis_table(
-    path: Option<&std::path::Path>,
-) -> Result<crate::referrals::model::CrisisTable, StartError> {
-    let Some(path) = path else {
-        return Ok(crate::referrals::model::default_crisis_table());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StartError::Crisis(format!("cannot read {}: {e}", path.display())))?;
-    let table: crate::referrals::model::CrisisTable = serde_json::from_str(&text)
-        .map_err(|e| StartError::Crisis(format!("{}: {e}", path.display())))?;
-    if !table.contains_key("*") {
-        return Err(StartError::Crisis(
-            "needs a \"*\" entry for regions without their own".into(),
-        ));
-    }
-    Ok(table)
 }
 
 async fn docs_redirect() -> HttpResponse {

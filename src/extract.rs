@@ -8,9 +8,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
-use crate::app::AppState;
 use crate::error::{sanitize_serde_message, ApiError, FieldError};
-use crate::telemetry::RequestId;
 
 /// A JSON body: `Content-Type: application/json` (415 otherwise), within the body limit (413),
 /// well-formed (400), of the right shape with no unknown fields (422, one entry per field) and
@@ -47,9 +45,7 @@ impl FromRequest for RawBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(64 * 1024, |s| s.config.body_limit_bytes);
+        let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             Ok(RawBody(body.await.map_err(
@@ -98,9 +94,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
             m.type_() == "application"
                 && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
         });
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(64 * 1024, |s| s.config.body_limit_bytes);
+        let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let parsed = async {
@@ -251,6 +245,15 @@ pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
     }
     Ok(())
 }
+
+/// The id of the current request, in request extensions for handlers and extractors.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The largest accepted body (`EAP_BODY_LIMIT_BYTES`), as app data: the body extractors name
+/// it in their 413 without reaching for the whole application state.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 /// Who is asking from where, for the access log: the request id and the peer address.
 #[derive(Debug, Clone)]

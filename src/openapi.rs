@@ -66,7 +66,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, api) = App::new()
         .into_utoipa_app()
         .openapi(doc)
-        .configure(crate::app::routes)
+        .configure(crate::routes::routes)
         .split_for_parts();
     let mut api = api;
     document_rate_limits(&mut api);

@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 use crate::error::{from_actix, render};
+use crate::extract::RequestId;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,10 +49,6 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
-
-/// The id of the current request, in request extensions for handlers and extractors.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// Installs the global subscriber. `RUST_LOG` sets the level (default `info`).
 pub fn init(format: LogFormat) {
@@ -99,7 +96,7 @@ pub async fn request_lifecycle(
     // A standard method clones without allocating.
     let method = req.method().clone();
     let state = req
-        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .cloned();
     let tls = state.as_ref().is_some_and(|s| s.config.tls.is_some());
     let span = tracing::info_span!(

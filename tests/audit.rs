@@ -668,6 +668,7 @@ async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwh
     let op = Operation {
         action: "test.bulk",
         resource_type: "test",
+        ok: 200,
     };
     let write = |n: usize| {
         let mut conn = a.app.conn();

@@ -20,11 +20,11 @@ use super::model::{
     Verifier,
 };
 use super::store::{self, Filter, SealedRow};
-use crate::app::AppState;
 use crate::auth::caller::Auditor;
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiQuery, PathId};
+use crate::state::AppState;
 
 /// Rows per database round trip while exporting: large enough to amortise the query, small
 /// enough that memory stays flat and no connection is held while the client reads.
@@ -253,7 +253,7 @@ pub async fn list_events(
                     let next_cursor = (rows.len() as i64 == sel.limit)
                         .then(|| rows.last().map(|r| encode_cursor(r.seq as u64)))
                         .flatten();
-                    super::record(conn, &[caller.event(None, 200)])?;
+                    super::record(conn, &[caller.event(None)])?;
                     Ok(EventPage {
                         items: rows.into_iter().filter_map(logged).collect(),
                         next_cursor,
@@ -270,7 +270,7 @@ pub async fn list_events(
         .run(move |conn| {
             write_tx(conn, |conn| {
                 resolve(conn, &mut sel)?;
-                super::record(conn, &[caller.event(None, 200)])?;
+                super::record(conn, &[caller.event(None)])?;
                 Ok(sel)
             })
         })
@@ -542,7 +542,7 @@ pub async fn list_checkpoints(
             write_tx(conn, |conn| {
                 let latest = store::latest_checkpoint(conn)?;
                 let items = store::checkpoints(conn, before, limit)?;
-                super::record(conn, &[caller.event(None, 200)])?;
+                super::record(conn, &[caller.event(None)])?;
                 let next_cursor = (items.len() as i64 == limit)
                     .then(|| items.last().map(|c| encode_cursor(c.n)))
                     .flatten();
@@ -679,7 +679,7 @@ pub async fn inclusion_proof(
         .db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                super::record(conn, &[caller.event(Some(&id), 200)])?;
+                super::record(conn, &[caller.event(Some(&id))])?;
                 let (seq, leaf) = store::leaf_of(conn, &id)?.ok_or(ApiError::NotFound)?;
                 let checkpoint = checkpoint_for(conn, q.tree_size)?;
                 if seq as u64 >= checkpoint.tree_size {
@@ -757,7 +757,7 @@ pub async fn consistency_proof(
         .db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                super::record(conn, &[caller.event(None, 200)])?;
+                super::record(conn, &[caller.event(None)])?;
                 let to = checkpoint_for(conn, q.to)?;
                 // A proof from a larger log to a smaller one does not exist (RFC 9162 §2.1.4).
                 if q.from > to.tree_size {
@@ -868,7 +868,7 @@ pub async fn verify_log(
             // is a long read and must not hold a write transaction open.
             let latest = write_tx(conn, |conn| {
                 let latest = checkpoint_for(conn, None)?;
-                super::record(conn, &[caller.event(None, 200)])?;
+                super::record(conn, &[caller.event(None)])?;
                 Ok::<_, ApiError>(latest)
             })?;
             verify_range(conn, &keys, &latest, q.from.unwrap_or(0), q.to)

@@ -1,7 +1,7 @@
 //! Caches on the request path: a token's signature is checked once, not on every request, and
 //! a client's status (role, revoked, secret version) is read from the database at most every
 //! few seconds. Rotating or revoking a client forgets it here at once; other instances follow
-//! within `CLIENT_TTL` (the spec allows 60 s).
+//! within `CLIENT_TTL` (docs/DESIGN.md §1).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

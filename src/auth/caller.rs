@@ -7,15 +7,16 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 
 use super::cache::ClientStatus;
 use super::model::{Claims, Role};
 use super::store;
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent, Operation};
+use crate::db::{write_tx, AnyConnection, Db};
 use crate::error::ApiError;
 use crate::extract::RequestCtx;
+use crate::state::AppState;
 
 /// An authenticated client and the operation it is performing.
 #[derive(Debug, Clone)]
@@ -29,13 +30,51 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// An access-log event for this caller's operation on one resource.
-    pub fn event(&self, resource_id: Option<&str>, status: u16) -> AuditEvent {
+    /// The access-log event of this caller's operation succeeding on one resource, logged with
+    /// the operation's success status (the status its handler sends).
+    pub fn event(&self, resource_id: Option<&str>) -> AuditEvent {
+        self.event_with(resource_id, self.op.ok)
+    }
+
+    fn event_with(&self, resource_id: Option<&str>, status: u16) -> AuditEvent {
         let mut e = AuditEvent::anonymous(&self.ctx, self.op, status).resource(resource_id);
         e.actor_client_id = Some(self.client_id.clone());
         e.actor_role = Some(self.role.as_str().to_owned());
         e.tenant_id = self.tenant_id.clone();
         e
+    }
+
+    /// Refuses the operation: logs the refusal in a transaction of its own, with the status
+    /// `err` answers, and returns `err`. For refusals decided outside (or after the rollback
+    /// of) the work's own transaction.
+    pub fn refuse<T>(
+        &self,
+        conn: &mut AnyConnection,
+        resource_id: Option<&str>,
+        err: ApiError,
+    ) -> Result<T, ApiError> {
+        let status = err.status_code().as_u16();
+        audit::store::record_alone(conn, &[self.event_with(resource_id, status)])?;
+        Err(err)
+    }
+
+    /// Runs `work` in one write transaction and records, in that same transaction, one success
+    /// event for each resource id it returns (none for an empty read). If the events cannot be
+    /// written the work is rolled back and the caller gets 503 (fail closed).
+    pub async fn audited<T, F>(self, db: &Db, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<(T, Vec<String>), ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db.run(move |conn| {
+            write_tx(conn, |conn| {
+                let (value, ids) = work(conn)?;
+                let events: Vec<AuditEvent> = ids.iter().map(|id| self.event(Some(id))).collect();
+                audit::record(conn, &events)?;
+                Ok(value)
+            })
+        })
+        .await
     }
 }
 
@@ -78,6 +117,8 @@ role_extractor!(ProviderCaller, Role::Provider, |caller: Caller| {
         caller,
     }
 });
+
+const INVALID_TOKEN: &str = "the access token is invalid, expired or revoked";
 
 /// Why the door said no, before we know who is knocking.
 enum Refusal {
@@ -165,14 +206,14 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
         let st = state.clone();
         db.run(move |conn| {
             let refuse = |conn: &mut _, refusal: Refusal| {
-                let event = AuditEvent::anonymous(&ctx, op, 401).resource(resource_id.as_deref());
-                audit::store::record_alone(conn, &[event])?;
-                Err(match refusal {
+                let err = match refusal {
                     Refusal::Missing => ApiError::AuthRequired,
-                    Refusal::Invalid => {
-                        ApiError::Unauthorized("the access token is invalid, expired or revoked")
-                    }
-                })
+                    Refusal::Invalid => ApiError::Unauthorized(INVALID_TOKEN),
+                };
+                let status = err.status_code().as_u16();
+                let event = AuditEvent::anonymous(&ctx, op, status);
+                audit::store::record_alone(conn, &[event.resource(resource_id.as_deref())])?;
+                Err(err)
             };
             let claims: Claims = match claims {
                 Ok(c) => c,
@@ -198,8 +239,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 op,
             };
             if caller.role != required {
-                audit::store::record_alone(conn, &[caller.event(resource_id.as_deref(), 403)])?;
-                return Err(ApiError::Forbidden);
+                return caller.refuse(conn, resource_id.as_deref(), ApiError::Forbidden);
             }
             Ok(caller)
         })

@@ -1,5 +1,5 @@
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -10,12 +10,12 @@ use validator::Validate;
 use super::caller::Admin;
 use super::model::{generate_secret, hash_secret, verify_secret, Role, Subject, TokenService};
 use super::store::{self, ClientRow, NewClient};
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::db::write_tx;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId, RawBody, RequestCtx};
 use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
 
 // ---------------------------------------------------------------------------------------------
 // Token endpoint (RFC 6749 §4.4) and the public keys.
@@ -251,8 +251,7 @@ pub async fn token(
         Ok(b) => b,
         Err(e) => {
             // A failed token request is logged like any other, even one refused for its size.
-            let event =
-                AuditEvent::anonymous(&ctx, op, actix_web::ResponseError::status_code(&e).as_u16());
+            let event = AuditEvent::anonymous(&ctx, op, e.status_code().as_u16());
             state
                 .db
                 .run(move |c| audit::store::record_alone(c, &[event]))
@@ -264,7 +263,11 @@ pub async fn token(
     let claimed = parsed.as_ref().ok().map(|t| t.client_id.clone());
     if let Some(retry_after) = throttle_token(&state, &req, &ctx, claimed.as_deref()) {
         // A throttled token request is a failed one, and failed token requests are logged.
-        let mut event = AuditEvent::anonymous(&ctx, op, 429);
+        let refusal = ApiError::TooManyRequests {
+            retry_after,
+            detail: "too many token requests for this client or from this address; retry later",
+        };
+        let mut event = AuditEvent::anonymous(&ctx, op, refusal.status_code().as_u16());
         if let Some(id) = &claimed {
             event = event.claimed_actor(id);
         }
@@ -272,10 +275,7 @@ pub async fn token(
             .db
             .run(move |c| audit::store::record_alone(c, &[event]))
             .await?;
-        return Err(ApiError::TooManyRequests {
-            retry_after,
-            detail: "too many token requests for this client or from this address; retry later",
-        });
+        return Err(refusal);
     }
     // Wait briefly for a hashing slot; past that, shed load rather than queue without bound.
     let _permit = tokio::time::timeout(std::time::Duration::from_secs(2), state.hashing.acquire())
@@ -359,7 +359,7 @@ pub async fn token(
                         .tokens
                         .issue(&subject, jsonwebtoken::get_current_timestamp());
                     let mut event =
-                        AuditEvent::anonymous(&ctx, op, 200).resource(Some(&subject.client_id));
+                        AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(&subject.client_id));
                     event.actor_client_id = Some(subject.client_id.clone());
                     event.actor_role = Some(subject.role.as_str().to_owned());
                     event.tenant_id = subject.employer_id.clone().or(subject.provider_id.clone());
@@ -617,7 +617,7 @@ pub async fn create_client(
         .run(move |conn| {
             write_tx(conn, |conn| {
                 let row = store::insert(conn, &new, &hash)?;
-                audit::record(conn, &[admin.0.event(Some(&row.id), 201)])?;
+                audit::record(conn, &[admin.0.event(Some(&row.id))])?;
                 Ok(row)
             })
         })
@@ -650,10 +650,7 @@ pub async fn list_clients(
         .run(move |conn| {
             write_tx(conn, |conn| {
                 let rows = store::list(conn, after.as_deref(), limit)?;
-                let events: Vec<_> = rows
-                    .iter()
-                    .map(|r| admin.0.event(Some(&r.id), 200))
-                    .collect();
+                let events: Vec<_> = rows.iter().map(|r| admin.0.event(Some(&r.id))).collect();
                 audit::record(conn, &events)?;
                 Ok(rows)
             })
@@ -692,7 +689,7 @@ pub async fn get_client(
         .run(move |conn| {
             write_tx(conn, |conn| {
                 let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-                audit::record(conn, &[admin.0.event(Some(&row.id), 200)])?;
+                audit::record(conn, &[admin.0.event(Some(&row.id))])?;
                 Ok(row)
             })
         })
@@ -736,7 +733,7 @@ pub async fn rotate_secret(
                         allowed: None,
                     });
                 }
-                audit::record(conn, &[admin.0.event(Some(&id), 200)])?;
+                audit::record(conn, &[admin.0.event(Some(&id))])?;
                 Ok(ClientRow {
                     secret_rotated_at: now,
                     ..row
@@ -783,7 +780,7 @@ pub async fn revoke_client(
                 let now = crate::db::now();
                 store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
                 store::revoke(conn, &id, now)?;
-                audit::record(conn, &[admin.0.event(Some(&id), 200)])?;
+                audit::record(conn, &[admin.0.event(Some(&id))])?;
                 store::find(conn, &id)?.ok_or(ApiError::NotFound)
             })
         })

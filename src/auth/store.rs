@@ -215,7 +215,7 @@ pub fn create_from_cli(
         .ok_or_else(|| ApiError::Internal("client.create missing".into()))?;
     let row = crate::db::write_tx(conn, |conn| {
         let row = insert(conn, new, &hash)?;
-        let mut event = AuditEvent::anonymous(&ctx, op, 201).resource(Some(&row.id));
+        let mut event = AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(&row.id));
         event.actor_role = Some("operator".into());
         audit::record(conn, &[event])?;
         Ok::<_, ApiError>(row)

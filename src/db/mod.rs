@@ -1,5 +1,6 @@
 //! One connection type for SQLite and PostgreSQL, its pool, migrations and transactions.
 
+pub mod notify;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -153,7 +154,7 @@ pub struct Db {
     backend: Backend,
     url: DatabaseUrl,
     /// Wakes long polls after the work that wrote their provider's events.
-    pub notifier: std::sync::Arc<crate::workflow::notify::Notifier>,
+    pub notifier: std::sync::Arc<notify::Notifier>,
     /// As many blocking tasks as there are connections: more would only park threads (each with
     /// its stack) waiting for a connection, so callers wait here, asynchronously, instead.
     slots: std::sync::Arc<tokio::sync::Semaphore>,
@@ -230,7 +231,7 @@ impl Db {
             let _permit = permit;
             let mut conn = db.get()?;
             let result = f(&mut conn);
-            crate::workflow::notify::flush(&db.notifier);
+            notify::flush(&db.notifier);
             result
         })
         .await

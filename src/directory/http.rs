@@ -11,12 +11,11 @@ use super::model::{join_codes, split_codes, Language, Modality, Region, Service}
 use super::store::{
     self, ContractChange, ContractRow, EmployerRow, NewContract, ProviderChange, ProviderRow,
 };
-use crate::app::AppState;
-use crate::audit::audited;
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
 use crate::pagination::{Page, PageQuery};
+use crate::state::AppState;
 
 fn created(location: String, body: impl Serialize) -> HttpResponse {
     HttpResponse::Created()
@@ -101,12 +100,14 @@ pub async fn create_employer(
     body: ApiJson<EmployerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
-    let row = audited(&state.db, admin.0, 201, move |conn| {
-        let row = store::insert_employer(conn, body.name.trim())?;
-        let id = row.id.clone();
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let row = store::insert_employer(conn, body.name.trim())?;
+            let id = row.id.clone();
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(created(
         format!("/v1/admin/employers/{}", row.id),
         Employer::from(row),
@@ -131,12 +132,14 @@ pub async fn list_employers(
     query: ApiQuery<PageQuery>,
 ) -> Result<web::Json<Page<Employer>>, ApiError> {
     let (after, limit) = query.into_inner()?.resolve()?;
-    let rows = audited(&state.db, admin.0, 200, move |conn| {
-        let rows = store::list_employers(conn, after.as_deref(), limit)?;
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
-        Ok((rows, ids))
-    })
-    .await?;
+    let rows = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let rows = store::list_employers(conn, after.as_deref(), limit)?;
+            let ids = rows.iter().map(|r| r.id.clone()).collect();
+            Ok((rows, ids))
+        })
+        .await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
@@ -163,11 +166,13 @@ pub async fn get_employer(
     id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -196,15 +201,17 @@ pub async fn update_employer(
 ) -> Result<web::Json<Employer>, ApiError> {
     let body = body.into_inner()?;
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let name = body.name.as_deref().map(str::trim);
-        if store::update_employer(conn, &id, name, None)? == 0 {
-            return Err(ApiError::NotFound);
-        }
-        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let name = body.name.as_deref().map(str::trim);
+            if store::update_employer(conn, &id, name, None)? == 0 {
+                return Err(ApiError::NotFound);
+            }
+            let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -226,14 +233,16 @@ pub async fn deactivate_employer(
     id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        if store::update_employer(conn, &id, None, Some(false))? == 0 {
-            return Err(ApiError::NotFound);
-        }
-        let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            if store::update_employer(conn, &id, None, Some(false))? == 0 {
+                return Err(ApiError::NotFound);
+            }
+            let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -471,12 +480,14 @@ pub async fn create_provider(
     body: ApiJson<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let change: ProviderChange = body.into_inner()?.into();
-    let provider = audited(&state.db, admin.0, 201, move |conn| {
-        let row = store::insert_provider(conn, &change)?;
-        let id = row.id.clone();
-        Ok((Provider::of(row, 0), vec![id]))
-    })
-    .await?;
+    let provider = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let row = store::insert_provider(conn, &change)?;
+            let id = row.id.clone();
+            Ok((Provider::of(row, 0), vec![id]))
+        })
+        .await?;
     Ok(created(
         format!("/v1/admin/providers/{}", provider.id),
         provider,
@@ -501,20 +512,22 @@ pub async fn list_providers(
     query: ApiQuery<PageQuery>,
 ) -> Result<web::Json<Page<Provider>>, ApiError> {
     let (after, limit) = query.into_inner()?.resolve()?;
-    let rows = audited(&state.db, admin.0, 200, move |conn| {
-        let rows = store::list_providers(conn, after.as_deref(), limit)?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let loads = store::loads(conn, &ids)?;
-        let rows: Vec<(ProviderRow, i64)> = rows
-            .into_iter()
-            .map(|r| {
-                let load = loads.get(&r.id).copied().unwrap_or(0);
-                (r, load)
-            })
-            .collect();
-        Ok((rows, ids))
-    })
-    .await?;
+    let rows = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let rows = store::list_providers(conn, after.as_deref(), limit)?;
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let loads = store::loads(conn, &ids)?;
+            let rows: Vec<(ProviderRow, i64)> = rows
+                .into_iter()
+                .map(|r| {
+                    let load = loads.get(&r.id).copied().unwrap_or(0);
+                    (r, load)
+                })
+                .collect();
+            Ok((rows, ids))
+        })
+        .await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
@@ -541,10 +554,12 @@ pub async fn get_provider(
     id: PathId,
 ) -> Result<web::Json<Provider>, ApiError> {
     let id = id.get()?;
-    let provider = audited(&state.db, admin.0, 200, move |conn| {
-        Ok((provider_with_load(conn, &id)?, vec![id]))
-    })
-    .await?;
+    let provider = admin
+        .0
+        .audited(&state.db, move |conn| {
+            Ok((provider_with_load(conn, &id)?, vec![id]))
+        })
+        .await?;
     Ok(web::Json(provider))
 }
 
@@ -573,14 +588,16 @@ pub async fn update_provider(
 ) -> Result<web::Json<Provider>, ApiError> {
     let change: ProviderChange = body.into_inner()?.into();
     let id = id.get()?;
-    let provider = audited(&state.db, admin.0, 200, move |conn| {
-        store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
-        if !change_is_empty(&change) {
-            store::update_provider(conn, &id, &change)?;
-        }
-        Ok((provider_with_load(conn, &id)?, vec![id]))
-    })
-    .await?;
+    let provider = admin
+        .0
+        .audited(&state.db, move |conn| {
+            store::find_provider(conn, &id)?.ok_or(ApiError::NotFound)?;
+            if !change_is_empty(&change) {
+                store::update_provider(conn, &id, &change)?;
+            }
+            Ok((provider_with_load(conn, &id)?, vec![id]))
+        })
+        .await?;
     Ok(web::Json(provider))
 }
 
@@ -615,17 +632,19 @@ pub async fn deactivate_provider(
     id: PathId,
 ) -> Result<web::Json<Provider>, ApiError> {
     let id = id.get()?;
-    let provider = audited(&state.db, admin.0, 200, move |conn| {
-        let change = ProviderChange {
-            active: Some(false),
-            ..Default::default()
-        };
-        if store::update_provider(conn, &id, &change)? == 0 {
-            return Err(ApiError::NotFound);
-        }
-        Ok((provider_with_load(conn, &id)?, vec![id]))
-    })
-    .await?;
+    let provider = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let change = ProviderChange {
+                active: Some(false),
+                ..Default::default()
+            };
+            if store::update_provider(conn, &id, &change)? == 0 {
+                return Err(ApiError::NotFound);
+            }
+            Ok((provider_with_load(conn, &id)?, vec![id]))
+        })
+        .await?;
     Ok(web::Json(provider))
 }
 
@@ -762,39 +781,41 @@ pub async fn create_contract(
         provider_id: body.provider_id,
         priority: body.priority,
     };
-    let row = audited(&state.db, admin.0, 201, move |conn| {
-        if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {
-            return Err(crate::auth::store::unbound("employer"));
-        }
-        if !store::find_provider(conn, &new.provider_id)?.is_some_and(|p| p.active) {
-            return Err(crate::auth::store::unbound("provider"));
-        }
-        if store::contract_exists(conn, &new.employer_id, &new.provider_id)? {
-            return Err(ApiError::Conflict {
-                detail:
-                    "this employer already has a contract with this provider; update it instead"
-                        .into(),
-                allowed: None,
-            });
-        }
-        // Two creates can race past the check above; the UNIQUE constraint decides, and the
-        // loser gets the same 409.
-        let row = store::insert_contract(conn, &new).map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => ApiError::Conflict {
-                detail:
-                    "this employer already has a contract with this provider; update it instead"
-                        .into(),
-                allowed: None,
-            },
-            other => other.into(),
-        })?;
-        let id = row.id.clone();
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            if !store::find_employer(conn, &new.employer_id)?.is_some_and(|e| e.active) {
+                return Err(crate::auth::store::unbound("employer"));
+            }
+            if !store::find_provider(conn, &new.provider_id)?.is_some_and(|p| p.active) {
+                return Err(crate::auth::store::unbound("provider"));
+            }
+            if store::contract_exists(conn, &new.employer_id, &new.provider_id)? {
+                return Err(ApiError::Conflict {
+                    detail:
+                        "this employer already has a contract with this provider; update it instead"
+                            .into(),
+                    allowed: None,
+                });
+            }
+            // Two creates can race past the check above; the UNIQUE constraint decides, and the
+            // loser gets the same 409.
+            let row = store::insert_contract(conn, &new).map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => ApiError::Conflict {
+                    detail:
+                        "this employer already has a contract with this provider; update it instead"
+                            .into(),
+                    allowed: None,
+                },
+                other => other.into(),
+            })?;
+            let id = row.id.clone();
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(created(
         format!("/v1/admin/contracts/{}", row.id),
         Contract::from(row),
@@ -850,12 +871,14 @@ pub async fn list_contracts(
     }
     .resolve()?;
     let employer = q.employer_id;
-    let rows = audited(&state.db, admin.0, 200, move |conn| {
-        let rows = store::list_contracts(conn, employer.as_deref(), after.as_deref(), limit)?;
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
-        Ok((rows, ids))
-    })
-    .await?;
+    let rows = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let rows = store::list_contracts(conn, employer.as_deref(), after.as_deref(), limit)?;
+            let ids = rows.iter().map(|r| r.id.clone()).collect();
+            Ok((rows, ids))
+        })
+        .await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
@@ -882,11 +905,13 @@ pub async fn get_contract(
     id: PathId,
 ) -> Result<web::Json<Contract>, ApiError> {
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -915,29 +940,31 @@ pub async fn update_contract(
 ) -> Result<web::Json<Contract>, ApiError> {
     let body = body.into_inner()?;
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
-        let starts_at = body.starts_at.map(crate::db::stored);
-        let start = starts_at.unwrap_or(current.starts_at);
-        // A new length, or the current one kept when only the start moves: the window stays
-        // non-empty whatever is sent.
-        let ends_at = match body.days {
-            Some(days) => Some(days.map(|d| window_end(start, d))),
-            None => starts_at.map(|_| current.ends_at.map(|e| start + (e - current.starts_at))),
-        };
-        let change = ContractChange {
-            priority: body.priority,
-            starts_at,
-            ends_at,
-            active: None,
-        };
-        if change.priority.is_some() || change.starts_at.is_some() || change.ends_at.is_some() {
-            store::update_contract(conn, &id, &change)?;
-        }
-        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let current = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+            let starts_at = body.starts_at.map(crate::db::stored);
+            let start = starts_at.unwrap_or(current.starts_at);
+            // A new length, or the current one kept when only the start moves: the window stays
+            // non-empty whatever is sent.
+            let ends_at = match body.days {
+                Some(days) => Some(days.map(|d| window_end(start, d))),
+                None => starts_at.map(|_| current.ends_at.map(|e| start + (e - current.starts_at))),
+            };
+            let change = ContractChange {
+                priority: body.priority,
+                starts_at,
+                ends_at,
+                active: None,
+            };
+            if change.priority.is_some() || change.starts_at.is_some() || change.ends_at.is_some() {
+                store::update_contract(conn, &id, &change)?;
+            }
+            let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -959,17 +986,19 @@ pub async fn deactivate_contract(
     id: PathId,
 ) -> Result<web::Json<Contract>, ApiError> {
     let id = id.get()?;
-    let row = audited(&state.db, admin.0, 200, move |conn| {
-        let change = ContractChange {
-            active: Some(false),
-            ..Default::default()
-        };
-        if store::update_contract(conn, &id, &change)? == 0 {
-            return Err(ApiError::NotFound);
-        }
-        let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await?;
+    let row = admin
+        .0
+        .audited(&state.db, move |conn| {
+            let change = ContractChange {
+                active: Some(false),
+                ..Default::default()
+            };
+            if store::update_contract(conn, &id, &change)? == 0 {
+                return Err(ApiError::NotFound);
+            }
+            let row = store::find_contract(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await?;
     Ok(web::Json(row.into()))
 }

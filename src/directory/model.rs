@@ -4,10 +4,25 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::codes::Code;
+
 /// Kinds of help a provider offers and a referral asks for.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
 )]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Service {
     Counselling,
@@ -21,8 +36,21 @@ pub enum Service {
 
 /// How the person meets the provider.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
 )]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Modality {
     InPerson,
@@ -32,22 +60,26 @@ pub enum Modality {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
 )]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     Routine,
     Urgent,
     Crisis,
-}
-
-/// Stored as snake_case text; the same names the API uses.
-pub trait Code: Sized + Copy + 'static {
-    const ALL: &'static [Self];
-    fn code(self) -> &'static str;
-    fn from_code(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|c| c.code() == s)
-    }
 }
 
 impl Code for Service {
@@ -100,6 +132,8 @@ impl Code for Urgency {
         }
     }
 }
+
+crate::text_code!(Service, Modality, Urgency);
 
 /// Joins codes for a TEXT column (`counselling,crisis`), sorted and without repeats.
 pub fn join_codes<C: Code + Ord>(codes: &[C]) -> String {

@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::Gauges;
-use crate::app::AppState;
 use crate::db::schema::{audit_checkpoints, referrals};
 use crate::error::{ApiError, Problem};
+use crate::state::AppState;
 
 /// The caller of `/metrics`: whoever presents `EAP_METRICS_TOKEN`. Not an API client (a
 /// scraper has no role and no tenant), so it has its own extractor; without the setting the

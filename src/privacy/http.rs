@@ -4,7 +4,6 @@
 use actix_web::{delete, web, HttpRequest, HttpResponse};
 
 use super::store::{forget_old_pages, shred};
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Admin, HrPortal};
 use crate::db::write_tx;
@@ -13,6 +12,7 @@ use crate::error::{ApiError, Problem};
 use crate::extract::PathId;
 use crate::referrals::http::{authorised, referral_token};
 use crate::referrals::store as referral_store;
+use crate::state::AppState;
 
 /// Destroys a referral's personal data now: its data key, sealed contact block and note, the
 /// employee reference and the stored replay of its submission. An open offer or assignment is
@@ -49,7 +49,7 @@ pub async fn erase(
         .run(move |conn| {
             // Authorise first, on its own, so a refusal stays logged after a rollback below.
             let id = authorised(conn, &portal, id.as_deref(), token.as_deref())?.id;
-            erase_now(conn, &id, portal.caller.event(Some(&id), 204))
+            erase_now(conn, &id, portal.caller.event(Some(&id)))
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -79,7 +79,7 @@ pub async fn admin_erase(
     let id = id.get()?;
     state
         .db
-        .run(move |conn| erase_now(conn, &id, admin.0.event(Some(&id), 204)))
+        .run(move |conn| erase_now(conn, &id, admin.0.event(Some(&id))))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use crate::config::Config;
 use crate::referrals::model::Status;
 
-/// How long personal data is kept (DESIGN §2; `EAP_RETENTION_*`).
+/// How long personal data is kept (docs/DESIGN.md §2; `EAP_RETENTION_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
     /// After a referral is closed or cancelled.

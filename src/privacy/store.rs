@@ -187,6 +187,7 @@ pub fn purge(
     let op = Operation {
         action: "personal_data.purge",
         resource_type: "referral",
+        ok: 200,
     };
     let mut run = PurgeRun::default();
     let mut after: Option<String> = None;
@@ -209,8 +210,7 @@ pub fn purge(
                 };
                 let result = conn.transaction(|conn| {
                     if shred(conn, row, now)? {
-                        let event =
-                            AuditEvent::system(&request_id, op, 200).resource(Some(&row.id));
+                        let event = AuditEvent::system(&request_id, op).resource(Some(&row.id));
                         audit::record(conn, &[event])?;
                     }
                     Ok::<_, ApiError>(())

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 pub use model::{Bucket, Decision, Policy};
 
-use crate::auth::Role;
+use crate::auth::model::Role;
 use crate::config::RateLimitConfig;
 
 const SHARDS: usize = 16;

@@ -12,14 +12,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::crisis::{crisis_resources, CrisisResource};
 use super::model::{
-    aad, crisis_resources, employee_ref_digest, generate_status_token, hash_token,
-    request_fingerprint, CoarseStatus, CrisisResource, NewReferral, Status,
+    aad, employee_ref_digest, generate_status_token, hash_token, request_fingerprint, CoarseStatus,
+    NewReferral, Status,
 };
 use super::seal::{self, DataKey};
 use super::store::{self, ReferralRow};
-use crate::app::AppState;
-use crate::audit::{self, store::record_alone};
+use crate::audit;
 use crate::auth::{Caller, HrPortal};
 use crate::db::{write_tx, AnyConnection};
 use crate::directory::model::{Code, Urgency};
@@ -27,6 +27,7 @@ use crate::directory::store as directory;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, PathId};
 use crate::routing::model::RoutingRequest;
+use crate::state::AppState;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REFERRAL_TOKEN: HeaderName = HeaderName::from_static("referral-token");
@@ -220,7 +221,7 @@ fn create(
             &sealed_body,
             now,
         )?;
-        audit::record(conn, &[caller.event(Some(&id), 201)])?;
+        audit::record(conn, &[caller.event(Some(&id))])?;
         Ok((id, body))
     }
 }
@@ -247,7 +248,7 @@ fn replay(
     let body = seal::open(&key, &replay_aad(referral_id), sealed)
         .map_err(|e| ApiError::Internal(format!("replay: {e}")))?;
     // A replay hands out the status token again: it is an access like the first.
-    audit::record(conn, &[caller.event(Some(referral_id), 201)])?;
+    audit::record(conn, &[caller.event(Some(referral_id))])?;
     Ok(body)
 }
 
@@ -293,8 +294,7 @@ pub async fn submit(
             // A portal of a deactivated employer is refused, and the refusal is logged on its
             // own (the work's transaction below would roll it back).
             if !directory::find_employer(conn, &portal.employer_id)?.is_some_and(|e| e.active) {
-                record_alone(conn, &[portal.caller.event(None, 403)])?;
-                return Err(ApiError::Forbidden);
+                return portal.caller.refuse(conn, None, ApiError::Forbidden);
             }
             write_tx(conn, |conn| {
                 let caller = &portal.caller;
@@ -361,10 +361,7 @@ pub(crate) fn authorised(
     });
     match ok {
         Some(r) => Ok(r),
-        None => {
-            record_alone(conn, &[portal.caller.event(id, 404)])?;
-            Err(ApiError::NotFound)
-        }
+        None => portal.caller.refuse(conn, id, ApiError::NotFound),
     }
 }
 
@@ -404,7 +401,7 @@ pub async fn read_status(
         .db
         .run(move |conn| {
             let row = authorised(conn, &portal, id.as_deref(), token.as_deref())?;
-            audit::store::record_alone(conn, &[portal.caller.event(Some(&row.id), 200)])?;
+            audit::store::record_alone(conn, &[portal.caller.event(Some(&row.id))])?;
             Ok(ReferralStatus::from(&row))
         })
         .await?;
@@ -457,7 +454,7 @@ pub async fn cancel(
                 if let Some(provider) = store::withdraw(conn, &row, current, "cancelled", now)? {
                     store::push_event(conn, provider, &id, "cancelled", now)?;
                 }
-                audit::record(conn, &[portal.caller.event(Some(&id), 200)])?;
+                audit::record(conn, &[portal.caller.event(Some(&id))])?;
                 let row = store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
                 Ok(ReferralStatus::from(&row))
             })

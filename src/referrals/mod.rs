@@ -1,5 +1,6 @@
 //! Referrals: intake from HR portals, sealing of what identifies the person, status tokens.
 
+pub mod crisis;
 pub mod http;
 pub mod model;
 pub mod seal;

@@ -191,10 +191,10 @@ pub fn push_event(
         ))
         .execute(conn)?;
     // Wake long polls: here after the work returns, elsewhere when PostgreSQL commits.
-    crate::workflow::notify::touched(provider_id);
+    crate::db::notify::touched(provider_id);
     if let AnyConnection::Postgresql(c) = conn {
         diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<diesel::sql_types::Text, _>(crate::workflow::notify::CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(crate::db::notify::CHANNEL)
             .bind::<diesel::sql_types::Text, _>(provider_id)
             .execute(c)?;
     }

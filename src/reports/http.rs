@@ -8,10 +8,10 @@ use validator::Validate;
 
 use super::model::{self, GroupBy, Month};
 use super::store;
-use crate::app::AppState;
 use crate::auth::HrPortal;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -188,7 +188,7 @@ pub async fn utilization(
             };
             // One access-log event per report, naming the employer whose counts were read; committed
             // before the counts leave, so a report the log cannot record is not sent.
-            crate::audit::store::record_alone(conn, &[caller.event(Some(&employer), 200)])?;
+            crate::audit::store::record_alone(conn, &[caller.event(Some(&employer))])?;
             Ok(report)
         })
         .await?;

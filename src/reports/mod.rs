@@ -1,4 +1,5 @@
-//! Employer utilisation reports: aggregate counts with small-cell suppression (DESIGN §7).
+//! Employer utilisation reports: aggregate counts with small-cell suppression
+//! (docs/DESIGN.md §7).
 
 pub mod http;
 pub mod model;

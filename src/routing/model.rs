@@ -1,5 +1,5 @@
-//! The routing decision (DESIGN §4): which provider a referral is offered to, and for every
-//! provider considered, why it was passed over or where it ranked. Pure: the store layer loads
+//! The routing decision (docs/DESIGN.md §4): which provider a referral is offered to, and for
+//! every provider considered, why it was passed over or where it ranked. Pure: the store layer loads
 //! one employer's candidates at one moment and calls [`route`]; nothing here touches I/O, so the
 //! rules can be tested exhaustively and the decision replayed from the report.
 
@@ -139,7 +139,8 @@ fn failed_rules<'a>(
         .filter_map(|(reason, failed)| failed.then_some(reason))
 }
 
-/// Whether the candidate may be offered this referral: it passes every rule of DESIGN §4.
+/// Whether the candidate may be offered this referral: it passes every rule of
+/// docs/DESIGN.md §4.
 pub fn is_eligible(req: &RoutingRequest, c: &Candidate, tried: &HashSet<String>) -> bool {
     failed_rules(req, c, tried).next().is_none()
 }
@@ -693,7 +694,8 @@ mod tests {
             })
     }
 
-    /// The rules of DESIGN §4 written out again, one by one, independently of `failed_rules`.
+    /// The rules of docs/DESIGN.md §4 written out again, one by one, independently of
+    /// `failed_rules`.
     fn oracle_failures(
         req: &RoutingRequest,
         c: &Candidate,

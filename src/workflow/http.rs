@@ -9,7 +9,6 @@ use validator::Validate;
 
 use super::model::{allowed_actions, next, Action, DeclineReason, Outcome, TransitionError};
 use super::store;
-use crate::app::AppState;
 use crate::audit::{self, store::record_alone};
 use crate::auth::ProviderCaller;
 use crate::db::{write_tx, AnyConnection};
@@ -22,6 +21,7 @@ use crate::referrals::model::{aad, Contact, Status};
 use crate::referrals::seal;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 use crate::routing::model::RoutingRequest;
+use crate::state::AppState;
 
 /// A referral as its provider sees it: routing attributes and workflow state, no contact data.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,10 +85,7 @@ fn mine(
     };
     match row.filter(|r| r.provider_id.as_deref() == Some(provider.provider_id.as_str())) {
         Some(r) => Ok(r),
-        None => {
-            record_alone(conn, &[provider.caller.event(id, 404)])?;
-            Err(ApiError::NotFound)
-        }
+        None => provider.caller.refuse(conn, id, ApiError::NotFound),
     }
 }
 
@@ -206,7 +203,7 @@ fn act(
             directory::release_slot(conn, &provider.provider_id, &id)?;
         }
         referral_store::push_event(conn, &provider.provider_id, &id, to.code(), now)?;
-        audit::record(conn, &[provider.caller.event(Some(&id), 200)])?;
+        audit::record(conn, &[provider.caller.event(Some(&id))])?;
         referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
     });
     log_refusal(conn, provider, &id, result)
@@ -232,13 +229,12 @@ fn log_refusal<T>(
     id: &str,
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let status = match &result {
-        Err(ApiError::NotFound) => 404,
-        Err(ApiError::Gone(_)) => 410,
-        _ => return result,
-    };
-    record_alone(conn, &[provider.caller.event(Some(id), status)])?;
-    result
+    match result {
+        Err(e @ (ApiError::NotFound | ApiError::Gone(_))) => {
+            provider.caller.refuse(conn, Some(id), e)
+        }
+        _ => result,
+    }
 }
 
 /// The provider's referral: routing attributes, status, version (`ETag`), deadline, and what it
@@ -265,7 +261,7 @@ pub async fn get_referral(
         .db
         .run(move |conn| {
             let row = mine(conn, &provider, id.as_deref())?;
-            record_alone(conn, &[provider.caller.event(Some(&row.id), 200)])?;
+            record_alone(conn, &[provider.caller.event(Some(&row.id))])?;
             Ok(row)
         })
         .await?;
@@ -316,12 +312,15 @@ pub async fn list_referrals(
     .resolve()?;
     let status = q.status.map(|s| s.code());
     let provider_id = provider.provider_id.clone();
-    let rows = crate::audit::audited(&state.db, provider.caller, 200, move |conn| {
-        let rows = store::provider_referrals(conn, &provider_id, status, after.as_deref(), limit)?;
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
-        Ok((rows, ids))
-    })
-    .await?;
+    let rows = provider
+        .caller
+        .audited(&state.db, move |conn| {
+            let rows =
+                store::provider_referrals(conn, &provider_id, status, after.as_deref(), limit)?;
+            let ids = rows.iter().map(|r| r.id.clone()).collect();
+            Ok((rows, ids))
+        })
+        .await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
@@ -444,7 +443,7 @@ pub async fn decline(
                 )?;
                 referral_store::push_event(conn, &provider.provider_id, &id, "declined", now)?;
                 reoffer(conn, &st, &row, now)?;
-                audit::record(conn, &[provider.caller.event(Some(&id), 204)])?;
+                audit::record(conn, &[provider.caller.event(Some(&id))])?;
                 Ok(())
             });
             log_refusal(conn, &provider, &id, result)
@@ -653,7 +652,7 @@ pub async fn contact(
                 None => None,
             };
             // Fail closed: the event is committed with the read, before any of it leaves.
-            audit::record(conn, &[provider.caller.event(Some(&row.id), 200)])?;
+            audit::record(conn, &[provider.caller.event(Some(&row.id))])?;
             Ok(ContactReveal { referral_id: row.id, contact, note })
             });
             log_refusal(conn, &provider, &id, result)
@@ -805,7 +804,7 @@ pub async fn poll_feed(
                     let delivered: Vec<_> = rows
                         .iter()
                         .filter(|e| seen.insert(e.referral_id.clone()))
-                        .map(|e| caller.event(Some(&e.referral_id), 200))
+                        .map(|e| caller.event(Some(&e.referral_id)))
                         .collect();
                     record_alone(conn, &delivered)?;
                     Ok((rows, false))

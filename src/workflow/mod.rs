@@ -3,6 +3,5 @@
 
 pub mod http;
 pub mod model;
-pub mod notify;
 pub mod store;
 pub mod sweep;

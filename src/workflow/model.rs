@@ -1,5 +1,5 @@
-//! The referral lifecycle as the provider drives it (DESIGN §3). The one place that says which
-//! transition is allowed from which status. No I/O.
+//! The referral lifecycle as the provider drives it (docs/DESIGN.md §3). The one place that
+//! says which transition is allowed from which status. No I/O.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -20,14 +20,7 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-/// A place in a provider's feed: the writing transaction, then the event id. Ids alone are not
-/// enough on PostgreSQL: they are handed out in insert order, and an older transaction can
-/// insert a higher id and commit before a younger one commits a lower id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub txid: i64,
-    pub id: i64,
-}
+pub use crate::db::notify::Position;
 
 impl EventRow {
     pub fn position(&self) -> Position {

@@ -3,7 +3,6 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent, Operation};
 use crate::db::schema::referrals;
 use crate::db::{write_tx, AnyConnection};
@@ -11,6 +10,7 @@ use crate::directory::model::Code;
 use crate::error::ApiError;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
+use crate::state::AppState;
 
 /// Any constant both instances agree on; names the sweeper's advisory lock.
 const SWEEP_LOCK: i64 = 0x6561_705f_7377_6565;
@@ -50,6 +50,7 @@ pub fn sweep(
         let op = Operation {
             action: "referral.expire",
             resource_type: "referral",
+            ok: 200,
         };
         let mut expired = 0;
         for row in due {
@@ -62,7 +63,7 @@ pub fn sweep(
                 referral_store::close_attempt(conn, &row.id, &provider, "expired")?;
                 referral_store::push_event(conn, &provider, &row.id, "offer_expired", now)?;
                 super::http::reoffer(conn, state, &row, now)?;
-                let event = AuditEvent::system(&run, op, 200).resource(Some(&row.id));
+                let event = AuditEvent::system(&run, op).resource(Some(&row.id));
                 audit::record(conn, &[event])?;
                 Ok::<_, ApiError>(())
             });

@@ -19,7 +19,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
     pub database_url: DatabaseUrl,
-    pub state: actix_web::web::Data<eap_referrals::app::AppState>,
+    pub state: actix_web::web::Data<eap_referrals::state::AppState>,
     pg_admin: Option<(String, String)>,
 }
 

@@ -11,7 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::store::Position;
+/// A place in a provider's feed: the writing transaction, then the event id. Ids alone are not
+/// enough on PostgreSQL: they are handed out in insert order, and an older transaction can
+/// insert a higher id and commit before a younger one commits a lower id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub txid: i64,
+    pub id: i64,
+}
 
 pub const CHANNEL: &str = "eap_provider_events";
 
