@@ -147,9 +147,7 @@ impl Application {
         let notifier = self.state.db.notifier.clone();
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
-            tracing::info!(
-                "stopping: answering long polls, finishing requests in flight, then sealing the access log"
-            );
+            tracing::info!("{STOPPING}");
             notifier.close();
             handle.stop(true).await;
         });
@@ -167,6 +165,9 @@ impl Application {
         result
     }
 }
+
+const STOPPING: &str =
+    "stopping: answering long polls, finishing requests in flight, then sealing the access log";
 
 /// One sealing pass and checkpoint; the checkpoint's tree size, or `None` when another
 /// instance leads or it failed (logged; the next pass retries).

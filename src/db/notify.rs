@@ -201,58 +201,80 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) -> Listener {
     std::thread::Builder::new()
         .name("pg-listener".into())
         .spawn(move || {
-            use diesel::connection::SimpleConnection;
-            use diesel::Connection;
             let _signal_when_done = Finished(done_tx);
             while notifier.strong_count() > 0 && running() {
-                let mut conn = match diesel::PgConnection::establish(&url) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "feed listener cannot connect; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
-                    }
-                };
-                if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
-                    tracing::warn!(error = %e, "feed listener cannot LISTEN; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-                                // Anything sent while we were not listening is lost: let every poll look again.
-                if let Some(n) = notifier.upgrade() {
-                    n.notify_all();
-                }
-                let mut last_ping = std::time::Instant::now();
-                'poll: loop {
-                    if !running() {
+                if let Some(conn) = listening_connection(&url) {
+                    if !relay(conn, &notifier, &running) {
                         return;
                     }
-                    let Some(n) = notifier.upgrade() else { return };
-                    // A half-open socket never reports an error to a reader: probe it.
-                    if last_ping.elapsed() > Duration::from_secs(5) {
-                        if let Err(e) = conn.batch_execute("SELECT 1") {
-                            tracing::warn!(error = %e, "feed listener connection is dead; reconnecting");
-                            break 'poll;
-                        }
-                        last_ping = std::time::Instant::now();
-                    }
-                    for event in conn.notifications_iter() {
-                        match event {
-                            Ok(e) => n.notify(&e.payload),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "feed listener lost its connection; reconnecting");
-                                break 'poll;
-                            }
-                        }
-                    }
-                    drop(n);
-                    // The socket is polled, not awaited: 20 ms keeps wake-ups well inside 100 ms.
-                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         })
         .expect("spawn the feed listener thread");
     Listener { stop, done }
+}
+
+/// A connection that has run `LISTEN`, or `None` after a pause (logged) so the caller retries.
+fn listening_connection(url: &str) -> Option<diesel::PgConnection> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = match diesel::PgConnection::establish(url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "feed listener cannot connect; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            return None;
+        }
+    };
+    if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
+        tracing::warn!(error = %e, "feed listener cannot LISTEN; retrying");
+        std::thread::sleep(Duration::from_secs(1));
+        return None;
+    }
+    Some(conn)
+}
+
+/// Turns notices on `conn` into local wake-ups until the connection fails (`true`: reconnect)
+/// or the listener is stopped or its notifier dropped (`false`: end the thread).
+fn relay(
+    mut conn: diesel::PgConnection,
+    notifier: &Weak<Notifier>,
+    running: &impl Fn() -> bool,
+) -> bool {
+    use diesel::connection::SimpleConnection;
+    // Anything sent while we were not listening is lost: let every poll look again.
+    if let Some(n) = notifier.upgrade() {
+        n.notify_all();
+    }
+    let mut last_ping = std::time::Instant::now();
+    loop {
+        if !running() {
+            return false;
+        }
+        let Some(n) = notifier.upgrade() else {
+            return false;
+        };
+        // A half-open socket never reports an error to a reader: probe it.
+        if last_ping.elapsed() > Duration::from_secs(5) {
+            if let Err(e) = conn.batch_execute("SELECT 1") {
+                tracing::warn!(error = %e, "feed listener connection is dead; reconnecting");
+                return true;
+            }
+            last_ping = std::time::Instant::now();
+        }
+        for event in conn.notifications_iter() {
+            match event {
+                Ok(e) => n.notify(&e.payload),
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed listener lost its connection; reconnecting");
+                    return true;
+                }
+            }
+        }
+        drop(n);
+        // The socket is polled, not awaited: 20 ms keeps wake-ups well inside 100 ms.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Tells `Listener::stop` the thread has left libpq, however it ends.
