@@ -17,6 +17,7 @@ use crate::workflow::model::{AttemptOutcome, FeedKind};
 /// Names the purge's advisory lock; any constant every instance agrees on.
 pub const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
 const BATCH: i64 = 100;
+const CHECKPOINT_FAILED: &str = "WAL checkpoint after shredding failed; a later one will do";
 const PURGE_SKIPPED: &str = "could not purge a referral; skipped";
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
@@ -72,7 +73,7 @@ pub fn forget_old_pages(conn: &mut AnyConnection) {
     use diesel::connection::SimpleConnection;
     if let AnyConnection::Sqlite(c) = conn {
         if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
-            tracing::warn!(error = %e, "WAL checkpoint after shredding failed; a later one will do");
+            tracing::warn!(error = %e, "{CHECKPOINT_FAILED}");
         }
     }
 }
