@@ -262,10 +262,10 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
         let mut tick = actix_web::rt::time::interval(sweeper.config.sweep_interval);
         loop {
             tick.tick().await;
-            let st = sweeper.clone();
+            let ttl = sweeper.config.offer_ttl;
             match sweeper
                 .db
-                .run(move |c| crate::workflow::sweep::sweep(c, &st, crate::db::now()))
+                .run(move |c| crate::workflow::sweep::sweep(c, &ttl, crate::db::now()))
                 .await
             {
                 Ok(n) => {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 
 use common::{problem, request_id, spawn_app, TestApp};
 use eap_referrals::db::{write_tx, Backend};
-use eap_referrals::directory::store;
+use eap_referrals::directory::{capacity, store};
+use eap_referrals::ids::{ProviderId, ReferralId};
 use serde_json::{json, Value};
 
 fn provider_body() -> Value {
@@ -419,7 +420,7 @@ fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i64) 
                     if let Some(b) = &read_all {
                         b.wait();
                     }
-                    store::claim_slot(conn, &provider, &holder)
+                    capacity::claim_slot(conn, &pid(&provider), &rid(&holder))
                 })
                 .unwrap()
             })
@@ -485,7 +486,7 @@ async fn racing_claims_never_overbook_a_provider() {
     // holds as held slots are released.
     let mut conn = app.conn();
     assert!(
-        store::claim_slot(&mut conn, &three, "x1").is_ok_and(|won| !won),
+        capacity::claim_slot(&mut conn, &pid(&three), &rid("x1")).is_ok_and(|won| !won),
         "full"
     );
     let holder: String = {
@@ -498,10 +499,10 @@ async fn racing_claims_never_overbook_a_provider() {
             .first(&mut *conn)
             .unwrap()
     };
-    assert!(store::release_slot(&mut conn, &three, &holder).unwrap());
-    assert!(store::claim_slot(&mut conn, &three, "x1").unwrap());
-    assert!(!store::claim_slot(&mut conn, &three, "x2").unwrap());
-    assert!(store::release_slot(&mut conn, &three, "x1").unwrap());
+    assert!(capacity::release_slot(&mut conn, &pid(&three), &rid(&holder)).unwrap());
+    assert!(capacity::claim_slot(&mut conn, &pid(&three), &rid("x1")).unwrap());
+    assert!(!capacity::claim_slot(&mut conn, &pid(&three), &rid("x2")).unwrap());
+    assert!(capacity::release_slot(&mut conn, &pid(&three), &rid("x1")).unwrap());
     drop(conn);
     patch(
         &app,
@@ -512,7 +513,7 @@ async fn racing_claims_never_overbook_a_provider() {
     .await;
     let mut conn = app.conn();
     assert!(
-        !store::claim_slot(&mut conn, &three, "x3").unwrap(),
+        !capacity::claim_slot(&mut conn, &pid(&three), &rid("x3")).unwrap(),
         "paused providers take no new referrals"
     );
     drop(conn);
@@ -530,7 +531,7 @@ async fn racing_claims_never_overbook_a_provider() {
     );
     let mut conn = app.conn();
     assert!(
-        !store::claim_slot(&mut conn, &three, "x4").unwrap(),
+        !capacity::claim_slot(&mut conn, &pid(&three), &rid("x4")).unwrap(),
         "over the new capacity"
     );
     let held: Vec<String> = {
@@ -544,11 +545,11 @@ async fn racing_claims_never_overbook_a_provider() {
             .unwrap()
     };
     for h in &held {
-        store::release_slot(&mut conn, &three, h).unwrap();
+        capacity::release_slot(&mut conn, &pid(&three), &rid(h)).unwrap();
     }
-    assert!(store::claim_slot(&mut conn, &three, "x5").unwrap());
+    assert!(capacity::claim_slot(&mut conn, &pid(&three), &rid("x5")).unwrap());
     assert!(
-        !store::claim_slot(&mut conn, &three, "x6").unwrap(),
+        !capacity::claim_slot(&mut conn, &pid(&three), &rid("x6")).unwrap(),
         "capacity 1 now"
     );
 }
@@ -745,4 +746,12 @@ async fn large_capacity_changes_and_non_object_bodies() {
         let p = problem(patch(&app, &path, &token, &bad).await, 422).await;
         assert_eq!(p["errors"][0]["field"], "body", "{bad}");
     }
+}
+
+fn pid(id: &str) -> ProviderId {
+    ProviderId::from_trusted(id.to_owned())
+}
+
+fn rid(id: &str) -> ReferralId {
+    ReferralId::from_trusted(id.to_owned())
 }

@@ -584,6 +584,8 @@ async fn racing_purges_destroy_each_referral_once() {
 /// accepted, so each is also withdrawn, stamped with the time of its batch.
 #[actix_web::test]
 async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
+    use eap_referrals::codes::Code;
+    use eap_referrals::ids::{EmployerId, ReferralId};
     use eap_referrals::referrals::store::{insert_referral, ReferralRow};
     let app = spawn_app().await;
     let portal = app.setup_portal(3).await;
@@ -593,15 +595,15 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
         let mut conn = app.conn();
         for _ in 0..130 {
             let row = ReferralRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                employer_id: portal.employer.clone(),
-                service_type: "counselling".into(),
-                urgency: "routine".into(),
-                modality: "video".into(),
+                id: ReferralId::generate(),
+                employer_id: EmployerId::from_trusted(portal.employer.clone()),
+                service_type: Code::from_code("counselling").unwrap(),
+                urgency: Code::from_code("routine").unwrap(),
+                modality: Code::from_code("video").unwrap(),
                 language: "en".into(),
                 region: "GB".into(),
                 employee_ref_hmac: None,
-                status: "unroutable".into(),
+                status: Code::from_code("unroutable").unwrap(),
                 outcome: None,
                 provider_id: None,
                 offer_expires_at: None,

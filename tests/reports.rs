@@ -6,6 +6,8 @@ mod common;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use common::{problem, spawn_app, Portal, TestApp};
+use eap_referrals::codes::Code;
+use eap_referrals::ids::{EmployerId, ReferralId};
 use eap_referrals::referrals::store::{insert_referral, ReferralRow};
 use serde_json::{json, Value};
 
@@ -28,16 +30,16 @@ fn insert(app: &TestApp, employer: &str, spec: &Spec, n: usize) {
     let mut conn = app.conn();
     for _ in 0..n {
         let row = ReferralRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            employer_id: employer.to_owned(),
-            service_type: spec.service.to_owned(),
-            urgency: "routine".into(),
-            modality: "video".into(),
+            id: ReferralId::generate(),
+            employer_id: EmployerId::from_trusted(employer.to_owned()),
+            service_type: Code::from_code(spec.service).unwrap(),
+            urgency: Code::from_code("routine").unwrap(),
+            modality: Code::from_code("video").unwrap(),
             language: "en".into(),
             region: "GB".into(),
             employee_ref_hmac: None,
-            status: spec.status.to_owned(),
-            outcome: spec.outcome.map(str::to_owned),
+            status: Code::from_code(spec.status).unwrap(),
+            outcome: spec.outcome.map(|o| Code::from_code(o).unwrap()),
             provider_id: None,
             offer_expires_at: None,
             version: 1,

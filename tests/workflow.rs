@@ -4,6 +4,7 @@
 mod common;
 
 use common::{problem, referral_body, request_id, spawn_app, Portal, TestApp};
+use eap_referrals::ids::{ProviderId, ReferralId};
 use serde_json::{json, Value};
 
 /// A provider client for `provider_id`, and its token.
@@ -474,10 +475,10 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         let slow = std::thread::spawn(move || {
             let mut conn = db.get().unwrap();
             eap_referrals::db::write_tx(&mut conn, |c| {
-                eap_referrals::referrals::store::push_event(
+                eap_referrals::referrals::store::append_event(
                     c,
-                    &provider,
-                    &slow_referral,
+                    &ProviderId::from_trusted(provider),
+                    &ReferralId::from_trusted(slow_referral),
                     "slow",
                     eap_referrals::db::now(),
                 )?;
@@ -490,10 +491,10 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         ready_rx.recv().unwrap();
         {
             let mut conn = app.conn();
-            eap_referrals::referrals::store::push_event(
+            eap_referrals::referrals::store::append_event(
                 &mut conn,
-                &portal.provider,
-                &second,
+                &ProviderId::from_trusted(portal.provider.clone()),
+                &ReferralId::from_trusted(second.clone()),
                 "fast",
                 eap_referrals::db::now(),
             )
@@ -516,7 +517,7 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
 fn sweep_at(app: &TestApp, hours_from_now: i64) -> usize {
     let mut conn = app.conn();
     let now = eap_referrals::db::now() + chrono::TimeDelta::hours(hours_from_now);
-    eap_referrals::workflow::sweep::sweep(&mut conn, &app.state, now).unwrap()
+    eap_referrals::workflow::sweep::sweep(&mut conn, &app.state.config.offer_ttl, now).unwrap()
 }
 
 #[actix_web::test]
@@ -585,7 +586,8 @@ async fn racing_sweepers_expire_each_offer_once() {
             let state = app.state.clone();
             std::thread::spawn(move || {
                 let mut conn = db.get().unwrap();
-                eap_referrals::workflow::sweep::sweep(&mut conn, &state, now).unwrap()
+                eap_referrals::workflow::sweep::sweep(&mut conn, &state.config.offer_ttl, now)
+                    .unwrap()
             })
         })
         .collect();
@@ -725,8 +727,8 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
     let now = eap_referrals::db::now;
     let (db, p, r) = (
         app.state.db.clone(),
-        portal.provider.clone(),
-        referral.clone(),
+        ProviderId::from_trusted(portal.provider.clone()),
+        ReferralId::from_trusted(referral.clone()),
     );
     let old = std::thread::spawn(move || {
         let mut conn = db.get().unwrap();
@@ -734,7 +736,7 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
             c.batch_execute("SELECT pg_current_xact_id()")?; // take the older transaction id now
             old_ready_tx.send(()).unwrap();
             old_go_rx.recv().unwrap();
-            eap_referrals::referrals::store::push_event(c, &p, &r, "old", now())
+            eap_referrals::referrals::store::append_event(c, &p, &r, "old", now())
         })
         .unwrap();
         old_done_tx.send(()).unwrap();
@@ -742,13 +744,13 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
     old_ready.recv().unwrap();
     let (db, p, r) = (
         app.state.db.clone(),
-        portal.provider.clone(),
-        referral.clone(),
+        ProviderId::from_trusted(portal.provider.clone()),
+        ReferralId::from_trusted(referral.clone()),
     );
     let young = std::thread::spawn(move || {
         let mut conn = db.get().unwrap();
         eap_referrals::db::write_tx(&mut conn, |c| {
-            eap_referrals::referrals::store::push_event(c, &p, &r, "young", now())?; // the lower id
+            eap_referrals::referrals::store::append_event(c, &p, &r, "young", now())?; // the lower id
             young_ready_tx.send(()).unwrap();
             young_go_rx.recv().unwrap();
             Ok::<_, diesel::result::Error>(())

@@ -3,6 +3,7 @@
 //! Providers carry the attributes routing matches on; contracts say which providers serve
 //! which employer, with what priority, and when.
 
+pub mod capacity;
 pub mod http;
 pub mod model;
 pub mod store;

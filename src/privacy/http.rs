@@ -3,15 +3,12 @@
 
 use actix_web::{delete, web, HttpRequest, HttpResponse};
 
-use super::store::{forget_old_pages, shred};
-use crate::audit::{self, AuditEvent};
+use super::service;
 use crate::auth::{Admin, HrPortal};
-use crate::db::write_tx;
-use crate::db::AnyConnection;
 use crate::error::{ApiError, Problem};
 use crate::extract::PathId;
-use crate::referrals::http::{authorised, referral_token};
-use crate::referrals::store as referral_store;
+use crate::ids::ReferralId;
+use crate::referrals::token::referral_token;
 use crate::state::AppState;
 
 /// Destroys a referral's personal data now: its data key, sealed contact block and note, the
@@ -42,16 +39,8 @@ pub async fn erase(
     state: web::Data<AppState>,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_option();
     let token = referral_token(&req);
-    state
-        .db
-        .run(move |conn| {
-            // Authorise first, on its own, so a refusal stays logged after a rollback below.
-            let id = authorised(conn, &portal, id.as_deref(), token.as_deref())?.id;
-            erase_now(conn, &id, portal.caller.event(Some(&id)))
-        })
-        .await?;
+    service::erase(&state.db, portal, id.into_option(), token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -76,26 +65,7 @@ pub async fn admin_erase(
     state: web::Data<AppState>,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.get()?;
-    state
-        .db
-        .run(move |conn| erase_now(conn, &id, admin.0.event(Some(&id))))
-        .await?;
+    let id = ReferralId::from_trusted(id.get()?);
+    service::admin_erase(&state.db, admin.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Both erasures: shreds the referral with the caller's event in the same transaction, then
-/// empties SQLite's write-ahead log of the pages that still hold the sealed data.
-fn erase_now(conn: &mut AnyConnection, id: &str, event: AuditEvent) -> Result<(), ApiError> {
-    let shredded = write_tx(conn, |conn| {
-        let row = referral_store::lock_referral(conn, id)?.ok_or(ApiError::NotFound)?;
-        let shredded = shred(conn, &row, crate::db::now())?;
-        audit::record(conn, &[event])?;
-        Ok::<_, ApiError>(shredded)
-    })?;
-    // Erasing again (204 again) has nothing new to push out of the log.
-    if shredded {
-        forget_old_pages(conn);
-    }
-    Ok(())
 }

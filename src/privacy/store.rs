@@ -12,10 +12,13 @@ use crate::directory::model::Code;
 use crate::error::ApiError;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
+use crate::workflow::model::{AttemptOutcome, FeedKind};
 
 /// Names the purge's advisory lock; any constant every instance agrees on.
 pub const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
 const BATCH: i64 = 100;
+const CHECKPOINT_FAILED: &str = "WAL checkpoint after shredding failed; a later one will do";
+const PURGE_SKIPPED: &str = "could not purge a referral; skipped";
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
 /// the sealed contact and note, decline comments sealed under the same key, the employee
@@ -32,13 +35,11 @@ pub fn shred(
     if row.erased_at.is_some() {
         return Ok(false);
     }
-    let status = Status::from_code(&row.status)
-        .ok_or_else(|| ApiError::Internal(format!("referral {} has an unknown status", row.id)))?;
-    if !status.is_final() {
-        referral_store::withdraw(conn, row, status, "erased", now)?;
+    if !row.status.is_final() {
+        referral_store::withdraw(conn, row, AttemptOutcome::Erased, now)?;
     }
     if let Some(provider) = &row.provider_id {
-        referral_store::push_event(conn, provider, &row.id, "erased", now)?;
+        referral_store::push_event(conn, provider, &row.id, FeedKind::Erased, now)?;
     }
     diesel::update(referral_attempts::table.filter(referral_attempts::referral_id.eq(&row.id)))
         .set(referral_attempts::sealed_comment.eq(None::<Vec<u8>>))
@@ -72,7 +73,7 @@ pub fn forget_old_pages(conn: &mut AnyConnection) {
     use diesel::connection::SimpleConnection;
     if let AnyConnection::Sqlite(c) = conn {
         if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
-            tracing::warn!(error = %e, "WAL checkpoint after shredding failed; a later one will do");
+            tracing::warn!(error = %e, "{CHECKPOINT_FAILED}");
         }
     }
 }
@@ -92,12 +93,8 @@ fn candidates(
     policy: &RetentionPolicy,
     now: NaiveDateTime,
 ) -> referrals::BoxedQuery<'static, <AnyConnection as diesel::Connection>::Backend> {
-    let closed = [Status::Closed.code(), Status::Cancelled.code()];
-    let waiting = [
-        Status::Submitted.code(),
-        Status::Offered.code(),
-        Status::Unroutable.code(),
-    ];
+    let closed = [Status::Closed, Status::Cancelled];
+    let waiting = [Status::Submitted, Status::Offered, Status::Unroutable];
     referrals::table
         .filter(referrals::erased_at.is_null())
         .filter(
@@ -119,11 +116,10 @@ fn candidates(
 }
 
 fn judge(policy: &RetentionPolicy, row: &ReferralRow, now: NaiveDateTime) -> Option<Due> {
-    let status = Status::from_code(&row.status)?;
-    let (due_at, rule) = model::due(policy, status, row.created_at, row.closed_at, now)?;
+    let (due_at, rule) = model::due(policy, row.status, row.created_at, row.closed_at, now)?;
     Some(Due {
-        referral_id: row.id.clone(),
-        status: row.status.clone(),
+        referral_id: row.id.to_string(),
+        status: row.status.code().to_owned(),
         rule,
         due_at,
     })
@@ -210,7 +206,8 @@ pub fn purge(
                 };
                 let result = conn.transaction(|conn| {
                     if shred(conn, row, now)? {
-                        let event = AuditEvent::system(&request_id, op).resource(Some(&row.id));
+                        let event =
+                            AuditEvent::system(&request_id, op).resource(Some(row.id.as_str()));
                         audit::record(conn, &[event])?;
                     }
                     Ok::<_, ApiError>(())
@@ -221,7 +218,7 @@ pub fn purge(
                     Err(e @ ApiError::AuditUnavailable(_)) => return Err(e),
                     // One referral that cannot be shredded must not keep the others' data alive.
                     Err(e) => {
-                        tracing::warn!(referral = %row.id, error = %e, "could not purge a referral; skipped")
+                        tracing::warn!(referral = %row.id, error = %e, "{PURGE_SKIPPED}")
                     }
                 }
             }

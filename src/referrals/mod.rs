@@ -2,6 +2,9 @@
 
 pub mod crisis;
 pub mod http;
+pub mod intake;
 pub mod model;
 pub mod seal;
+pub mod service;
 pub mod store;
+pub mod token;

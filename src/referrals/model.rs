@@ -97,7 +97,19 @@ pub struct NewReferral {
 
 /// Lifecycle states (docs/DESIGN.md §3). Intake produces `offered` or `unroutable`; the
 /// provider workflow moves referrals on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Submitted,
@@ -137,6 +149,8 @@ impl Code for Status {
         }
     }
 }
+
+crate::text_code!(Status);
 
 /// What a portal may know of a referral: enough to reassure, never who is handling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

@@ -1,24 +1,29 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
+use super::model::Status;
 use crate::db::schema::{idempotency_keys, provider_events, referral_attempts, referrals};
 use crate::db::{write_tx, AnyConnection};
+use crate::directory::capacity::release_slot;
+use crate::directory::model::{Code, Modality, Service, Urgency};
 use crate::error::ApiError;
+use crate::ids::{EmployerId, ProviderId, ReferralId};
+use crate::workflow::model::{AttemptOutcome, FeedKind, Outcome};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = referrals)]
 pub struct ReferralRow {
-    pub id: String,
-    pub employer_id: String,
-    pub service_type: String,
-    pub urgency: String,
-    pub modality: String,
+    pub id: ReferralId,
+    pub employer_id: EmployerId,
+    pub service_type: Service,
+    pub urgency: Urgency,
+    pub modality: Modality,
     pub language: String,
     pub region: String,
     pub employee_ref_hmac: Option<String>,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub provider_id: Option<String>,
+    pub status: Status,
+    pub outcome: Option<Outcome>,
+    pub provider_id: Option<ProviderId>,
     pub offer_expires_at: Option<NaiveDateTime>,
     pub version: i32,
     pub status_token_hash: String,
@@ -41,7 +46,10 @@ pub fn insert_referral(conn: &mut AnyConnection, row: &ReferralRow) -> QueryResu
         .map(|_| ())
 }
 
-pub fn find_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ReferralRow>> {
+pub fn find_referral(
+    conn: &mut AnyConnection,
+    id: &ReferralId,
+) -> QueryResult<Option<ReferralRow>> {
     referrals::table
         .find(id)
         .select(ReferralRow::as_select())
@@ -52,7 +60,10 @@ pub fn find_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<R
 /// Reads a referral to change it. On PostgreSQL the row is locked first, so every action takes
 /// its locks in one order — the referral, then the provider's slots — and none can deadlock
 /// another (the sweeper and cancellation do the same).
-pub fn lock_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ReferralRow>> {
+pub fn lock_referral(
+    conn: &mut AnyConnection,
+    id: &ReferralId,
+) -> QueryResult<Option<ReferralRow>> {
     match conn {
         AnyConnection::Postgresql(c) => referrals::table
             .find(id)
@@ -72,9 +83,9 @@ pub fn lock_referral(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<R
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = referrals)]
 pub struct Move {
-    pub status: Option<String>,
-    pub outcome: Option<Option<String>>,
-    pub provider_id: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub outcome: Option<Option<Outcome>>,
+    pub provider_id: Option<Option<ProviderId>>,
     pub offer_expires_at: Option<Option<NaiveDateTime>>,
     pub routing_reasons: Option<Option<String>>,
     pub closed_at: Option<Option<NaiveDateTime>>,
@@ -83,7 +94,7 @@ pub struct Move {
 /// Applies `change` if the referral is still at `version`, bumping it; false when it moved on.
 pub fn apply(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ReferralId,
     version: i32,
     change: &Move,
     now: NaiveDateTime,
@@ -102,43 +113,64 @@ pub fn apply(
     .map(|n| n == 1)
 }
 
-/// Withdraws an open referral (`row`, read under lock, at `status`): cancelled now, no offer
-/// deadline. A provider holding it gets its slot back and its attempt closed as `reason`;
-/// returns that provider. 409 when the referral moved on since `row` was read.
+/// Withdraws an open referral (`row`, read under lock): cancelled now, no offer deadline. A
+/// provider holding it gets its slot back and its attempt closed as `why`; returns that
+/// provider. 409 when the referral moved on since `row` was read.
 pub fn withdraw<'r>(
     conn: &mut AnyConnection,
     row: &'r ReferralRow,
-    status: super::model::Status,
-    reason: &str,
+    why: AttemptOutcome,
     now: NaiveDateTime,
-) -> Result<Option<&'r str>, ApiError> {
-    use crate::directory::model::Code;
+) -> Result<Option<&'r ProviderId>, ApiError> {
     let change = Move {
-        status: Some(super::model::Status::Cancelled.code().to_owned()),
+        status: Some(Status::Cancelled),
         offer_expires_at: Some(None),
         closed_at: Some(Some(now)),
         ..Default::default()
     };
     if !apply(conn, &row.id, row.version, &change, now)? {
         return Err(ApiError::Conflict {
-            detail: format!("the referral changed while it was being {reason}; retry"),
+            detail: format!(
+                "the referral changed while it was being {}; retry",
+                why.code()
+            ),
             allowed: None,
         });
     }
-    match (&row.provider_id, status.holds_capacity()) {
+    match (&row.provider_id, row.status.holds_capacity()) {
         (Some(provider), true) => {
-            crate::directory::store::release_slot(conn, provider, &row.id)?;
-            close_attempt(conn, &row.id, provider, reason)?;
+            release_slot(conn, provider, &row.id)?;
+            close_attempt(conn, &row.id, provider, why)?;
             Ok(Some(provider))
         }
         _ => Ok(None),
     }
 }
 
-pub fn insert_attempt(
+/// Records an offer to `provider`: a new attempt, or a fresh start for one tried before (an
+/// admin may choose again a provider that declined or let its offer expire).
+pub fn offer_attempt(
     conn: &mut AnyConnection,
-    referral_id: &str,
-    provider_id: &str,
+    referral_id: &ReferralId,
+    provider_id: &ProviderId,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let renewed = diesel::update(referral_attempts::table.find((referral_id, provider_id)))
+        .set((
+            referral_attempts::offered_at.eq(now),
+            referral_attempts::outcome.eq(None::<AttemptOutcome>),
+        ))
+        .execute(conn)?;
+    if renewed == 0 {
+        insert_attempt(conn, referral_id, provider_id, now)?;
+    }
+    Ok(())
+}
+
+fn insert_attempt(
+    conn: &mut AnyConnection,
+    referral_id: &ReferralId,
+    provider_id: &ProviderId,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     diesel::insert_into(referral_attempts::table)
@@ -153,9 +185,9 @@ pub fn insert_attempt(
 
 pub fn close_attempt(
     conn: &mut AnyConnection,
-    referral_id: &str,
-    provider_id: &str,
-    outcome: &str,
+    referral_id: &ReferralId,
+    provider_id: &ProviderId,
+    outcome: AttemptOutcome,
 ) -> QueryResult<()> {
     diesel::update(
         referral_attempts::table
@@ -167,7 +199,10 @@ pub fn close_attempt(
     .map(|_| ())
 }
 
-pub fn tried_providers(conn: &mut AnyConnection, referral_id: &str) -> QueryResult<Vec<String>> {
+pub fn tried_providers(
+    conn: &mut AnyConnection,
+    referral_id: &ReferralId,
+) -> QueryResult<Vec<String>> {
     referral_attempts::table
         .filter(referral_attempts::referral_id.eq(referral_id))
         .select(referral_attempts::provider_id)
@@ -177,8 +212,20 @@ pub fn tried_providers(conn: &mut AnyConnection, referral_id: &str) -> QueryResu
 /// Appends to a provider's feed (ids only; the provider reads details through the API).
 pub fn push_event(
     conn: &mut AnyConnection,
-    provider_id: &str,
-    referral_id: &str,
+    provider_id: &ProviderId,
+    referral_id: &ReferralId,
+    kind: FeedKind,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    append_event(conn, provider_id, referral_id, kind.code(), now)
+}
+
+/// [`push_event`] for any text: the feed serves whatever kind is stored, so tests of its
+/// ordering write their own markers.
+pub fn append_event(
+    conn: &mut AnyConnection,
+    provider_id: &ProviderId,
+    referral_id: &ReferralId,
     kind: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
@@ -191,7 +238,7 @@ pub fn push_event(
         ))
         .execute(conn)?;
     // Wake long polls: here after the work returns, elsewhere when PostgreSQL commits.
-    crate::db::notify::touched(provider_id);
+    crate::db::notify::touched(provider_id.as_str());
     if let AnyConnection::Postgresql(c) = conn {
         diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<diesel::sql_types::Text, _>(crate::db::notify::CHANNEL)
@@ -222,7 +269,7 @@ pub const IDEMPOTENCY_TTL: TimeDelta = TimeDelta::hours(24);
 #[derive(Debug, Queryable)]
 pub struct KeyRecord {
     pub request_hash: String,
-    pub referral_id: Option<String>,
+    pub referral_id: Option<ReferralId>,
     pub response_status: Option<i32>,
     pub response_sealed: Option<Vec<u8>>,
     pub created_at: NaiveDateTime,
@@ -286,7 +333,7 @@ pub fn insert_key(
     client: &str,
     key: &str,
     request_hash: &str,
-    referral_id: &str,
+    referral_id: &ReferralId,
     status: u16,
     sealed: &[u8],
     now: NaiveDateTime,

@@ -2,32 +2,36 @@
 
 use actix_web::{get, post, web};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
 use super::model::Decision;
+use super::service;
 use crate::auth::Admin;
-use crate::db::schema::referrals;
-use crate::directory::model::{Code, Urgency};
-use crate::directory::store as directory;
+use crate::directory::model::{Modality, Service, Urgency};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
+use crate::ids::{EmployerId, ProviderId, ReferralId};
 use crate::pagination::{Page, PageQuery};
 use crate::referrals::model::Status;
-use crate::referrals::store::{self as referral_store, ReferralRow};
+use crate::referrals::store::ReferralRow;
 use crate::state::AppState;
 
 /// An unroutable referral as an admin sees it: routing attributes and reasons, never contact
 /// data or the employee reference.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Unroutable {
-    pub id: String,
-    pub employer_id: String,
-    pub service_type: String,
-    pub urgency: String,
-    pub modality: String,
+    #[schema(value_type = String)]
+    pub id: ReferralId,
+    #[schema(value_type = String)]
+    pub employer_id: EmployerId,
+    #[schema(value_type = String)]
+    pub service_type: Service,
+    #[schema(value_type = String)]
+    pub urgency: Urgency,
+    #[schema(value_type = String)]
+    pub modality: Modality,
     pub language: String,
     pub region: String,
     pub created_at: DateTime<Utc>,
@@ -72,24 +76,11 @@ pub async fn list_unroutable(
     query: ApiQuery<PageQuery>,
 ) -> Result<web::Json<Page<Unroutable>>, ApiError> {
     let (after, limit) = query.into_inner()?.resolve()?;
-    let rows = admin
-        .0
-        .audited(&state.db, move |conn| {
-            let rows: Vec<ReferralRow> = referrals::table
-                .filter(referrals::status.eq(Status::Unroutable.code()))
-                .filter(referrals::id.gt(after.unwrap_or_default()))
-                .order(referrals::id.asc())
-                .limit(limit)
-                .select(ReferralRow::as_select())
-                .load(conn)?;
-            let ids = rows.iter().map(|r| r.id.clone()).collect();
-            Ok((rows, ids))
-        })
-        .await?;
+    let rows = service::list_unroutable(&state.db, admin.0, after, limit).await?;
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
-        |r| &r.id,
+        |r| r.id.as_str(),
         Unroutable::from,
     )))
 }
@@ -111,9 +102,11 @@ pub struct Assign {
 /// The result of an assignment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Assigned {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ReferralId,
     pub status: Status,
-    pub provider_id: String,
+    #[schema(value_type = String)]
+    pub provider_id: ProviderId,
     pub offer_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -143,80 +136,14 @@ pub async fn assign(
     id: PathId,
     body: ApiJson<Assign>,
 ) -> Result<web::Json<Assigned>, ApiError> {
-    let provider = body.into_inner()?.provider_id;
-    let id = id.get()?;
-    let st = state.clone();
-    let assigned = admin
-        .0
-        .audited(&state.db, move |conn| {
-            let row = referral_store::lock_referral(conn, &id)?.ok_or(ApiError::NotFound)?;
-            if row.status != Status::Unroutable.code() {
-                return Err(ApiError::Conflict {
-                    detail: format!("the referral is {}, not unroutable", row.status),
-                    allowed: None,
-                });
-            }
-            let now = crate::db::now();
-            let contracted = directory::contracted_providers(conn, &row.employer_id)?
-                .iter()
-                .any(|(c, p, _)| p.id == provider && c.in_force(now));
-            if !contracted {
-                // The directory's current state, not the request's shape: 409, like an unknown
-                // binding elsewhere.
-                return Err(ApiError::Conflict {
-                    detail: "provider_id: no contract in force with this referral's employer"
-                        .into(),
-                    allowed: None,
-                });
-            }
-            if !directory::claim_slot(conn, &provider, &id)? {
-                return Err(ApiError::Conflict {
-                    detail: "provider_id: the provider is inactive, paused or at capacity".into(),
-                    allowed: None,
-                });
-            }
-            let urgency = Urgency::from_code(&row.urgency).unwrap_or(Urgency::Routine);
-            let deadline = crate::referrals::http::offer_deadline(&st, urgency, now);
-            let updated = diesel::update(
-                referrals::table
-                    .find(&id)
-                    .filter(referrals::version.eq(row.version)),
-            )
-            .set((
-                referrals::status.eq(Status::Offered.code()),
-                referrals::provider_id.eq(&provider),
-                referrals::offer_expires_at.eq(deadline),
-                referrals::version.eq(row.version + 1),
-                referrals::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-            if updated != 1 {
-                return Err(ApiError::Conflict {
-                    detail: "the referral changed; retry".into(),
-                    allowed: None,
-                });
-            }
-            // A provider tried before (it declined, or its offer expired) may be chosen again by a
-            // person; the attempt row records the new offer either way.
-            if referral_store::tried_providers(conn, &id)?.contains(&provider) {
-                diesel::update(crate::db::schema::referral_attempts::table.find((&id, &provider)))
-                    .set((
-                        crate::db::schema::referral_attempts::offered_at.eq(now),
-                        crate::db::schema::referral_attempts::outcome.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-            } else {
-                referral_store::insert_attempt(conn, &id, &provider, now)?;
-            }
-            referral_store::push_event(conn, &provider, &id, "offered", now)?;
-            let out = Assigned {
-                id: id.clone(),
-                status: Status::Offered,
-                provider_id: provider,
-                offer_expires_at: Some(deadline.and_utc()),
-            };
-            Ok((out, vec![id]))
-        })
-        .await?;
-    Ok(web::Json(assigned))
+    let provider = ProviderId::from_trusted(body.into_inner()?.provider_id);
+    let id = ReferralId::from_trusted(id.get()?);
+    let ttl = state.config.offer_ttl;
+    let deadline = service::assign(&state.db, ttl, admin.0, id.clone(), provider.clone()).await?;
+    Ok(web::Json(Assigned {
+        id,
+        status: Status::Offered,
+        provider_id: provider,
+        offer_expires_at: Some(deadline.and_utc()),
+    }))
 }

@@ -1,7 +1,7 @@
 //! The routing decision (docs/DESIGN.md §4): which provider a referral is offered to, and for
-//! every provider considered, why it was passed over or where it ranked. Pure: the store layer loads
-//! one employer's candidates at one moment and calls [`route`]; nothing here touches I/O, so the
-//! rules can be tested exhaustively and the decision replayed from the report.
+//! every provider considered, why it was passed over or where it ranked. Pure: the store layer
+//! loads one employer's candidates at one moment and calls [`route`]; nothing here touches I/O,
+//! so the rules can be tested exhaustively and the decision replayed from the report.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -568,7 +568,11 @@ mod tests {
                 "chosen": "p1",
                 "reports": [
                     {"provider_id": "p1", "verdict": "ranked", "rank": 1},
-                    {"provider_id": "p2", "verdict": "excluded", "reasons": ["inactive", "at_capacity"]},
+                    {
+                        "provider_id": "p2",
+                        "verdict": "excluded",
+                        "reasons": ["inactive", "at_capacity"]
+                    },
                 ]
             })
         );

@@ -3,12 +3,17 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDateTime;
-use diesel::QueryResult;
+use diesel::prelude::*;
 
 use super::model::{route, Candidate, Decision, RoutingRequest};
+use crate::db::schema::referrals;
 use crate::db::AnyConnection;
+use crate::directory::capacity::{claim_slot, contracted_providers};
 use crate::directory::model::{split_codes, Language, Region};
-use crate::directory::store::{self as directory, ContractRow, ProviderRow};
+use crate::directory::store::{ContractRow, ProviderRow};
+use crate::ids::{EmployerId, ProviderId, ReferralId};
+use crate::referrals::model::Status;
+use crate::referrals::store::ReferralRow;
 
 fn candidate(contract: ContractRow, p: ProviderRow, load: i64, now: NaiveDateTime) -> Candidate {
     Candidate {
@@ -44,13 +49,13 @@ fn candidate(contract: ContractRow, p: ProviderRow, load: i64, now: NaiveDateTim
 /// candidate. The returned decision's `chosen` provider holds a slot claimed for `holder`.
 pub fn place(
     conn: &mut AnyConnection,
-    employer_id: &str,
+    employer_id: &EmployerId,
     req: &RoutingRequest,
     tried: &HashSet<String>,
-    holder: &str,
+    holder: &ReferralId,
     now: NaiveDateTime,
 ) -> QueryResult<Decision> {
-    let mut candidates: Vec<Candidate> = directory::contracted_providers(conn, employer_id)?
+    let mut candidates: Vec<Candidate> = contracted_providers(conn, employer_id)?
         .into_iter()
         .map(|(c, p, load)| candidate(c, p, load, now))
         .collect();
@@ -59,11 +64,26 @@ pub fn place(
         let Some(chosen) = decision.chosen.clone() else {
             return Ok(decision);
         };
-        if directory::claim_slot(conn, &chosen, holder)? {
+        if claim_slot(conn, &ProviderId::from_trusted(chosen.clone()), holder)? {
             return Ok(decision);
         }
         if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {
             c.active_referrals = c.capacity;
         }
     }
+}
+
+/// One page of the referrals no provider could take, oldest first.
+pub fn unroutable(
+    conn: &mut AnyConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ReferralRow>> {
+    referrals::table
+        .filter(referrals::status.eq(Status::Unroutable))
+        .filter(referrals::id.gt(after.unwrap_or("").to_owned()))
+        .order(referrals::id.asc())
+        .limit(limit)
+        .select(ReferralRow::as_select())
+        .load(conn)
 }

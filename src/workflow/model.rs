@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::directory::model::Code;
 use crate::referrals::model::Status;
 
 /// What a provider can do to a referral.
@@ -19,7 +20,19 @@ pub enum Action {
 }
 
 /// How a referral ended, reported when the provider closes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
@@ -29,9 +42,9 @@ pub enum Outcome {
     ReferredElsewhere,
 }
 
-impl Outcome {
-    /// Every outcome, in the order reports list them (add a new one here too).
-    pub const ALL: &'static [Outcome] = &[
+impl Code for Outcome {
+    /// In the order reports list them.
+    const ALL: &'static [Outcome] = &[
         Outcome::Completed,
         Outcome::NoShow,
         Outcome::UnableToContact,
@@ -39,7 +52,7 @@ impl Outcome {
         Outcome::ReferredElsewhere,
     ];
 
-    pub fn code(self) -> &'static str {
+    fn code(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
             Outcome::NoShow => "no_show",
@@ -49,6 +62,102 @@ impl Outcome {
         }
     }
 }
+
+/// What a provider's feed tells it happened to a referral (`provider_events.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum FeedKind {
+    Offered,
+    OfferExpired,
+    Cancelled,
+    Declined,
+    Accepted,
+    Contacted,
+    Scheduled,
+    InProgress,
+    Closed,
+    /// The person's data was destroyed: the provider deletes any copy.
+    Erased,
+}
+
+impl Code for FeedKind {
+    const ALL: &'static [FeedKind] = &[
+        FeedKind::Offered,
+        FeedKind::OfferExpired,
+        FeedKind::Cancelled,
+        FeedKind::Declined,
+        FeedKind::Accepted,
+        FeedKind::Contacted,
+        FeedKind::Scheduled,
+        FeedKind::InProgress,
+        FeedKind::Closed,
+        FeedKind::Erased,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            FeedKind::Offered => "offered",
+            FeedKind::OfferExpired => "offer_expired",
+            FeedKind::Cancelled => "cancelled",
+            FeedKind::Declined => "declined",
+            FeedKind::Accepted => "accepted",
+            FeedKind::Contacted => "contacted",
+            FeedKind::Scheduled => "scheduled",
+            FeedKind::InProgress => "in_progress",
+            FeedKind::Closed => "closed",
+            FeedKind::Erased => "erased",
+        }
+    }
+}
+
+impl From<Action> for FeedKind {
+    /// The event a provider's own action leaves in its feed.
+    fn from(action: Action) -> Self {
+        match action {
+            Action::Accept => FeedKind::Accepted,
+            Action::Decline => FeedKind::Declined,
+            Action::Contacted => FeedKind::Contacted,
+            Action::Scheduled => FeedKind::Scheduled,
+            Action::InProgress => FeedKind::InProgress,
+            Action::Close => FeedKind::Closed,
+        }
+    }
+}
+
+/// How one offer to one provider ended (`referral_attempts.outcome`; null while it is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum AttemptOutcome {
+    Accepted,
+    Declined,
+    Expired,
+    /// The referral was withdrawn: cancelled by the portal.
+    Cancelled,
+    /// The referral was withdrawn: its personal data was erased.
+    Erased,
+}
+
+impl Code for AttemptOutcome {
+    const ALL: &'static [AttemptOutcome] = &[
+        AttemptOutcome::Accepted,
+        AttemptOutcome::Declined,
+        AttemptOutcome::Expired,
+        AttemptOutcome::Cancelled,
+        AttemptOutcome::Erased,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            AttemptOutcome::Accepted => "accepted",
+            AttemptOutcome::Declined => "declined",
+            AttemptOutcome::Expired => "expired",
+            AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Erased => "erased",
+        }
+    }
+}
+
+crate::text_code!(Outcome, FeedKind, AttemptOutcome);
 
 /// Why a provider turns an offer down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -107,6 +216,22 @@ pub fn allowed_outcomes(status: Status) -> &'static [Outcome] {
     }
 }
 
+/// What `If-Match` asks for: any current representation (`*`), or one of the listed versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    Any,
+    Versions(Vec<i32>),
+}
+
+impl Precondition {
+    pub fn holds(&self, version: i32) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionError {
     /// Not allowed from the current status; the allowed actions are listed.
@@ -142,7 +267,6 @@ pub fn next(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::model::Code;
 
     const ACTIONS: [Action; 6] = [
         Action::Accept,

@@ -2,8 +2,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
+use super::model::AttemptOutcome;
 use crate::db::schema::{provider_events, referral_attempts, referrals};
 use crate::db::AnyConnection;
+use crate::ids::{ProviderId, ReferralId};
+use crate::referrals::model::Status;
 use crate::referrals::store::ReferralRow;
 
 #[derive(Debug, Clone, QueryableByName, Queryable)]
@@ -96,8 +99,8 @@ pub fn feed(
 /// The provider's referrals (offered to it or held by it), optionally in one status, by id.
 pub fn provider_referrals(
     conn: &mut AnyConnection,
-    provider_id: &str,
-    status: Option<&str>,
+    provider_id: &ProviderId,
+    status: Option<Status>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ReferralRow>> {
@@ -109,21 +112,21 @@ pub fn provider_referrals(
         .select(ReferralRow::as_select())
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(referrals::status.eq(s.to_owned()));
+        q = q.filter(referrals::status.eq(s));
     }
     q.load(conn)
 }
 
 pub fn record_decline(
     conn: &mut AnyConnection,
-    referral_id: &str,
-    provider_id: &str,
+    referral_id: &ReferralId,
+    provider_id: &ProviderId,
     reason: &str,
     sealed_comment: Option<&[u8]>,
 ) -> QueryResult<()> {
     diesel::update(referral_attempts::table.find((referral_id, provider_id)))
         .set((
-            referral_attempts::outcome.eq("declined"),
+            referral_attempts::outcome.eq(AttemptOutcome::Declined),
             referral_attempts::reason.eq(reason),
             referral_attempts::sealed_comment.eq(sealed_comment),
         ))

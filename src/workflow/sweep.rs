@@ -3,18 +3,21 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::model::{AttemptOutcome, FeedKind};
 use crate::audit::{self, AuditEvent, Operation};
+use crate::config::OfferTtl;
 use crate::db::schema::referrals;
 use crate::db::{write_tx, AnyConnection};
-use crate::directory::model::Code;
+use crate::directory::capacity::release_slot;
 use crate::error::ApiError;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
-use crate::state::AppState;
+use crate::routing::offer::reoffer;
 
 /// Any constant both instances agree on; names the sweeper's advisory lock.
 const SWEEP_LOCK: i64 = 0x6561_705f_7377_6565;
 const BATCH: i64 = 100;
+const SKIPPED: &str = "could not expire an overdue offer; skipped";
 
 /// Expires offers whose deadline is before `now` (a parameter, so tests need no clock), and
 /// re-offers each to the next eligible provider never tried, or queues it as unroutable. With
@@ -23,7 +26,7 @@ const BATCH: i64 = 100;
 /// Returns how many offers expired.
 pub fn sweep(
     conn: &mut AnyConnection,
-    state: &AppState,
+    ttl: &OfferTtl,
     now: NaiveDateTime,
 ) -> Result<usize, ApiError> {
     write_tx(conn, |conn| {
@@ -31,7 +34,7 @@ pub fn sweep(
             return Ok(0);
         }
         let query = referrals::table
-            .filter(referrals::status.eq(Status::Offered.code()))
+            .filter(referrals::status.eq(Status::Offered))
             .filter(referrals::offer_expires_at.lt(now))
             .filter(referrals::provider_id.is_not_null())
             .order(referrals::offer_expires_at.asc())
@@ -59,11 +62,11 @@ pub fn sweep(
             };
             // Each referral in a savepoint: one that moved on meanwhile is skipped, not fatal.
             let done = conn.transaction(|conn| {
-                crate::directory::store::release_slot(conn, &provider, &row.id)?;
-                referral_store::close_attempt(conn, &row.id, &provider, "expired")?;
-                referral_store::push_event(conn, &provider, &row.id, "offer_expired", now)?;
-                super::http::reoffer(conn, state, &row, now)?;
-                let event = AuditEvent::system(&run, op).resource(Some(&row.id));
+                release_slot(conn, &provider, &row.id)?;
+                referral_store::close_attempt(conn, &row.id, &provider, AttemptOutcome::Expired)?;
+                referral_store::push_event(conn, &provider, &row.id, FeedKind::OfferExpired, now)?;
+                reoffer(conn, ttl, &row, now)?;
+                let event = AuditEvent::system(&run, op).resource(Some(row.id.as_str()));
                 audit::record(conn, &[event])?;
                 Ok::<_, ApiError>(())
             });
@@ -72,7 +75,7 @@ pub fn sweep(
                 Err(ApiError::PreconditionFailed) => {}
                 // One referral that cannot be moved on must not stop the others expiring.
                 Err(e) => {
-                    tracing::warn!(referral = %row.id, error = %e, "could not expire an overdue offer; skipped")
+                    tracing::warn!(referral = %row.id, error = %e, "{SKIPPED}")
                 }
             }
         }

@@ -413,16 +413,54 @@ impl TestApp {
             .await
     }
 
-    pub fn referral(&self, id: &str) -> eap_referrals::referrals::store::ReferralRow {
+    pub fn referral(&self, id: &str) -> StoredReferral {
         let mut conn = self.conn();
-        eap_referrals::referrals::store::find_referral(&mut conn, id)
+        let id = eap_referrals::ids::ReferralId::from_trusted(id.to_owned());
+        eap_referrals::referrals::store::find_referral(&mut conn, &id)
             .unwrap()
             .expect("referral exists")
+            .into()
     }
 
     pub fn provider_load(&self, id: &str) -> i64 {
         let mut conn = self.conn();
         eap_referrals::directory::store::load(&mut conn, id).unwrap()
+    }
+}
+
+/// A stored referral with its codes and ids as text, as the assertions compare them.
+pub struct StoredReferral {
+    pub status: String,
+    pub provider_id: Option<String>,
+    pub version: i32,
+    pub offer_expires_at: Option<chrono::NaiveDateTime>,
+    pub status_token_hash: String,
+    pub routing_reasons: Option<String>,
+    pub key_id: Option<String>,
+    pub wrapped_key: Option<Vec<u8>>,
+    pub sealed_contact: Option<Vec<u8>>,
+    pub sealed_note: Option<Vec<u8>>,
+    pub employee_ref_hmac: Option<String>,
+    pub erased_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<eap_referrals::referrals::store::ReferralRow> for StoredReferral {
+    fn from(r: eap_referrals::referrals::store::ReferralRow) -> Self {
+        use eap_referrals::codes::Code;
+        StoredReferral {
+            status: r.status.code().to_owned(),
+            provider_id: r.provider_id.map(|p| p.into_string()),
+            version: r.version,
+            offer_expires_at: r.offer_expires_at,
+            status_token_hash: r.status_token_hash,
+            routing_reasons: r.routing_reasons,
+            key_id: r.key_id,
+            wrapped_key: r.wrapped_key,
+            sealed_contact: r.sealed_contact,
+            sealed_note: r.sealed_note,
+            employee_ref_hmac: r.employee_ref_hmac,
+            erased_at: r.erased_at,
+        }
     }
 }
 

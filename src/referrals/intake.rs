@@ -1,0 +1,277 @@
+//! A submission: the Idempotency-Key taken in the submission's own transaction, the referral
+//! sealed, routed and offered, the response stored for replays, and the access event.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::crisis::{crisis_resources, CrisisResource, CrisisTable};
+use super::model::{
+    aad, employee_ref_digest, generate_status_token, hash_token, CoarseStatus, NewReferral, Status,
+};
+use super::seal::{self, DataKey};
+use super::store::{self, KeyRecord, ReferralRow};
+use crate::audit;
+use crate::auth::{Caller, HrPortal};
+use crate::config::OfferTtl;
+use crate::db::{write_tx, AnyConnection, Db};
+use crate::directory::model::Urgency;
+use crate::directory::store as directory;
+use crate::error::ApiError;
+use crate::ids::{EmployerId, ReferralId};
+use crate::keys::Keys;
+use crate::routing::model::RoutingRequest;
+use crate::routing::offer::{chosen, offer, to_json, Slot, Target};
+use crate::routing::store::place;
+
+const IN_FLIGHT: &str =
+    "a request with this Idempotency-Key is still being processed; retry shortly";
+const ERASED: &str =
+    "this Idempotency-Key answered a referral whose personal data has since been erased";
+
+/// What the portal gets back from a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Submitted {
+    /// UUIDv7.
+    #[schema(value_type = String)]
+    pub id: ReferralId,
+    pub status: CoarseStatus,
+    pub created_at: DateTime<Utc>,
+    /// Shown once: present it as `Referral-Token` to read or cancel this referral. Only its
+    /// hash is stored.
+    pub status_token: String,
+    /// For `urgency: crisis`: where the person can turn right now, without waiting for a
+    /// provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crisis_resources: Option<Vec<CrisisResource>>,
+}
+
+/// A submission's answer: the referral, the HTTP status and JSON body to send, and whether it
+/// replays an earlier answer.
+pub struct Answer {
+    pub id: ReferralId,
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub replayed: bool,
+}
+
+/// What the referral's own transaction needs besides the database.
+struct Intake {
+    keys: Arc<Keys>,
+    ttl: OfferTtl,
+    crisis: Option<Vec<CrisisResource>>,
+}
+
+/// Submits a referral under an Idempotency-Key (`key`, with the body's keyed `fingerprint`).
+/// One transaction: the key, the work, the stored response and the access event commit together
+/// or not at all, so a failed attempt leaves the key free for a retry.
+#[allow(clippy::too_many_arguments)]
+pub async fn submit(
+    db: &Db,
+    keys: Arc<Keys>,
+    ttl: OfferTtl,
+    crisis: &CrisisTable,
+    portal: HrPortal,
+    key: String,
+    fingerprint: String,
+    new: NewReferral,
+) -> Result<Answer, ApiError> {
+    let intake = Intake {
+        keys,
+        ttl,
+        crisis: (new.urgency == Urgency::Crisis).then(|| crisis_resources(crisis, &new.region)),
+    };
+    db.run(move |conn| {
+        // A portal of a deactivated employer is refused, and the refusal is logged on its own
+        // (the work's transaction below would roll it back).
+        if !directory::find_employer(conn, &portal.employer_id)?.is_some_and(|e| e.active) {
+            return portal.caller.refuse(conn, None, ApiError::Forbidden);
+        }
+        let employer = EmployerId::from_trusted(portal.employer_id.clone());
+        write_tx(conn, |conn| {
+            let caller = &portal.caller;
+            if !store::lock_key(conn, &caller.client_id, &key)? {
+                return Err(conflict(IN_FLIGHT));
+            }
+            match store::find_key(conn, &caller.client_id, &key, crate::db::now())? {
+                None => {
+                    let keyed = (key.as_str(), fingerprint.as_str());
+                    let (id, body) = create(conn, &intake, caller, &employer, new, keyed)?;
+                    Ok(Answer {
+                        id,
+                        status: 201,
+                        body,
+                        replayed: false,
+                    })
+                }
+                Some(record) => replay_record(conn, &intake.keys, caller, record, &fingerprint),
+            }
+        })
+    })
+    .await
+}
+
+/// Answers a retry from its key's record.
+fn replay_record(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    caller: &Caller,
+    record: KeyRecord,
+    fingerprint: &str,
+) -> Result<Answer, ApiError> {
+    match record {
+        // Erased since: the record keeps neither the body's fingerprint nor the response, and
+        // the same person must not be submitted again by a retry.
+        KeyRecord {
+            referral_id: Some(_),
+            response_sealed: None,
+            ..
+        } => Err(conflict(ERASED)),
+        record if record.request_hash != fingerprint => Err(ApiError::validation(
+            "Idempotency-Key",
+            "reused",
+            "this key was already used with a different request body",
+        )),
+        KeyRecord {
+            referral_id: Some(id),
+            response_status: Some(status),
+            response_sealed: Some(sealed),
+            ..
+        } => {
+            let body = replay(conn, keys, caller, &id, &sealed)?;
+            Ok(Answer {
+                id,
+                status: status as u16,
+                body,
+                replayed: true,
+            })
+        }
+        _ => Err(ApiError::Internal(
+            "an idempotency record without its response".into(),
+        )),
+    }
+}
+
+fn conflict(detail: &str) -> ApiError {
+    ApiError::Conflict {
+        detail: detail.into(),
+        allowed: None,
+    }
+}
+
+fn internal(e: impl ToString) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn replay_aad(referral_id: &ReferralId) -> Vec<u8> {
+    aad(referral_id.as_str(), "idempotent-response")
+}
+
+/// Creates, seals and routes a referral, inside the caller's transaction. Returns the id and
+/// the response body.
+fn create(
+    conn: &mut AnyConnection,
+    intake: &Intake,
+    caller: &Caller,
+    employer_id: &EmployerId,
+    new: NewReferral,
+    (key, fingerprint): (&str, &str),
+) -> Result<(ReferralId, Vec<u8>), ApiError> {
+    let now = crate::db::now();
+    let id = ReferralId::generate();
+    let token = generate_status_token();
+    let data_key = DataKey::generate();
+    let contact = serde_json::to_vec(&new.contact).map_err(internal)?;
+    let sealed_contact = seal::seal(&data_key, &aad(id.as_str(), "contact"), &contact);
+    let sealed_note = new
+        .note
+        .as_ref()
+        .map(|n| seal::seal(&data_key, &aad(id.as_str(), "note"), n.as_bytes()));
+    let (key_id, wrapped) = seal::wrap(&intake.keys.master[0], id.as_str(), &data_key);
+
+    let request = RoutingRequest {
+        service: new.service_type,
+        urgency: new.urgency,
+        modality: new.modality,
+        language: new.language.clone(),
+        region: new.region.clone(),
+    };
+    let decision = place(conn, employer_id, &request, &HashSet::new(), &id, now)?;
+    let row = ReferralRow {
+        id: id.clone(),
+        employer_id: employer_id.clone(),
+        service_type: new.service_type,
+        urgency: new.urgency,
+        modality: new.modality,
+        language: new.language.as_str().to_owned(),
+        region: new.region.as_str().to_owned(),
+        employee_ref_hmac: new
+            .employee_ref
+            .as_deref()
+            .map(|r| employee_ref_digest(&intake.keys.pepper, employer_id.as_str(), r)),
+        status: Status::Unroutable,
+        outcome: None,
+        provider_id: None,
+        offer_expires_at: None,
+        version: 1,
+        status_token_hash: hash_token(&token),
+        key_id: Some(key_id),
+        wrapped_key: Some(wrapped),
+        sealed_contact: Some(sealed_contact),
+        sealed_note,
+        routing_reasons: Some(to_json(&decision)?),
+        created_at: now,
+        updated_at: now,
+        closed_at: None,
+        erased_at: None,
+    };
+    let status = match chosen(&decision) {
+        Some(provider) => {
+            let new = Target::New(Box::new(row));
+            offer(conn, &intake.ttl, new, &provider, Slot::Claimed, None, now)?;
+            Status::Offered
+        }
+        None => {
+            store::insert_referral(conn, &row)?;
+            Status::Unroutable
+        }
+    };
+    let body = serde_json::to_vec(&Submitted {
+        id: id.clone(),
+        status: status.coarse(),
+        created_at: now.and_utc(),
+        status_token: token,
+        crisis_resources: intake.crisis.clone(),
+    })
+    .map_err(internal)?;
+    // The replayable copy holds the status token, so it is sealed like the contact block.
+    let sealed_body = seal::seal(&data_key, &replay_aad(&id), &body);
+    let client = caller.client_id.as_str();
+    store::insert_key(conn, client, key, fingerprint, &id, 201, &sealed_body, now)?;
+    audit::record(conn, &[caller.event(Some(id.as_str()))])?;
+    Ok((id, body))
+}
+
+/// Opens a stored response for a replay.
+fn replay(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    caller: &Caller,
+    referral_id: &ReferralId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let row = store::find_referral(conn, referral_id)?.ok_or(ApiError::NotFound)?;
+    let (Some(key_id), Some(wrapped)) = (row.key_id.as_deref(), row.wrapped_key.as_deref()) else {
+        return Err(conflict(ERASED));
+    };
+    let key = seal::unwrap(&keys.master, key_id, referral_id.as_str(), wrapped)
+        .map_err(|e| ApiError::Internal(format!("unwrap: {e}")))?;
+    let body = seal::open(&key, &replay_aad(referral_id), sealed)
+        .map_err(|e| ApiError::Internal(format!("replay: {e}")))?;
+    // A replay hands out the status token again: it is an access like the first.
+    audit::record(conn, &[caller.event(Some(referral_id.as_str()))])?;
+    Ok(body)
+}
