@@ -16,8 +16,8 @@ use validator::Validate;
 
 use super::merkle::{self, Hash};
 use super::model::{
-    Checkpoint, Finding, LoggedEvent, MissingRow, PublicKeys, RangeEnd, RangeStart, Report,
-    Verifier,
+    Checkpoint, Finding, LoggedEvent, MissingRow, Outcome, PublicKeys, RangeEnd, RangeStart,
+    Report, Verifier,
 };
 use super::store::{self, Filter, SealedRow};
 use crate::auth::caller::Auditor;
@@ -36,6 +36,16 @@ pub enum OutcomeFilter {
     Success,
     Denied,
     Failure,
+}
+
+impl From<OutcomeFilter> for Outcome {
+    fn from(o: OutcomeFilter) -> Self {
+        match o {
+            OutcomeFilter::Success => Outcome::Success,
+            OutcomeFilter::Denied => Outcome::Denied,
+            OutcomeFilter::Failure => Outcome::Failure,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Validate, IntoParams)]
@@ -148,14 +158,7 @@ impl EventQuery {
                 actor: self.actor,
                 action: self.action,
                 resource_id: self.resource_id,
-                outcome: self.outcome.map(|o| {
-                    match o {
-                        OutcomeFilter::Success => "success",
-                        OutcomeFilter::Denied => "denied",
-                        OutcomeFilter::Failure => "failure",
-                    }
-                    .to_owned()
-                }),
+                outcome: self.outcome.map(Outcome::from),
             },
         })
     }

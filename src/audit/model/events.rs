@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::operations::Operation;
 use crate::audit::merkle::{self, Hash};
+use crate::codes::Code;
 use crate::extract::RequestCtx;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the logged operation was allowed and done, stored as `success`, `denied` or
+/// `failure` (the leaf hashes exactly these words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Outcome {
     Success,
     /// Refused: authentication, authorisation or tenancy.
@@ -17,15 +21,21 @@ pub enum Outcome {
     Failure,
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
+impl Code for Outcome {
+    const ALL: &'static [Self] = &[Outcome::Success, Outcome::Denied, Outcome::Failure];
+
+    fn code(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Denied => "denied",
             Outcome::Failure => "failure",
         }
     }
+}
 
+crate::text_code!(Outcome);
+
+impl Outcome {
     pub fn of_status(status: u16) -> Self {
         match status {
             s if s < 400 => Outcome::Success,
