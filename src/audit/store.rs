@@ -424,6 +424,11 @@ pub struct SealedRow {
     pub event: Option<EventRow>,
 }
 
+/// Rows per database round trip while reading a stretch of the sealed log (an export, the
+/// server's verification): large enough to amortise the query, small enough that memory stays
+/// flat and no connection is held while a client reads.
+pub const CHUNK: i64 = 4_000;
+
 /// Sealed events from position `from` on, in log order.
 pub fn sealed_page(
     conn: &mut AnyConnection,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::format_time;
 use crate::audit::merkle::{self, Hash};
+use crate::keys::TokenKey;
 
 /// A signed tree head: the first `tree_size` events have Merkle root `root_hash`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -88,6 +89,11 @@ impl Checkpoint {
 pub struct PublicKeys(pub HashMap<String, ed25519_dalek::VerifyingKey>);
 
 impl PublicKeys {
+    /// The verification key of this service's own checkpoint key.
+    pub fn of(key: &TokenKey) -> Self {
+        PublicKeys([(key.kid.clone(), key.signing.verifying_key())].into())
+    }
+
     pub fn from_jwks(text: &str) -> Result<Self, String> {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let v: serde_json::Value =

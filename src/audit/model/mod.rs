@@ -4,12 +4,12 @@
 mod checkpoint;
 mod events;
 mod operations;
-mod verify;
+mod verifier;
 
 pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
 pub use events::{format_time, AuditEvent, LoggedEvent, Outcome};
 pub use operations::{operation, protected_routes, Operation};
-pub use verify::{
+pub use verifier::{
     verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report, Verifier,
     LATE_GRACE,
 };
