@@ -29,24 +29,25 @@ const CHANNEL_CHUNKS: usize = 4;
 pub async fn export(
     db: &Db,
     event: AuditEvent,
-    mut sel: Selection,
+    sel: Selection,
     format: Format,
 ) -> Result<Chunks, ApiError> {
+    let after = sel.after;
     // The auditor's own event is committed before the first byte leaves.
-    let sel = db
+    let filter = db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                resolve(conn, &mut sel)?;
+                let (_, filter) = resolve(conn, &sel)?;
                 record(conn, &[event])?;
-                Ok(sel)
+                Ok(filter)
             })
         })
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
     let db = db.clone();
-    let start = sel.after.map_or(sel.filter.start, |a| a + 1);
+    let start = after.map_or(filter.start, |a| a + 1);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = write(&db, &sel.filter, start, format, &tx) {
+        if let Err(e) = write(&db, &filter, start, format, &tx) {
             // The body is cut short; a verifier sees the missing proof line.
             tracing::warn!(error = %e, "access-log export failed part-way");
             let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));

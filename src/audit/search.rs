@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::merkle;
-use super::model::{AuditEvent, LoggedEvent};
+use super::model::{AuditEvent, LoggedEvent, Outcome};
 use super::store::{self, Filter, SealedRow};
 use super::{cursor, record};
 use crate::db::{write_tx, AnyConnection, Db};
@@ -16,8 +16,10 @@ use crate::error::ApiError;
 pub struct Selection {
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
-    /// Its positions are set by [`resolve`].
-    pub filter: Filter,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: Option<Outcome>,
     pub after: Option<u64>,
     pub limit: i64,
     /// A filter no logged event can match: events hold no control characters (the log cleans
@@ -38,11 +40,19 @@ pub struct EventPage {
 /// Maps the time range onto the log as of the latest checkpoint: from the first position whose
 /// event occurred at or after `from` to just past the last one that occurred before `to`. The
 /// selection is a contiguous stretch of the log, so an export of it can be proved complete.
-pub fn resolve(conn: &mut AnyConnection, sel: &mut Selection) -> Result<u64, ApiError> {
+/// Returns the latest checkpoint's size and the filter over those positions.
+pub fn resolve(conn: &mut AnyConnection, sel: &Selection) -> Result<(u64, Filter), ApiError> {
     let size = store::latest_checkpoint(conn)?.map_or(0, |c| c.tree_size);
+    let mut filter = Filter {
+        start: 0,
+        end: 0,
+        actor: sel.actor.clone(),
+        action: sel.action.clone(),
+        resource_id: sel.resource_id.clone(),
+        outcome: sel.outcome,
+    };
     if sel.matches_nothing {
-        (sel.filter.start, sel.filter.end) = (0, 0);
-        return Ok(size);
+        return Ok((size, filter));
     }
     let start = match sel.from {
         Some(t) => store::first_seq_from(conn, t, size)?,
@@ -52,18 +62,18 @@ pub fn resolve(conn: &mut AnyConnection, sel: &mut Selection) -> Result<u64, Api
         Some(t) => store::end_seq_before(conn, t, size)?,
         None => size,
     };
-    sel.filter.start = start;
-    sel.filter.end = end.max(start);
-    Ok(size)
+    filter.start = start;
+    filter.end = end.max(start);
+    Ok((size, filter))
 }
 
 /// One page of the selection, with the auditor's event in the same transaction.
-pub async fn search(db: &Db, event: AuditEvent, mut sel: Selection) -> Result<EventPage, ApiError> {
+pub async fn search(db: &Db, event: AuditEvent, sel: Selection) -> Result<EventPage, ApiError> {
     db.run(move |conn| {
         write_tx(conn, |conn| {
-            let size = resolve(conn, &mut sel)?;
+            let (size, filter) = resolve(conn, &sel)?;
             let from = sel.after.map_or(0, |a| a + 1);
-            let rows = store::sealed_page(conn, &sel.filter, from, sel.limit)?;
+            let rows = store::sealed_page(conn, &filter, from, sel.limit)?;
             let next_cursor = (rows.len() as i64 == sel.limit)
                 .then(|| rows.last().map(|r| cursor::encode(r.seq as u64)))
                 .flatten();

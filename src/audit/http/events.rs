@@ -12,10 +12,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use crate::audit::cursor;
 use crate::audit::export::{self, Chunks, Format};
 use crate::audit::model::Outcome;
 use crate::audit::search::{self, EventPage, Selection};
-use crate::audit::{cursor, store::Filter};
 use crate::auth::caller::Auditor;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
@@ -102,14 +102,10 @@ impl EventQuery {
             to,
             after: cursor::decode(&self.after)?,
             limit: i64::from(self.limit.unwrap_or(100)),
-            filter: Filter {
-                start: 0,
-                end: 0,
-                actor: self.actor,
-                action: self.action,
-                resource_id: self.resource_id,
-                outcome: self.outcome.map(Outcome::from),
-            },
+            actor: self.actor,
+            action: self.action,
+            resource_id: self.resource_id,
+            outcome: self.outcome.map(Outcome::from),
         })
     }
 }
