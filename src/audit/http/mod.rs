@@ -6,9 +6,6 @@ mod events;
 mod proofs;
 mod verify;
 
-pub use events::{list_events, EventQuery, OutcomeFilter};
-pub use proofs::{
-    consistency_proof, inclusion_proof, list_checkpoints, public_key, CheckpointJwk,
-    CheckpointJwks, CheckpointQuery, ConsistencyQuery, ProofQuery,
-};
-pub use verify::{verify_log, VerifyQuery, VerifyResponse};
+pub use events::list_events;
+pub use proofs::{consistency_proof, inclusion_proof, list_checkpoints, public_key};
+pub use verify::verify_log;
