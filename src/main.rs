@@ -304,13 +304,14 @@ fn audit_verify(
                     c.n, c.tree_size, c.issued_at
                 )
             });
+        let rate = report.events as f64 / elapsed.max(1e-9);
         println!(
-            "{verdict}: positions {}..{}, {} events, {} problem(s), against {against}; {:.0} events/s",
+            "{verdict}: positions {}..{}, {} events, {} problem(s), against {against}; \
+             {rate:.0} events/s",
             report.start,
             report.end,
             report.events,
             report.findings.len(),
-            report.events as f64 / elapsed.max(1e-9)
         );
     }
     if report.ok() {

@@ -484,11 +484,19 @@ mod tests {
         assert!(decompose(4, 4).is_empty());
     }
 
+    fn seeded(n: u64, seed: u64) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(&(i ^ seed).to_be_bytes()))
+            .collect()
+    }
+
     proptest! {
         #[test]
-        fn every_inclusion_proof_verifies_and_a_wrong_one_does_not(n in 1u64..300, seed in any::<u64>()) {
-            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i ^ seed).to_be_bytes())).collect();
-            let mem = Mem(leaves);
+        fn every_inclusion_proof_verifies_and_a_wrong_one_does_not(
+            n in 1u64..300,
+            seed in any::<u64>(),
+        ) {
+            let mem = Mem(seeded(n, seed));
             let r = root(&mut mem.get(), n).unwrap();
             prop_assert_eq!(r, naive(&mem.0));
             let m = seed % n;
@@ -496,14 +504,17 @@ mod tests {
             prop_assert!(verify_inclusion(&mem.0[m as usize], m, n, &proof, &r));
             prop_assert!(!verify_inclusion(&leaf_hash(b"other"), m, n, &proof, &r));
             if n > 1 {
-                prop_assert!(!verify_inclusion(&mem.0[m as usize], (m + 1) % n, n, &proof, &r));
+                let next = (m + 1) % n;
+                prop_assert!(!verify_inclusion(&mem.0[m as usize], next, n, &proof, &r));
             }
         }
 
         #[test]
-        fn every_consistency_proof_verifies_and_a_forged_one_does_not(n in 1u64..300, seed in any::<u64>()) {
-            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i ^ seed).to_be_bytes())).collect();
-            let mem = Mem(leaves);
+        fn every_consistency_proof_verifies_and_a_forged_one_does_not(
+            n in 1u64..300,
+            seed in any::<u64>(),
+        ) {
+            let mem = Mem(seeded(n, seed));
             let m = 1 + seed % n;
             let (old, new) = (root(&mut mem.get(), m).unwrap(), root(&mut mem.get(), n).unwrap());
             let proof = consistency_proof(&mut mem.get(), m, n).unwrap();
@@ -515,10 +526,16 @@ mod tests {
         }
 
         #[test]
-        fn a_frontier_rebuilt_from_stored_nodes_continues_the_same_tree(n in 0u64..200, more in 1u64..100) {
+        fn a_frontier_rebuilt_from_stored_nodes_continues_the_same_tree(
+            n in 0u64..200,
+            more in 1u64..100,
+        ) {
             let leaves: Vec<Hash> = (0..n + more).map(|i| leaf_hash(&i.to_be_bytes())).collect();
             let mem = Mem(leaves.clone());
-            let parts: Vec<Hash> = decompose(0, n).iter().map(|&(l, i)| mem.get()(l, i).unwrap()).collect();
+            let parts: Vec<Hash> = decompose(0, n)
+                .iter()
+                .map(|&(l, i)| mem.get()(l, i).unwrap())
+                .collect();
             let mut f = Frontier::from_parts(n, &parts).unwrap();
             let mut stored = 0;
             for leaf in &leaves[n as usize..] {

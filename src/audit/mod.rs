@@ -4,11 +4,16 @@
 //! records (a caller's `audited` runs work and events together); if it cannot be written the
 //! request fails with 503 and nothing is committed.
 
+pub mod cursor;
+pub mod export;
 pub mod http;
 pub mod merkle;
 pub mod model;
+pub mod proofs;
 pub mod seal;
+pub mod search;
 pub mod store;
+pub mod verify;
 
 pub use model::{operation, AuditEvent, Operation, Outcome};
 pub use store::record;

@@ -1,6 +1,7 @@
 use diesel::prelude::*;
 
-use super::model::AuditEvent;
+use super::model::{AuditEvent, Outcome};
+use crate::codes::Code;
 use crate::db::schema::audit_events;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -16,7 +17,7 @@ struct NewRow<'a> {
     action: &'a str,
     resource_type: &'a str,
     resource_id: Option<&'a str>,
-    outcome: &'a str,
+    outcome: Outcome,
     http_status: i32,
     request_id: &'a str,
     source_addr: Option<&'a str>,
@@ -39,7 +40,7 @@ pub fn record(conn: &mut AnyConnection, events: &[AuditEvent]) -> Result<(), Api
             action: &e.action,
             resource_type: &e.resource_type,
             resource_id: e.resource_id.as_deref(),
-            outcome: e.outcome.as_str(),
+            outcome: e.outcome,
             http_status: i32::from(e.http_status),
             request_id: &e.request_id,
             source_addr: e.source_addr.as_deref(),
@@ -90,7 +91,7 @@ pub struct EventRow {
     #[diesel(sql_type = Nullable<Text>)]
     pub resource_id: Option<String>,
     #[diesel(sql_type = Text)]
-    pub outcome: String,
+    pub outcome: Outcome,
     #[diesel(sql_type = Integer)]
     pub http_status: i32,
     #[diesel(sql_type = Text)]
@@ -112,7 +113,7 @@ impl EventRow {
             action: self.action,
             resource_type: self.resource_type,
             resource_id: self.resource_id,
-            outcome: self.outcome,
+            outcome: self.outcome.code().to_owned(),
             http_status: self.http_status,
             request_id: self.request_id,
             source_addr: self.source_addr,
@@ -402,7 +403,7 @@ pub struct Filter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub resource_id: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
 }
 
 impl Filter {
@@ -422,6 +423,11 @@ pub struct SealedRow {
     pub event_id: String,
     pub event: Option<EventRow>,
 }
+
+/// Rows per database round trip while reading a stretch of the sealed log (an export, the
+/// server's verification): large enough to amortise the query, small enough that memory stays
+/// flat and no connection is held while a client reads.
+pub const CHUNK: i64 = 4_000;
 
 /// Sealed events from position `from` on, in log order.
 pub fn sealed_page(
@@ -512,7 +518,7 @@ fn filtered_page(
         q = q.filter(a::resource_id.eq(v.clone()));
     }
     if let Some(v) = &f.outcome {
-        q = q.filter(a::outcome.eq(v.clone()));
+        q = q.filter(a::outcome.eq(*v));
     }
     q.load::<(i64, Vec<u8>, String, Option<EventRow>)>(conn)
         .map(|rows| {

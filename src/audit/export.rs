@@ -1,0 +1,244 @@
+//! The streamed export of the sealed log (NDJSON or CSV): the range is fixed and the auditor's
+//! event committed before the first byte; then a blocking thread reads chunks, each with a
+//! fresh pooled connection, into a bounded channel the response body drains, and an NDJSON
+//! export of a whole stretch ends with its proof against the latest checkpoint.
+
+use super::merkle;
+use super::model::{AuditEvent, LoggedEvent, MissingRow, RangeEnd, RangeStart};
+use super::record;
+use super::search::{logged, resolve, Selection};
+use super::store::{self, Filter, SealedRow, CHUNK};
+use crate::db::{write_tx, AnyConnection, Db};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+}
+
+/// The export's bytes as they are encoded, a chunk at a time; an error cuts the body short.
+pub type Chunks = tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>;
+type Sender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// Chunks of encoded rows held while the client reads: the exporter waits when it is full.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// Fixes the range and commits the auditor's event, then starts the exporter; the receiver
+/// yields the body.
+pub async fn export(
+    db: &Db,
+    event: AuditEvent,
+    sel: Selection,
+    format: Format,
+) -> Result<Chunks, ApiError> {
+    let after = sel.after;
+    // The auditor's own event is committed before the first byte leaves.
+    let filter = db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let (_, filter) = resolve(conn, &sel)?;
+                record(conn, &[event])?;
+                Ok(filter)
+            })
+        })
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+    let db = db.clone();
+    let start = after.map_or(filter.start, |a| a + 1);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write(&db, &filter, start, format, &tx) {
+            // The body is cut short; a verifier sees the missing proof line.
+            tracing::warn!(error = %e, "access-log export failed part-way");
+            let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+        }
+    });
+    Ok(rx)
+}
+
+/// Stops quietly when the client has gone.
+fn send(tx: &Sender, buf: &mut Vec<u8>) -> bool {
+    tx.blocking_send(Ok(std::mem::take(buf))).is_ok()
+}
+
+fn nodes(conn: &mut AnyConnection, parts: &[(u32, u64)]) -> Result<Vec<String>, ApiError> {
+    parts
+        .iter()
+        .map(|&(level, index)| store::node(conn, level, index).map(|h| merkle::to_hex(&h)))
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::from)
+}
+
+fn write(
+    db: &Db,
+    filter: &Filter,
+    start: u64,
+    format: Format,
+    tx: &Sender,
+) -> Result<(), ApiError> {
+    let proved = format == Format::Ndjson && filter.is_contiguous() && start == filter.start;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    if proved {
+        let left = nodes(&mut *db.get()?, &merkle::decompose(0, filter.start))?;
+        let header = RangeStart {
+            start: filter.start,
+            end: filter.end,
+            left,
+        };
+        serde_json::to_writer(&mut buf, &serde_json::json!({ "range": header }))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        buf.push(b'\n');
+    }
+    if format == Format::Csv {
+        buf.extend_from_slice(CSV_HEADER.as_bytes());
+    }
+    // One thread reads chunks while this one serialises the previous: the database and the
+    // encoding overlap instead of taking turns.
+    let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<SealedRow>, ApiError>>(2);
+    let finished = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut next = start;
+            loop {
+                // A connection per chunk: none is held while the client reads.
+                let page = db.get().and_then(|mut c| {
+                    store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
+                });
+                let last = match &page {
+                    Ok(rows) => {
+                        if let Some(r) = rows.last() {
+                            next = r.seq as u64 + 1;
+                        }
+                        (rows.len() as i64) < CHUNK
+                    }
+                    Err(_) => true,
+                };
+                if rows_tx.send(page).is_err() || last {
+                    break;
+                }
+            }
+        });
+        for page in rows_rx {
+            for r in page? {
+                match format {
+                    Format::Csv => {
+                        if let Some(e) = logged(r) {
+                            csv_row(&mut buf, &e);
+                        }
+                    }
+                    Format::Ndjson => {
+                        let line = match r.event {
+                            Some(_) => serde_json::to_writer(&mut buf, &logged(r)),
+                            None => serde_json::to_writer(
+                                &mut buf,
+                                &serde_json::json!({ "missing": MissingRow {
+                                    seq: r.seq as u64,
+                                    leaf_hash: merkle::to_hex(&r.leaf_hash),
+                                    id: r.event_id,
+                                }}),
+                            ),
+                        };
+                        line.map_err(|e| ApiError::Internal(e.to_string()))?;
+                        buf.push(b'\n');
+                    }
+                }
+            }
+            if !send(tx, &mut buf) {
+                return Ok(false);
+            }
+        }
+        Ok::<_, ApiError>(true)
+    })?;
+    if !finished {
+        return Ok(());
+    }
+    if proved {
+        // The latest checkpoint now, which may be newer than the one the range was cut from:
+        // the proof completes the tree to whatever size it signs.
+        let mut conn = db.get()?;
+        let size = store::latest_checkpoint(&mut conn)?.map_or(0, |c| c.tree_size);
+        let right = nodes(&mut conn, &merkle::decompose(filter.end, size))?;
+        serde_json::to_writer(
+            &mut buf,
+            &serde_json::json!({ "proof": RangeEnd { tree_size: size, right } }),
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        buf.push(b'\n');
+        send(tx, &mut buf);
+    }
+    Ok(())
+}
+
+const CSV_HEADER: &str = "seq,leaf_hash,id,occurred_at,actor_client_id,actor_role,tenant_id,\
+action,resource_type,resource_id,outcome,http_status,request_id,source_addr\r\n";
+
+/// One CSV field. Some values are the caller's words (a claimed client id on a failed token
+/// request, a request id): one that starts like a spreadsheet formula is neutralised with a
+/// leading `'` (OWASP's advice for CSV injection), so opening the export cannot run it. The
+/// NDJSON export carries values unchanged and is the one to verify.
+fn csv_field(buf: &mut Vec<u8>, v: Option<&str>) {
+    let v = v.unwrap_or("");
+    let formula = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let owned;
+    let v = if formula {
+        owned = format!("'{v}");
+        owned.as_str()
+    } else {
+        v
+    };
+    if formula || v.contains([',', '"', '\n', '\r']) {
+        buf.push(b'"');
+        buf.extend_from_slice(v.replace('"', "\"\"").as_bytes());
+        buf.push(b'"');
+    } else {
+        buf.extend_from_slice(v.as_bytes());
+    }
+}
+
+fn csv_row(buf: &mut Vec<u8>, e: &LoggedEvent) {
+    let seq = e.seq.map(|s| s.to_string());
+    let status = e.http_status.to_string();
+    let fields = [
+        seq.as_deref(),
+        e.leaf_hash.as_deref(),
+        Some(e.id.as_str()),
+        Some(e.occurred_at.as_str()),
+        e.actor_client_id.as_deref(),
+        e.actor_role.as_deref(),
+        e.tenant_id.as_deref(),
+        Some(e.action.as_str()),
+        Some(e.resource_type.as_str()),
+        e.resource_id.as_deref(),
+        Some(e.outcome.as_str()),
+        Some(status.as_str()),
+        Some(e.request_id.as_str()),
+        e.source_addr.as_deref(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        csv_field(buf, *f);
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    fn field(v: &str) -> String {
+        let mut buf = Vec::new();
+        csv_field(&mut buf, Some(v));
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(field("plain-id"), "plain-id");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("-1+1"), "\"'-1+1\"");
+        assert_eq!(field("@SUM(A1)"), "\"'@SUM(A1)\"");
+    }
+}

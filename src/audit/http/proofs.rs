@@ -1,0 +1,181 @@
+//! Signed checkpoints, the key that verifies them, and inclusion and consistency proofs.
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::audit::cursor;
+use crate::audit::proofs::{self, CheckpointPage, ConsistencyProof, InclusionProof};
+use crate::auth::caller::Auditor;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiQuery, PathId};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// The `next_cursor` of the previous page (older checkpoints follow).
+    #[param(pattern = "^[0-9]{1,18}$", min_length = 1, max_length = 18)]
+    pub after: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    #[validate(range(min = 1, max = 1000))]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// Signed checkpoints (tree heads) of the access log: the latest and the history.
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(CheckpointQuery),
+    responses(
+        (status = 200, description = "The latest checkpoint and one page of history", body = CheckpointPage),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/audit/checkpoints")]
+pub async fn list_checkpoints(
+    auditor: Auditor,
+    state: web::Data<AppState>,
+    query: ApiQuery<CheckpointQuery>,
+) -> Result<web::Json<CheckpointPage>, ApiError> {
+    let q = query.into_inner()?;
+    let before = cursor::decode(&q.after)?;
+    let limit = i64::from(q.limit.unwrap_or(100));
+    let page = proofs::checkpoints(&state.db, auditor.0.event(None), before, limit).await?;
+    Ok(web::Json(page))
+}
+
+/// A JWK (RFC 8037 OKP) of a checkpoint signing key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointJwk {
+    #[schema(example = "OKP")]
+    pub kty: &'static str,
+    #[schema(example = "Ed25519")]
+    pub crv: &'static str,
+    /// The public key, base64url.
+    pub x: String,
+    /// The key id checkpoints name (RFC 7638 thumbprint).
+    pub kid: String,
+    #[schema(example = "EdDSA")]
+    pub alg: &'static str,
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub use_: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointJwks {
+    pub keys: Vec<CheckpointJwk>,
+}
+
+/// The public key that verifies checkpoint signatures (a JWK Set). It is not the token key.
+/// Save it once, from a trusted channel: it is all `eap-referrals audit verify` needs.
+#[utoipa::path(
+    tag = "audit",
+    responses((status = 200, description = "JWK Set", body = CheckpointJwks)),
+)]
+#[get("/v1/audit/public-key")]
+pub async fn public_key(state: web::Data<AppState>) -> HttpResponse {
+    let key = &state.keys.checkpoint;
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(CheckpointJwks {
+            keys: vec![CheckpointJwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                x: key.public_x(),
+                kid: key.kid.clone(),
+                alg: "EdDSA",
+                use_: "sig",
+            }],
+        })
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProofQuery {
+    /// A checkpointed tree size; default the latest checkpoint.
+    #[validate(range(min = 1))]
+    #[param(minimum = 1)]
+    pub tree_size: Option<u64>,
+}
+
+/// An inclusion proof: where one event sits in the log, and the hashes that lead from its leaf
+/// to a signed checkpoint's root (RFC 9162 §2.1.3).
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id"), ProofQuery),
+    responses(
+        (status = 200, description = "The proof", body = InclusionProof),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event in the sealed log", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event is not covered by that checkpoint yet, or no checkpoint exists", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/audit/events/{id}/proof")]
+pub async fn inclusion_proof(
+    auditor: Auditor,
+    state: web::Data<AppState>,
+    id: PathId,
+    query: ApiQuery<ProofQuery>,
+) -> Result<web::Json<InclusionProof>, ApiError> {
+    let id = id.get()?;
+    let q = query.into_inner()?;
+    let event = auditor.0.event(Some(&id));
+    let proof = proofs::inclusion(&state.db, event, id, q.tree_size).await?;
+    Ok(web::Json(proof))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The older checkpoint's tree size.
+    #[validate(range(min = 1))]
+    #[param(minimum = 1)]
+    pub from: u64,
+    /// The newer checkpoint's tree size; default the latest.
+    #[validate(range(min = 1))]
+    #[param(minimum = 1)]
+    pub to: Option<u64>,
+}
+
+/// A consistency proof between two checkpoints: the newer log extends the older one without
+/// changing any of its events (RFC 9162 §2.1.4).
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such proof)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/v1/audit/consistency")]
+pub async fn consistency_proof(
+    auditor: Auditor,
+    state: web::Data<AppState>,
+    query: ApiQuery<ConsistencyQuery>,
+) -> Result<web::Json<ConsistencyProof>, ApiError> {
+    let q = query.into_inner()?;
+    let proof = proofs::consistency(&state.db, auditor.0.event(None), q.from, q.to).await?;
+    Ok(web::Json(proof))
+}

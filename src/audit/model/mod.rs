@@ -1,0 +1,15 @@
+//! The access log's pure logic, no I/O: the operation table, events and their leaf encoding,
+//! signed checkpoints, and the verifier.
+
+mod checkpoint;
+mod events;
+mod operations;
+mod verifier;
+
+pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
+pub use events::{format_time, AuditEvent, LoggedEvent, Outcome};
+pub use operations::{operation, protected_routes, Operation};
+pub use verifier::{
+    verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report, Verifier,
+    LATE_GRACE,
+};
