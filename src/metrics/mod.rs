@@ -5,6 +5,7 @@
 //! or a client id — so a scrape reveals load, not who asked for what.
 
 pub mod http;
+pub mod service;
 
 use std::collections::HashMap;
 use std::fmt::Write;

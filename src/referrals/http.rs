@@ -213,7 +213,7 @@ fn create(
         let sealed_body = seal::seal(&data_key, &replay_aad(&id), &body);
         store::insert_key(
             conn,
-            &caller.client_id,
+            caller.client_id.as_str(),
             key,
             fingerprint,
             &id,
@@ -284,7 +284,8 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let (new, raw) = body.into_parts()?;
-    let fingerprint = request_fingerprint(&state.keys.pepper, &portal.caller.client_id, &raw);
+    let fingerprint =
+        request_fingerprint(&state.keys.pepper, portal.caller.client_id.as_str(), &raw);
     let st = state.clone();
     // One transaction: the key, the work, the stored response and the access event commit
     // together or not at all, so a failed attempt leaves the key free for a retry.
@@ -298,13 +299,13 @@ pub async fn submit(
             }
             write_tx(conn, |conn| {
                 let caller = &portal.caller;
-                if !store::lock_key(conn, &caller.client_id, &key)? {
+                if !store::lock_key(conn, caller.client_id.as_str(), &key)? {
                     return Err(ApiError::Conflict {
                         detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
                         allowed: None,
                     });
                 }
-                match store::find_key(conn, &caller.client_id, &key, crate::db::now())? {
+                match store::find_key(conn, caller.client_id.as_str(), &key, crate::db::now())? {
                     // Erased since: the record keeps neither the body's fingerprint nor the
                     // response, and the same person must not be submitted again by a retry.
                     Some(store::KeyRecord { referral_id: Some(_), response_sealed: None, .. }) => Err(ApiError::Conflict {
@@ -327,7 +328,7 @@ pub async fn submit(
                     }
                     Some(_) => Err(ApiError::Internal("an idempotency record without its response".into())),
                     None => {
-                        let (id, body) = create(conn, &st, caller, &portal.employer_id, new, (&key, &fingerprint))?;
+                        let (id, body) = create(conn, &st, caller, portal.employer_id.as_str(), new, (&key, &fingerprint))?;
                         Ok((id, 201, body, false))
                     }
                 }
@@ -356,7 +357,7 @@ pub(crate) fn authorised(
         None => None,
     };
     let ok = row.filter(|r| {
-        r.employer_id == portal.employer_id
+        r.employer_id == portal.employer_id.as_str()
             && token.is_some_and(|t| hash_token(t) == r.status_token_hash)
     });
     match ok {

@@ -159,7 +159,7 @@ pub async fn assign(
             let now = crate::db::now();
             let contracted = directory::contracted_providers(conn, &row.employer_id)?
                 .iter()
-                .any(|(c, p, _)| p.id == provider && c.in_force(now));
+                .any(|(c, p, _)| p.id.as_str() == provider && c.in_force(now));
             if !contracted {
                 // The directory's current state, not the request's shape: 409, like an unknown
                 // binding elsewhere.

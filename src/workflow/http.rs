@@ -197,12 +197,12 @@ fn act(
             return Err(ApiError::PreconditionFailed);
         }
         if action == Action::Accept {
-            referral_store::close_attempt(conn, &id, &provider.provider_id, "accepted")?;
+            referral_store::close_attempt(conn, &id, provider.provider_id.as_str(), "accepted")?;
         }
         if closing {
-            directory::release_slot(conn, &provider.provider_id, &id)?;
+            directory::release_slot(conn, provider.provider_id.as_str(), &id)?;
         }
-        referral_store::push_event(conn, &provider.provider_id, &id, to.code(), now)?;
+        referral_store::push_event(conn, provider.provider_id.as_str(), &id, to.code(), now)?;
         audit::record(conn, &[provider.caller.event(Some(&id))])?;
         referral_store::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
     });
@@ -315,8 +315,13 @@ pub async fn list_referrals(
     let rows = provider
         .caller
         .audited(&state.db, move |conn| {
-            let rows =
-                store::provider_referrals(conn, &provider_id, status, after.as_deref(), limit)?;
+            let rows = store::provider_referrals(
+                conn,
+                provider_id.as_str(),
+                status,
+                after.as_deref(),
+                limit,
+            )?;
             let ids = rows.iter().map(|r| r.id.clone()).collect();
             Ok((rows, ids))
         })
@@ -433,15 +438,21 @@ pub async fn decline(
                     }
                     _ => None,
                 };
-                directory::release_slot(conn, &provider.provider_id, &id)?;
+                directory::release_slot(conn, provider.provider_id.as_str(), &id)?;
                 store::record_decline(
                     conn,
                     &id,
-                    &provider.provider_id,
+                    provider.provider_id.as_str(),
                     body.reason.code(),
                     comment.as_deref(),
                 )?;
-                referral_store::push_event(conn, &provider.provider_id, &id, "declined", now)?;
+                referral_store::push_event(
+                    conn,
+                    provider.provider_id.as_str(),
+                    &id,
+                    "declined",
+                    now,
+                )?;
                 reoffer(conn, &st, &row, now)?;
                 audit::record(conn, &[provider.caller.event(Some(&id))])?;
                 Ok(())
@@ -774,7 +785,7 @@ pub async fn poll_feed(
     let preferred = prefer_wait(&req);
     let wait = q.wait.or(preferred).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
-    let wake = state.db.notifier.handle(&provider.provider_id);
+    let wake = state.db.notifier.handle(provider.provider_id.as_str());
     let mut backoff = std::time::Duration::from_millis(25);
     let mut slot = None;
     let rows = loop {
@@ -785,8 +796,8 @@ pub async fn poll_feed(
         // An empty answer from memory when the provider is known to have nothing newer; the
         // ticket, taken before the query, keeps a write that lands meanwhile from being missed.
         let notifier = &state.db.notifier;
-        let ticket = notifier.ticket(&provider.provider_id);
-        let rows = if notifier.known_empty(&provider.provider_id, after) {
+        let ticket = notifier.ticket(provider.provider_id.as_str());
+        let rows = if notifier.known_empty(provider.provider_id.as_str(), after) {
             (Vec::new(), false)
         } else {
             let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.clone());
@@ -795,9 +806,9 @@ pub async fn poll_feed(
                 .run(move |conn| {
                     // Read first, outside a transaction: an empty poll takes no lock and writes
                     // nothing. Delivered referrals are logged (committed) before any of them leaves.
-                    let rows = store::feed(conn, &provider_id, after, limit)?;
+                    let rows = store::feed(conn, provider_id.as_str(), after, limit)?;
                     if rows.is_empty() {
-                        let held_back = store::withheld(conn, &provider_id, after)?;
+                        let held_back = store::withheld(conn, provider_id.as_str(), after)?;
                         return Ok((rows, held_back));
                     }
                     let mut seen = HashSet::new();
@@ -812,7 +823,7 @@ pub async fn poll_feed(
                 .await?;
             let (rows, held_back) = rows;
             if rows.is_empty() && !held_back {
-                notifier.learn_empty(&provider.provider_id, ticket, after);
+                notifier.learn_empty(provider.provider_id.as_str(), ticket, after);
             }
             (rows, held_back)
         };
