@@ -318,7 +318,8 @@ fn audit_verify(
                 )
             });
         println!(
-            "{verdict}: positions {}..{}, {} events, {} problem(s), against {against}; {:.0} events/s",
+            "{verdict}: positions {}..{}, {} events, {} problem(s), against {against}; \
+             {:.0} events/s",
             report.start,
             report.end,
             report.events,
@@ -383,7 +384,8 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
         );
     }
     println!(
-        "{} {} referral(s) (closed: {} days after closing; never accepted: {} days after submission)",
+        "{} {} referral(s) (closed: {} days after closing; \
+         never accepted: {} days after submission)",
         if dry_run { "would purge" } else { "purged" },
         list.len(),
         config.retention_closed_days,

@@ -208,8 +208,8 @@ pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> chrono::NaiveDateT
     start + chrono::TimeDelta::days(i64::from(days.clamp(1, MAX_DAYS)))
 }
 
-const REGION_FORM: &str =
-    "expected an ISO 3166-1 alpha-2 country, optionally with an ISO 3166-2 subdivision (GB, GB-SCT)";
+const REGION_FORM: &str = "expected an ISO 3166-1 alpha-2 country, optionally with an ISO \
+    3166-2 subdivision (GB, GB-SCT)";
 
 /// An ISO 3166-1 alpha-2 country, optionally narrowed to an ISO 3166-2 subdivision:
 /// `GB` or `GB-SCT`. Upper case.

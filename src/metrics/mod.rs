@@ -105,7 +105,8 @@ impl Metrics {
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(8192);
         out.push_str(
-            "# HELP eap_http_requests_total Requests answered, by route template, method and status.\n\
+            "# HELP eap_http_requests_total Requests answered, by route template, method and \
+             status.\n\
              # TYPE eap_http_requests_total counter\n",
         );
         let map = self.requests.read().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +124,8 @@ impl Metrics {
             );
         }
         out.push_str(
-            "# HELP eap_http_request_duration_seconds Time from request to response, by route template, method and status.\n\
+            "# HELP eap_http_request_duration_seconds Time from request to response, by route \
+             template, method and status.\n\
              # TYPE eap_http_request_duration_seconds histogram\n",
         );
         for k in &keys {

@@ -311,17 +311,12 @@ pub async fn list_referrals(
     }
     .resolve()?;
     let status = q.status.map(|s| s.code());
-    let provider_id = provider.provider_id.clone();
+    let provider_id = provider.provider_id.to_string();
     let rows = provider
         .caller
         .audited(&state.db, move |conn| {
-            let rows = store::provider_referrals(
-                conn,
-                provider_id.as_str(),
-                status,
-                after.as_deref(),
-                limit,
-            )?;
+            let rows =
+                store::provider_referrals(conn, &provider_id, status, after.as_deref(), limit)?;
             let ids = rows.iter().map(|r| r.id.clone()).collect();
             Ok((rows, ids))
         })
@@ -800,15 +795,15 @@ pub async fn poll_feed(
         let rows = if notifier.known_empty(provider.provider_id.as_str(), after) {
             (Vec::new(), false)
         } else {
-            let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.clone());
+            let (caller, provider_id) = (provider.caller.clone(), provider.provider_id.to_string());
             let rows = state
                 .db
                 .run(move |conn| {
                     // Read first, outside a transaction: an empty poll takes no lock and writes
                     // nothing. Delivered referrals are logged (committed) before any of them leaves.
-                    let rows = store::feed(conn, provider_id.as_str(), after, limit)?;
+                    let rows = store::feed(conn, &provider_id, after, limit)?;
                     if rows.is_empty() {
-                        let held_back = store::withheld(conn, provider_id.as_str(), after)?;
+                        let held_back = store::withheld(conn, &provider_id, after)?;
                         return Ok((rows, held_back));
                     }
                     let mut seen = HashSet::new();

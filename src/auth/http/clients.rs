@@ -29,7 +29,8 @@ pub struct CreateClient {
         min_length = 1,
         max_length = 100,
         example = "Acme HR portal",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub name: String,
     pub role: Role,

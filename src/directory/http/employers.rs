@@ -27,7 +27,8 @@ pub struct EmployerInput {
         min_length = 1,
         max_length = 200,
         example = "Northshore Health Trust",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub name: String,
 }
@@ -42,7 +43,8 @@ pub struct EmployerPatch {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub name: Option<String>,
 }

@@ -31,7 +31,8 @@ pub struct ProviderInput {
         min_length = 1,
         max_length = 200,
         example = "Harbour Counselling",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub name: String,
     /// Services offered; at least one.
@@ -75,7 +76,8 @@ pub struct ProviderPatch {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub name: Option<String>,
     #[validate(length(min = 1, max = 7))]
