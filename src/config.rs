@@ -335,10 +335,14 @@ impl Config {
             3600,
         )? as u64);
         let keys = KeySources {
-            token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY")?,
-            master: secret(vars, "EAP_MASTER_KEY")?,
-            hmac_pepper: secret(vars, "EAP_HMAC_PEPPER")?,
-            checkpoint: secret(vars, "EAP_AUDIT_CHECKPOINT_KEY")?,
+            token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY", "EAP_TOKEN_SIGNING_KEY_FILE")?,
+            master: secret(vars, "EAP_MASTER_KEY", "EAP_MASTER_KEY_FILE")?,
+            hmac_pepper: secret(vars, "EAP_HMAC_PEPPER", "EAP_HMAC_PEPPER_FILE")?,
+            checkpoint: secret(
+                vars,
+                "EAP_AUDIT_CHECKPOINT_KEY",
+                "EAP_AUDIT_CHECKPOINT_KEY_FILE",
+            )?,
         };
 
         Ok(Config {
@@ -396,14 +400,8 @@ fn number(
 fn secret(
     vars: &HashMap<String, String>,
     name: &'static str,
+    file_var: &'static str,
 ) -> Result<Option<SecretSource>, ConfigError> {
-    let file_var: &'static str = match name {
-        "EAP_TOKEN_SIGNING_KEY" => "EAP_TOKEN_SIGNING_KEY_FILE",
-        "EAP_MASTER_KEY" => "EAP_MASTER_KEY_FILE",
-        "EAP_HMAC_PEPPER" => "EAP_HMAC_PEPPER_FILE",
-        "EAP_AUDIT_CHECKPOINT_KEY" => "EAP_AUDIT_CHECKPOINT_KEY_FILE",
-        _ => unreachable!("unknown secret variable"),
-    };
     let inline = vars.get(name).filter(|v| !v.trim().is_empty());
     let file = vars.get(file_var).filter(|v| !v.trim().is_empty());
     match (inline, file) {
