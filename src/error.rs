@@ -117,6 +117,16 @@ impl ApiError {
         ApiError::Validation(vec![FieldError::new(field, code, message)])
     }
 
+    /// A well-formed binding to an employer or provider that does not exist or is inactive is
+    /// a conflict with the directory's current state (409), not a malformed request: the same
+    /// body succeeds once that employer or provider is active.
+    pub fn unbound(what: &str) -> Self {
+        ApiError::Conflict {
+            detail: format!("{what}_id: no active {what} has this id"),
+            allowed: None,
+        }
+    }
+
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),

@@ -90,9 +90,7 @@ impl Keys {
             if let Some(var) = missing.first() {
                 return Err(KeyError {
                     var,
-                    message: format!(
-                        "must be set (or {var}_FILE) when EAP_ENV=production; development keys are refused"
-                    ),
+                    message: format!("must be set (or {var}_FILE) {DEV_KEYS_REFUSED}"),
                 });
             }
         }
@@ -197,13 +195,17 @@ fn development_key(
     Ok(text)
 }
 
+const DEV_KEYS_REFUSED: &str = "when EAP_ENV=production; development keys are refused";
+#[cfg(unix)]
+const OPEN_KEY_FILE: &str = "key file is readable by group or others; chmod 600 it";
+
 fn read_key_file(path: &Path) -> Result<String, String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
+                tracing::warn!(path = %path.display(), "{OPEN_KEY_FILE}");
             }
         }
     }

@@ -2,9 +2,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use eap_referrals::app::StartError;
-use eap_referrals::auth::store::{create_from_cli, NewClient};
+use eap_referrals::auth::clients::create_from_cli;
+use eap_referrals::auth::model::Code;
+use eap_referrals::auth::store::NewClient;
 use eap_referrals::auth::Role;
 use eap_referrals::error::ApiError;
+use eap_referrals::ids::{EmployerId, ProviderId};
 use eap_referrals::{config::Config, db::Db, telemetry, Application};
 
 // See Cargo.toml: memory per idle connection and after password hashing.
@@ -199,7 +202,7 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
         employer,
         provider,
     } = command;
-    let role = Role::parse(&role).ok_or_else(|| {
+    let role = Role::from_code(&role).ok_or_else(|| {
         Failure::Config(format!(
             "--role {role:?} is not hr_portal, provider, auditor or admin"
         ))
@@ -213,13 +216,23 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
-    let new = NewClient {
-        name,
-        role,
-        employer_id: employer,
-        provider_id: provider,
-    };
-    let (row, secret) = create_from_cli(&mut conn, &new).map_err(|e| match e {
+    // Text of another shape names no employer or provider: the same answer as an unknown id.
+    let employer = employer
+        .map(|e| EmployerId::parse(&e).ok_or_else(|| ApiError::unbound("employer")))
+        .transpose();
+    let provider = provider
+        .map(|p| ProviderId::parse(&p).ok_or_else(|| ApiError::unbound("provider")))
+        .transpose();
+    let new = employer.and_then(|employer_id| {
+        Ok(NewClient {
+            name,
+            role,
+            employer_id,
+            provider_id: provider?,
+        })
+    });
+    let created = new.and_then(|new| create_from_cli(&mut conn, &new));
+    let (row, secret) = created.map_err(|e| match e {
         ApiError::Validation(fields) => fields
             .iter()
             .map(|f| format!("{}: {}", f.field, f.message))
@@ -230,7 +243,7 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     let out = serde_json::json!({
         "client_id": row.id,
         "client_secret": secret,
-        "role": role.as_str(),
+        "role": role.code(),
         "name": row.name,
         "employer_id": row.employer_id,
         "provider_id": row.provider_id,
@@ -371,7 +384,8 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
         );
     }
     println!(
-        "{} {} referral(s) (closed: {} days after closing; never accepted: {} days after submission)",
+        "{} {} referral(s) (closed: {} days after closing; \
+         never accepted: {} days after submission)",
         if dry_run { "would purge" } else { "purged" },
         list.len(),
         config.retention_closed_days,

@@ -411,7 +411,9 @@ fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i64) 
                 let holder = uuid::Uuid::new_v4().to_string();
                 start.wait();
                 write_tx(&mut conn, |conn| {
-                    let p = store::find_provider(conn, &provider)?.unwrap();
+                    let p =
+                        store::find_provider(conn, &ProviderId::from_trusted(provider.clone()))?
+                            .unwrap();
                     let load = store::load(conn, &provider)?;
                     assert!(
                         read_all.is_none() || load < i64::from(p.capacity),

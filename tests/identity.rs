@@ -6,6 +6,7 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{problem, request_id, spawn_app, Client, TestApp};
+use eap_referrals::ids::ClientId;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -24,7 +25,7 @@ fn kid(app: &TestApp) -> String {
 
 fn secret_version(app: &TestApp, client: &str) -> i64 {
     let mut conn = app.conn();
-    eap_referrals::auth::store::find(&mut conn, client)
+    eap_referrals::auth::store::find(&mut conn, &ClientId::from_trusted(client.into()))
         .unwrap()
         .unwrap()
         .secret_version()

@@ -15,7 +15,7 @@ const MAX_ENTRIES: usize = 50_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientStatus {
-    pub role: Option<Role>,
+    pub role: Role,
     pub revoked: bool,
     pub secret_version: i64,
 }
@@ -76,7 +76,7 @@ impl AuthCache {
 impl ClientStatus {
     /// Whether a token with these claims may act for this client now.
     pub fn admits(&self, claims: &Claims) -> bool {
-        !self.revoked && self.role == Some(claims.role) && self.secret_version == claims.sv
+        !self.revoked && self.role == claims.role && self.secret_version == claims.sv
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
     fn client_status_admits_only_its_current_secret_and_role() {
         let cache = AuthCache::default();
         let status = ClientStatus {
-            role: Some(Role::Provider),
+            role: Role::Provider,
             revoked: false,
             secret_version: 1,
         };

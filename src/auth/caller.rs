@@ -10,18 +10,19 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 
 use super::cache::ClientStatus;
-use super::model::{Claims, Role};
+use super::model::{Claims, Code, Role};
 use super::store;
 use crate::audit::{self, AuditEvent, Operation};
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::error::ApiError;
 use crate::extract::RequestCtx;
+use crate::ids::{ClientId, EmployerId, ProviderId};
 use crate::state::AppState;
 
 /// An authenticated client and the operation it is performing.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub role: Role,
     /// The bound employer (hr_portal) or provider (provider) id.
     pub tenant_id: Option<String>,
@@ -38,8 +39,8 @@ impl Caller {
 
     fn event_with(&self, resource_id: Option<&str>, status: u16) -> AuditEvent {
         let mut e = AuditEvent::anonymous(&self.ctx, self.op, status).resource(resource_id);
-        e.actor_client_id = Some(self.client_id.clone());
-        e.actor_role = Some(self.role.as_str().to_owned());
+        e.actor_client_id = Some(self.client_id.to_string());
+        e.actor_role = Some(self.role.code().to_owned());
         e.tenant_id = self.tenant_id.clone();
         e
     }
@@ -82,11 +83,11 @@ pub struct Admin(pub Caller);
 pub struct Auditor(pub Caller);
 pub struct HrPortal {
     pub caller: Caller,
-    pub employer_id: String,
+    pub employer_id: EmployerId,
 }
 pub struct ProviderCaller {
     pub caller: Caller,
-    pub provider_id: String,
+    pub provider_id: ProviderId,
 }
 
 type CallerFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -107,13 +108,14 @@ macro_rules! role_extractor {
 
 role_extractor!(Admin, Role::Admin, Admin);
 role_extractor!(Auditor, Role::Auditor, Auditor);
+// A verified token of these roles names its tenant (`TokenService::verify` checks the binding).
 role_extractor!(HrPortal, Role::HrPortal, |caller: Caller| HrPortal {
-    employer_id: caller.tenant_id.clone().unwrap_or_default(),
+    employer_id: EmployerId::from_trusted(caller.tenant_id.clone().unwrap_or_default()),
     caller,
 });
 role_extractor!(ProviderCaller, Role::Provider, |caller: Caller| {
     ProviderCaller {
-        provider_id: caller.tenant_id.clone().unwrap_or_default(),
+        provider_id: ProviderId::from_trusted(caller.tenant_id.clone().unwrap_or_default()),
         caller,
     }
 });
@@ -145,7 +147,8 @@ fn spend_budget(req: &HttpRequest, caller: &Caller) -> Result<(), ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(());
     };
-    let Some(verdict) = state.limits.for_role(caller.role).check(&caller.client_id) else {
+    let limiter = state.limits.for_role(caller.role);
+    let Some(verdict) = limiter.check(caller.client_id.as_str()) else {
         return Ok(());
     };
     req.extensions_mut()
@@ -194,7 +197,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 if status.admits(c) && c.role == required {
                     return Ok(Caller {
                         tenant_id: c.employer_id.clone().or(c.provider_id.clone()),
-                        client_id: c.client_id.clone(),
+                        client_id: ClientId::from_trusted(c.client_id.clone()),
                         role: c.role,
                         ctx,
                         op,
@@ -222,8 +225,9 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
             // Revocation and rotation take effect at once here (the handlers forget the client)
             // and within CLIENT_TTL on other instances; a token minted under an earlier secret
             // version stops working.
-            let status = store::find(conn, &claims.client_id)?.map(|c| ClientStatus {
-                role: c.role(),
+            let client_id = ClientId::from_trusted(claims.client_id.clone());
+            let status = store::find(conn, &client_id)?.map(|c| ClientStatus {
+                role: c.role,
                 revoked: c.revoked_at.is_some(),
                 secret_version: c.secret_version(),
             });
@@ -233,7 +237,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
             }
             let caller = Caller {
                 tenant_id: claims.employer_id.or(claims.provider_id),
-                client_id: claims.client_id,
+                client_id,
                 role: claims.role,
                 ctx,
                 op,

@@ -2,9 +2,11 @@
 
 pub mod cache;
 pub mod caller;
+pub mod clients;
 pub mod http;
 pub mod model;
 pub mod store;
+pub mod token;
 
 pub use caller::{Admin, Auditor, Caller, HrPortal, ProviderCaller};
 pub use model::Role;

@@ -12,9 +12,23 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::codes::Code;
 use crate::keys::{random_bytes, Keys};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+// Stored in `api_clients.role` (a doc comment would change the OpenAPI description).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An employer's HR portal: submits referrals, reads their coarse status and reports.
@@ -27,8 +41,9 @@ pub enum Role {
     Admin,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
+impl Code for Role {
+    const ALL: &'static [Self] = &[Role::HrPortal, Role::Provider, Role::Auditor, Role::Admin];
+    fn code(self) -> &'static str {
         match self {
             Role::HrPortal => "hr_portal",
             Role::Provider => "provider",
@@ -36,17 +51,9 @@ impl Role {
             Role::Admin => "admin",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "hr_portal" => Some(Role::HrPortal),
-            "provider" => Some(Role::Provider),
-            "auditor" => Some(Role::Auditor),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
 }
+
+crate::text_code!(Role);
 
 /// RFC 9068 access-token claims plus the role and the bound tenant.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

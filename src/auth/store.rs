@@ -2,18 +2,18 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::Role;
-use crate::db::schema::{api_clients, employers, providers};
+use crate::db::schema::api_clients;
 use crate::db::AnyConnection;
-use crate::error::ApiError;
+use crate::ids::{ClientId, EmployerId, ProviderId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_clients)]
 pub struct ClientRow {
-    pub id: String,
+    pub id: ClientId,
     pub name: String,
-    pub role: String,
-    pub employer_id: Option<String>,
-    pub provider_id: Option<String>,
+    pub role: Role,
+    pub employer_id: Option<EmployerId>,
+    pub provider_id: Option<ProviderId>,
     pub secret_hash: String,
     pub created_at: NaiveDateTime,
     pub secret_rotated_at: NaiveDateTime,
@@ -21,10 +21,6 @@ pub struct ClientRow {
 }
 
 impl ClientRow {
-    pub fn role(&self) -> Option<Role> {
-        Role::parse(&self.role)
-    }
-
     /// Changes with every secret rotation; access tokens carry it as `sv`.
     pub fn secret_version(&self) -> i64 {
         self.secret_rotated_at.and_utc().timestamp_micros()
@@ -35,23 +31,21 @@ impl ClientRow {
 pub struct NewClient {
     pub name: String,
     pub role: Role,
-    pub employer_id: Option<String>,
-    pub provider_id: Option<String>,
+    pub employer_id: Option<EmployerId>,
+    pub provider_id: Option<ProviderId>,
 }
 
-/// Inserts a client after checking its binding: an `hr_portal` names an existing active
-/// employer, a `provider` an existing active provider, and the other roles neither.
+/// Inserts a client; its binding was checked (`auth::clients`).
 pub fn insert(
     conn: &mut AnyConnection,
     new: &NewClient,
     secret_hash: &str,
-) -> Result<ClientRow, ApiError> {
-    check_binding(conn, new)?;
+) -> QueryResult<ClientRow> {
     let now = crate::db::now();
     let row = ClientRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: ClientId::generate(),
         name: new.name.clone(),
-        role: new.role.as_str().to_owned(),
+        role: new.role,
         employer_id: new.employer_id.clone(),
         provider_id: new.provider_id.clone(),
         secret_hash: secret_hash.to_owned(),
@@ -74,78 +68,7 @@ pub fn insert(
     Ok(row)
 }
 
-/// A well-formed binding to an employer or provider that does not exist or is inactive is a
-/// conflict with the directory's current state (409), not a malformed request: the same body
-/// succeeds once that employer or provider is active.
-pub fn unbound(what: &str) -> ApiError {
-    ApiError::Conflict {
-        detail: format!("{what}_id: no active {what} has this id"),
-        allowed: None,
-    }
-}
-
-fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiError> {
-    let unexpected = |field: &str| {
-        ApiError::validation(
-            field,
-            "not_allowed",
-            format!("a {} client is not bound to this", new.role.as_str()),
-        )
-    };
-    match new.role {
-        Role::HrPortal => {
-            if new.provider_id.is_some() {
-                return Err(unexpected("provider_id"));
-            }
-            let id = new.employer_id.as_deref().ok_or_else(|| {
-                ApiError::validation(
-                    "employer_id",
-                    "required",
-                    "an hr_portal client is bound to one employer",
-                )
-            })?;
-            let active: Option<bool> = employers::table
-                .find(id)
-                .select(employers::active)
-                .first(conn)
-                .optional()?;
-            if active != Some(true) {
-                return Err(unbound("employer"));
-            }
-        }
-        Role::Provider => {
-            if new.employer_id.is_some() {
-                return Err(unexpected("employer_id"));
-            }
-            let id = new.provider_id.as_deref().ok_or_else(|| {
-                ApiError::validation(
-                    "provider_id",
-                    "required",
-                    "a provider client is bound to one provider",
-                )
-            })?;
-            let active: Option<bool> = providers::table
-                .find(id)
-                .select(providers::active)
-                .first(conn)
-                .optional()?;
-            if active != Some(true) {
-                return Err(unbound("provider"));
-            }
-        }
-        Role::Auditor | Role::Admin => {
-            if new.employer_id.is_some() {
-                return Err(unexpected("employer_id"));
-            }
-            if new.provider_id.is_some() {
-                return Err(unexpected("provider_id"));
-            }
-        }
-    }
-    Ok(())
-}
-
-pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ClientRow>> {
+pub fn find(conn: &mut AnyConnection, id: &ClientId) -> QueryResult<Option<ClientRow>> {
     api_clients::table
         .find(id)
         .select(ClientRow::as_select())
@@ -172,7 +95,7 @@ pub fn list(
 
 pub fn set_secret(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ClientId,
     hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
@@ -188,7 +111,7 @@ pub fn set_secret(
     .execute(conn)
 }
 
-pub fn revoke(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn revoke(conn: &mut AnyConnection, id: &ClientId, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(
         api_clients::table
             .find(id)
@@ -196,29 +119,4 @@ pub fn revoke(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryRe
     )
     .set(api_clients::revoked_at.eq(now))
     .execute(conn)
-}
-
-/// Creates a client outside HTTP (the `admin create-client` command), logged like any other
-/// creation. Returns the client and its secret, shown once.
-pub fn create_from_cli(
-    conn: &mut AnyConnection,
-    new: &NewClient,
-) -> Result<(ClientRow, String), ApiError> {
-    use crate::audit::{self, AuditEvent};
-    let secret = super::model::generate_secret();
-    let hash = super::model::hash_secret(&secret);
-    let ctx = crate::extract::RequestCtx {
-        request_id: format!("cli-{}", uuid::Uuid::now_v7()),
-        source: Some("local-cli".into()),
-    };
-    let op = audit::operation("POST", "/v1/admin/clients")
-        .ok_or_else(|| ApiError::Internal("client.create missing".into()))?;
-    let row = crate::db::write_tx(conn, |conn| {
-        let row = insert(conn, new, &hash)?;
-        let mut event = AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(&row.id));
-        event.actor_role = Some("operator".into());
-        audit::record(conn, &[event])?;
-        Ok::<_, ApiError>(row)
-    })?;
-    Ok((row, secret))
 }

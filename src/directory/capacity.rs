@@ -155,12 +155,12 @@ pub fn contracted_providers(
         .filter(contracts::employer_id.eq(employer_id))
         .select((ContractRow::as_select(), ProviderRow::as_select()))
         .load(conn)?;
-    let ids: Vec<String> = rows.iter().map(|(_, p)| p.id.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|(_, p)| p.id.to_string()).collect();
     let loads = super::store::loads(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|(c, p)| {
-            let load = loads.get(&p.id).copied().unwrap_or(0);
+            let load = loads.get(p.id.as_str()).copied().unwrap_or(0);
             (c, p, load)
         })
         .collect())

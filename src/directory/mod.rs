@@ -6,4 +6,5 @@
 pub mod capacity;
 pub mod http;
 pub mod model;
+pub mod service;
 pub mod store;

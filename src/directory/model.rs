@@ -133,7 +133,42 @@ impl Code for Urgency {
     }
 }
 
-crate::text_code!(Service, Modality, Urgency);
+// Whether a provider takes new referrals; stored in `providers.status` (a doc comment would
+// change the OpenAPI description).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Takes new referrals.
+    #[default]
+    Active,
+    /// Keeps its current referrals but is offered no new ones.
+    Paused,
+}
+
+impl Code for ProviderStatus {
+    const ALL: &'static [Self] = &[ProviderStatus::Active, ProviderStatus::Paused];
+    fn code(self) -> &'static str {
+        match self {
+            ProviderStatus::Active => "active",
+            ProviderStatus::Paused => "paused",
+        }
+    }
+}
+
+crate::text_code!(Service, Modality, Urgency, ProviderStatus);
 
 /// Joins codes for a TEXT column (`counselling,crisis`), sorted and without repeats.
 pub fn join_codes<C: Code + Ord>(codes: &[C]) -> String {
@@ -147,6 +182,34 @@ pub fn join_codes<C: Code + Ord>(codes: &[C]) -> String {
 pub fn split_codes<C: Code>(text: &str) -> Vec<C> {
     text.split(',').filter_map(C::from_code).collect()
 }
+
+/// Joins plain codes (languages, regions) for a TEXT column, sorted and without repeats.
+pub fn join_plain<T: AsRef<str>>(items: &[T]) -> String {
+    let mut v: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.join(",")
+}
+
+/// Reads a TEXT column written by [`join_plain`].
+pub fn split_plain(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The longest contract window, in days (100 years).
+pub const MAX_DAYS: u32 = 36500;
+
+/// Where a window of `days` days from `start` ends. Always after `start`, so every request that
+/// is valid by its schema gives a non-empty window.
+pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> chrono::NaiveDateTime {
+    start + chrono::TimeDelta::days(i64::from(days.clamp(1, MAX_DAYS)))
+}
+
+const REGION_FORM: &str = "expected an ISO 3166-1 alpha-2 country, optionally with an ISO \
+    3166-2 subdivision (GB, GB-SCT)";
 
 /// An ISO 3166-1 alpha-2 country, optionally narrowed to an ISO 3166-2 subdivision:
 /// `GB` or `GB-SCT`. Upper case.
@@ -171,7 +234,7 @@ impl Region {
         if country_ok && sub_ok {
             Ok(Region(s))
         } else {
-            Err("expected an ISO 3166-1 alpha-2 country, optionally with an ISO 3166-2 subdivision (GB, GB-SCT)")
+            Err(REGION_FORM)
         }
     }
 
@@ -194,6 +257,12 @@ impl TryFrom<String> for Region {
     type Error = &'static str;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Region::parse(&s)
+    }
+}
+
+impl AsRef<str> for Region {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -228,6 +297,12 @@ impl TryFrom<String> for Language {
     type Error = &'static str;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Language::parse(&s)
+    }
+}
+
+impl AsRef<str> for Language {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 

@@ -4,8 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 
+use super::model::ProviderStatus;
 use crate::db::schema::{contracts, employers, provider_load_shards, provider_slots, providers};
 use crate::db::AnyConnection;
+use crate::ids::{ContractId, EmployerId, ProviderId};
 
 // ---------------------------------------------------------------------------------------------
 // Employers
@@ -13,7 +15,7 @@ use crate::db::AnyConnection;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = employers)]
 pub struct EmployerRow {
-    pub id: String,
+    pub id: EmployerId,
     pub name: String,
     pub active: bool,
     pub created_at: NaiveDateTime,
@@ -23,7 +25,7 @@ pub struct EmployerRow {
 pub fn insert_employer(conn: &mut AnyConnection, name: &str) -> QueryResult<EmployerRow> {
     let now = crate::db::now();
     let row = EmployerRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: EmployerId::generate(),
         name: name.to_owned(),
         active: true,
         created_at: now,
@@ -41,7 +43,10 @@ pub fn insert_employer(conn: &mut AnyConnection, name: &str) -> QueryResult<Empl
     Ok(row)
 }
 
-pub fn find_employer(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<EmployerRow>> {
+pub fn find_employer(
+    conn: &mut AnyConnection,
+    id: &EmployerId,
+) -> QueryResult<Option<EmployerRow>> {
     employers::table
         .find(id)
         .select(EmployerRow::as_select())
@@ -66,7 +71,7 @@ pub fn list_employers(
 /// Sets the name and/or ends the employer's active life; returns rows touched (0 = no such id).
 pub fn update_employer(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &EmployerId,
     name: Option<&str>,
     active: Option<bool>,
 ) -> QueryResult<usize> {
@@ -92,12 +97,12 @@ pub fn update_employer(
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = providers)]
 pub struct ProviderRow {
-    pub id: String,
+    pub id: ProviderId,
     pub name: String,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    pub status: String,
+    pub status: ProviderStatus,
     pub services: String,
     pub languages: String,
     pub regions: String,
@@ -112,7 +117,7 @@ pub struct ProviderRow {
 #[diesel(table_name = providers)]
 pub struct ProviderChange {
     pub name: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ProviderStatus>,
     pub services: Option<String>,
     pub languages: Option<String>,
     pub regions: Option<String>,
@@ -123,13 +128,13 @@ pub struct ProviderChange {
     pub active: Option<bool>,
 }
 
-/// Inserts a provider; `attrs` must have every field set (the handler checks).
+/// Inserts a provider; `attrs` must have every field set (the request's schema requires them).
 pub fn insert_provider(
     conn: &mut AnyConnection,
     attrs: &ProviderChange,
 ) -> QueryResult<ProviderRow> {
     let now = crate::db::now();
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = ProviderId::generate();
     diesel::insert_into(providers::table)
         .values((
             providers::id.eq(&id),
@@ -137,7 +142,7 @@ pub fn insert_provider(
             providers::active.eq(true),
             providers::created_at.eq(now),
             providers::updated_at.eq(now),
-            providers::status.eq(attrs.status.clone().unwrap_or_else(|| "active".into())),
+            providers::status.eq(attrs.status.unwrap_or_default()),
             providers::services.eq(attrs.services.clone().unwrap_or_default()),
             providers::languages.eq(attrs.languages.clone().unwrap_or_default()),
             providers::regions.eq(attrs.regions.clone().unwrap_or_default()),
@@ -163,11 +168,14 @@ pub fn insert_provider(
             .values(&shards)
             .execute(c)?,
     };
-    sync_slots(conn, &id, attrs.capacity.unwrap_or(0))?;
+    sync_slots(conn, id.as_str(), attrs.capacity.unwrap_or(0))?;
     find_provider(conn, &id)?.ok_or(diesel::result::Error::NotFound)
 }
 
-pub fn find_provider(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ProviderRow>> {
+pub fn find_provider(
+    conn: &mut AnyConnection,
+    id: &ProviderId,
+) -> QueryResult<Option<ProviderRow>> {
     providers::table
         .find(id)
         .select(ProviderRow::as_select())
@@ -190,14 +198,14 @@ pub fn list_providers(
 
 pub fn update_provider(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ProviderId,
     change: &ProviderChange,
 ) -> QueryResult<usize> {
     let n = diesel::update(providers::table.find(id))
         .set((change, providers::updated_at.eq(crate::db::now())))
         .execute(conn)?;
     if let (1, Some(capacity)) = (n, change.capacity) {
-        sync_slots(conn, id, capacity)?;
+        sync_slots(conn, id.as_str(), capacity)?;
     }
     Ok(n)
 }
@@ -304,9 +312,9 @@ pub fn load(conn: &mut AnyConnection, provider_id: &str) -> QueryResult<i64> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contracts)]
 pub struct ContractRow {
-    pub id: String,
-    pub employer_id: String,
-    pub provider_id: String,
+    pub id: ContractId,
+    pub employer_id: EmployerId,
+    pub provider_id: ProviderId,
     pub priority: i32,
     pub starts_at: NaiveDateTime,
     pub ends_at: Option<NaiveDateTime>,
@@ -323,8 +331,8 @@ impl ContractRow {
 }
 
 pub struct NewContract {
-    pub employer_id: String,
-    pub provider_id: String,
+    pub employer_id: EmployerId,
+    pub provider_id: ProviderId,
     pub priority: i32,
     pub starts_at: NaiveDateTime,
     pub ends_at: Option<NaiveDateTime>,
@@ -333,7 +341,7 @@ pub struct NewContract {
 pub fn insert_contract(conn: &mut AnyConnection, new: &NewContract) -> QueryResult<ContractRow> {
     let now = crate::db::now();
     let row = ContractRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: ContractId::generate(),
         employer_id: new.employer_id.clone(),
         provider_id: new.provider_id.clone(),
         priority: new.priority,
@@ -359,7 +367,10 @@ pub fn insert_contract(conn: &mut AnyConnection, new: &NewContract) -> QueryResu
     Ok(row)
 }
 
-pub fn find_contract(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ContractRow>> {
+pub fn find_contract(
+    conn: &mut AnyConnection,
+    id: &ContractId,
+) -> QueryResult<Option<ContractRow>> {
     contracts::table
         .find(id)
         .select(ContractRow::as_select())
@@ -369,8 +380,8 @@ pub fn find_contract(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<C
 
 pub fn contract_exists(
     conn: &mut AnyConnection,
-    employer_id: &str,
-    provider_id: &str,
+    employer_id: &EmployerId,
+    provider_id: &ProviderId,
 ) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         contracts::table
@@ -382,7 +393,7 @@ pub fn contract_exists(
 
 pub fn list_contracts(
     conn: &mut AnyConnection,
-    employer_id: Option<&str>,
+    employer_id: Option<&EmployerId>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ContractRow>> {
@@ -393,7 +404,7 @@ pub fn list_contracts(
         .select(ContractRow::as_select())
         .into_boxed();
     if let Some(e) = employer_id {
-        query = query.filter(contracts::employer_id.eq(e.to_owned()));
+        query = query.filter(contracts::employer_id.eq(e.clone()));
     }
     query.load(conn)
 }
@@ -409,7 +420,7 @@ pub struct ContractChange {
 
 pub fn update_contract(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ContractId,
     change: &ContractChange,
 ) -> QueryResult<usize> {
     diesel::update(contracts::table.find(id))

@@ -35,10 +35,7 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .db
-        .run(|conn| crate::db::check_ready(conn).map_err(ApiError::Unavailable))
-        .await?;
+    super::service::ready(&state.db).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(Health { status: "ready" }))

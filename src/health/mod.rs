@@ -1,3 +1,4 @@
 //! Liveness and readiness probes.
 
 pub mod http;
+pub mod service;

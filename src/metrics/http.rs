@@ -1,11 +1,9 @@
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{get, web, FromRequest, HttpRequest, HttpResponse};
-use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::Gauges;
-use crate::db::schema::{audit_checkpoints, referrals};
+use super::service;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -56,36 +54,7 @@ pub async fn metrics(
     _scraper: Scraper,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (pending, overdue, checkpoint) = state
-        .db
-        .run(|conn| {
-            let offered = referrals::table.filter(referrals::status.eq("offered"));
-            let pending: i64 = offered.count().get_result(conn)?;
-            let overdue: i64 = offered
-                .filter(referrals::offer_expires_at.lt(crate::db::now()))
-                .count()
-                .get_result(conn)?;
-            let checkpoint: Option<(i64, chrono::NaiveDateTime)> = audit_checkpoints::table
-                .order(audit_checkpoints::n.desc())
-                .select((audit_checkpoints::tree_size, audit_checkpoints::issued_at))
-                .first(conn)
-                .optional()?;
-            Ok((pending, overdue, checkpoint))
-        })
-        .await?;
-    let pool = state.db.pool_state();
-    let gauges = Gauges {
-        pool_connections: pool.0,
-        pool_idle: pool.1,
-        pool_max: state.config.db_pool_size,
-        long_polls_waiting: state.db.notifier.waiting(),
-        long_polls_max: state.config.max_long_polls,
-        offers_pending: pending,
-        offers_overdue: overdue,
-        audit_sealed: checkpoint.map_or(0, |c| c.0),
-        audit_checkpoint_age_secs: checkpoint
-            .map(|c| (crate::db::now() - c.1).num_milliseconds() as f64 / 1000.0),
-    };
+    let gauges = service::gauges(&state.db, &state.config).await?;
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -5,6 +5,7 @@
 //! or a client id — so a scrape reveals load, not who asked for what.
 
 pub mod http;
+pub mod service;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -104,7 +105,8 @@ impl Metrics {
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(8192);
         out.push_str(
-            "# HELP eap_http_requests_total Requests answered, by route template, method and status.\n\
+            "# HELP eap_http_requests_total Requests answered, by route template, method and \
+             status.\n\
              # TYPE eap_http_requests_total counter\n",
         );
         let map = self.requests.read().unwrap_or_else(|e| e.into_inner());
@@ -122,7 +124,8 @@ impl Metrics {
             );
         }
         out.push_str(
-            "# HELP eap_http_request_duration_seconds Time from request to response, by route template, method and status.\n\
+            "# HELP eap_http_request_duration_seconds Time from request to response, by route \
+             template, method and status.\n\
              # TYPE eap_http_request_duration_seconds histogram\n",
         );
         for k in &keys {

@@ -115,7 +115,8 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let (new, raw) = body.into_parts()?;
-    let fingerprint = request_fingerprint(&state.keys.pepper, &portal.caller.client_id, &raw);
+    let fingerprint =
+        request_fingerprint(&state.keys.pepper, portal.caller.client_id.as_str(), &raw);
     let (keys, ttl) = (state.keys.clone(), state.config.offer_ttl);
     let answer = intake::submit(
         &state.db,

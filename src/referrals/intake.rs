@@ -90,13 +90,13 @@ pub async fn submit(
         if !directory::find_employer(conn, &portal.employer_id)?.is_some_and(|e| e.active) {
             return portal.caller.refuse(conn, None, ApiError::Forbidden);
         }
-        let employer = EmployerId::from_trusted(portal.employer_id.clone());
+        let employer = portal.employer_id.clone();
         write_tx(conn, |conn| {
             let caller = &portal.caller;
-            if !store::lock_key(conn, &caller.client_id, &key)? {
+            if !store::lock_key(conn, caller.client_id.as_str(), &key)? {
                 return Err(conflict(IN_FLIGHT));
             }
-            match store::find_key(conn, &caller.client_id, &key, crate::db::now())? {
+            match store::find_key(conn, caller.client_id.as_str(), &key, crate::db::now())? {
                 None => {
                     let keyed = (key.as_str(), fingerprint.as_str());
                     let (id, body) = create(conn, &intake, caller, &employer, new, keyed)?;

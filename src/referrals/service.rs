@@ -24,7 +24,7 @@ pub fn authorised(
         None => None,
     };
     let ok = row.filter(|r| {
-        r.employer_id.as_str() == portal.employer_id
+        r.employer_id == portal.employer_id
             && token.is_some_and(|t| hash_token(t) == r.status_token_hash)
     });
     match ok {

@@ -2,12 +2,12 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use validator::Validate;
 
 use super::model::{self, GroupBy, Month};
-use super::store;
+use super::service::{self, Utilization};
 use crate::auth::HrPortal;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
@@ -34,58 +34,6 @@ pub struct UtilizationQuery {
     /// The second dimension: `service_type`, `urgency` or `modality` (by month of submission),
     /// or `outcome` (by month of closing; `cancelled` included).
     pub group_by: GroupBy,
-}
-
-/// One published number, or the fact that it is suppressed.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Count {
-    /// Absent (null) when suppressed.
-    pub count: Option<u64>,
-    pub suppressed: bool,
-}
-
-impl From<Option<u64>> for Count {
-    fn from(n: Option<u64>) -> Self {
-        Count {
-            count: n,
-            suppressed: n.is_none(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Cell {
-    pub category: String,
-    #[serde(flatten)]
-    pub value: Count,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MonthRow {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// One per category, in `categories` order.
-    pub cells: Vec<Cell>,
-    pub total: Count,
-}
-
-/// Aggregate counts only: no referral, id or time finer than a month ever appears.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Utilization {
-    pub employer_id: String,
-    /// The first month reported, `YYYY-MM`; null when no month asked for has settled yet.
-    pub from: Option<String>,
-    /// The last month reported, `YYYY-MM`; null when no month asked for has settled yet.
-    pub to: Option<String>,
-    pub group_by: GroupBy,
-    /// Counts below this are suppressed, and enough others with them that none can be derived.
-    pub min_cell: u32,
-    pub categories: Vec<String>,
-    pub months: Vec<MonthRow>,
-    /// Per category over the window; suppressed when any of its months' cells is.
-    pub totals: Vec<Cell>,
-    /// Over the window; suppressed when any month total is.
-    pub total: Count,
 }
 
 /// Months reported when `months` is not given.
@@ -130,68 +78,15 @@ pub async fn utilization(
     let q = query.into_inner()?;
     let from = month_field("from", &q.from)?;
     let months = model::window(from, q.months.unwrap_or(DEFAULT_MONTHS), crate::db::now());
-    let min = state.config.report_min_cell;
-    let employer = portal.employer_id.clone();
-    let group_by = q.group_by;
-    let caller = portal.caller;
-    // A plain read, not a write transaction: settled months never change, and on SQLite a write
-    // transaction would hold every writer back for the whole scan.
-    let report = state
-        .db
-        .run(move |conn| {
-            // No settled month: nothing to read, and nothing before `from` is ever counted.
-            let items = match (months.first(), months.last()) {
-                (Some(first), Some(last)) => store::items(
-                    conn,
-                    &employer,
-                    group_by,
-                    first.start(),
-                    last.next().start(),
-                )?,
-                _ => Vec::new(),
-            };
-            let categories = group_by.categories();
-            let counts = model::tally(
-                &months,
-                &categories,
-                items.iter().map(|(at, c)| (Month::of(*at), c.as_str())),
-            );
-            let published = model::publish(&counts, categories.len(), u64::from(min));
-            let cells = |values: &[Option<u64>]| -> Vec<Cell> {
-                categories
-                    .iter()
-                    .zip(values)
-                    .map(|(c, v)| Cell {
-                        category: (*c).to_owned(),
-                        value: Count::from(*v),
-                    })
-                    .collect()
-            };
-            let report = Utilization {
-                employer_id: employer.clone(),
-                from: months.first().map(Month::to_string),
-                to: months.last().map(Month::to_string),
-                group_by,
-                min_cell: min,
-                categories: categories.iter().map(|c| (*c).to_owned()).collect(),
-                months: months
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| MonthRow {
-                        month: m.to_string(),
-                        cells: cells(&published.cells[i]),
-                        total: Count::from(published.month_totals[i]),
-                    })
-                    .collect(),
-                totals: cells(&published.category_totals),
-                total: Count::from(published.grand_total),
-            };
-            // One access-log event per report, naming the employer whose counts were read; committed
-            // before the counts leave, so a report the log cannot record is not sent.
-            crate::audit::store::record_alone(conn, &[caller.event(Some(&employer))])?;
-            Ok(report)
-        })
-        .await?;
+    let report = service::utilization(
+        portal.caller,
+        &state.db,
+        portal.employer_id,
+        months,
+        q.group_by,
+        state.config.report_min_cell,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(report))

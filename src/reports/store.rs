@@ -8,13 +8,14 @@ use super::model::GroupBy;
 use crate::db::schema::referrals;
 use crate::db::AnyConnection;
 use crate::directory::model::Code;
+use crate::ids::EmployerId;
 use crate::referrals::model::Status;
 
 /// (month-defining time, category) of the employer's referrals in `[from, until)`: submission
 /// time and attribute, or for outcomes the closing time and how it ended.
 pub fn items(
     conn: &mut AnyConnection,
-    employer_id: &str,
+    employer_id: &EmployerId,
     group_by: GroupBy,
     from: NaiveDateTime,
     until: NaiveDateTime,

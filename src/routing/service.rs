@@ -50,7 +50,7 @@ fn assign_in(
     }
     let contracted = contracted_providers(conn, &row.employer_id)?
         .iter()
-        .any(|(c, p, _)| p.id == provider.as_str() && c.in_force(now));
+        .any(|(c, p, _)| p.id.as_str() == provider.as_str() && c.in_force(now));
     if !contracted {
         // The directory's current state, not the request's shape: 409, like an unknown binding
         // elsewhere.

@@ -19,7 +19,7 @@ fn candidate(contract: ContractRow, p: ProviderRow, load: i64, now: NaiveDateTim
     Candidate {
         contracted: contract.in_force(now),
         contract_priority: contract.priority,
-        active: p.active && p.status == "active",
+        active: p.active && p.status == crate::directory::model::ProviderStatus::Active,
         services: split_codes(&p.services),
         languages: p
             .languages
@@ -36,7 +36,7 @@ fn candidate(contract: ContractRow, p: ProviderRow, load: i64, now: NaiveDateTim
         crisis_capable: p.crisis_capable,
         capacity: p.capacity.max(0) as u32,
         active_referrals: load.max(0) as u32,
-        provider_id: p.id,
+        provider_id: p.id.into_string(),
     }
 }
 

@@ -47,11 +47,11 @@ fn mine(
 fn holds(row: &ReferralRow, provider: &ProviderCaller) -> bool {
     row.provider_id
         .as_ref()
-        .is_some_and(|p| p.as_str() == provider.provider_id)
+        .is_some_and(|p| *p == provider.provider_id)
 }
 
 fn provider_id(provider: &ProviderCaller) -> ProviderId {
-    ProviderId::from_trusted(provider.provider_id.clone())
+    provider.provider_id.clone()
 }
 
 /// The referral, locked, if it is still this provider's (it may have moved on since `mine`).

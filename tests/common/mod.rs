@@ -165,7 +165,7 @@ impl TestApp {
     /// Bootstraps an admin the way an operator does (the CLI path).
     pub fn bootstrap_admin(&self) -> Client {
         let mut conn = self.conn();
-        let (row, secret) = eap_referrals::auth::store::create_from_cli(
+        let (row, secret) = eap_referrals::auth::clients::create_from_cli(
             &mut conn,
             &eap_referrals::auth::store::NewClient {
                 name: "test admin".into(),
@@ -175,7 +175,10 @@ impl TestApp {
             },
         )
         .expect("create admin");
-        Client { id: row.id, secret }
+        Client {
+            id: row.id.into_string(),
+            secret,
+        }
     }
 
     pub async fn token_response(&self, client: &Client) -> reqwest::Response {

@@ -275,8 +275,8 @@ fn no_small_count_is_narrowed_by_an_attacker_who_knows_the_rule() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The linear attacker. It holds two reports of the same referrals — any two windows, each grouped by
-// either of two dimensions — and knows that a month has the same total whichever dimension it
+// The linear attacker. It holds two reports of the same referrals — any two windows, each grouped
+// by either of two dimensions — and knows that a month has the same total whichever dimension it
 // is grouped by. Every published number is a linear equation over the true cells; everything
 // the attacker can compute exactly is a vector in the span of those equations. For each cell,
 // each month total, each sum of one category over a run of months, and each sum of a month's

@@ -132,7 +132,13 @@ pub async fn poll_feed(
         wait: Duration::from_secs(u64::from(wait)),
         max_waiting: state.config.max_long_polls,
     };
-    let rows = feed::poll(&state.db, provider.caller, provider.provider_id, poll).await?;
+    let rows = feed::poll(
+        &state.db,
+        provider.caller,
+        provider.provider_id.into_string(),
+        poll,
+    )
+    .await?;
     let next_cursor = cursor(rows.last().map_or(after, |e| e.position()));
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CACHE_CONTROL, "no-store"));

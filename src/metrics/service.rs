@@ -1,0 +1,42 @@
+//! The gauges read at scrape time: the offer backlog and the sealing lag from the database,
+//! the pool and the long polls from this instance.
+
+use diesel::prelude::*;
+
+use super::Gauges;
+use crate::config::Config;
+use crate::db::schema::{audit_checkpoints, referrals};
+use crate::db::Db;
+use crate::error::ApiError;
+
+pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
+    let (pending, overdue, checkpoint) = db
+        .run(|conn| {
+            let offered = referrals::table.filter(referrals::status.eq("offered"));
+            let pending: i64 = offered.count().get_result(conn)?;
+            let overdue: i64 = offered
+                .filter(referrals::offer_expires_at.lt(crate::db::now()))
+                .count()
+                .get_result(conn)?;
+            let checkpoint: Option<(i64, chrono::NaiveDateTime)> = audit_checkpoints::table
+                .order(audit_checkpoints::n.desc())
+                .select((audit_checkpoints::tree_size, audit_checkpoints::issued_at))
+                .first(conn)
+                .optional()?;
+            Ok((pending, overdue, checkpoint))
+        })
+        .await?;
+    let pool = db.pool_state();
+    Ok(Gauges {
+        pool_connections: pool.0,
+        pool_idle: pool.1,
+        pool_max: config.db_pool_size,
+        long_polls_waiting: db.notifier.waiting(),
+        long_polls_max: config.max_long_polls,
+        offers_pending: pending,
+        offers_overdue: overdue,
+        audit_sealed: checkpoint.map_or(0, |c| c.0),
+        audit_checkpoint_age_secs: checkpoint
+            .map(|c| (crate::db::now() - c.1).num_milliseconds() as f64 / 1000.0),
+    })
+}
