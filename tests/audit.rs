@@ -80,15 +80,12 @@ impl Audit {
     }
 
     async fn export(&self, query: &str) -> String {
+        let path = format!("/v1/audit/events{query}");
+        let accept = [("accept", "application/x-ndjson")];
         let resp = self
             .app
-            .client
-            .get(self.app.url(&format!("/v1/audit/events{query}")))
-            .bearer_auth(&self.token)
-            .header("accept", "application/x-ndjson")
-            .send()
-            .await
-            .unwrap();
+            .get_with_headers(&path, Some(&self.token), &accept)
+            .await;
         assert_eq!(resp.status(), 200);
         assert_eq!(
             resp.headers()["content-type"].to_str().unwrap(),
@@ -106,13 +103,7 @@ impl Audit {
     }
 
     async fn public_key_text(&self) -> String {
-        let resp = self
-            .app
-            .client
-            .get(self.app.url("/v1/audit/public-key"))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.app.get_anonymous("/v1/audit/public-key").await;
         assert_eq!(resp.status(), 200, "the public key needs no token");
         resp.text().await.unwrap()
     }
@@ -398,13 +389,12 @@ async fn an_intact_export_verifies_offline_and_through_the_cli() {
 
     let csv = a
         .app
-        .client
-        .get(a.app.url("/v1/audit/events?action=employer.create"))
-        .bearer_auth(&a.token)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+        .get_with_headers(
+            "/v1/audit/events?action=employer.create",
+            Some(&a.token),
+            &[("accept", "text/csv")],
+        )
+        .await;
     assert_eq!(csv.status(), 200);
     let csv = csv.text().await.unwrap();
     assert!(csv.starts_with("seq,leaf_hash,id,occurred_at,"));

@@ -195,16 +195,8 @@ async fn admin_create_client_bootstraps_a_working_admin() {
     let app = eap_referrals::Application::build(config).unwrap();
     let port = app.port();
     actix_web::rt::spawn(app.run_until_stopped());
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let resp = common::request_token_at(&reqwest::Client::new(), &base, &id, &secret).await;
     assert_eq!(resp.status(), 200);
     if let Some((admin, name)) = _pg {
         use diesel::connection::SimpleConnection;

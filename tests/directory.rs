@@ -24,16 +24,6 @@ fn provider_body() -> Value {
     })
 }
 
-async fn patch(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn providers_are_created_read_updated_and_deactivated() {
     let app = spawn_app().await;
@@ -69,13 +59,13 @@ async fn providers_are_created_read_updated_and_deactivated() {
     let read: Value = app.get(&location, &token).await.json().await.unwrap();
     assert_eq!(read, p);
 
-    let resp = patch(
-        &app,
-        &location,
-        &token,
-        &json!({"status": "paused", "capacity": 2, "regions": ["GB-SCT"]}),
-    )
-    .await;
+    let resp = app
+        .patch_json(
+            &location,
+            &token,
+            &json!({"status": "paused", "capacity": 2, "regions": ["GB-SCT"]}),
+        )
+        .await;
     let rid = request_id(&resp);
     assert_eq!(resp.status(), 200);
     let updated: Value = resp.json().await.unwrap();
@@ -98,13 +88,8 @@ async fn providers_are_created_read_updated_and_deactivated() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["active"], false);
     problem(
-        patch(
-            &app,
-            "/v1/admin/providers/nope",
-            &token,
-            &json!({"capacity": 1}),
-        )
-        .await,
+        app.patch_json("/v1/admin/providers/nope", &token, &json!({"capacity": 1}))
+            .await,
         404,
     )
     .await;
@@ -166,17 +151,16 @@ async fn employers_are_renamed_and_deactivated() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let id = app.create_employer(&token, "Acme").await;
-    let resp = patch(
-        &app,
-        &format!("/v1/admin/employers/{id}"),
-        &token,
-        &json!({"name": "Acme Health"}),
-    )
-    .await;
+    let resp = app
+        .patch_json(
+            &format!("/v1/admin/employers/{id}"),
+            &token,
+            &json!({"name": "Acme Health"}),
+        )
+        .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["name"], "Acme Health");
     problem(
-        patch(
-            &app,
+        app.patch_json(
             &format!("/v1/admin/employers/{id}"),
             &token,
             &json!({"active": false}),
@@ -239,38 +223,40 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
 
     let id = c["id"].as_str().unwrap();
     let later = json!({"starts_at": "2099-01-01T00:00:00Z"});
-    let resp = patch(&app, &format!("/v1/admin/contracts/{id}"), &token, &later).await;
+    let resp = app
+        .patch_json(&format!("/v1/admin/contracts/{id}"), &token, &later)
+        .await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["in_force"],
         false,
         "not started yet"
     );
     // A window is a start and a length in days, so no request can make it empty.
-    let c: Value = patch(
-        &app,
-        &format!("/v1/admin/contracts/{id}"),
-        &token,
-        &json!({"days": 30.0}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let c: Value = app
+        .patch_json(
+            &format!("/v1/admin/contracts/{id}"),
+            &token,
+            &json!({"days": 30.0}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         (c["starts_at"].as_str(), c["ends_at"].as_str()),
         (Some("2099-01-01T00:00:00Z"), Some("2099-01-31T00:00:00Z"))
     );
     // Moving the start keeps the length.
-    let c: Value = patch(
-        &app,
-        &format!("/v1/admin/contracts/{id}"),
-        &token,
-        &json!({"starts_at": "2020-01-01T00:00:00Z"}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let c: Value = app
+        .patch_json(
+            &format!("/v1/admin/contracts/{id}"),
+            &token,
+            &json!({"starts_at": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(c["ends_at"], "2020-01-31T00:00:00Z");
     assert_eq!(c["in_force"], false, "ended");
     for bad in [
@@ -280,18 +266,19 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         json!({"ends_at": null}),
     ] {
         problem(
-            patch(&app, &format!("/v1/admin/contracts/{id}"), &token, &bad).await,
+            app.patch_json(&format!("/v1/admin/contracts/{id}"), &token, &bad)
+                .await,
             422,
         )
         .await;
     }
-    let resp = patch(
-        &app,
-        &format!("/v1/admin/contracts/{id}"),
-        &token,
-        &json!({"starts_at": "2020-01-01T00:00:00Z", "days": null}),
-    )
-    .await;
+    let resp = app
+        .patch_json(
+            &format!("/v1/admin/contracts/{id}"),
+            &token,
+            &json!({"starts_at": "2020-01-01T00:00:00Z", "days": null}),
+        )
+        .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["in_force"], true);
     let resp = app
         .post_json(
@@ -506,8 +493,7 @@ async fn racing_claims_never_overbook_a_provider() {
     assert!(!capacity::claim_slot(&mut conn, &pid(&three), &rid("x2")).unwrap());
     assert!(capacity::release_slot(&mut conn, &pid(&three), &rid("x1")).unwrap());
     drop(conn);
-    patch(
-        &app,
+    app.patch_json(
         &format!("/v1/admin/providers/{three}"),
         &token,
         &json!({"status": "paused"}),
@@ -519,13 +505,13 @@ async fn racing_claims_never_overbook_a_provider() {
         "paused providers take no new referrals"
     );
     drop(conn);
-    let resp = patch(
-        &app,
-        &format!("/v1/admin/providers/{three}"),
-        &token,
-        &json!({"status": "active", "capacity": 1}),
-    )
-    .await;
+    let resp = app
+        .patch_json(
+            &format!("/v1/admin/providers/{three}"),
+            &token,
+            &json!({"status": "active", "capacity": 1}),
+        )
+        .await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["active_referrals"],
         2,
@@ -739,13 +725,13 @@ async fn large_capacity_changes_and_non_object_bodies() {
         .unwrap();
     let path = format!("/v1/admin/providers/{}", p["id"].as_str().unwrap());
     // Cutting 40,000 free slots at once once overflowed SQLite's bind-variable limit.
-    let resp = patch(&app, &path, &token, &json!({"capacity": 1})).await;
+    let resp = app.patch_json(&path, &token, &json!({"capacity": 1})).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["capacity"], 1);
     assert_eq!(app.count("provider_slots"), 1);
     // serde would read a struct from a JSON array; the API takes objects only.
     for bad in [json!([null]), json!(["renamed"]), json!("x"), json!(3)] {
-        let p = problem(patch(&app, &path, &token, &bad).await, 422).await;
+        let p = problem(app.patch_json(&path, &token, &bad).await, 422).await;
         assert_eq!(p["errors"][0]["field"], "body", "{bad}");
     }
 }

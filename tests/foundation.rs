@@ -5,6 +5,7 @@ mod common;
 
 use common::{problem, request_id, spawn_app};
 use eap_referrals::db::Backend;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// CI sets EAP_TEST_EXPECT_BACKEND=postgres for the PostgreSQL run, so a run that silently
@@ -24,14 +25,14 @@ async fn tests_run_on_the_expected_backend() {
         Ok(other) => panic!("EAP_TEST_EXPECT_BACKEND={other} is not postgres or sqlite"),
     };
     assert_eq!(app.backend, expected);
-    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let resp = app.get_anonymous("/readyz").await;
     assert_eq!(resp.status(), 200);
 }
 
 #[actix_web::test]
 async fn healthz_answers_ok() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let resp = app.get_anonymous("/healthz").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 }
@@ -39,7 +40,7 @@ async fn healthz_answers_ok() {
 #[actix_web::test]
 async fn readyz_answers_ready_when_migrated() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let resp = app.get_anonymous("/readyz").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
@@ -51,7 +52,7 @@ async fn readyz_answers_ready_when_migrated() {
 async fn readyz_is_503_when_a_migration_is_missing() {
     let app = spawn_app().await;
     app.exec("DELETE FROM __diesel_schema_migrations");
-    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let resp = app.get_anonymous("/readyz").await;
     let body = problem(resp, 503).await;
     assert!(
         !body.to_string().contains("migrations pending"),
@@ -90,7 +91,7 @@ async fn database_unreachable_is_503_with_retry_after() {
             None
         }
     };
-    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let resp = app.get_anonymous("/readyz").await;
     assert_eq!(resp.headers().get("retry-after").unwrap(), "5");
     let body = problem(resp, 503).await;
     assert_eq!(body["type"], "urn:eap-referrals:problem:unavailable");
@@ -101,54 +102,41 @@ async fn database_unreachable_is_503_with_retry_after() {
 async fn request_id_is_echoed_when_given() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "portal-42.a:b_c")
-        .send()
-        .await
-        .unwrap();
+        .get_with_headers("/healthz", None, &[("x-request-id", "portal-42.a:b_c")])
+        .await;
     assert_eq!(request_id(&resp), "portal-42.a:b_c");
 }
 
 #[actix_web::test]
 async fn request_id_is_generated_when_absent_or_unsafe() {
     let app = spawn_app().await;
-    let a = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let b = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let a = app.get_anonymous("/healthz").await;
+    let b = app.get_anonymous("/healthz").await;
     assert_ne!(request_id(&a), request_id(&b));
     assert!(uuid::Uuid::parse_str(&request_id(&a)).is_ok());
     let unsafe_id = "x\u{1b}[31m injected";
     let c = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "has space and \"quotes\"")
-        .send()
-        .await
-        .unwrap();
+        .get_with_headers(
+            "/healthz",
+            None,
+            &[("x-request-id", "has space and \"quotes\"")],
+        )
+        .await;
     assert!(
         uuid::Uuid::parse_str(&request_id(&c)).is_ok(),
         "{unsafe_id} style ids are replaced"
     );
     let long = "a".repeat(129);
     let d = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", &long)
-        .send()
-        .await
-        .unwrap();
+        .get_with_headers("/healthz", None, &[("x-request-id", &long)])
+        .await;
     assert_ne!(request_id(&d), long);
 }
 
 #[actix_web::test]
 async fn unknown_route_is_404_problem() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_anonymous("/v1/nothing-here").await;
     let body = problem(resp, 404).await;
     assert_eq!(body["instance"], "/v1/nothing-here");
 }
@@ -156,41 +144,28 @@ async fn unknown_route_is_404_problem() {
 #[actix_web::test]
 async fn wrong_method_is_405_with_allow() {
     let app = spawn_app().await;
-    let resp = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    let resp = app.anonymous(Method::DELETE, "/healthz").await;
     assert_eq!(resp.headers().get("allow").unwrap(), "GET");
     problem(resp, 405).await;
-    let resp = app
-        .client
-        .put(app.url("/v1/admin/clients"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.anonymous(Method::PUT, "/v1/admin/clients").await;
     assert_eq!(resp.headers().get("allow").unwrap(), "GET, POST");
     let body = problem(resp, 405).await;
     assert_eq!(body["allowed"], json!(["GET", "POST"]));
     let resp = app
-        .client
-        .delete(app.url("/v1/admin/clients/some-id/revoke"))
-        .send()
-        .await
-        .unwrap();
+        .anonymous(Method::DELETE, "/v1/admin/clients/some-id/revoke")
+        .await;
     assert_eq!(resp.headers().get("allow").unwrap(), "POST");
 }
 
+/// Posts `body`, labelled `content_type`, to the employers collection.
 async fn post_raw(
     app: &common::TestApp,
     token: &str,
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/admin/employers"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
+    app.post_raw("/v1/admin/employers", token, content_type, body)
         .await
-        .unwrap()
 }
 
 #[actix_web::test]
@@ -293,11 +268,8 @@ async fn unexpected_failures_are_opaque_500s() {
 async fn served_spec_equals_the_committed_one() {
     let app = spawn_app().await;
     let served: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
+        .get_anonymous("/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -367,18 +339,10 @@ async fn every_operation_documents_its_errors() {
 #[actix_web::test]
 async fn docs_render_from_vendored_assets() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/docs")).send().await.unwrap();
+    let resp = app.get_anonymous("/docs").await;
     assert_eq!(resp.status(), 308);
     assert_eq!(resp.headers().get("location").unwrap(), "/docs/");
-    let html = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_anonymous("/docs/").await.text().await.unwrap();
     assert!(html.contains("swagger-ui"));
     assert!(
         !html.contains("://unpkg") && !html.contains("cdn"),
@@ -389,15 +353,12 @@ async fn docs_render_from_vendored_assets() {
         "/docs/swagger-ui-bundle.js",
         "/docs/swagger-initializer.js",
     ] {
-        let resp = app.client.get(app.url(asset)).send().await.unwrap();
+        let resp = app.get_anonymous(asset).await;
         assert_eq!(resp.status(), 200, "{asset}");
     }
     let init = app
-        .client
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
+        .get_anonymous("/docs/swagger-initializer.js")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

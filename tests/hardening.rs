@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{problem, request_id, spawn_app, spawn_app_with, Client};
+use common::{problem, request_id, spawn_app, spawn_app_with};
 use serde_json::Value;
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -78,14 +78,6 @@ async fn an_anonymous_or_invalid_caller_spends_no_clients_budget() {
     assert_eq!(resp.status(), 200);
 }
 
-async fn token_request(app: &common::TestApp, id: &str, secret: &str) -> reqwest::Response {
-    app.token_response(&Client {
-        id: id.to_owned(),
-        secret: secret.to_owned(),
-    })
-    .await
-}
-
 #[actix_web::test]
 async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
     let app = spawn_app_with(|v| {
@@ -94,7 +86,7 @@ async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
     .await;
     let admin = app.bootstrap_admin();
     for _ in 0..2 {
-        let resp = token_request(&app, &admin.id, "wrong-secret").await;
+        let resp = app.token_request(&admin.id, "wrong-secret").await;
         assert_eq!(resp.status(), 401);
         assert_eq!(
             header(&resp, "ratelimit-policy"),
@@ -102,7 +94,7 @@ async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
         );
     }
     // The third attempt is refused even with the right secret: the budget is the client id's.
-    let resp = token_request(&app, &admin.id, &admin.secret).await;
+    let resp = app.token_request(&admin.id, &admin.secret).await;
     assert_eq!(resp.status(), 429);
     assert!(header(&resp, "retry-after").is_some());
     let id = request_id(&resp);
@@ -118,7 +110,7 @@ async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
     // Another client id is not affected.
     let other = app.bootstrap_admin();
     assert_eq!(
-        token_request(&app, &other.id, &other.secret).await.status(),
+        app.token_request(&other.id, &other.secret).await.status(),
         200
     );
     // Text that cannot be a client id names no client and gets no budget of its own (the
@@ -126,7 +118,7 @@ async fn secret_guessing_is_throttled_per_client_before_hashing_and_logged() {
     // source address's budget, and the log does not keep the text.
     let junk = format!("not-a-client-{}", "x".repeat(1000));
     for _ in 0..3 {
-        let resp = token_request(&app, &junk, "wrong-secret").await;
+        let resp = app.token_request(&junk, "wrong-secret").await;
         assert_eq!(resp.status(), 401);
         let events = app.audit_for_request(&request_id(&resp));
         assert_eq!(events.len(), 1);
@@ -141,12 +133,14 @@ async fn token_requests_are_throttled_per_source_address() {
     })
     .await;
     for i in 0..3 {
-        let resp = token_request(&app, &uuid::Uuid::new_v4().to_string(), "guess").await;
+        let resp = app
+            .token_request(&uuid::Uuid::new_v4().to_string(), "guess")
+            .await;
         assert_eq!(resp.status(), 401, "attempt {i}");
     }
     // A fresh client id from the same address: the address's budget is spent.
     let admin = app.bootstrap_admin();
-    let resp = token_request(&app, &admin.id, &admin.secret).await;
+    let resp = app.token_request(&admin.id, &admin.secret).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(
         header(&resp, "ratelimit-policy"),
@@ -160,19 +154,9 @@ async fn every_response_carries_the_security_headers() {
     let token = app.admin_token().await;
     let api = app.get("/v1/admin/employers", &token).await;
     let missing = app.get("/v1/no-such-thing", &token).await;
-    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let spec = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
-    let jwks = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get_anonymous("/healthz").await;
+    let spec = app.get_anonymous("/openapi.json").await;
+    let jwks = app.get_anonymous("/.well-known/jwks.json").await;
     for resp in [&api, &missing, &health, &spec, &jwks] {
         assert_eq!(header(resp, "x-content-type-options"), Some("nosniff"));
         assert_eq!(header(resp, "x-frame-options"), Some("DENY"));
@@ -280,7 +264,7 @@ async fn metrics_need_their_token_and_label_routes_not_ids() {
             .status(),
         200
     );
-    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let resp = app.get_anonymous("/metrics").await;
     assert_eq!(resp.status(), 401);
     // An API token is not the metrics token.
     assert_eq!(app.get("/metrics", &admin).await.status(), 401);
@@ -302,12 +286,7 @@ async fn metrics_need_their_token_and_label_routes_not_ids() {
 
     // Without a configured token the endpoint is off.
     let plain = spawn_app().await;
-    let resp = plain
-        .client
-        .get(plain.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let resp = plain.get_anonymous("/metrics").await;
     assert_eq!(resp.status(), 404);
 }
 
@@ -402,14 +381,8 @@ async fn deeply_nested_or_oversized_json_is_a_clear_4xx() {
     // 10,000 levels: past serde_json's recursion limit, under the body limit.
     let deep = format!("{{\"name\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     let resp = app
-        .client
-        .post(app.url("/v1/admin/employers"))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(deep)
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/v1/admin/employers", &token, "application/json", deep)
+        .await;
     let status = resp.status().as_u16();
     assert!(status == 400 || status == 422, "{status}");
     let body = problem(resp, status).await;
@@ -417,13 +390,7 @@ async fn deeply_nested_or_oversized_json_is_a_clear_4xx() {
     // A body over the limit is refused before it is parsed.
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70_000));
     let resp = app
-        .client
-        .post(app.url("/v1/admin/employers"))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/v1/admin/employers", &token, "application/json", big)
+        .await;
     assert_eq!(resp.status(), 413);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Binary;
+use common::{post_json_at, request_token_at, Binary};
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -15,16 +15,8 @@ async fn json_logs_carry_request_ids_and_no_secrets_tokens_bodies_or_queries() {
     let base = server.base.clone();
     let http = reqwest::Client::new();
 
-    let token: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &admin.id),
-            ("client_secret", &admin.secret),
-        ])
-        .send()
+    let token: Value = request_token_at(&http, &base, &admin.id, &admin.secret)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -37,13 +29,8 @@ async fn json_logs_carry_request_ids_and_no_secrets_tokens_bodies_or_queries() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 422);
-    let resp = http
-        .post(format!("{base}/v1/admin/employers"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "BODYMARKER Trust"}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"name": "BODYMARKER Trust"});
+    let resp = post_json_at(&http, &base, "/v1/admin/employers", &token, &body).await;
     assert_eq!(resp.status(), 201);
     let resp = http
         .get(format!("{base}/v1/admin/clients"))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{referral_body, Binary};
+use common::{post_json_at, referral_body, request_token_at, Binary};
 use diesel::connection::SimpleConnection;
 use eap_referrals::db::DatabaseUrl;
 use serde_json::{json, Value};
@@ -77,62 +77,41 @@ async fn no_submitted_personal_data_reaches_the_database_or_the_logs() {
     let base = server.base.clone();
     let http = reqwest::Client::new();
     let token_for = |id: String, secret: String| {
-        let http = http.clone();
-        let base = base.clone();
+        let (http, base) = (http.clone(), base.clone());
         async move {
-            let v: Value = http
-                .post(format!("{base}/oauth/token"))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_secret", &secret),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let resp = request_token_at(&http, &base, &id, &secret).await;
+            let v: Value = resp.json().await.unwrap();
             v["access_token"].as_str().unwrap().to_owned()
         }
     };
     let admin_token = token_for(admin.id.clone(), admin.secret.clone()).await;
-    let post = |path: &str, token: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+    let post = |path: &'static str, body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), admin_token.clone());
+        async move { post_json_at(&http, &base, path, &token, &body).await }
     };
-    let employer: Value = post("/v1/admin/employers", &admin_token, json!({"name": "Acme"}))
+    let employer: Value = post("/v1/admin/employers", json!({"name": "Acme"}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let provider: Value = post(
         "/v1/admin/providers",
-        &admin_token,
         json!({"name": "Harbour", "services": ["counselling"], "languages": ["en"], "regions": ["GB"], "modalities": ["video"], "crisis_capable": true, "capacity": 3}),
     )
     .await
-    .unwrap()
     .json()
     .await
     .unwrap();
     post(
         "/v1/admin/contracts",
-        &admin_token,
         json!({"employer_id": employer["id"], "provider_id": provider["id"], "priority": 1}),
     )
-    .await
-    .unwrap();
+    .await;
     let portal: Value = post(
         "/v1/admin/clients",
-        &admin_token,
         json!({"name": "portal", "role": "hr_portal", "employer_id": employer["id"]}),
     )
     .await
-    .unwrap()
     .json()
     .await
     .unwrap();

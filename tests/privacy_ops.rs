@@ -5,23 +5,15 @@
 mod common;
 
 use chrono::{NaiveDateTime, TimeDelta};
+use common::provider::{act, provider_token};
 use common::{problem, referral_body, spawn_app, Portal, TestApp};
 use diesel::prelude::*;
 use eap_referrals::db::schema::{idempotency_keys, referrals};
 use eap_referrals::db::DatabaseUrl;
 use eap_referrals::privacy::model::RetentionPolicy;
 use eap_referrals::privacy::store as privacy;
+use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn provider_token(app: &TestApp, portal: &Portal) -> String {
-    let client = app
-        .create_client(
-            &portal.admin_token,
-            json!({"name": "provider system", "role": "provider", "provider_id": portal.provider}),
-        )
-        .await;
-    app.token(&client).await
-}
 
 async fn submit(app: &TestApp, portal: &Portal) -> (String, String) {
     // Each its own employee reference, so each has its own HMAC to look for.
@@ -47,37 +39,13 @@ async fn provider_post(
     version: i32,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.url(&format!("/v1/provider/referrals/{id}/{what}")))
-        .bearer_auth(token)
-        .header("if-match", format!("\"{version}\""));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap()
+    act(app, token, id, what, Some(&format!("\"{version}\"")), body).await
 }
 
 async fn accept(app: &TestApp, token: &str, id: &str) {
     let version = app.referral(id).version;
     let resp = provider_post(app, token, id, "accept", version, None).await;
     assert_eq!(resp.status(), 200);
-}
-
-async fn portal_call(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    portal_token: &str,
-    referral_token: &str,
-) -> reqwest::Response {
-    app.client
-        .request(method, app.url(path))
-        .bearer_auth(portal_token)
-        .header("referral-token", referral_token)
-        .send()
-        .await
-        .unwrap()
 }
 
 fn set_times(app: &TestApp, id: &str, created: NaiveDateTime, closed: Option<NaiveDateTime>) {
@@ -205,7 +173,7 @@ fn assert_intact(app: &TestApp, id: &str) {
 async fn the_purge_destroys_exactly_the_data_that_is_due() {
     let app = spawn_app().await;
     let portal = app.setup_portal(10).await;
-    let provider = provider_token(&app, &portal).await;
+    let provider = provider_token(&app, &portal, &portal.provider).await;
     let now = eap_referrals::db::now();
     let days = TimeDelta::days;
 
@@ -230,27 +198,27 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     set_times(&app, &closed[1], now - days(60), Some(now - days(29)));
     // Cancelled 40 days ago (due).
     let (cancelled, token) = submit(&app, &portal).await;
-    let resp = portal_call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/referrals/{cancelled}/cancel"),
-        &portal.token,
-        &token,
-    )
-    .await;
+    let resp = app
+        .portal_call(
+            Method::POST,
+            &format!("/v1/referrals/{cancelled}/cancel"),
+            &portal.token,
+            &token,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     set_times(&app, &cancelled, now - days(41), Some(now - days(40)));
     // Cancelled, but its row lacks a closing time: the rules fall back to submission, 41 days
     // ago (due), and the database query must agree with them.
     let (unstamped, token) = submit(&app, &portal).await;
-    let resp = portal_call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/referrals/{unstamped}/cancel"),
-        &portal.token,
-        &token,
-    )
-    .await;
+    let resp = app
+        .portal_call(
+            Method::POST,
+            &format!("/v1/referrals/{unstamped}/cancel"),
+            &portal.token,
+            &token,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     set_times(&app, &unstamped, now - days(41), None);
     // Offered and never accepted: 91 days (due) and 89 days (not yet).
@@ -313,14 +281,14 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
         ["offered", "erased"]
     );
     // The rows stay, de-identified, and the portal still reads the coarse status.
-    let resp = portal_call(
-        &app,
-        reqwest::Method::GET,
-        &format!("/v1/referrals/{stale}"),
-        &portal.token,
-        &stale_token,
-    )
-    .await;
+    let resp = app
+        .portal_call(
+            Method::GET,
+            &format!("/v1/referrals/{stale}"),
+            &portal.token,
+            &stale_token,
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "cancelled");
 
@@ -356,7 +324,7 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
 async fn an_erasure_shreds_at_once_and_the_provider_reads_410() {
     let app = spawn_app().await;
     let portal = app.setup_portal(3).await;
-    let provider = provider_token(&app, &portal).await;
+    let provider = provider_token(&app, &portal, &portal.provider).await;
     let key = "erase-me-1";
     let body = serde_json::to_vec(&referral_body()).unwrap();
     let v: Value = app
@@ -380,14 +348,8 @@ async fn an_erasure_shreds_at_once_and_the_provider_reads_410() {
 
     // A wrong token, or another employer's portal, is the same logged 404.
     problem(
-        portal_call(
-            &app,
-            reqwest::Method::DELETE,
-            &path,
-            &portal.token,
-            "rst_wrong",
-        )
-        .await,
+        app.portal_call(Method::DELETE, &path, &portal.token, "rst_wrong")
+            .await,
         404,
     )
     .await;
@@ -400,13 +362,16 @@ async fn an_erasure_shreds_at_once_and_the_provider_reads_410() {
         .await;
     let other_token = app.token(&other).await;
     problem(
-        portal_call(&app, reqwest::Method::DELETE, &path, &other_token, &token).await,
+        app.portal_call(Method::DELETE, &path, &other_token, &token)
+            .await,
         404,
     )
     .await;
     assert_intact(&app, &id);
 
-    let resp = portal_call(&app, reqwest::Method::DELETE, &path, &portal.token, &token).await;
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
     assert_eq!(resp.status(), 204);
     assert_shredded(&app, &id);
     for blob in &blobs {
@@ -428,16 +393,18 @@ async fn an_erasure_shreds_at_once_and_the_provider_reads_410() {
     let p = problem(resp, 410).await;
     assert!(!p.to_string().contains("Sam"));
     // The portal still sees the coarse status; erasing again is 204 and changes nothing more.
-    let resp = portal_call(
-        &app,
-        reqwest::Method::GET,
-        &format!("/v1/referrals/{id}"),
-        &portal.token,
-        &token,
-    )
-    .await;
+    let resp = app
+        .portal_call(
+            Method::GET,
+            &format!("/v1/referrals/{id}"),
+            &portal.token,
+            &token,
+        )
+        .await;
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "cancelled");
-    let resp = portal_call(&app, reqwest::Method::DELETE, &path, &portal.token, &token).await;
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(
         feed_kinds(&app, &portal.provider, &id),
@@ -475,29 +442,11 @@ async fn an_admin_can_erase_and_no_one_else_on_that_route() {
     let portal = app.setup_portal(3).await;
     let (id, _) = submit(&app, &portal).await;
     let path = format!("/v1/admin/referrals/{id}/personal-data");
-    let delete = |token: String, path: String| {
-        let app = &app;
-        async move {
-            app.client
-                .delete(app.url(&path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    problem(delete(portal.token.clone(), path.clone()).await, 403).await;
-    problem(
-        delete(
-            portal.admin_token.clone(),
-            format!("/v1/admin/referrals/{}/personal-data", uuid::Uuid::now_v7()),
-        )
-        .await,
-        404,
-    )
-    .await;
+    problem(app.delete(&path, &portal.token).await, 403).await;
+    let unknown = format!("/v1/admin/referrals/{}/personal-data", uuid::Uuid::now_v7());
+    problem(app.delete(&unknown, &portal.admin_token).await, 404).await;
     assert_intact(&app, &id);
-    let resp = delete(portal.admin_token.clone(), path.clone()).await;
+    let resp = app.delete(&path, &portal.admin_token).await;
     assert_eq!(resp.status(), 204);
     assert_shredded(&app, &id);
     assert_eq!(app.referral(&id).status, "cancelled");
@@ -506,7 +455,7 @@ async fn an_admin_can_erase_and_no_one_else_on_that_route() {
         feed_kinds(&app, &portal.provider, &id),
         ["offered", "erased"]
     );
-    assert_eq!(delete(portal.admin_token.clone(), path).await.status(), 204);
+    assert_eq!(app.delete(&path, &portal.admin_token).await.status(), 204);
     let events: Vec<_> = app
         .audit_rows()
         .into_iter()
@@ -528,14 +477,14 @@ async fn an_erasure_that_cannot_be_logged_does_not_happen() {
     let portal = app.setup_portal(3).await;
     let (id, token) = submit(&app, &portal).await;
     app.break_audit_log();
-    let resp = portal_call(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/v1/referrals/{id}/personal-data"),
-        &portal.token,
-        &token,
-    )
-    .await;
+    let resp = app
+        .portal_call(
+            Method::DELETE,
+            &format!("/v1/referrals/{id}/personal-data"),
+            &portal.token,
+            &token,
+        )
+        .await;
     problem(resp, 503).await;
     app.repair_audit_log();
     assert_intact(&app, &id);

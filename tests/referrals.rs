@@ -5,6 +5,7 @@ mod common;
 
 use common::{problem, referral_body, request_id, spawn_app};
 use eap_referrals::referrals::seal;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -56,13 +57,8 @@ async fn a_portal_submits_reads_and_cancels_a_referral() {
     );
 
     let resp = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth(&portal.token)
-        .header("referral-token", &token)
-        .send()
-        .await
-        .unwrap();
+        .portal_call(Method::GET, &location, &portal.token, &token)
+        .await;
     assert_eq!(resp.status(), 200);
     let view: Value = resp.json().await.unwrap();
     assert_eq!(view["status"], "received");
@@ -73,14 +69,10 @@ async fn a_portal_submits_reads_and_cancels_a_referral() {
         "coarse only: no provider, no contact, no workflow timing"
     );
 
-    let cancel = |t: String| {
-        app.client
-            .post(app.url(&format!("{location}/cancel")))
-            .bearer_auth(&portal.token)
-            .header("referral-token", t)
-            .send()
-    };
-    let resp = cancel(token.clone()).await.unwrap();
+    let cancel_path = format!("{location}/cancel");
+    let resp = app
+        .portal_call(Method::POST, &cancel_path, &portal.token, &token)
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "cancelled");
     assert_eq!(app.provider_load(&portal.provider), 0, "the slot is freed");
@@ -91,7 +83,10 @@ async fn a_portal_submits_reads_and_cancels_a_referral() {
         events.last().unwrap(),
         &(id.clone(), "cancelled".to_owned())
     );
-    let again = problem(cancel(token).await.unwrap(), 409).await;
+    let again = app
+        .portal_call(Method::POST, &cancel_path, &portal.token, &token)
+        .await;
+    let again = problem(again, 409).await;
     assert_eq!(again["allowed"], json!([]));
 }
 
@@ -386,15 +381,13 @@ async fn token_misuse_is_an_indistinguishable_404_and_logged() {
             format!("/v1/referrals/{id}"),
             format!("/v1/referrals/{id}/cancel"),
         ] {
-            let mut req = if path.ends_with("cancel") {
-                app.client.post(app.url(&path))
+            let method = if path.ends_with("cancel") {
+                Method::POST
             } else {
-                app.client.get(app.url(&path))
+                Method::GET
             };
-            req = req.bearer_auth(bearer);
-            if let Some(t) = token {
-                req = req.header("referral-token", t);
-            }
+            let headers: Vec<_> = token.map(|t| ("referral-token", t)).into_iter().collect();
+            let req = app.request(method, &path, Some(bearer), &headers);
             let resp = req.send().await.unwrap();
             let rid = request_id(&resp);
             let mut p = problem(resp, 404).await;
@@ -593,14 +586,10 @@ async fn malformed_ids_are_a_logged_404_and_never_reach_the_database() {
     let portal = app.setup_portal(2).await;
     let long = "x".repeat(300);
     for raw in ["not-a-uuid", "%00", "abc%00def", long.as_str()] {
+        let path = format!("/v1/referrals/{raw}");
         let resp = app
-            .client
-            .get(app.url(&format!("/v1/referrals/{raw}")))
-            .bearer_auth(&portal.token)
-            .header("referral-token", "eaprt_x")
-            .send()
-            .await
-            .unwrap();
+            .portal_call(Method::GET, &path, &portal.token, "eaprt_x")
+            .await;
         let rid = request_id(&resp);
         problem(resp, 404).await;
         let events = app.audit_for_request(&rid);
@@ -612,11 +601,8 @@ async fn malformed_ids_are_a_logged_404_and_never_reach_the_database() {
     }
     // Unauthenticated, with a NUL in the id: still a logged 401, not a failed access-log write.
     let resp = app
-        .client
-        .post(app.url("/v1/referrals/%00/cancel"))
-        .send()
-        .await
-        .unwrap();
+        .anonymous(Method::POST, "/v1/referrals/%00/cancel")
+        .await;
     let rid = request_id(&resp);
     problem(resp, 401).await;
     assert_eq!(app.audit_for_request(&rid).len(), 1);

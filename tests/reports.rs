@@ -330,11 +330,8 @@ async fn malformed_parameters_are_422() {
     )
     .await;
     problem(
-        app.client
-            .get(app.url("/v1/reports/utilization?from=2025-01&months=2&group_by=urgency"))
-            .send()
-            .await
-            .unwrap(),
+        app.get_anonymous("/v1/reports/utilization?from=2025-01&months=2&group_by=urgency")
+            .await,
         401,
     )
     .await;

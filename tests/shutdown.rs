@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{count_in, referral_body, Binary};
+use common::{count_in, post_json_at, referral_body, Binary};
 use serde_json::{json, Value};
 
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
@@ -24,14 +24,8 @@ async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> St
     v["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let resp = http
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+async fn post(http: &reqwest::Client, base: &str, path: &str, token: &str, body: Value) -> Value {
+    let resp = post_json_at(http, base, path, token, &body).await;
     assert!(resp.status().is_success(), "{}", resp.status());
     resp.json().await.unwrap()
 }
@@ -50,14 +44,13 @@ async fn sigterm_under_load_loses_no_request_and_no_access_event() {
     let admin_token = token(&http, &base, &admin.id, &admin.secret).await;
     let employer = post(
         &http,
-        format!("{base}/v1/admin/employers"),
+        &base,
+        "/v1/admin/employers",
         &admin_token,
         json!({"name": "Acme"}),
     )
     .await;
-    let provider = post(
-        &http,
-        format!("{base}/v1/admin/providers"),
+    let provider = post(&http, &base, "/v1/admin/providers",
         &admin_token,
         json!({"name": "Harbour", "services": ["counselling"], "languages": ["en"], "regions": ["GB"],
                "modalities": ["video"], "capacity": 10000}),
@@ -66,7 +59,8 @@ async fn sigterm_under_load_loses_no_request_and_no_access_event() {
     // A provider with no contract: its feed stays empty while the other's fills up.
     let idle = post(
         &http,
-        format!("{base}/v1/admin/providers"),
+        &base,
+        "/v1/admin/providers",
         &admin_token,
         json!({"name": "Quiet", "services": ["counselling"], "languages": ["en"], "regions": ["GB"],
                "modalities": ["video"], "capacity": 1}),
@@ -79,21 +73,24 @@ async fn sigterm_under_load_loses_no_request_and_no_access_event() {
     );
     post(
         &http,
-        format!("{base}/v1/admin/contracts"),
+        &base,
+        "/v1/admin/contracts",
         &admin_token,
         json!({"employer_id": employer, "provider_id": provider, "priority": 1}),
     )
     .await;
     let portal = post(
         &http,
-        format!("{base}/v1/admin/clients"),
+        &base,
+        "/v1/admin/clients",
         &admin_token,
         json!({"name": "portal", "role": "hr_portal", "employer_id": employer}),
     )
     .await;
     let poller = post(
         &http,
-        format!("{base}/v1/admin/clients"),
+        &base,
+        "/v1/admin/clients",
         &admin_token,
         json!({"name": "poller", "role": "provider", "provider_id": idle}),
     )

@@ -3,7 +3,21 @@
 //! SQLite by default (a temp file); with `EAP_TEST_DATABASE_URL=postgres://…` a fresh
 //! PostgreSQL database is created per app and dropped when the app is. `TEST_LOG=1` turns the
 //! service's logging on.
+//!
+//! The crate's internal paths that tests need are named here and in the submodules, so a
+//! rename inside the service touches this folder, not every suite:
+//! - `http`: requests to a spawned app (bearer tokens, headers, bodies) and RFC 9457 checks;
+//! - `fixtures`: clients, tokens, the directory and a portal ready to submit;
+//! - `provider`: the provider's side of a referral (feed, views, If-Match actions);
+//! - `audit_log`: the access-log rows a request left, and breaking the log on purpose;
+//! - `binary`: the real binary as a child process, and calls to a server by its address.
 #![allow(dead_code)]
+
+mod audit_log;
+mod binary;
+mod fixtures;
+mod http;
+pub mod provider;
 
 use std::collections::HashMap;
 
@@ -11,7 +25,18 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use eap_referrals::db::{AnyConnection, Backend, DatabaseUrl};
 use eap_referrals::{Application, Config};
-use serde_json::{json, Value};
+
+// Each suite uses some of these; the rest would be reported unused in its crate.
+#[allow(unused_imports)]
+pub use {
+    audit_log::AuditRow,
+    binary::{count_in, drop_pg_database, post_json_at, request_token_at, Binary},
+    fixtures::{referral_body, Portal},
+    http::{problem, request_id},
+};
+
+/// The service's shared state, as the app under test holds it.
+pub type AppState = eap_referrals::state::AppState;
 
 pub struct TestApp {
     pub address: String,
@@ -19,7 +44,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
     pub database_url: DatabaseUrl,
-    pub state: actix_web::web::Data<eap_referrals::state::AppState>,
+    pub state: actix_web::web::Data<AppState>,
     pg_admin: Option<(String, String)>,
 }
 
@@ -130,11 +155,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg_admin.take() {
-            if let Ok(mut conn) = PgConnection::establish(&admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
+        drop_pg_database(self.pg_admin.take());
     }
 }
 
@@ -146,8 +167,26 @@ pub struct Client {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
+    /// The app's database as an `EAP_DATABASE_URL` value, for another app on the same data.
+    pub fn database_url_var(&self) -> String {
+        match &self.database_url {
+            DatabaseUrl::Postgres(u) => u.clone(),
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+        }
+    }
+
+    /// A second instance of the same deployment: the same database and the same keys (only a
+    /// PostgreSQL database can be shared by instances).
+    pub async fn spawn_another_instance(&self) -> TestApp {
+        let (url, data_dir) = (
+            self.database_url_var(),
+            self.data_dir.path().display().to_string(),
+        );
+        spawn_app_with(|v| {
+            v.insert("EAP_DATABASE_URL".into(), url);
+            v.insert("EAP_DATA_DIR".into(), data_dir);
+        })
+        .await
     }
 
     pub fn conn(&self) -> eap_referrals::db::PooledConn {
@@ -160,133 +199,6 @@ impl TestApp {
         let c: &mut AnyConnection = &mut conn;
         c.batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// Bootstraps an admin the way an operator does (the CLI path).
-    pub fn bootstrap_admin(&self) -> Client {
-        let mut conn = self.conn();
-        let (row, secret) = eap_referrals::auth::clients::create_from_cli(
-            &mut conn,
-            &eap_referrals::auth::store::NewClient {
-                name: "test admin".into(),
-                role: eap_referrals::auth::Role::Admin,
-                employer_id: None,
-                provider_id: None,
-            },
-        )
-        .expect("create admin");
-        Client {
-            id: row.id.into_string(),
-            secret,
-        }
-    }
-
-    pub async fn token_response(&self, client: &Client) -> reqwest::Response {
-        self.client
-            .post(self.url("/oauth/token"))
-            .basic_auth(&client.id, Some(&client.secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn token(&self, client: &Client) -> String {
-        let resp = self.token_response(client).await;
-        assert_eq!(resp.status(), 200, "token for {}", client.id);
-        let body: Value = resp.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    pub async fn admin_token(&self) -> String {
-        let admin = self.bootstrap_admin();
-        self.token(&admin).await
-    }
-
-    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn create_employer(&self, admin_token: &str, name: &str) -> String {
-        let resp = self
-            .post_json("/v1/admin/employers", admin_token, &json!({ "name": name }))
-            .await;
-        assert_eq!(resp.status(), 201);
-        resp.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    pub async fn create_provider(&self, admin_token: &str, name: &str) -> String {
-        let body = json!({
-            "name": name, "services": ["counselling"], "languages": ["en"], "regions": ["GB"],
-            "modalities": ["video"], "capacity": 10,
-        });
-        let resp = self
-            .post_json("/v1/admin/providers", admin_token, &body)
-            .await;
-        assert_eq!(resp.status(), 201);
-        resp.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    pub async fn create_client(&self, admin_token: &str, body: Value) -> Client {
-        let resp = self
-            .post_json("/v1/admin/clients", admin_token, &body)
-            .await;
-        assert_eq!(resp.status(), 201, "create client {body}");
-        let v: Value = resp.json().await.unwrap();
-        Client {
-            id: v["client_id"].as_str().unwrap().to_owned(),
-            secret: v["client_secret"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Access-log rows as (action, outcome, http_status, actor_client_id, resource_id).
-    pub fn audit_rows(&self) -> Vec<AuditRow> {
-        use diesel::prelude::*;
-        use eap_referrals::db::schema::audit_events::dsl as a;
-        let mut conn = self.conn();
-        a::audit_events
-            .order(a::id.asc())
-            .select((
-                a::action,
-                a::outcome,
-                a::http_status,
-                a::actor_client_id,
-                a::resource_id,
-                a::request_id,
-                a::actor_role,
-                a::tenant_id,
-                a::source_addr,
-            ))
-            .load::<AuditRow>(&mut *conn)
-            .expect("read audit events")
-    }
-
-    pub fn audit_for_request(&self, request_id: &str) -> Vec<AuditRow> {
-        self.audit_rows()
-            .into_iter()
-            .filter(|r| r.request_id == request_id)
-            .collect()
     }
 
     pub fn count(&self, table: &str) -> i64 {
@@ -302,370 +214,4 @@ impl TestApp {
             .expect("count")
             .n
     }
-
-    /// Makes every access-log insert fail, the way a full disk or a lost table would.
-    pub fn break_audit_log(&self) {
-        match self.backend {
-            Backend::Sqlite => self.exec(
-                "CREATE TRIGGER test_break_audit BEFORE INSERT ON audit_events \
-                 BEGIN SELECT RAISE(ABORT, 'access log broken by test'); END;",
-            ),
-            Backend::Postgres => self.exec(
-                "CREATE FUNCTION test_break_audit() RETURNS trigger LANGUAGE plpgsql AS \
-                 $$ BEGIN RAISE EXCEPTION 'access log broken by test'; END; $$; \
-                 CREATE TRIGGER test_break_audit BEFORE INSERT ON audit_events \
-                 FOR EACH ROW EXECUTE FUNCTION test_break_audit();",
-            ),
-        }
-    }
-
-    pub fn repair_audit_log(&self) {
-        self.exec(match self.backend {
-            Backend::Sqlite => "DROP TRIGGER test_break_audit",
-            Backend::Postgres => "DROP TRIGGER test_break_audit ON audit_events",
-        });
-    }
-}
-
-/// An employer with a contracted provider and an HR portal client, ready to submit.
-pub struct Portal {
-    pub admin_token: String,
-    pub employer: String,
-    pub provider: String,
-    pub client: Client,
-    pub token: String,
-}
-
-/// A valid submission; tests change one field at a time.
-pub fn referral_body() -> Value {
-    json!({
-        "service_type": "counselling",
-        "urgency": "routine",
-        "modality": "video",
-        "language": "en",
-        "region": "GB-ENG",
-        "employee_ref": "EMP-0001",
-        "contact": {
-            "preferred_name": "Sam",
-            "phone": "+447700900123",
-            "email": "sam@example.org",
-            "best_time_to_contact": "weekday evenings",
-            "voicemail_consent": true
-        },
-        "note": "Prefers a counsellor with NHS experience."
-    })
-}
-
-impl TestApp {
-    pub async fn setup_portal(&self, capacity: u32) -> Portal {
-        let admin_token = self.admin_token().await;
-        let employer = self.create_employer(&admin_token, "Acme Health").await;
-        let body = json!({
-            "name": "Harbour Counselling", "services": ["counselling", "crisis"], "languages": ["en"],
-            "regions": ["GB"], "modalities": ["video", "phone"], "crisis_capable": true, "capacity": capacity,
-        });
-        let resp = self
-            .post_json("/v1/admin/providers", &admin_token, &body)
-            .await;
-        assert_eq!(resp.status(), 201);
-        let provider = resp.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let resp = self
-            .post_json(
-                "/v1/admin/contracts",
-                &admin_token,
-                &json!({"employer_id": employer, "provider_id": provider, "priority": 1}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
-        let client = self
-            .create_client(
-                &admin_token,
-                json!({"name": "Acme portal", "role": "hr_portal", "employer_id": employer}),
-            )
-            .await;
-        let token = self.token(&client).await;
-        Portal {
-            admin_token,
-            employer,
-            provider,
-            client,
-            token,
-        }
-    }
-
-    /// Posts exactly `body`'s bytes (so a test can fingerprint them) with an Idempotency-Key.
-    pub async fn submit(&self, token: &str, key: Option<&str>, body: &[u8]) -> reqwest::Response {
-        let mut req = self
-            .client
-            .post(self.url("/v1/referrals"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        if let Some(k) = key {
-            req = req.header("idempotency-key", k);
-        }
-        req.send().await.unwrap()
-    }
-
-    pub async fn submit_json(&self, token: &str, body: &Value) -> reqwest::Response {
-        let key = uuid::Uuid::new_v4().to_string();
-        self.submit(token, Some(&key), &serde_json::to_vec(body).unwrap())
-            .await
-    }
-
-    pub fn referral(&self, id: &str) -> StoredReferral {
-        let mut conn = self.conn();
-        let id = eap_referrals::ids::ReferralId::from_trusted(id.to_owned());
-        eap_referrals::referrals::store::find_referral(&mut conn, &id)
-            .unwrap()
-            .expect("referral exists")
-            .into()
-    }
-
-    pub fn provider_load(&self, id: &str) -> i64 {
-        let mut conn = self.conn();
-        eap_referrals::directory::store::load(&mut conn, id).unwrap()
-    }
-}
-
-/// A stored referral with its codes and ids as text, as the assertions compare them.
-pub struct StoredReferral {
-    pub status: String,
-    pub provider_id: Option<String>,
-    pub version: i32,
-    pub offer_expires_at: Option<chrono::NaiveDateTime>,
-    pub status_token_hash: String,
-    pub routing_reasons: Option<String>,
-    pub key_id: Option<String>,
-    pub wrapped_key: Option<Vec<u8>>,
-    pub sealed_contact: Option<Vec<u8>>,
-    pub sealed_note: Option<Vec<u8>>,
-    pub employee_ref_hmac: Option<String>,
-    pub erased_at: Option<chrono::NaiveDateTime>,
-}
-
-impl From<eap_referrals::referrals::store::ReferralRow> for StoredReferral {
-    fn from(r: eap_referrals::referrals::store::ReferralRow) -> Self {
-        use eap_referrals::codes::Code;
-        StoredReferral {
-            status: r.status.code().to_owned(),
-            provider_id: r.provider_id.map(|p| p.into_string()),
-            version: r.version,
-            offer_expires_at: r.offer_expires_at,
-            status_token_hash: r.status_token_hash,
-            routing_reasons: r.routing_reasons,
-            key_id: r.key_id,
-            wrapped_key: r.wrapped_key,
-            sealed_contact: r.sealed_contact,
-            sealed_note: r.sealed_note,
-            employee_ref_hmac: r.employee_ref_hmac,
-            erased_at: r.erased_at,
-        }
-    }
-}
-
-/// The real binary, serving with JSON logs captured from its stderr.
-pub struct Binary {
-    pub base: String,
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    pub seen: Vec<String>,
-}
-
-impl Binary {
-    pub fn bin() -> &'static str {
-        env!("CARGO_BIN_EXE_eap-referrals")
-    }
-
-    /// Creates a client with the CLI against the same database, as an operator would.
-    pub fn create_client(vars: &HashMap<String, String>, role: &str, name: &str) -> Client {
-        let out = std::process::Command::new(Self::bin())
-            .envs(vars)
-            .args(["admin", "create-client", "--role", role, "--name", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        Client {
-            id: v["client_id"].as_str().unwrap().to_owned(),
-            secret: v["client_secret"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    pub fn start(vars: &HashMap<String, String>) -> Binary {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(Self::bin())
-            .envs(vars)
-            .env("EAP_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let port = loop {
-            let line = rx
-                .recv_timeout(std::time::Duration::from_secs(20))
-                .expect("the server logs that it listens");
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            seen.push(line);
-            if v["fields"]["message"] == "listening" {
-                break v["fields"]["addr"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        };
-        Binary {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            lines: rx,
-            seen,
-        }
-    }
-
-    /// Sends SIGTERM (as an orchestrator does), without waiting.
-    pub fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit by itself; its exit status and every log line.
-    pub fn wait_exit(
-        mut self,
-        limit: std::time::Duration,
-    ) -> (std::process::ExitStatus, Vec<String>) {
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("the server did not exit within {limit:?}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(std::time::Duration::from_millis(500))
-        {
-            self.seen.push(line);
-        }
-        (status, std::mem::take(&mut self.seen))
-    }
-
-    /// Stops the server and returns every log line it wrote.
-    pub fn stop(mut self) -> Vec<String> {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(std::time::Duration::from_millis(500))
-        {
-            self.seen.push(line);
-        }
-        std::mem::take(&mut self.seen)
-    }
-}
-
-/// Counts rows with a query against a database the test does not serve from.
-pub fn count_in(database_url: &str, sql: &str) -> i64 {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let url = DatabaseUrl::parse(database_url).unwrap();
-    let db = eap_referrals::db::Db::connect(&url, 1, std::time::Duration::from_secs(5)).unwrap();
-    let mut conn = db.get().unwrap();
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut *conn)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
-}
-
-pub fn drop_pg_database(pg: Option<(String, String)>) {
-    if let Some((admin, name)) = pg {
-        if let Ok(mut c) = PgConnection::establish(&admin) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
-    }
-}
-
-#[derive(Debug, Clone, diesel::Queryable)]
-pub struct AuditRow {
-    pub action: String,
-    pub outcome: String,
-    pub http_status: i32,
-    pub actor_client_id: Option<String>,
-    pub resource_id: Option<String>,
-    pub request_id: String,
-    pub actor_role: Option<String>,
-    pub tenant_id: Option<String>,
-    pub source_addr: Option<String>,
-}
-
-/// Reads the request id the server echoed.
-pub fn request_id(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("x-request-id")
-        .expect("every response carries X-Request-Id")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Asserts an RFC 9457 body with the given status, and returns it.
-pub async fn problem(resp: reqwest::Response, status: u16) -> Value {
-    assert_eq!(resp.status(), status);
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap()),
-        Some("application/problem+json")
-    );
-    let rid = request_id(&resp);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    assert!(body["type"]
-        .as_str()
-        .unwrap()
-        .starts_with("urn:eap-referrals:problem:"));
-    assert!(body["title"].is_string());
-    assert_eq!(
-        body["request_id"],
-        rid.as_str(),
-        "the body names the request id"
-    );
-    body
 }
