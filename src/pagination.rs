@@ -6,6 +6,9 @@ use validator::Validate;
 
 use crate::error::ApiError;
 
+/// The query parameters paging adds to a list.
+pub const PARAMETERS: [&str; 2] = ["after", "limit"];
+
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 

@@ -226,10 +226,7 @@ fn format_of(req: &HttpRequest) -> Format {
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter: bad time, unknown parameter, limit out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events")]
@@ -520,10 +517,6 @@ pub struct CheckpointPage {
     params(CheckpointQuery),
     responses(
         (status = 200, description = "The latest checkpoint and one page of history", body = CheckpointPage),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/checkpoints")]
@@ -656,13 +649,10 @@ fn checkpoint_for(conn: &mut AnyConnection, size: Option<u64>) -> Result<Checkpo
     params(("id" = String, Path, description = "Event id"), ProofQuery),
     responses(
         (status = 200, description = "The proof", body = InclusionProof),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event in the sealed log", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The event is not covered by that checkpoint yet, or no checkpoint exists", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events/{id}/proof")]
@@ -737,12 +727,9 @@ pub struct ConsistencyProof {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such proof)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing, unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/consistency")]
@@ -845,11 +832,8 @@ impl From<Report> for VerifyResponse {
     params(VerifyQuery),
     responses(
         (status = 200, description = "The verdict (also when problems are found)", body = VerifyResponse),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/verify")]

@@ -85,13 +85,7 @@ impl From<EmployerRow> for Employer {
     tag = "admin", security(("bearer" = [])), request_body = EmployerInput,
     responses(
         (status = 201, description = "Created", body = Employer, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/employers")]
@@ -118,10 +112,6 @@ pub async fn create_employer(
     tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "One page", body = Page<Employer>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/employers")]
@@ -150,10 +140,7 @@ pub async fn list_employers(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
     responses(
         (status = 200, description = "The employer", body = Employer),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/employers/{id}")]
@@ -177,14 +164,8 @@ pub async fn get_employer(
     request_body = EmployerPatch,
     responses(
         (status = 200, description = "The updated employer", body = Employer),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/employers/{id}")]
@@ -213,10 +194,7 @@ pub async fn update_employer(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
     responses(
         (status = 200, description = "The deactivated employer", body = Employer),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/employers/{id}/deactivate")]
@@ -455,13 +433,7 @@ fn provider_with_load(conn: &mut crate::db::AnyConnection, id: &str) -> Result<P
     tag = "admin", security(("bearer" = [])), request_body = ProviderInput,
     responses(
         (status = 201, description = "Created", body = Provider, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid, unknown or missing fields; unknown codes", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/providers")]
@@ -488,10 +460,6 @@ pub async fn create_provider(
     tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "One page", body = Page<Provider>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/providers")]
@@ -528,10 +496,7 @@ pub async fn list_providers(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
     responses(
         (status = 200, description = "The provider", body = Provider),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/providers/{id}")]
@@ -554,14 +519,8 @@ pub async fn get_provider(
     request_body = ProviderPatch,
     responses(
         (status = 200, description = "The updated provider", body = Provider),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields; unknown codes", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/providers/{id}")]
@@ -602,10 +561,7 @@ fn change_is_empty(c: &ProviderChange) -> bool {
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
     responses(
         (status = 200, description = "The deactivated provider", body = Provider),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/providers/{id}/deactivate")]
@@ -734,14 +690,8 @@ impl From<ContractRow> for Contract {
     tag = "admin", security(("bearer" = [])), request_body = ContractInput,
     responses(
         (status = 201, description = "Created", body = Contract, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts")]
@@ -831,10 +781,7 @@ pub struct ContractQuery {
     tag = "admin", security(("bearer" = [])), params(ContractQuery),
     responses(
         (status = 200, description = "One page", body = Page<Contract>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts")]
@@ -869,10 +816,7 @@ pub async fn list_contracts(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The contract", body = Contract),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts/{id}")]
@@ -896,14 +840,8 @@ pub async fn get_contract(
     request_body = ContractPatch,
     responses(
         (status = 200, description = "The updated contract", body = Contract),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/contracts/{id}")]
@@ -946,10 +884,7 @@ pub async fn update_contract(
     tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The deactivated contract", body = Contract),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts/{id}/deactivate")]

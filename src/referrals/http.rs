@@ -265,13 +265,9 @@ fn replay(
         (status = 201, description = "Received; the status token is in this response only", body = Submitted,
          headers(("Location" = String), ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "Missing Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an HR portal, or the employer is deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still in flight, or answered a referral whose personal data has since been erased", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals")]
@@ -385,10 +381,7 @@ pub(crate) fn referral_token(req: &HttpRequest) -> Option<String> {
     ),
     responses(
         (status = 200, description = "The coarse status", body = ReferralStatus),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/referrals/{id}")]
@@ -423,11 +416,8 @@ pub async fn read_status(
     ),
     responses(
         (status = 200, description = "Cancelled", body = ReferralStatus),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed or cancelled", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals/{id}/cancel")]

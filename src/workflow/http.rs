@@ -248,10 +248,7 @@ fn log_refusal<T>(
     params(("id" = String, Path, description = "Referral id")),
     responses(
         (status = 200, description = "The referral", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}")]
@@ -296,10 +293,7 @@ pub struct ReferralQuery {
     tag = "provider", security(("bearer" = [])), params(ReferralQuery),
     responses(
         (status = 200, description = "One page", body = Page<ProviderReferral>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals")]
@@ -336,13 +330,10 @@ pub async fn list_referrals(
     params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
     responses(
         (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/accept")]
@@ -379,17 +370,11 @@ pub struct Decline {
     request_body = Decline,
     responses(
         (status = 204, description = "Declined; the referral has left this provider"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not allowed in the current status", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown reason code or invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/decline")]
@@ -548,17 +533,11 @@ pub struct StatusUpdate {
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown status or an outcome that does not fit", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/status")]
@@ -603,12 +582,9 @@ pub struct ContactReveal {
     params(("id" = String, Path, description = "Referral id")),
     responses(
         (status = 200, description = "The contact block", body = ContactReveal, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not accepted, or already closed", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The personal data was erased (on request or by retention)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}/contact")]
@@ -747,10 +723,7 @@ fn parse_cursor(c: &str) -> Option<store::Position> {
     responses(
         (status = 200, description = "Events after the cursor (after waiting, if asked, for the first one)", body = Feed,
          headers(("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/events")]
