@@ -101,7 +101,7 @@ fn document_contact_rule(api: &mut utoipa::openapi::OpenApi) {
 /// The answers most operations share, added to each operation that does not document its own
 /// for that status, so a handler lists only what is particular to it (a handler's own wins).
 /// They come from shared code, not from the handler: the caller extractors (`auth::caller`)
-/// for 401 and 403, `ApiJson` for a body, `ApiQuery` and `PageQuery` for paging, the pool and
+/// for 401 and 403, `ApiJson` for a body, `ApiQuery` and `Paging` for paging, the pool and
 /// the access log for 503.
 fn document_shared_responses(api: &mut utoipa::openapi::OpenApi) {
     let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
@@ -328,6 +328,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The derive takes only literal bounds, so a list with filters repeats its paging's
+    /// `after` and `limit`; they must be what it resolves them with.
+    #[test]
+    fn lists_with_filters_document_the_paging_they_resolve_with() {
+        use crate::pagination::{PageQuery, PARAMETERS};
+        use crate::{audit, directory, workflow};
+        use utoipa::IntoParams;
+        fn paging<P: IntoParams>() -> Vec<serde_json::Value> {
+            P::into_params(|| None)
+                .into_iter()
+                .filter(|p| PARAMETERS.contains(&p.name.as_str()))
+                .map(|p| serde_json::json!([p.name, p.required, p.schema]))
+                .collect()
+        }
+        let by_id = paging::<PageQuery>();
+        assert_eq!(paging::<directory::http::ContractQuery>(), by_id);
+        assert_eq!(paging::<workflow::http::ReferralQuery>(), by_id);
+        assert_eq!(
+            paging::<audit::http::EventQuery>(),
+            paging::<audit::http::EventPaging>()
+        );
+        assert_eq!(
+            paging::<workflow::http::FeedQuery>(),
+            paging::<workflow::http::FeedPaging>()
+        );
     }
 
     /// Every id field and parameter documents the one shape the server accepts

@@ -25,6 +25,7 @@ use crate::auth::caller::Auditor;
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiQuery, PathId};
+use crate::pagination::{Cursor, Paging};
 
 /// Rows per database round trip while exporting: large enough to amortise the query, small
 /// enough that memory stays flat and no connection is held while the client reads.
@@ -94,24 +95,46 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<NaiveDateTim
         .transpose()
 }
 
-/// Cursors are log positions (events) or checkpoint numbers, in decimal: every value the
-/// documented pattern admits is a position, so a well-formed cursor is never refused.
 fn encode_cursor(n: u64) -> String {
     n.to_string()
 }
 
-fn decode_cursor(c: &Option<String>) -> Result<Option<u64>, ApiError> {
-    c.as_deref()
-        .map(|c| {
-            (c.len() <= 18 && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| c.parse::<u64>().ok())
-                .flatten()
-                .ok_or_else(|| {
-                    ApiError::validation("after", "invalid", "not a cursor from this API")
-                })
-        })
-        .transpose()
+/// Cursors are log positions (events) or checkpoint numbers, in decimal: every value the
+/// documented pattern admits is a position, so a well-formed cursor is never refused.
+pub struct LogPosition;
+
+impl Cursor for LogPosition {
+    type Position = u64;
+    const PATTERN: &'static str = "^[0-9]{1,18}$";
+    const MIN_LENGTH: usize = 1;
+    const MAX_LENGTH: usize = 18;
+
+    fn decode(c: &str) -> Result<u64, ApiError> {
+        (c.len() <= 18 && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| c.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| ApiError::validation("after", "invalid", "not a cursor from this API"))
+    }
 }
+
+/// A checkpoint number; the history is newest first.
+pub struct CheckpointNumber;
+
+impl Cursor for CheckpointNumber {
+    type Position = u64;
+    const ABOUT: &'static str =
+        "The `next_cursor` of the previous page (older checkpoints follow).";
+    const PATTERN: &'static str = LogPosition::PATTERN;
+    const MIN_LENGTH: usize = LogPosition::MIN_LENGTH;
+    const MAX_LENGTH: usize = LogPosition::MAX_LENGTH;
+
+    fn decode(c: &str) -> Result<u64, ApiError> {
+        LogPosition::decode(c)
+    }
+}
+
+/// The paging of the events list's JSON form, which `EventQuery` documents.
+pub type EventPaging = Paging<LogPosition, 1000, 100>;
 
 /// The validated filters, with the time range still to be mapped onto log positions.
 struct Selection {
@@ -132,6 +155,7 @@ impl EventQuery {
         // `to` at or before `from` is an empty window, not an error: each bound is valid on
         // its own, and a search over no time finds nothing (as `/v1/audit/verify` does).
         let to = parse_time("to", &self.to)?;
+        let (after, limit) = EventPaging::new(self.after, self.limit).resolve()?;
         let matches_nothing = [&self.actor, &self.action, &self.resource_id]
             .into_iter()
             .flatten()
@@ -140,8 +164,8 @@ impl EventQuery {
             matches_nothing,
             from,
             to,
-            after: decode_cursor(&self.after)?,
-            limit: i64::from(self.limit.unwrap_or(100)),
+            after,
+            limit,
             filter: Filter {
                 start: 0,
                 end: 0,
@@ -488,18 +512,7 @@ fn csv_row(buf: &mut Vec<u8>, e: &LoggedEvent) {
 // ---------------------------------------------------------------------------------------------
 // Checkpoints, the public key and proofs.
 
-#[derive(Debug, Deserialize, Validate, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct CheckpointQuery {
-    /// The `next_cursor` of the previous page (older checkpoints follow).
-    #[param(pattern = "^[0-9]{1,18}$", min_length = 1, max_length = 18)]
-    pub after: Option<String>,
-    /// Page size, 1–1000 (default 100).
-    #[validate(range(min = 1, max = 1000))]
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-}
+pub type CheckpointQuery = Paging<CheckpointNumber, 1000, 100>;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckpointPage {
@@ -525,9 +538,7 @@ pub async fn list_checkpoints(
     state: web::Data<AppState>,
     query: ApiQuery<CheckpointQuery>,
 ) -> Result<web::Json<CheckpointPage>, ApiError> {
-    let q = query.into_inner()?;
-    let before = decode_cursor(&q.after)?;
-    let limit = i64::from(q.limit.unwrap_or(100));
+    let (before, limit) = query.into_inner()?.resolve()?;
     let caller = auditor.0;
     let page = state
         .db

@@ -791,11 +791,7 @@ pub async fn list_contracts(
     query: ApiQuery<ContractQuery>,
 ) -> Result<web::Json<Page<Contract>>, ApiError> {
     let q = query.into_inner()?;
-    let (after, limit) = PageQuery {
-        after: q.after,
-        limit: q.limit,
-    }
-    .resolve()?;
+    let (after, limit) = PageQuery::new(q.after, q.limit).resolve()?;
     let employer = q.employer_id;
     let rows = audited(&state.db, admin.0, 200, move |conn| {
         let rows = store::list_contracts(conn, employer.as_deref(), after.as_deref(), limit)?;

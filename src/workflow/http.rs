@@ -17,7 +17,7 @@ use crate::directory::model::{Code, Language, Modality, Region, Service, Urgency
 use crate::directory::store as directory;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
-use crate::pagination::Page;
+use crate::pagination::{Cursor, Page, Paging};
 use crate::referrals::model::{aad, Contact, Status};
 use crate::referrals::seal;
 use crate::referrals::store::{self as referral_store, ReferralRow};
@@ -303,11 +303,7 @@ pub async fn list_referrals(
     query: ApiQuery<ReferralQuery>,
 ) -> Result<web::Json<Page<ProviderReferral>>, ApiError> {
     let q = query.into_inner()?;
-    let (after, limit) = crate::pagination::PageQuery {
-        after: q.after,
-        limit: q.limit,
-    }
-    .resolve()?;
+    let (after, limit) = crate::pagination::PageQuery::new(q.after, q.limit).resolve()?;
     let status = q.status.map(|s| s.code());
     let provider_id = provider.provider_id.clone();
     let rows = crate::audit::audited(&state.db, provider.caller, 200, move |conn| {
@@ -714,6 +710,28 @@ fn parse_cursor(c: &str) -> Option<store::Position> {
     })
 }
 
+pub struct FeedPosition;
+
+impl Cursor for FeedPosition {
+    type Position = store::Position;
+    const PATTERN: &'static str = r"^[0-9]{1,18}\.[0-9]{1,18}$";
+    const MIN_LENGTH: usize = 3;
+    const MAX_LENGTH: usize = 37;
+
+    fn decode(c: &str) -> Result<store::Position, ApiError> {
+        parse_cursor(c).ok_or_else(|| {
+            ApiError::validation(
+                "after",
+                "invalid",
+                "must be a cursor from this feed (txid.id)",
+            )
+        })
+    }
+}
+
+/// The feed's paging, which `FeedQuery` documents.
+pub type FeedPaging = Paging<FeedPosition, 1000, 100>;
+
 /// The provider's change feed, oldest first, with a cursor that never skips or repeats an
 /// event, even when transactions commit out of order. Each delivered referral is an access-log
 /// event; an empty poll is not logged.
@@ -734,17 +752,8 @@ pub async fn poll_feed(
     query: ApiQuery<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
-    let after = match &q.after {
-        None => store::Position::default(),
-        Some(c) => parse_cursor(c).ok_or_else(|| {
-            ApiError::validation(
-                "after",
-                "invalid",
-                "must be a cursor from this feed (txid.id)",
-            )
-        })?,
-    };
-    let limit = i64::from(q.limit.unwrap_or(100));
+    let (after, limit) = FeedPaging::new(q.after, q.limit).resolve()?;
+    let after = after.unwrap_or_default();
     let preferred = prefer_wait(&req);
     let wait = q.wait.or(preferred).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
