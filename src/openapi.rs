@@ -28,10 +28,15 @@ use utoipa_actix_web::AppExt;
         (name = "operations", description = "Liveness, readiness and the API description"),
         (name = "auth", description = "OAuth 2.0 client credentials and the token signing keys"),
         (name = "admin", description = "Directory and API clients (role `admin`)"),
-        (name = "provider", description = "A provider's feed and referrals: accept, decline, report, reveal contact (role `provider`)"),
-        (name = "referrals", description = "Requests for help, as HR portals submit and follow them (role `hr_portal`)"),
-        (name = "reports", description = "Aggregate, small-cell-suppressed utilisation counts of the portal's own employer (role `hr_portal`)"),
-        (name = "audit", description = "The access log, sealed into a Merkle tree with signed checkpoints: search, export, proofs, verification (role `auditor`)"),
+        (name = "provider", description = "A provider's feed and referrals: accept, decline, \
+                                          report, reveal contact (role `provider`)"),
+        (name = "referrals", description = "Requests for help, as HR portals submit and follow \
+                                           them (role `hr_portal`)"),
+        (name = "reports", description = "Aggregate, small-cell-suppressed utilisation counts \
+                                         of the portal's own employer (role `hr_portal`)"),
+        (name = "audit", description = "The access log, sealed into a Merkle tree with signed \
+                                       checkpoints: search, export, proofs, verification (role \
+                                       `auditor`)"),
     )
 )]
 struct ApiDoc;
@@ -89,7 +94,13 @@ fn document_contact_rule(api: &mut utoipa::openapi::OpenApi) {
         return;
     };
     let fields = serde_json::to_value(contact).expect("a schema serializes");
-    let one = |field: &str| serde_json::json!({"type": "object", "required": [field], "properties": {field: {"type": "string"}}});
+    let one = |field: &str| {
+        serde_json::json!({
+            "type": "object",
+            "required": [field],
+            "properties": {field: {"type": "string"}},
+        })
+    };
     let contact = serde_json::from_value(serde_json::json!({
         "allOf": [fields, {"anyOf": [one("phone"), one("email")]}],
         "description": "How to reach the person: a phone number, an email address, or both.",
@@ -203,7 +214,10 @@ fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
         )
         .header(
             "RateLimit-Policy",
-            text("The budget, e.g. `\"hr_portal\";q=1200;w=60` (draft-ietf-httpapi-ratelimit-headers)"),
+            text(
+                "The budget, e.g. `\"hr_portal\";q=1200;w=60` \
+                 (draft-ietf-httpapi-ratelimit-headers)",
+            ),
         )
         .header(
             "RateLimit",

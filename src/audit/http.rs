@@ -250,7 +250,9 @@ fn format_of(req: &HttpRequest) -> Format {
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 422, description = "Invalid filter: bad time, unknown parameter, limit out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter: bad time, unknown parameter, limit out of \
+            range",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events")]
@@ -529,7 +531,8 @@ pub struct CheckpointPage {
     security(("bearer" = [])),
     params(CheckpointQuery),
     responses(
-        (status = 200, description = "The latest checkpoint and one page of history", body = CheckpointPage),
+        (status = 200, description = "The latest checkpoint and one page of history",
+         body = CheckpointPage),
     ),
 )]
 #[get("/v1/audit/checkpoints")]
@@ -660,10 +663,15 @@ fn checkpoint_for(conn: &mut AnyConnection, size: Option<u64>) -> Result<Checkpo
     params(("id" = String, Path, description = "Event id"), ProofQuery),
     responses(
         (status = 200, description = "The proof", body = InclusionProof),
-        (status = 404, description = "No such event in the sealed log", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The event is not covered by that checkpoint yet, or no checkpoint exists", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event in the sealed log",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event is not covered by that checkpoint yet, or no \
+            checkpoint exists",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or no checkpoint of that size",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events/{id}/proof")]
@@ -738,9 +746,13 @@ pub struct ConsistencyProof {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such proof)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing, unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No checkpoint has been issued yet",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such \
+            proof)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/consistency")]
@@ -842,9 +854,12 @@ impl From<Report> for VerifyResponse {
     security(("bearer" = [])),
     params(VerifyQuery),
     responses(
-        (status = 200, description = "The verdict (also when problems are found)", body = VerifyResponse),
-        (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The verdict (also when problems are found)",
+         body = VerifyResponse),
+        (status = 409, description = "No checkpoint has been issued yet",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/verify")]

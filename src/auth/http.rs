@@ -232,10 +232,14 @@ fn throttle_token(
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An access token", body = TokenResponse),
-        (status = 400, description = "`invalid_request` or `unsupported_grant_type`", body = OAuthError),
-        (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked", body = OAuthError),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`",
+         body = OAuthError),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked",
+         body = OAuthError),
+        (status = 413, description = "Body too large",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/oauth/token")]
@@ -585,10 +589,14 @@ async fn hashed(secret: &str) -> Result<String, ApiError> {
     security(("bearer" = [])),
     request_body = CreateClientRequest,
     responses(
-        (status = 201, description = "Created; the secret is in this response only", body = ClientWithSecret,
+        (status = 201, description = "Created; the secret is in this response only",
+         body = ClientWithSecret,
          headers(("Location" = String, description = "The new client"))),
-        (status = 409, description = "The employer or provider bound to is unknown or inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown fields, or fields the role does not take (a binding not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The employer or provider bound to is unknown or inactive",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown fields, or fields the role does not \
+            take (a binding not in the issued id form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/clients")]
@@ -664,7 +672,8 @@ pub async fn list_clients(
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 200, description = "The client", body = ClientView),
-        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/clients/{id}")]
@@ -695,8 +704,10 @@ pub async fn get_client(
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 200, description = "The client with its new secret", body = ClientWithSecret),
-        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The client is revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The client is revoked",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/clients/{id}/rotate-secret")]
@@ -740,8 +751,10 @@ pub async fn rotate_secret(
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 200, description = "The revoked client", body = ClientView),
-        (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A client cannot revoke itself", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A client cannot revoke itself",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/clients/{id}/revoke")]

@@ -85,7 +85,8 @@ impl From<EmployerRow> for Employer {
     tag = "admin", security(("bearer" = [])), request_body = EmployerInput,
     responses(
         (status = 201, description = "Created", body = Employer, headers(("Location" = String))),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/employers")]
@@ -137,10 +138,12 @@ pub async fn list_employers(
 
 /// Reads one employer.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Employer id")),
     responses(
         (status = 200, description = "The employer", body = Employer),
-        (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such employer",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/employers/{id}")]
@@ -160,12 +163,15 @@ pub async fn get_employer(
 
 /// Renames an employer.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Employer id")),
     request_body = EmployerPatch,
     responses(
         (status = 200, description = "The updated employer", body = Employer),
-        (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such employer",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/employers/{id}")]
@@ -191,10 +197,12 @@ pub async fn update_employer(
 
 /// Deactivates an employer: its portals can no longer submit referrals. Idempotent.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Employer id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Employer id")),
     responses(
         (status = 200, description = "The deactivated employer", body = Employer),
-        (status = 404, description = "No such employer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such employer",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/employers/{id}/deactivate")]
@@ -433,7 +441,8 @@ fn provider_with_load(conn: &mut crate::db::AnyConnection, id: &str) -> Result<P
     tag = "admin", security(("bearer" = [])), request_body = ProviderInput,
     responses(
         (status = 201, description = "Created", body = Provider, headers(("Location" = String))),
-        (status = 422, description = "Invalid, unknown or missing fields; unknown codes", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid, unknown or missing fields; unknown codes",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/providers")]
@@ -493,10 +502,12 @@ pub async fn list_providers(
 
 /// Reads one provider.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Provider id")),
     responses(
         (status = 200, description = "The provider", body = Provider),
-        (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/providers/{id}")]
@@ -515,12 +526,15 @@ pub async fn get_provider(
 
 /// Changes a provider's attributes; absent fields stay as they are.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Provider id")),
     request_body = ProviderPatch,
     responses(
         (status = 200, description = "The updated provider", body = Provider),
-        (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields; unknown codes", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields; unknown codes",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/providers/{id}")]
@@ -558,10 +572,12 @@ fn change_is_empty(c: &ProviderChange) -> bool {
 
 /// Deactivates a provider: it is offered no new referrals. Idempotent.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Provider id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Provider id")),
     responses(
         (status = 200, description = "The deactivated provider", body = Provider),
-        (status = 404, description = "No such provider", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such provider",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/providers/{id}/deactivate")]
@@ -690,8 +706,12 @@ impl From<ContractRow> for Contract {
     tag = "admin", security(("bearer" = [])), request_body = ContractInput,
     responses(
         (status = 201, description = "Created", body = Contract, headers(("Location" = String))),
-        (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contract for this employer and provider exists, or the \
+            employer or provider is unknown or inactive",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` \
+            not in the issued id form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts")]
@@ -781,7 +801,9 @@ pub struct ContractQuery {
     tag = "admin", security(("bearer" = [])), params(ContractQuery),
     responses(
         (status = 200, description = "One page", body = Page<Contract>),
-        (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued \
+            form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts")]
@@ -809,10 +831,12 @@ pub async fn list_contracts(
 
 /// Reads one contract.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The contract", body = Contract),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts/{id}")]
@@ -832,12 +856,15 @@ pub async fn get_contract(
 
 /// Changes a contract's priority or window; absent fields stay as they are.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     request_body = ContractPatch,
     responses(
         (status = 200, description = "The updated contract", body = Contract),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/contracts/{id}")]
@@ -877,10 +904,12 @@ pub async fn update_contract(
 
 /// Ends a contract at once: routing stops offering this employer's referrals to the provider.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The deactivated contract", body = Contract),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts/{id}/deactivate")]

@@ -28,8 +28,10 @@ use crate::referrals::store as referral_store;
     ),
     responses(
         (status = 204, description = "Erased (or already erased)"),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[delete("/v1/referrals/{id}/personal-data")]
@@ -60,8 +62,10 @@ pub async fn erase(
     params(("id" = String, Path, description = "Referral id")),
     responses(
         (status = 204, description = "Erased (or already erased)"),
-        (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[delete("/v1/admin/referrals/{id}/personal-data")]

@@ -258,16 +258,29 @@ fn replay(
 #[utoipa::path(
     tag = "referrals",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable ASCII characters other than `\"` and `\\`, bare or as a quoted sf-string",
-        pattern = r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#, min_length = 1, max_length = 257)),
+    params(("Idempotency-Key" = String, Header,
+        description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable \
+            ASCII characters other than `\"` and `\\`, bare or as a quoted sf-string",
+        pattern = r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#,
+        min_length = 1, max_length = 257)),
     request_body = NewReferral,
     responses(
-        (status = 201, description = "Received; the status token is in this response only", body = Submitted,
-         headers(("Location" = String), ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
-        (status = 400, description = "Missing Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal, or the employer is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is still in flight, or answered a referral whose personal data has since been erased", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Received; the status token is in this response only",
+         body = Submitted,
+         headers(
+             ("Location" = String),
+             ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+         )),
+        (status = 400, description = "Missing Idempotency-Key, or malformed JSON",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an HR portal, or the employer is deactivated",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still in flight, or \
+            answered a referral whose personal data has since been erased",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with \
+            a different body",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals")]
@@ -381,7 +394,8 @@ pub(crate) fn referral_token(req: &HttpRequest) -> Option<String> {
     ),
     responses(
         (status = 200, description = "The coarse status", body = ReferralStatus),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/referrals/{id}")]
@@ -416,8 +430,10 @@ pub async fn read_status(
     ),
     responses(
         (status = 200, description = "Cancelled", body = ReferralStatus),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already closed or cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed or cancelled",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals/{id}/cancel")]

@@ -120,9 +120,14 @@ pub struct Assigned {
     request_body = Assign,
     responses(
         (status = 200, description = "Offered to the provider", body = Assigned),
-        (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral is not unroutable (any more), or the provider is unknown, inactive, uncontracted or full", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral is not unroutable (any more), or the provider \
+            is unknown, inactive, uncontracted or full",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued \
+            id form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/unroutable/{id}/assign")]

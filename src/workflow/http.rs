@@ -247,8 +247,10 @@ fn log_refusal<T>(
     tag = "provider", security(("bearer" = [])),
     params(("id" = String, Path, description = "Referral id")),
     responses(
-        (status = 200, description = "The referral", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The referral", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}")]
@@ -293,7 +295,8 @@ pub struct ReferralQuery {
     tag = "provider", security(("bearer" = [])), params(ReferralQuery),
     responses(
         (status = 200, description = "One page", body = Page<ProviderReferral>),
-        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals")]
@@ -323,13 +326,23 @@ pub async fn list_referrals(
 /// Accepts an offer. The referral is this provider's until it closes.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     responses(
-        (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Accepted", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/accept")]
@@ -362,15 +375,25 @@ pub struct Decline {
 /// tried, or queued as unroutable; this provider's slot is freed.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     request_body = Decline,
     responses(
         (status = 204, description = "Declined; the referral has left this provider"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown reason code or invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown reason code or invalid fields",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/decline")]
@@ -525,15 +548,26 @@ pub struct StatusUpdate {
 /// invalid step is 409 listing the allowed ones. Closing frees the provider's slot.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     request_body = StatusUpdate,
     responses(
-        (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status or an outcome that does not fit", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Updated", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status or an outcome that does not fit",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/status")]
@@ -577,10 +611,14 @@ pub struct ContactReveal {
     tag = "provider", security(("bearer" = [])),
     params(("id" = String, Path, description = "Referral id")),
     responses(
-        (status = 200, description = "The contact block", body = ContactReveal, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not accepted, or already closed", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The personal data was erased (on request or by retention)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The contact block", body = ContactReveal,
+         headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted, or already closed",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The personal data was erased (on request or by retention)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}/contact")]
@@ -736,12 +774,22 @@ pub type FeedPaging = Paging<FeedPosition, 1000, 100>;
 /// event, even when transactions commit out of order. Each delivered referral is an access-log
 /// event; an empty poll is not logged.
 #[utoipa::path(
-        tag = "provider", security(("bearer" = [])),
-    params(FeedQuery, ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): the same as the `wait` parameter")),
+    tag = "provider", security(("bearer" = [])),
+    params(
+        FeedQuery,
+        ("Prefer" = Option<String>, Header,
+         description = "`wait=N` (RFC 7240): the same as the `wait` parameter"),
+    ),
     responses(
-        (status = 200, description = "Events after the cursor (after waiting, if asked, for the first one)", body = Feed,
-         headers(("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
-        (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Events after the cursor (after waiting, if asked, for the \
+            first one)",
+         body = Feed,
+         headers((
+             "Preference-Applied" = String,
+             description = "`wait=N` when `Prefer: wait` was honoured"
+         ))),
+        (status = 422, description = "Invalid cursor or limit",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/events")]
