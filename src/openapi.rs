@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::App;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{
-    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
+    ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
 };
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -25,10 +28,15 @@ use utoipa_actix_web::AppExt;
         (name = "operations", description = "Liveness, readiness and the API description"),
         (name = "auth", description = "OAuth 2.0 client credentials and the token signing keys"),
         (name = "admin", description = "Directory and API clients (role `admin`)"),
-        (name = "provider", description = "A provider's feed and referrals: accept, decline, report, reveal contact (role `provider`)"),
-        (name = "referrals", description = "Requests for help, as HR portals submit and follow them (role `hr_portal`)"),
-        (name = "reports", description = "Aggregate, small-cell-suppressed utilisation counts of the portal's own employer (role `hr_portal`)"),
-        (name = "audit", description = "The access log, sealed into a Merkle tree with signed checkpoints: search, export, proofs, verification (role `auditor`)"),
+        (name = "provider", description = "A provider's feed and referrals: accept, decline, \
+                                          report, reveal contact (role `provider`)"),
+        (name = "referrals", description = "Requests for help, as HR portals submit and follow \
+                                           them (role `hr_portal`)"),
+        (name = "reports", description = "Aggregate, small-cell-suppressed utilisation counts \
+                                         of the portal's own employer (role `hr_portal`)"),
+        (name = "audit", description = "The access log, sealed into a Merkle tree with signed \
+                                       checkpoints: search, export, proofs, verification (role \
+                                       `auditor`)"),
     )
 )]
 struct ApiDoc;
@@ -69,6 +77,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         .configure(crate::routes::routes)
         .split_for_parts();
     let mut api = api;
+    document_shared_responses(&mut api);
     document_rate_limits(&mut api);
     document_contact_rule(&mut api);
     api
@@ -85,7 +94,13 @@ fn document_contact_rule(api: &mut utoipa::openapi::OpenApi) {
         return;
     };
     let fields = serde_json::to_value(contact).expect("a schema serializes");
-    let one = |field: &str| serde_json::json!({"type": "object", "required": [field], "properties": {field: {"type": "string"}}});
+    let one = |field: &str| {
+        serde_json::json!({
+            "type": "object",
+            "required": [field],
+            "properties": {field: {"type": "string"}},
+        })
+    };
     let contact = serde_json::from_value(serde_json::json!({
         "allOf": [fields, {"anyOf": [one("phone"), one("email")]}],
         "description": "How to reach the person: a phone number, an email address, or both.",
@@ -94,12 +109,91 @@ fn document_contact_rule(api: &mut utoipa::openapi::OpenApi) {
     schemas.insert("Contact".to_owned(), contact);
 }
 
+/// The answers most operations share, added to each operation that does not document its own
+/// for that status, so a handler lists only what is particular to it (a handler's own wins).
+/// They come from shared code, not from the handler: the caller extractors (`auth::caller`)
+/// for 401 and 403, `ApiJson` for a body, `ApiQuery` and `Paging` for paging, the pool and
+/// the access log for 503.
+fn document_shared_responses(api: &mut utoipa::openapi::OpenApi) {
+    let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+    for item in api.paths.paths.values_mut() {
+        for op in operations(item) {
+            let mut shared = Vec::new();
+            if op.security.iter().flatten().any(|s| *s == bearer) {
+                shared.push(("401", "Missing or invalid access token"));
+                if let Some(refused) = op.tags.iter().flatten().find_map(|t| refusal(t)) {
+                    shared.push(("403", refused));
+                }
+                shared.push(("503", "Database or access log unavailable"));
+            }
+            let takes_json = op
+                .request_body
+                .as_ref()
+                .is_some_and(|b| b.content.contains_key("application/json"));
+            if takes_json {
+                shared.push(("400", "Malformed JSON"));
+                shared.push(("413", "Body too large"));
+                shared.push(("415", "Not JSON"));
+            }
+            let only_paging = op.parameters.as_ref().is_some_and(|params| {
+                !params.is_empty()
+                    && params
+                        .iter()
+                        .all(|p| crate::pagination::PARAMETERS.contains(&p.name.as_str()))
+            });
+            if only_paging {
+                shared.push(("422", "Invalid paging parameters"));
+            }
+            for (status, description) in shared {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(problem(description)));
+            }
+        }
+    }
+}
+
+/// The 403 of a bearer operation: its tag names the one role allowed to call it.
+fn refusal(tag: &str) -> Option<&'static str> {
+    match tag {
+        "admin" => Some("Not an admin"),
+        "provider" => Some("Not a provider"),
+        "audit" => Some("Not an auditor"),
+        "referrals" | "reports" => Some("Not an HR portal"),
+        _ => None,
+    }
+}
+
+fn problem(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Every authenticated operation and the token endpoint can answer 429 (see `ratelimit`).
 /// Added here once rather than in each handler's list, so a new operation cannot miss it.
 fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::schema::{Object, Type};
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     let text = |description: &str| {
         HeaderBuilder::new()
             .schema(Object::with_type(Type::String))
@@ -120,9 +214,15 @@ fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
         )
         .header(
             "RateLimit-Policy",
-            text("The budget, e.g. `\"hr_portal\";q=1200;w=60` (draft-ietf-httpapi-ratelimit-headers)"),
+            text(
+                "The budget, e.g. `\"hr_portal\";q=1200;w=60` \
+                 (draft-ietf-httpapi-ratelimit-headers)",
+            ),
         )
-        .header("RateLimit", text("What is left, e.g. `\"hr_portal\";r=0;t=3`"))
+        .header(
+            "RateLimit",
+            text("What is left, e.g. `\"hr_portal\";r=0;t=3`"),
+        )
         .content(
             "application/problem+json",
             ContentBuilder::new()
@@ -135,14 +235,7 @@ fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
         .responses
         .insert("TooManyRequests".into(), RefOr::T(response));
     for (path, item) in api.paths.paths.iter_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations(item) {
             if op.security.is_some() || path == "/oauth/token" {
                 op.responses.responses.insert(
                     "429".into(),
@@ -231,6 +324,51 @@ mod tests {
         assert_eq!(table.allowed("/a/"), None);
         assert_eq!(table.allowed("/a/1/2"), None);
         assert_eq!(table.allowed("/b/1"), None);
+    }
+
+    /// `refusal` knows the roles by tag; a bearer operation under any other tag would go
+    /// without its 403.
+    #[test]
+    fn every_bearer_operation_documents_the_shared_refusals() {
+        let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+        let mut api = spec();
+        for (path, item) in api.paths.paths.iter_mut() {
+            for op in operations(item) {
+                if op.security.iter().flatten().any(|s| *s == bearer) {
+                    for status in ["401", "403", "503"] {
+                        let found = op.responses.responses.contains_key(status);
+                        assert!(found, "{path} documents no {status}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The derive takes only literal bounds, so a list with filters repeats its paging's
+    /// `after` and `limit`; they must be what it resolves them with.
+    #[test]
+    fn lists_with_filters_document_the_paging_they_resolve_with() {
+        use crate::pagination::{PageQuery, PARAMETERS};
+        use crate::{audit, directory, workflow};
+        use utoipa::IntoParams;
+        fn paging<P: IntoParams>() -> Vec<serde_json::Value> {
+            P::into_params(|| None)
+                .into_iter()
+                .filter(|p| PARAMETERS.contains(&p.name.as_str()))
+                .map(|p| serde_json::json!([p.name, p.required, p.schema]))
+                .collect()
+        }
+        let by_id = paging::<PageQuery>();
+        assert_eq!(paging::<directory::http::ContractQuery>(), by_id);
+        assert_eq!(paging::<workflow::http::ReferralQuery>(), by_id);
+        assert_eq!(
+            paging::<audit::http::EventQuery>(),
+            paging::<audit::http::EventPaging>()
+        );
+        assert_eq!(
+            paging::<workflow::http::FeedQuery>(),
+            paging::<workflow::http::FeedPaging>()
+        );
     }
 
     /// Every id field and parameter documents the one shape the server accepts

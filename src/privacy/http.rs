@@ -25,11 +25,10 @@ use crate::state::AppState;
     ),
     responses(
         (status = 204, description = "Erased (or already erased)"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[delete("/v1/referrals/{id}/personal-data")]
@@ -52,11 +51,10 @@ pub async fn erase(
     params(("id" = String, Path, description = "Referral id")),
     responses(
         (status = 204, description = "Erased (or already erased)"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral changed while it was being erased; retry", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral changed while it was being erased; retry",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[delete("/v1/admin/referrals/{id}/personal-data")]

@@ -90,20 +90,29 @@ fn created_response(status: u16, body: Vec<u8>, replayed: bool) -> HttpResponse 
 #[utoipa::path(
     tag = "referrals",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable ASCII characters other than `\"` and `\\`, bare or as a quoted sf-string",
-        pattern = r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#, min_length = 1, max_length = 257)),
+    params(("Idempotency-Key" = String, Header,
+        description = "Unique per submission (IETF httpapi idempotency-key draft); 1–255 printable \
+            ASCII characters other than `\"` and `\\`, bare or as a quoted sf-string",
+        pattern = r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#,
+        min_length = 1, max_length = 257)),
     request_body = NewReferral,
     responses(
-        (status = 201, description = "Received; the status token is in this response only", body = Submitted,
-         headers(("Location" = String), ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
-        (status = 400, description = "Missing Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal, or the employer is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is still in flight, or answered a referral whose personal data has since been erased", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Received; the status token is in this response only",
+         body = Submitted,
+         headers(
+             ("Location" = String),
+             ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+         )),
+        (status = 400, description = "Missing Idempotency-Key, or malformed JSON",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an HR portal, or the employer is deactivated",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still in flight, or \
+            answered a referral whose personal data has since been erased",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with \
+            a different body",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals")]
@@ -148,10 +157,8 @@ pub async fn submit(
     ),
     responses(
         (status = 200, description = "The coarse status", body = ReferralStatus),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/referrals/{id}")]
@@ -176,11 +183,10 @@ pub async fn read_status(
     ),
     responses(
         (status = 200, description = "Cancelled", body = ReferralStatus),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such referral for this caller and token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already closed or cancelled", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral for this caller and token",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed or cancelled",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/referrals/{id}/cancel")]

@@ -63,10 +63,8 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
     params(UtilizationQuery),
     responses(
         (status = 200, description = "The report", body = Utilization),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an HR portal", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing, unknown or malformed parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameters",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/reports/utilization")]

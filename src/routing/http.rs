@@ -63,10 +63,6 @@ impl From<ReferralRow> for Unroutable {
     tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "One page of the queue", body = Page<Unroutable>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/unroutable")]
@@ -118,15 +114,14 @@ pub struct Assigned {
     request_body = Assign,
     responses(
         (status = 200, description = "Offered to the provider", body = Assigned),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral is not unroutable (any more), or the provider is unknown, inactive, uncontracted or full", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The referral is not unroutable (any more), or the provider \
+            is unknown, inactive, uncontracted or full",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued \
+            id form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/unroutable/{id}/assign")]

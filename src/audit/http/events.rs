@@ -96,12 +96,13 @@ impl EventQuery {
             .into_iter()
             .flatten()
             .any(|v| v.chars().any(char::is_control));
+        let (after, limit) = cursor::EventPaging::new(self.after, self.limit).resolve()?;
         Ok(Selection {
             matches_nothing,
             from,
             to,
-            after: cursor::decode(&self.after)?,
-            limit: i64::from(self.limit.unwrap_or(100)),
+            after,
+            limit,
             actor: self.actor,
             action: self.action,
             resource_id: self.resource_id,
@@ -147,10 +148,9 @@ fn format_of(req: &HttpRequest) -> Option<Format> {
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter: bad time, unknown parameter, limit out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter: bad time, unknown parameter, limit out of \
+            range",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events")]

@@ -6,6 +6,8 @@ mod events;
 mod proofs;
 mod verify;
 
-pub use events::list_events;
+pub use events::{list_events, EventQuery};
 pub use proofs::{consistency_proof, inclusion_proof, list_checkpoints, public_key};
 pub use verify::verify_log;
+
+pub use crate::audit::cursor::EventPaging;

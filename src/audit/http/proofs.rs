@@ -13,18 +13,7 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{ApiQuery, PathId};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, Validate, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct CheckpointQuery {
-    /// The `next_cursor` of the previous page (older checkpoints follow).
-    #[param(pattern = "^[0-9]{1,18}$", min_length = 1, max_length = 18)]
-    pub after: Option<String>,
-    /// Page size, 1–1000 (default 100).
-    #[validate(range(min = 1, max = 1000))]
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-}
+pub type CheckpointQuery = cursor::CheckpointPaging;
 
 /// Signed checkpoints (tree heads) of the access log: the latest and the history.
 #[utoipa::path(
@@ -32,11 +21,8 @@ pub struct CheckpointQuery {
     security(("bearer" = [])),
     params(CheckpointQuery),
     responses(
-        (status = 200, description = "The latest checkpoint and one page of history", body = CheckpointPage),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid paging parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The latest checkpoint and one page of history",
+         body = CheckpointPage),
     ),
 )]
 #[get("/v1/audit/checkpoints")]
@@ -45,9 +31,7 @@ pub async fn list_checkpoints(
     state: web::Data<AppState>,
     query: ApiQuery<CheckpointQuery>,
 ) -> Result<web::Json<CheckpointPage>, ApiError> {
-    let q = query.into_inner()?;
-    let before = cursor::decode(&q.after)?;
-    let limit = i64::from(q.limit.unwrap_or(100));
+    let (before, limit) = query.into_inner()?.resolve()?;
     let page = proofs::checkpoints(&state.db, auditor.0.event(None), before, limit).await?;
     Ok(web::Json(page))
 }
@@ -116,13 +100,15 @@ pub struct ProofQuery {
     params(("id" = String, Path, description = "Event id"), ProofQuery),
     responses(
         (status = 200, description = "The proof", body = InclusionProof),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event in the sealed log", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The event is not covered by that checkpoint yet, or no checkpoint exists", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event, or no checkpoint of that size", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event in the sealed log",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event is not covered by that checkpoint yet, or no \
+            checkpoint exists",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or no checkpoint of that size",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/events/{id}/proof")]
@@ -161,12 +147,13 @@ pub struct ConsistencyQuery {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such proof)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing, unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No checkpoint has been issued yet",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such \
+            proof)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing, unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/consistency")]

@@ -73,12 +73,12 @@ impl From<Report> for VerifyResponse {
     security(("bearer" = [])),
     params(VerifyQuery),
     responses(
-        (status = 200, description = "The verdict (also when problems are found)", body = VerifyResponse),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No checkpoint has been issued yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown or malformed parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The verdict (also when problems are found)",
+         body = VerifyResponse),
+        (status = 409, description = "No checkpoint has been issued yet",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or malformed parameter",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/audit/verify")]

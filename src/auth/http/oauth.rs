@@ -75,10 +75,14 @@ fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An access token", body = TokenResponse),
-        (status = 400, description = "`invalid_request` or `unsupported_grant_type`", body = OAuthError),
-        (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked", body = OAuthError),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`",
+         body = OAuthError),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked",
+         body = OAuthError),
+        (status = 413, description = "Body too large",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or access log unavailable",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/oauth/token")]

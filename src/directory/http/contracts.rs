@@ -110,14 +110,12 @@ impl From<ContractRow> for Contract {
     tag = "admin", security(("bearer" = [])), request_body = ContractInput,
     responses(
         (status = 201, description = "Created", body = Contract, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A contract for this employer and provider exists, or the employer or provider is unknown or inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` not in the issued id form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contract for this employer and provider exists, or the \
+            employer or provider is unknown or inactive",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields (an `employer_id` or `provider_id` \
+            not in the issued id form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts")]
@@ -176,10 +174,9 @@ pub struct ContractQuery {
     tag = "admin", security(("bearer" = [])), params(ContractQuery),
     responses(
         (status = 200, description = "One page", body = Page<Contract>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued form, a lowercase hyphenated UUID, among them)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters (an `employer_id` not in the issued \
+            form, a lowercase hyphenated UUID, among them)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts")]
@@ -189,11 +186,7 @@ pub async fn list_contracts(
     query: ApiQuery<ContractQuery>,
 ) -> Result<web::Json<Page<Contract>>, ApiError> {
     let q = query.into_inner()?;
-    let (after, limit) = PageQuery {
-        after: q.after,
-        limit: q.limit,
-    }
-    .resolve()?;
+    let (after, limit) = PageQuery::new(q.after, q.limit).resolve()?;
     // Checked against the issued id form (422 otherwise).
     let employer = q.employer_id.map(EmployerId::from_trusted);
     let rows = service::list_contracts(admin.0, &state.db, employer, after, limit).await?;
@@ -207,13 +200,12 @@ pub async fn list_contracts(
 
 /// Reads one contract.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The contract", body = Contract),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/admin/contracts/{id}")]
@@ -229,18 +221,15 @@ pub async fn get_contract(
 
 /// Changes a contract's priority or window; absent fields stay as they are.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     request_body = ContractPatch,
     responses(
         (status = 200, description = "The updated contract", body = Contract),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/v1/admin/contracts/{id}")]
@@ -263,13 +252,12 @@ pub async fn update_contract(
 
 /// Ends a contract at once: routing stops offering this employer's referrals to the provider.
 #[utoipa::path(
-    tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Contract id")),
+    tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Contract id")),
     responses(
         (status = 200, description = "The deactivated contract", body = Contract),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such contract", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contract",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/admin/contracts/{id}/deactivate")]

@@ -16,16 +16,23 @@ use crate::workflow::model::{Action, DeclineReason, Outcome};
 /// Accepts an offer. The referral is this provider's until it closes.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     responses(
-        (status = 200, description = "Accepted", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Accepted", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/accept")]
@@ -62,21 +69,25 @@ pub struct Decline {
 /// tried, or queued as unroutable; this provider's slot is freed.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     request_body = Decline,
     responses(
         (status = 204, description = "Declined; the referral has left this provider"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown reason code or invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown reason code or invalid fields",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/decline")]
@@ -123,21 +134,26 @@ pub struct StatusUpdate {
 /// invalid step is 409 listing the allowed ones. Closing frees the provider's slot.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Referral id"), ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when none matches")),
+    params(
+        ("id" = String, Path, description = "Referral id"),
+        ("If-Match" = String, Header, description = "The referral's ETag (strong), a list of \
+            ETags, or `*` (any current version, RFC 9110 §13.1.1); 428 when missing, 412 when \
+            none matches"),
+    ),
     request_body = StatusUpdate,
     responses(
-        (status = 200, description = "Updated", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the current status; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The referral changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status or an outcome that does not fit", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is required", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Updated", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the current status; `allowed` lists what is",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The referral changed since that version",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status or an outcome that does not fit",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is required",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/v1/provider/referrals/{id}/status")]

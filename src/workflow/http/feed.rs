@@ -13,6 +13,7 @@ use crate::auth::ProviderCaller;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::ids::ReferralId;
+use crate::pagination::{Cursor, Paging};
 use crate::state::AppState;
 use crate::workflow::feed::{self, Poll};
 use crate::workflow::store;
@@ -94,19 +95,43 @@ fn parse_cursor(c: &str) -> Option<store::Position> {
     })
 }
 
+/// The feed's cursor: a position `txid.id`.
+pub struct FeedPosition;
+
+impl Cursor for FeedPosition {
+    type Position = store::Position;
+    const PATTERN: &'static str = r"^[0-9]{1,18}\.[0-9]{1,18}$";
+    const MIN_LENGTH: usize = 3;
+    const MAX_LENGTH: usize = 37;
+
+    fn decode(c: &str) -> Result<store::Position, ApiError> {
+        parse_cursor(c).ok_or_else(|| ApiError::validation("after", "invalid", BAD_CURSOR))
+    }
+}
+
+/// The feed's paging, which `FeedQuery` documents.
+pub type FeedPaging = Paging<FeedPosition, 1000, 100>;
+
 /// The provider's change feed, oldest first, with a cursor that never skips or repeats an
 /// event, even when transactions commit out of order. Each delivered referral is an access-log
 /// event; an empty poll is not logged.
 #[utoipa::path(
-        tag = "provider", security(("bearer" = [])),
-    params(FeedQuery, ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): the same as the `wait` parameter")),
+    tag = "provider", security(("bearer" = [])),
+    params(
+        FeedQuery,
+        ("Prefer" = Option<String>, Header,
+         description = "`wait=N` (RFC 7240): the same as the `wait` parameter"),
+    ),
     responses(
-        (status = 200, description = "Events after the cursor (after waiting, if asked, for the first one)", body = Feed,
-         headers(("Preference-Applied" = String, description = "`wait=N` when `Prefer: wait` was honoured"))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Events after the cursor (after waiting, if asked, for the \
+            first one)",
+         body = Feed,
+         headers((
+             "Preference-Applied" = String,
+             description = "`wait=N` when `Prefer: wait` was honoured"
+         ))),
+        (status = 422, description = "Invalid cursor or limit",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/events")]
@@ -117,13 +142,8 @@ pub async fn poll_feed(
     query: ApiQuery<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
-    let after = match &q.after {
-        None => store::Position::default(),
-        Some(c) => {
-            parse_cursor(c).ok_or_else(|| ApiError::validation("after", "invalid", BAD_CURSOR))?
-        }
-    };
-    let limit = i64::from(q.limit.unwrap_or(100));
+    let (after, limit) = FeedPaging::new(q.after, q.limit).resolve()?;
+    let after = after.unwrap_or_default();
     let preferred = prefer_wait(&req);
     let wait = q.wait.or(preferred).unwrap_or(0);
     let poll = Poll {

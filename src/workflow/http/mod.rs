@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use actions::{accept, decline, update_status, Decline, ReportedStatus, StatusUpdate};
-pub use feed::{poll_feed, Feed, FeedEvent, FeedQuery};
+pub use feed::{poll_feed, Feed, FeedEvent, FeedPaging, FeedQuery};
 pub use referrals::{get_referral, list_referrals, ReferralQuery};
 pub use reveal::{contact, ContactReveal};
 

@@ -20,11 +20,10 @@ use crate::workflow::actions;
     tag = "provider", security(("bearer" = [])),
     params(("id" = String, Path, description = "Referral id")),
     responses(
-        (status = 200, description = "The referral", body = ProviderReferral, headers(("ETag" = String))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The referral", body = ProviderReferral,
+         headers(("ETag" = String))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}")]
@@ -61,10 +60,8 @@ pub struct ReferralQuery {
     tag = "provider", security(("bearer" = [])), params(ReferralQuery),
     responses(
         (status = 200, description = "One page", body = Page<ProviderReferral>),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query parameters",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals")]
@@ -74,11 +71,7 @@ pub async fn list_referrals(
     query: ApiQuery<ReferralQuery>,
 ) -> Result<web::Json<Page<ProviderReferral>>, ApiError> {
     let q = query.into_inner()?;
-    let (after, limit) = crate::pagination::PageQuery {
-        after: q.after,
-        limit: q.limit,
-    }
-    .resolve()?;
+    let (after, limit) = crate::pagination::PageQuery::new(q.after, q.limit).resolve()?;
     let rows = actions::list(&state.db, provider, q.status, after, limit).await?;
     Ok(web::Json(Page::from_rows(
         rows,

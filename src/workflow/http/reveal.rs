@@ -29,13 +29,14 @@ pub struct ContactReveal {
     tag = "provider", security(("bearer" = [])),
     params(("id" = String, Path, description = "Referral id")),
     responses(
-        (status = 200, description = "The contact block", body = ContactReveal, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a provider", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not this provider's referral", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not accepted, or already closed", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The personal data was erased (on request or by retention)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or access log unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The contact block", body = ContactReveal,
+         headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 404, description = "Not this provider's referral",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not accepted, or already closed",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The personal data was erased (on request or by retention)",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/v1/provider/referrals/{id}/contact")]
