@@ -105,41 +105,29 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
-        let spec = eap_referrals::openapi::spec();
-        println!("{}", spec.to_pretty_json().expect("the spec serialises"));
-        return ExitCode::SUCCESS;
-    }
-    // Offline: needs no configuration, no database and no private key.
-    if let Some(Command::Audit {
-        command:
-            AuditCommand::Verify {
-                events,
-                checkpoints,
-                public_key,
-                json,
-            },
-    }) = cli.command
-    {
-        return audit_verify(&events, &checkpoints, &public_key, json);
-    }
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
-        Command::Migrate => migrate(&config),
-        Command::Admin { command } => admin(&config, command),
-        Command::Purge { dry_run } => purge(&config, dry_run),
+        // Offline: these need no configuration, no database and no private key.
+        Command::Openapi => {
+            let spec = eap_referrals::openapi::spec();
+            println!("{}", spec.to_pretty_json().expect("the spec serialises"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    events,
+                    checkpoints,
+                    public_key,
+                    json,
+                },
+        } => return audit_verify(&events, &checkpoints, &public_key, json),
+        Command::Serve => configured().and_then(serve),
+        Command::Migrate => configured().and_then(|c| migrate(&c)),
+        Command::Admin { command } => configured().and_then(|c| admin(&c, command)),
+        Command::Purge { dry_run } => configured().and_then(|c| purge(&c, dry_run)),
         Command::Keys {
             command: KeysCommand::RotateMaster,
-        } => rotate_master(&config),
-        Command::Openapi | Command::Audit { .. } => unreachable!("handled above"),
+        } => configured().and_then(|c| rotate_master(&c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +140,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The settings from the environment, with logging set up by them; a bad one exits 2.
+fn configured() -> Result<Config, Failure> {
+    let config = Config::from_env().map_err(|e| Failure::Config(e.to_string()))?;
+    telemetry::init(config.log_format);
+    Ok(config)
 }
 
 /// A bad setting or key exits 2, like a bad variable; anything else (the database, the port) 1.

@@ -44,9 +44,12 @@ impl FromRequest for Scraper {
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", body = String,
          content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "Missing or wrong metrics token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Metrics are off (`EAP_METRICS_TOKEN` is not set)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong metrics token",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Metrics are off (`EAP_METRICS_TOKEN` is not set)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable",
+         body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/metrics")]

@@ -26,7 +26,9 @@ pub struct Contact {
         min_length = 1,
         max_length = 100,
         example = "Sam",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
+                   [^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub preferred_name: String,
     /// E.164, e.g. `+447700900123`.
@@ -41,7 +43,9 @@ pub struct Contact {
     #[schema(
         max_length = 100,
         example = "weekday evenings",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
+                   [^\\s\\u0000-\\u001F\\u007F-\\u009F]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub best_time_to_contact: Option<String>,
     /// Whether a voicemail may be left.
