@@ -249,8 +249,16 @@ fn create(
     .map_err(internal)?;
     // The replayable copy holds the status token, so it is sealed like the contact block.
     let sealed_body = seal::seal(&data_key, &replay_aad(&id), &body);
-    let client = caller.client_id.as_str();
-    store::insert_key(conn, client, key, fingerprint, &id, 201, &sealed_body, now)?;
+    let record = store::NewKey {
+        client_id: &caller.client_id,
+        idem_key: key,
+        request_hash: fingerprint,
+        referral_id: &id,
+        response_status: 201,
+        response_sealed: &sealed_body,
+        created_at: now,
+    };
+    store::insert_key(conn, &record)?;
     audit::record(conn, &[caller.event(Some(id.as_str()))])?;
     Ok((id, body))
 }

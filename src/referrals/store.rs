@@ -7,7 +7,7 @@ use crate::db::{write_tx, AnyConnection};
 use crate::directory::capacity::release_slot;
 use crate::directory::model::{Code, Modality, Service, Urgency};
 use crate::error::ApiError;
-use crate::ids::{EmployerId, ProviderId, ReferralId};
+use crate::ids::{ClientId, EmployerId, ProviderId, ReferralId};
 use crate::workflow::model::{AttemptOutcome, FeedKind, Outcome};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -326,28 +326,26 @@ pub fn purge_expired_keys(conn: &mut AnyConnection, now: NaiveDateTime) -> Query
     .execute(conn)
 }
 
+/// An Idempotency-Key's record: named fields, so the client, the key and the body's fingerprint
+/// (all text) cannot be passed in each other's place.
+#[derive(Insertable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct NewKey<'a> {
+    pub client_id: &'a ClientId,
+    pub idem_key: &'a str,
+    /// The keyed fingerprint of the request body.
+    pub request_hash: &'a str,
+    pub referral_id: &'a ReferralId,
+    pub response_status: i32,
+    /// The response, sealed with the referral's data key (it holds the status token).
+    pub response_sealed: &'a [u8],
+    pub created_at: NaiveDateTime,
+}
+
 /// Records a key with its response, in the same transaction as the work it answers.
-#[allow(clippy::too_many_arguments)]
-pub fn insert_key(
-    conn: &mut AnyConnection,
-    client: &str,
-    key: &str,
-    request_hash: &str,
-    referral_id: &ReferralId,
-    status: u16,
-    sealed: &[u8],
-    now: NaiveDateTime,
-) -> QueryResult<()> {
+pub fn insert_key(conn: &mut AnyConnection, key: &NewKey<'_>) -> QueryResult<()> {
     diesel::insert_into(idempotency_keys::table)
-        .values((
-            idempotency_keys::client_id.eq(client),
-            idempotency_keys::idem_key.eq(key),
-            idempotency_keys::request_hash.eq(request_hash),
-            idempotency_keys::referral_id.eq(referral_id),
-            idempotency_keys::response_status.eq(i32::from(status)),
-            idempotency_keys::response_sealed.eq(sealed),
-            idempotency_keys::created_at.eq(now),
-        ))
+        .values(key)
         .execute(conn)
         .map(|_| ())
 }
