@@ -8,11 +8,12 @@ use crate::config::Config;
 use crate::db::schema::{audit_checkpoints, referrals};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::referrals::model::Status;
 
 pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
     let (pending, overdue, checkpoint) = db
         .run(|conn| {
-            let offered = referrals::table.filter(referrals::status.eq("offered"));
+            let offered = referrals::table.filter(referrals::status.eq(Status::Offered));
             let pending: i64 = offered.count().get_result(conn)?;
             let overdue: i64 = offered
                 .filter(referrals::offer_expires_at.lt(crate::db::now()))
