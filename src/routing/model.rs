@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::directory::model::{Language, Modality, Region, Service, Urgency};
 
@@ -68,7 +68,7 @@ pub enum Exclusion {
 }
 
 /// One provider's part in a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CandidateReport {
     pub provider_id: String,
     #[serde(flatten)]
@@ -77,18 +77,74 @@ pub struct CandidateReport {
 
 /// Eligible providers are ranked; the rest carry every rule they failed, so an admin looking at
 /// an unroutable referral sees everything that would have to change, not only the first miss.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
-    Ranked {
-        /// 1 = chosen.
-        #[schema(minimum = 1)]
-        rank: usize,
-    },
-    Excluded {
-        #[schema(min_items = 1)]
-        reasons: Vec<Exclusion>,
-    },
+    Ranked { rank: usize },
+    Excluded { reasons: Vec<Exclusion> },
+}
+
+/// The documented shape of a [`CandidateReport`]: one named object per verdict, told apart by
+/// `verdict`. Written out because utoipa would describe the flattened enum as an `allOf` over a
+/// `oneOf`, which client generators cannot make a class of.
+impl utoipa::PartialSchema for CandidateReport {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let refs = CANDIDATE_VARIANTS.map(|(name, ..)| {
+            serde_json::json!({"$ref": format!("#/components/schemas/{name}")})
+        });
+        let mapping: serde_json::Map<_, _> = CANDIDATE_VARIANTS
+            .iter()
+            .map(|(name, verdict, _)| {
+                ((*verdict).to_owned(), format!("#/components/schemas/{name}").into())
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "description": "One provider's part in a decision.",
+            "oneOf": refs,
+            "discriminator": {"propertyName": "verdict", "mapping": mapping},
+        }))
+        .expect("a valid schema")
+    }
+}
+
+/// (component name, `verdict`, the verdict's own property and its schema).
+const CANDIDATE_VARIANTS: [(&str, &str, fn() -> serde_json::Value); 2] = [
+    ("RankedCandidate", "ranked", || {
+        serde_json::json!({"rank": {
+            "type": "integer", "minimum": 1, "description": "1 = chosen."
+        }})
+    }),
+    ("ExcludedCandidate", "excluded", || {
+        serde_json::json!({"reasons": {
+            "type": "array", "minItems": 1,
+            "items": {"$ref": "#/components/schemas/Exclusion"},
+            "description": "Every rule the provider fails, in the order the rules are listed."
+        }})
+    }),
+];
+
+impl ToSchema for CandidateReport {
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        for (name, verdict, own) in CANDIDATE_VARIANTS {
+            let mut properties = own();
+            let own_field = properties.as_object().unwrap().keys().next().unwrap().clone();
+            let required = ["provider_id", "verdict", own_field.as_str()].map(str::to_owned);
+            properties["provider_id"] = serde_json::json!({"type": "string"});
+            properties["verdict"] = serde_json::json!({"type": "string", "enum": [verdict]});
+            let schema = serde_json::json!({
+                "type": "object",
+                "required": required,
+                "properties": properties,
+            });
+            schemas.push((
+                name.to_owned(),
+                serde_json::from_value(schema).expect("a valid schema"),
+            ));
+        }
+        schemas.push((Exclusion::name().into(), Exclusion::schema()));
+    }
 }
 
 /// The outcome of routing one referral. Reports list the ranked providers in rank order, then

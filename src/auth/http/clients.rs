@@ -70,8 +70,9 @@ const CREATE_CLIENT_DESCRIPTION: &str = "A new API client. Its role decides its 
 /// reuses; a test keeps the two in step.
 pub struct CreateClientRequest;
 
-impl utoipa::PartialSchema for CreateClientRequest {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+impl CreateClientRequest {
+    /// The per-role variants, named; their field rules are [`CreateClient`]'s.
+    fn variants() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
         let base = serde_json::to_value(<CreateClient as utoipa::PartialSchema>::schema())
             .expect("a schema serializes");
         let field = |name: &str| {
@@ -96,27 +97,61 @@ impl utoipa::PartialSchema for CreateClientRequest {
             }
             serde_json::json!({
                 "type": "object",
-                "title": role,
                 "description": description,
                 "properties": properties,
                 "required": required,
                 "additionalProperties": false,
             })
         };
+        CLIENT_VARIANTS
+            .iter()
+            .map(|(name, role, description, binding)| {
+                let schema = serde_json::from_value(variant(role, description, *binding))
+                    .expect("a valid schema");
+                ((*name).to_owned(), schema)
+            })
+            .collect()
+    }
+}
+
+/// One body schema per role, by component name: a generator makes each a class of its own
+/// (an inline variant would be named after its title and could collide with a real schema, as
+/// `provider` once took the place of `Provider`).
+const CLIENT_VARIANTS: [(&str, &str, &str, Option<&str>); 4] = [
+    ("NewAdminClient", "admin", "Manages the directory and API clients.", None),
+    ("NewAuditorClient", "auditor", "Reads and verifies the access log.", None),
+    ("NewHrPortalClient", "hr_portal", "An employer's HR portal.", Some("employer_id")),
+    ("NewProviderClient", "provider", "An EAP provider's system.", Some("provider_id")),
+];
+
+impl utoipa::PartialSchema for CreateClientRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let refs: Vec<_> = CLIENT_VARIANTS
+            .iter()
+            .map(|(name, ..)| serde_json::json!({"$ref": format!("#/components/schemas/{name}")}))
+            .collect();
+        let mapping: serde_json::Map<_, _> = CLIENT_VARIANTS
+            .iter()
+            .map(|(name, role, ..)| {
+                ((*role).to_owned(), format!("#/components/schemas/{name}").into())
+            })
+            .collect();
         serde_json::from_value(serde_json::json!({
             "description": CREATE_CLIENT_DESCRIPTION,
-            "oneOf": [
-                variant("admin", "Manages the directory and API clients.", None),
-                variant("auditor", "Reads and verifies the access log.", None),
-                variant("hr_portal", "An employer's HR portal.", Some("employer_id")),
-                variant("provider", "An EAP provider's system.", Some("provider_id")),
-            ],
+            "oneOf": refs,
+            "discriminator": {"propertyName": "role", "mapping": mapping},
         }))
         .expect("a valid schema")
     }
 }
 
-impl utoipa::ToSchema for CreateClientRequest {}
+impl utoipa::ToSchema for CreateClientRequest {
+    fn schemas(
+        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+    ) {
+        schemas.extend(CreateClientRequest::variants());
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
