@@ -187,9 +187,7 @@ def feed_until(provider: AuthenticatedClient, cursor, wanted: tuple[str, str], s
     """Long-polls the provider's feed until the (referral id, kind) event arrives."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        page = expect(
-            poll_feed.sync_detailed(client=provider, after=cursor, wait=10), 200, Feed
-        )
+        page = expect(poll_feed.sync_detailed(client=provider, after=cursor, wait=10), 200, Feed)
         assert page.next_cursor, "a cursor to resume from, even after an empty poll"
         cursor = page.next_cursor
         if any((e.referral_id, e.kind) == wanted for e in page.events):
@@ -258,9 +256,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         t = expect(token.sync_detailed(client=anon, body=body), 200, TokenResponse)
         return AuthenticatedClient(base_url=url, token=t.access_token, timeout=LONG, **rec.args())
 
-    admin = AuthenticatedClient(
-        base_url=url, token=issued.access_token, timeout=LONG, **rec.args()
-    )
+    admin = AuthenticatedClient(base_url=url, token=issued.access_token, timeout=LONG, **rec.args())
 
     # The directory: an employer, a provider, a contract between them; read, listed, changed.
     employer = expect(
@@ -329,9 +325,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         Contract,
     )
     assert preferred.priority == 1
-    contracts = expect(
-        list_contracts.sync_detailed(client=admin, employer_id=employer.id), 200
-    )
+    contracts = expect(list_contracts.sync_detailed(client=admin, employer_id=employer.id), 200)
     assert [c.id for c in contracts.items] == [contract.id]
 
     # API clients, one per role; a spare admin client has its secret rotated, then is revoked.
@@ -354,9 +348,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         )
     )
     assert provider_client.provider_id == provider.id
-    auditor_client = make(
-        NewAuditorClient(name="Python audit", role=NewAuditorClientRole.AUDITOR)
-    )
+    auditor_client = make(NewAuditorClient(name="Python audit", role=NewAuditorClientRole.AUDITOR))
     spare = make(NewAdminClient(name="Python spare admin", role=NewAdminClientRole.ADMIN))
     read_back = expect(get_client.sync_detailed(spare.client_id, client=admin), 200, ClientView)
     assert read_back.role == Role.ADMIN and read_back.name == "Python spare admin"
@@ -601,9 +593,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     deadline = time.monotonic() + 20
     while True:
         latest = expect(list_checkpoints.sync_detailed(client=auditor), 200, CheckpointPage).latest
-        if latest and dt.datetime.fromisoformat(latest.issued_at) > until + dt.timedelta(
-            seconds=1
-        ):
+        if latest and dt.datetime.fromisoformat(latest.issued_at) > until + dt.timedelta(seconds=1):
             break
         assert time.monotonic() < deadline, "no checkpoint after the story in 20 s"
         time.sleep(0.5)
