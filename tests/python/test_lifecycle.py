@@ -391,6 +391,8 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     first = submit.sync_detailed(client=portal, body=body, idempotency_key=key)
     submitted = expect(first, 201, Submitted)
     assert submitted.status == CoarseStatus.RECEIVED and submitted.status_token
+    assert first.headers["location"] == f"/v1/referrals/{submitted.id}"
+    assert "idempotent-replayed" not in first.headers
     replay = submit.sync_detailed(client=portal, body=body, idempotency_key=key)
     assert expect(replay, 201, Submitted).id == submitted.id
     assert replay.headers.get("idempotent-replayed") == "true"
