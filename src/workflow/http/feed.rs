@@ -16,6 +16,7 @@ use crate::ids::ReferralId;
 use crate::pagination::{Cursor, Paging};
 use crate::state::AppState;
 use crate::workflow::feed::{self, Poll};
+use crate::workflow::model::FeedKind;
 use crate::workflow::store;
 
 const BAD_CURSOR: &str = "must be a cursor from this feed (txid.id)";
@@ -62,10 +63,9 @@ fn prefer_wait(req: &HttpRequest) -> Option<u32> {
 pub struct FeedEvent {
     #[schema(value_type = String)]
     pub referral_id: ReferralId,
-    /// `offered`, `offer_expired`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`,
-    /// `in_progress`, `closed`, `erased` (the person's data was destroyed: delete any copy; an
-    /// open offer or assignment is withdrawn with it).
-    pub kind: String,
+    /// `erased`: the person's data was destroyed: delete any copy; an open offer or assignment
+    /// is withdrawn with it.
+    pub kind: FeedKind,
     pub at: DateTime<Utc>,
 }
 
