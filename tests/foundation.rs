@@ -521,3 +521,30 @@ async fn response_headers_are_documented_and_sent() {
         assert!(resp.headers().get("x-request-id").is_some());
     }
 }
+
+/// One meaning per parameter name: wherever a query parameter name appears, it has the same
+/// type and format (`from` is always an RFC 3339 time, tree sizes are `from_size`/`to_size`,
+/// report months `from_month`).
+#[test]
+fn a_parameter_name_means_one_thing() {
+    let doc: Value = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let mut seen: std::collections::BTreeMap<String, (String, Value)> = Default::default();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap().to_owned();
+                let schema = &p["schema"];
+                let kind = json!([schema["type"], schema["format"]]);
+                let at = format!("{method} {path}");
+                match seen.get(&name) {
+                    Some((first, k)) => assert_eq!(k, &kind, "{name}: {first} vs {at}"),
+                    None => {
+                        seen.insert(name, (at, kind));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen["from"].1, json!(["string", "date-time"]));
+    assert!(seen.contains_key("from_size") && seen.contains_key("from_month"));
+}

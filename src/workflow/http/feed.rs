@@ -69,6 +69,10 @@ pub struct FeedEvent {
     pub at: DateTime<Utc>,
 }
 
+/// A provider's events after a cursor. Not a page like the lists (`items`, `next_cursor`
+/// absent on the last page): a feed has no last page, so `next_cursor` is always present and
+/// an empty `events` means "nothing yet" — call again with the same cursor (long-polling with
+/// `wait`), and it resumes exactly where the last call stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Feed {
     pub events: Vec<FeedEvent>,
