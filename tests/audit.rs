@@ -275,7 +275,11 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
         (empty["events"].as_u64(), empty["findings_total"].as_u64()),
         (Some(0), Some(0))
     );
-    problem(a.get("/v1/audit/verify?to_size=9223372036854775808").await, 422).await;
+    problem(
+        a.get("/v1/audit/verify?to_size=9223372036854775808").await,
+        422,
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -392,7 +396,9 @@ async fn an_intact_export_verifies_offline_and_through_the_cli() {
         .await;
     assert!(a.offline(&day).await.ok());
 
-    let csv = a.get("/v1/audit/export?action=employer.create&format=csv").await;
+    let csv = a
+        .get("/v1/audit/export?action=employer.create&format=csv")
+        .await;
     assert_eq!(csv.status(), 200);
     assert_eq!(
         csv.headers()["content-type"].to_str().unwrap(),
@@ -744,4 +750,40 @@ async fn the_sealer_never_passes_over_a_slow_transactions_event() {
     assert!(proof["seq"].is_u64());
     let verdict = a.server_verify().await;
     assert_eq!(verdict["ok"], true, "{verdict:#}");
+}
+
+/// Every logged event reads back within the document's enums: its action in `LoggedAction`,
+/// its actor role in `ActorRole` (the operator's command-line events included), its outcome in
+/// `AccessOutcome`, so a generated client can parse any page of the log.
+#[actix_web::test]
+async fn logged_events_are_within_the_documented_enums() {
+    let a = setup().await;
+    a.traffic(2).await;
+    problem(a.app.get("/v1/audit/events", &a.admin_token).await, 403).await;
+    a.seal();
+    let doc: Value = a
+        .app
+        .get_anonymous("/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let allowed = |name: &str| -> Vec<Value> {
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let page = a.json("/v1/audit/events?limit=1000").await;
+    let items = page["items"].as_array().unwrap();
+    let roles: Vec<&Value> = items.iter().map(|e| &e["actor_role"]).collect();
+    assert!(roles.contains(&&json!("operator")), "{roles:?}");
+    for e in items {
+        assert!(allowed("LoggedAction").contains(&e["action"]), "{e}");
+        assert!(allowed("AccessOutcome").contains(&e["outcome"]), "{e}");
+        assert!(
+            e["actor_role"].is_null() || allowed("ActorRole").contains(&e["actor_role"]),
+            "{e}"
+        );
+    }
 }
