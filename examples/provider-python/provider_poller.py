@@ -21,6 +21,7 @@ never contact data.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import logging
@@ -35,16 +36,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 
-from eap_referrals_client import AuthenticatedClient, Client
+from eap_referrals_client import AuthenticatedClient
 from eap_referrals_client.api.auth import token
 from eap_referrals_client.api.provider import accept, contact, get_referral, poll_feed
 from eap_referrals_client.models import (
     ContactReveal,
     Feed,
     FeedEvent,
+    FeedKind,
+    GrantType,
     ProviderReferral,
     Status,
     TokenForm,
@@ -136,9 +140,11 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.base_url = base_url
-        self._form = TokenForm(
-            grant_type="client_credentials", client_id=client_id, client_secret=client_secret
-        )
+        # HTTP Basic client authentication (RFC 6749 §2.3.1: id and secret form-encoded first),
+        # the document's `client_basic` scheme: the generated token function takes an
+        # AuthenticatedClient, which sends it with the Basic prefix.
+        pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+        self._basic = base64.b64encode(pair.encode()).decode()
         self._timeout = httpx.Timeout(timeout)
         self._backoff = backoff
         self._clock = clock
@@ -156,8 +162,11 @@ class Session:
         self._renew_at = 0.0
 
     def _renew(self) -> None:
-        with Client(base_url=self.base_url, timeout=self._timeout) as anon:
-            resp = polite(lambda: token.sync_detailed(client=anon, body=self._form), self._backoff)
+        grant = TokenForm(grant_type=GrantType.CLIENT_CREDENTIALS)
+        with AuthenticatedClient(
+            base_url=self.base_url, token=self._basic, prefix="Basic", timeout=self._timeout
+        ) as basic:
+            resp = polite(lambda: token.sync_detailed(client=basic, body=grant), self._backoff)
         if resp.status_code != 200 or not isinstance(resp.parsed, TokenResponse):
             # RFC 6749 error codes only; the response never echoes the secret.
             error = getattr(resp.parsed, "error", "")
@@ -298,12 +307,12 @@ class Poller:
     def handle(self, event: FeedEvent) -> None:
         rid, kind = event.referral_id, event.kind
         log.info("event %s %s", kind, rid)
-        if kind == "offered":
+        if kind == FeedKind.OFFERED:
             self.take(rid)
-        elif kind == "erased":
+        elif kind == FeedKind.ERASED:
             deleted = self.state.drop(rid)
             log.info("erased %s: %s", rid, "local copy deleted" if deleted else "no copy held")
-        elif kind in ("cancelled", "offer_expired"):
+        elif kind in (FeedKind.CANCELLED, FeedKind.OFFER_EXPIRED):
             if self.state.drop(rid):
                 log.info("%s %s: local copy deleted", kind, rid)
         # The rest (accepted, contacted, …, declined) report this provider's own actions.

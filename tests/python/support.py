@@ -7,16 +7,18 @@ variables. Everything here goes through the generated client's functions.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
 
-from eap_referrals_client import AuthenticatedClient, Client
+from eap_referrals_client import AuthenticatedClient
 from eap_referrals_client.api.admin import (
     create_client,
     create_contract,
@@ -31,6 +33,7 @@ from eap_referrals_client.models import (
     ContractInput,
     Employer,
     EmployerInput,
+    GrantType,
     Modality,
     NewHrPortalClient,
     NewHrPortalClientRole,
@@ -94,15 +97,20 @@ def expect(resp: Response, status: int, parsed_type: type | None = None):
     return resp.parsed
 
 
-def get_token(base_url: str, creds: Creds, **client_args) -> TokenResponse:
-    """A client-credentials token, client authentication by form fields."""
-    form = TokenForm(
-        grant_type="client_credentials",
-        client_id=creds.client_id,
-        client_secret=creds.client_secret,
+def basic_auth(creds: Creds, **client_args) -> AuthenticatedClient:
+    """A client for the token endpoint with HTTP Basic client authentication (the document's
+    `client_basic` scheme): RFC 6749 §2.3.1 form-encodes the id and secret, then base64."""
+    pair = f"{quote_plus(creds.client_id)}:{quote_plus(creds.client_secret)}"
+    return AuthenticatedClient(
+        token=base64.b64encode(pair.encode()).decode(), prefix="Basic", **client_args
     )
-    with Client(base_url=base_url, **client_args) as anon:
-        return expect(token.sync_detailed(client=anon, body=form), 200, TokenResponse)
+
+
+def get_token(base_url: str, creds: Creds, **client_args) -> TokenResponse:
+    """A client-credentials token."""
+    form = TokenForm(grant_type=GrantType.CLIENT_CREDENTIALS)
+    with basic_auth(creds, base_url=base_url, **client_args) as c:
+        return expect(token.sync_detailed(client=c, body=form), 200, TokenResponse)
 
 
 def authed(base_url: str, creds: Creds, **client_args) -> AuthenticatedClient:

@@ -93,8 +93,11 @@ from eap_referrals_client.models import (
     EventPage,
     ExportEventsFormat,
     Feed,
+    FeedKind,
+    GrantType,
     GroupBy,
     Health,
+    HealthStatus,
     InclusionProof,
     Jwks,
     LoggedAction,
@@ -123,10 +126,11 @@ from eap_referrals_client.models import (
     Submitted,
     TokenForm,
     TokenResponse,
+    Urgency,
     Utilization,
     VerifyResponse,
 )
-from support import LONG, Creds, Server, creds_of, expect, need, referral
+from support import LONG, Creds, Server, basic_auth, creds_of, expect, need, referral
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
@@ -183,13 +187,14 @@ def etag(resp) -> str:
     return value
 
 
-def feed_until(provider: AuthenticatedClient, cursor, wanted: tuple[str, str], seconds=20):
+def feed_until(provider: AuthenticatedClient, cursor, wanted: tuple[str, FeedKind], seconds=20):
     """Long-polls the provider's feed until the (referral id, kind) event arrives."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         page = expect(poll_feed.sync_detailed(client=provider, after=cursor, wait=10), 200, Feed)
         assert page.next_cursor, "a cursor to resume from, even after an empty poll"
         cursor = page.next_cursor
+        assert all(isinstance(e.kind, FeedKind) for e in page.events), "kinds read typed"
         if any((e.referral_id, e.kind) == wanted for e in page.events):
             return cursor
     raise AssertionError(f"no {wanted[1]} event for the referral in the feed")
@@ -216,47 +221,42 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     anon = Client(base_url=url, **rec.args())
 
     # Operations: liveness, readiness, the token keys, the checkpoint key.
-    assert expect(healthz.sync_detailed(client=anon), 200, Health).status
-    assert expect(readyz.sync_detailed(client=anon), 200, Health).status
+    assert expect(healthz.sync_detailed(client=anon), 200, Health).status == HealthStatus.OK
+    assert expect(readyz.sync_detailed(client=anon), 200, Health).status == HealthStatus.READY
     keys = expect(jwks.sync_detailed(client=anon), 200, Jwks)
     assert keys.keys and all(k.kty == "OKP" and k.crv == "Ed25519" for k in keys.keys)
     checkpoint_key = expect(public_key.sync_detailed(client=anon), 200, CheckpointJwks)
     assert checkpoint_key.keys
 
-    # The admin's token: client authentication by form fields, then by HTTP Basic; a wrong
-    # secret is the RFC 6749 invalid_client.
+    # Tokens: HTTP Basic client authentication (the document's `client_basic` scheme, so the
+    # generated function takes an AuthenticatedClient, here with the Basic prefix); a wrong
+    # secret is RFC 6749's invalid_client.
+    grant = TokenForm(grant_type=GrantType.CLIENT_CREDENTIALS)
+
+    def login(creds: Creds) -> AuthenticatedClient:
+        with basic_auth(creds, base_url=url, **rec.args()) as basic:
+            t = expect(token.sync_detailed(client=basic, body=grant), 200, TokenResponse)
+        assert t.token_type == "Bearer" and t.expires_in > 0
+        return AuthenticatedClient(base_url=url, token=t.access_token, timeout=LONG, **rec.args())
+
+    def refused(creds: Creds) -> None:
+        with basic_auth(creds, base_url=url, **rec.args()) as basic:
+            resp = token.sync_detailed(client=basic, body=grant)
+        assert expect(resp, 401, OAuthError).error == "invalid_client"
+        assert resp.headers["www-authenticate"].startswith("Basic")
+
+    admin = login(server.admin)
+    refused(Creds(server.admin.client_id, "not-the-secret"))
+    # The form alternative (client_secret_post): the credentials in the body, no Authorization
+    # header. The generated function is typed for an AuthenticatedClient only (the generator
+    # reads any `security` list as required, even with the document's empty alternative), so
+    # this passes the unauthenticated Client, which works at run time.
     form = TokenForm(
-        grant_type="client_credentials",
+        grant_type=GrantType.CLIENT_CREDENTIALS,
         client_id=server.admin.client_id,
         client_secret=server.admin.client_secret,
     )
-    issued = expect(token.sync_detailed(client=anon, body=form), 200, TokenResponse)
-    assert issued.token_type == "Bearer" and issued.expires_in > 0
-    basic_args = rec.args()
-    basic_args["httpx_args"]["auth"] = (server.admin.client_id, server.admin.client_secret)
-    with Client(base_url=url, **basic_args) as basic:
-        by_basic = token.sync_detailed(
-            client=basic, body=TokenForm(grant_type="client_credentials")
-        )
-        expect(by_basic, 200, TokenResponse)
-    wrong = TokenForm(
-        grant_type="client_credentials",
-        client_id=server.admin.client_id,
-        client_secret="not-the-secret",
-    )
-    refused = expect(token.sync_detailed(client=anon, body=wrong), 401, OAuthError)
-    assert refused.error == "invalid_client"
-
-    def login(creds: Creds) -> AuthenticatedClient:
-        body = TokenForm(
-            grant_type="client_credentials",
-            client_id=creds.client_id,
-            client_secret=creds.client_secret,
-        )
-        t = expect(token.sync_detailed(client=anon, body=body), 200, TokenResponse)
-        return AuthenticatedClient(base_url=url, token=t.access_token, timeout=LONG, **rec.args())
-
-    admin = AuthenticatedClient(base_url=url, token=issued.access_token, timeout=LONG, **rec.args())
+    expect(token.sync_detailed(client=anon, body=form), 200, TokenResponse)
 
     # The directory: an employer, a provider, a contract between them; read, listed, changed.
     employer = expect(
@@ -353,6 +353,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     read_back = expect(get_client.sync_detailed(spare.client_id, client=admin), 200, ClientView)
     assert read_back.role == Role.ADMIN and read_back.name == "Python spare admin"
     listed = expect(list_clients.sync_detailed(client=admin, limit=200), 200)
+    assert all(isinstance(c, ClientView) for c in listed.items), "page items are the component"
     assert {portal_client.client_id, provider_client.client_id, spare.client_id} <= {
         c.client_id for c in listed.items
     }
@@ -360,21 +361,11 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         rotate_secret.sync_detailed(spare.client_id, client=admin), 200, ClientWithSecret
     )
     assert rotated.client_secret != spare.client_secret
-    old = TokenForm(
-        grant_type="client_credentials",
-        client_id=spare.client_id,
-        client_secret=spare.client_secret,
-    )
-    expect(token.sync_detailed(client=anon, body=old), 401, OAuthError)
+    refused(creds_of(spare))
     login(creds_of(rotated))
     revoked = expect(revoke_client.sync_detailed(spare.client_id, client=admin), 200, ClientView)
     assert revoked.status == ClientStatus.REVOKED and revoked.revoked_at
-    after_revoke = TokenForm(
-        grant_type="client_credentials",
-        client_id=rotated.client_id,
-        client_secret=rotated.client_secret,
-    )
-    expect(token.sync_detailed(client=anon, body=after_revoke), 401, OAuthError)
+    refused(creds_of(rotated))
 
     portal = login(creds_of(portal_client))
     prov = login(creds_of(provider_client))
@@ -405,10 +396,15 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     assert coarse.status == CoarseStatus.RECEIVED
 
     # The provider long-polls and sees the offer; reads it (ETag) and accepts with If-Match.
-    cursor = feed_until(prov, cursor, (ref_id, "offered"))
+    cursor = feed_until(prov, cursor, (ref_id, FeedKind.OFFERED))
     read = get_referral.sync_detailed(ref_id, client=prov)
     offered = expect(read, 200, ProviderReferral)
     assert offered.status == Status.OFFERED
+    assert (offered.service_type, offered.urgency, offered.modality) == (
+        Service.COUNSELLING,
+        Urgency.ROUTINE,
+        Modality.VIDEO,
+    )
     assert set(offered.allowed_actions) == {Action.ACCEPT, Action.DECLINE}
     assert offered.offer_expires_at
     tag = etag(read)
@@ -463,7 +459,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         201,
         Submitted,
     )
-    cursor = feed_until(prov, cursor, (second.id, "offered"))
+    cursor = feed_until(prov, cursor, (second.id, FeedKind.OFFERED))
     read = get_referral.sync_detailed(second.id, client=prov)
     expect(read, 200, ProviderReferral)
     declined = decline.sync_detailed(
@@ -485,14 +481,14 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         Assigned,
     )
     assert assigned.status == Status.OFFERED and assigned.provider_id == provider.id
-    cursor = feed_until(prov, cursor, (second.id, "offered"))
+    cursor = feed_until(prov, cursor, (second.id, FeedKind.OFFERED))
     cancelled = expect(
         cancel.sync_detailed(second.id, client=portal, referral_token=second.status_token),
         200,
         ReferralStatus,
     )
     assert cancelled.status == CoarseStatus.CANCELLED
-    cursor = feed_until(prov, cursor, (second.id, "cancelled"))
+    cursor = feed_until(prov, cursor, (second.id, FeedKind.CANCELLED))
 
     # An admin erases a third referral's personal data on the person's request.
     third = expect(
@@ -502,9 +498,9 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         201,
         Submitted,
     )
-    cursor = feed_until(prov, cursor, (third.id, "offered"))
+    cursor = feed_until(prov, cursor, (third.id, FeedKind.OFFERED))
     expect(admin_erase.sync_detailed(third.id, client=admin), 204)
-    cursor = feed_until(prov, cursor, (third.id, "erased"))
+    cursor = feed_until(prov, cursor, (third.id, FeedKind.ERASED))
     expect(contact.sync_detailed(third.id, client=prov), 410, Problem)
 
     # The employer's report (months that have not settled yet are left out, so it may be empty).
@@ -529,7 +525,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     # Erasure by the portal: the provider is told to delete its copy, and contact reads are
     # gone for good; the coarse status stays readable.
     expect(erase.sync_detailed(ref_id, client=portal, referral_token=ref_token), 204)
-    cursor = feed_until(prov, cursor, (ref_id, "erased"))
+    cursor = feed_until(prov, cursor, (ref_id, FeedKind.ERASED))
     gone = expect(contact.sync_detailed(ref_id, client=prov), 410, Problem)
     assert gone.status == 410
     expect(erase.sync_detailed(ref_id, client=portal, referral_token=ref_token), 204)
@@ -552,7 +548,9 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
 
     # The auditor: who read this person's contact details, with a proof for one such event.
     erased_events = wait_for_sealed(auditor, LoggedAction.PERSONAL_DATA_ERASE, ref_id)
-    assert erased_events.items[0].actor_role == ActorRole.HR_PORTAL
+    erased_event = erased_events.items[0]
+    assert erased_event.actor_role == ActorRole.HR_PORTAL
+    assert erased_event.occurred_at.tzinfo is not None and erased_event.http_status == 204
     reads = expect(
         list_events.sync_detailed(
             client=auditor, action=LoggedAction.CONTACT_READ, resource_id=ref_id
@@ -595,7 +593,7 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     deadline = time.monotonic() + 20
     while True:
         latest = expect(list_checkpoints.sync_detailed(client=auditor), 200, CheckpointPage).latest
-        if latest and dt.datetime.fromisoformat(latest.issued_at) > until + dt.timedelta(seconds=1):
+        if latest and latest.issued_at > until + dt.timedelta(seconds=1):
             break
         assert time.monotonic() < deadline, "no checkpoint after the story in 20 s"
         time.sleep(0.5)
