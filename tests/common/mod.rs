@@ -215,3 +215,13 @@ impl TestApp {
             .n
     }
 }
+
+/// Whether a documented operation is an API client's (bearer) or the token endpoint (client
+/// authentication): those are budgeted and logged. `/metrics` has its own scraper token.
+#[allow(dead_code)]
+pub fn client_operation(op: &serde_json::Value) -> bool {
+    op["security"].as_array().is_some_and(|s| {
+        s.iter()
+            .any(|r| r.get("bearer").is_some() || r.get("client_basic").is_some())
+    })
+}
