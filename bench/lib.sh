@@ -295,8 +295,8 @@ phase_export() {
   local before out secs bytes lines
   before=$(rss)
   start_sampler
-  out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" -H 'Accept: application/x-ndjson' \
-    "$BASE/v1/audit/events" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
+  out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" \
+    "$BASE/v1/audit/export" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
   EXPORT_PEAK=$(stop_sampler)
   secs=${out% *}
   bytes=${out#* }

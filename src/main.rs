@@ -63,7 +63,7 @@ enum AuditCommand {
     /// names each modified, missing, inserted or reordered event. Exits 0 when the export is
     /// intact, 1 when a problem is found, 2 when a file cannot be read.
     Verify {
-        /// The export (`GET /v1/audit/events` with `Accept: application/x-ndjson`).
+        /// The export (`GET /v1/audit/export`, NDJSON).
         #[arg(long)]
         events: std::path::PathBuf,
         /// Checkpoints (the body of `GET /v1/audit/checkpoints`, or a JSON array of them).

@@ -46,6 +46,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(privacy::http::admin_erase)
         .service(reports::http::utilization)
         .service(audit::http::list_events)
+        .service(audit::http::export_events)
         .service(audit::http::inclusion_proof)
         .service(audit::http::list_checkpoints)
         .service(audit::http::consistency_proof)

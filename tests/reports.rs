@@ -136,7 +136,7 @@ async fn a_report_suppresses_small_cells_and_their_complements() {
     let resp = report(
         &app,
         &portal.token,
-        "from=2025-01&months=3&group_by=service_type",
+        "from_month=2025-01&months=3&group_by=service_type",
     )
     .await;
     assert_eq!(resp.status(), 200);
@@ -221,9 +221,9 @@ async fn overlapping_windows_show_the_same_months_identically() {
         let token = portal.token.clone();
         async move { report(app, &token, q).await.json::<Value>().await.unwrap() }
     };
-    let wide = get("from=2025-01&months=3&group_by=service_type").await;
-    let early = get("from=2025-01&months=2&group_by=service_type").await;
-    let late = get("from=2025-03&months=1&group_by=service_type").await;
+    let wide = get("from_month=2025-01&months=3&group_by=service_type").await;
+    let early = get("from_month=2025-01&months=2&group_by=service_type").await;
+    let late = get("from_month=2025-03&months=1&group_by=service_type").await;
     assert_eq!(wide["months"][0], early["months"][0]);
     assert_eq!(wide["months"][1], early["months"][1]);
     assert_eq!(wide["months"][2], late["months"][0]);
@@ -266,7 +266,7 @@ async fn outcomes_count_by_month_of_closing() {
     let r: Value = report(
         &app,
         &portal.token,
-        "from=2025-01&months=2&group_by=outcome",
+        "from_month=2025-01&months=2&group_by=outcome",
     )
     .await
     .json()
@@ -301,17 +301,17 @@ async fn malformed_parameters_are_422() {
     let app = spawn_app().await;
     let portal = app.setup_portal(3).await;
     for (query, field) in [
-        ("from=2025-1&group_by=urgency", "from"),
-        ("from=2025-13&group_by=urgency", "from"),
-        ("from=1999-12&group_by=urgency", "from"),
-        ("from=2025-01&months=0&group_by=urgency", "months"),
-        ("from=2025-01&months=25&group_by=urgency", "months"),
+        ("from_month=2025-1&group_by=urgency", "from_month"),
+        ("from_month=2025-13&group_by=urgency", "from_month"),
+        ("from_month=1999-12&group_by=urgency", "from_month"),
+        ("from_month=2025-01&months=0&group_by=urgency", "months"),
+        ("from_month=2025-01&months=25&group_by=urgency", "months"),
         // `to` is gone: the window is `from` and `months`.
-        ("from=2025-01&to=2025-02&group_by=urgency", "query"),
-        ("from=2025-01&months=2&group_by=region", "query"),
-        ("from=2025-01&months=2", "query"),
+        ("from_month=2025-01&to=2025-02&group_by=urgency", "query"),
+        ("from_month=2025-01&months=2&group_by=region", "query"),
+        ("from_month=2025-01&months=2", "query"),
         (
-            "from=2025-01&months=2&group_by=urgency&employer_id=x",
+            "from_month=2025-01&months=2&group_by=urgency&employer_id=x",
             "query",
         ),
     ] {
@@ -323,14 +323,14 @@ async fn malformed_parameters_are_422() {
         report(
             &app,
             &portal.admin_token,
-            "from=2025-01&months=2&group_by=urgency",
+            "from_month=2025-01&months=2&group_by=urgency",
         )
         .await,
         403,
     )
     .await;
     problem(
-        app.get_anonymous("/v1/reports/utilization?from=2025-01&months=2&group_by=urgency")
+        app.get_anonymous("/v1/reports/utilization?from_month=2025-01&months=2&group_by=urgency")
             .await,
         401,
     )
@@ -348,18 +348,18 @@ async fn unsettled_months_are_left_out_not_refused() {
     let r: Value = report(
         &app,
         &portal.token,
-        &format!("from={this_month}&group_by=urgency"),
+        &format!("from_month={this_month}&group_by=urgency"),
     )
     .await
     .json()
     .await
     .unwrap();
-    assert_eq!((&r["from"], &r["to"]), (&Value::Null, &Value::Null), "{r}");
+    assert_eq!((&r["from_month"], &r["to_month"]), (&Value::Null, &Value::Null), "{r}");
     assert_eq!(r["months"], json!([]));
     let r: Value = report(
         &app,
         &portal.token,
-        "from=2999-12&months=24&group_by=urgency",
+        "from_month=2999-12&months=24&group_by=urgency",
     )
     .await
     .json()
@@ -385,25 +385,25 @@ async fn unsettled_months_are_left_out_not_refused() {
     let r: Value = report(
         &app,
         &portal.token,
-        &format!("from={from}&months=24&group_by=urgency"),
+        &format!("from_month={from}&months=24&group_by=urgency"),
     )
     .await
     .json()
     .await
     .unwrap();
-    assert_eq!(r["from"], from.as_str());
-    assert_eq!(r["to"], last_settled.format("%Y-%m").to_string().as_str());
+    assert_eq!(r["from_month"], from.as_str());
+    assert_eq!(r["to_month"], last_settled.format("%Y-%m").to_string().as_str());
     let months = r["months"].as_array().unwrap();
     assert_eq!(months.first().unwrap()["month"], from.as_str());
     assert_eq!(months.last().unwrap()["month"], r["to"]);
     // Without `months`, a year from `from`.
-    let r: Value = report(&app, &portal.token, "from=2024-01&group_by=urgency")
+    let r: Value = report(&app, &portal.token, "from_month=2024-01&group_by=urgency")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(
-        (r["from"].as_str(), r["to"].as_str()),
+        (r["from_month"].as_str(), r["to_month"].as_str()),
         (Some("2024-01"), Some("2024-12"))
     );
     assert_eq!(r["months"].as_array().unwrap().len(), 12);

@@ -35,8 +35,10 @@ pub struct InclusionProof {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsistencyProof {
-    pub from: Checkpoint,
-    pub to: Checkpoint,
+    /// The older checkpoint (`from_size`).
+    pub older: Checkpoint,
+    /// The newer checkpoint (`to_size`).
+    pub newer: Checkpoint,
     /// RFC 6962 consistency proof, lowercase hex.
     pub proof: Vec<String>,
 }
@@ -117,7 +119,8 @@ pub async fn inclusion(
     .await
 }
 
-/// The proof that the log of size `to` (default the latest checkpoint) extends that of `from`.
+/// The proof that the log of size `to` (default the latest checkpoint) extends that of `from`
+/// (the query's `to_size` and `from_size`).
 pub async fn consistency(
     db: &Db,
     event: AuditEvent,
@@ -139,8 +142,8 @@ pub async fn consistency(
                 to.tree_size,
             )?;
             Ok(ConsistencyProof {
-                from,
-                to,
+                older: from,
+                newer: to,
                 proof: hexes(&proof),
             })
         })

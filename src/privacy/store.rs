@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::{self, RetentionPolicy, Rule};
-use crate::audit::{self, AuditEvent, Operation};
+use crate::audit::{self, AuditEvent};
 use crate::db::schema::{idempotency_keys, referral_attempts, referrals};
 use crate::db::{write_tx, AnyConnection};
 use crate::directory::model::Code;
@@ -180,11 +180,7 @@ pub fn purge(
     clock: impl Fn() -> NaiveDateTime,
 ) -> Result<PurgeRun, ApiError> {
     let request_id = format!("purge-{}", uuid::Uuid::now_v7());
-    let op = Operation {
-        action: "personal_data.purge",
-        resource_type: "referral",
-        ok: 200,
-    };
+    let op = crate::audit::model::PERSONAL_DATA_PURGE;
     let mut run = PurgeRun::default();
     let mut after: Option<String> = None;
     loop {

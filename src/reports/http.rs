@@ -24,10 +24,10 @@ pub struct UtilizationQuery {
         max_length = 7,
         example = "2026-01"
     )]
-    pub from: String,
-    /// How many months from `from`, 1–24 (default 12). Only months that ended at least 48 hours
+    pub from_month: String,
+    /// How many months from `from_month`, 1–24 (default 12). Only months that ended at least 48 hours
     /// ago are reported (so nothing can still be added to them); later ones are left out, and
-    /// the response's `from`/`to` say which months it covers.
+    /// the response's `from_month`/`to_month` say which months it covers.
     #[validate(range(min = 1, max = 24))]
     #[param(minimum = 1, maximum = 24, example = 6)]
     pub months: Option<u32>,
@@ -55,8 +55,8 @@ fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
 /// overlapping window: each month is suppressed on its own counts, complements are chosen in
 /// the fixed category order (never by value), and only months that ended at least 48 hours ago
 /// are reported, so a month reads the same in every report. Later months of the window asked
-/// for are left out (any well-formed question has an answer, possibly with no month); `from`
-/// and `to` in the response give the months covered.
+/// for are left out (any well-formed question has an answer, possibly with no month);
+/// `from_month` and `to_month` in the response give the months covered.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
@@ -74,7 +74,7 @@ pub async fn utilization(
     query: ApiQuery<UtilizationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
-    let from = month_field("from", &q.from)?;
+    let from = month_field("from_month", &q.from_month)?;
     let months = model::window(from, q.months.unwrap_or(DEFAULT_MONTHS), crate::db::now());
     let report = service::utilization(
         portal.caller,

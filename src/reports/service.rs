@@ -49,9 +49,9 @@ pub struct MonthRow {
 pub struct Utilization {
     pub employer_id: String,
     /// The first month reported, `YYYY-MM`; null when no month asked for has settled yet.
-    pub from: Option<String>,
+    pub from_month: Option<String>,
     /// The last month reported, `YYYY-MM`; null when no month asked for has settled yet.
-    pub to: Option<String>,
+    pub to_month: Option<String>,
     pub group_by: GroupBy,
     /// Counts below this are suppressed, and enough others with them that none can be derived.
     pub min_cell: u32,
@@ -106,8 +106,8 @@ pub async fn utilization(
         };
         let report = Utilization {
             employer_id: employer.to_string(),
-            from: months.first().map(Month::to_string),
-            to: months.last().map(Month::to_string),
+            from_month: months.first().map(Month::to_string),
+            to_month: months.last().map(Month::to_string),
             group_by,
             min_cell: min,
             categories: categories.iter().map(|c| (*c).to_owned()).collect(),

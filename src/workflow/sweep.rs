@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::{AttemptOutcome, FeedKind};
-use crate::audit::{self, AuditEvent, Operation};
+use crate::audit::{self, AuditEvent};
 use crate::config::OfferTtl;
 use crate::db::schema::referrals;
 use crate::db::{write_tx, AnyConnection};
@@ -50,11 +50,7 @@ pub fn sweep(
             AnyConnection::Sqlite(c) => query.select(ReferralRow::as_select()).load(c)?,
         };
         let run = format!("sweeper-{}", uuid::Uuid::now_v7());
-        let op = Operation {
-            action: "referral.expire",
-            resource_type: "referral",
-            ok: 200,
-        };
+        let op = crate::audit::model::REFERRAL_EXPIRE;
         let mut expired = 0;
         for row in due {
             let Some(provider) = row.provider_id.clone() else {

@@ -6,7 +6,7 @@ mod events;
 mod proofs;
 mod verify;
 
-pub use events::{list_events, EventQuery};
+pub use events::{export_events, list_events, EventQuery, ExportQuery};
 pub use proofs::{consistency_proof, inclusion_proof, list_checkpoints, public_key};
 pub use verify::verify_log;
 

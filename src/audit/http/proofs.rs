@@ -132,11 +132,11 @@ pub struct ConsistencyQuery {
     /// The older checkpoint's tree size.
     #[validate(range(min = 1))]
     #[param(minimum = 1)]
-    pub from: u64,
+    pub from_size: u64,
     /// The newer checkpoint's tree size; default the latest.
     #[validate(range(min = 1))]
     #[param(minimum = 1)]
-    pub to: Option<u64>,
+    pub to_size: Option<u64>,
 }
 
 /// A consistency proof between two checkpoints: the newer log extends the older one without
@@ -149,8 +149,8 @@ pub struct ConsistencyQuery {
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 409, description = "No checkpoint has been issued yet",
          body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No checkpoint of that size, or `from` after `to` (no such \
-            proof)",
+        (status = 404, description = "No checkpoint of that size, or `from_size` after \
+            `to_size` (no such proof)",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing, unknown or malformed parameter",
          body = Problem, content_type = "application/problem+json"),
@@ -163,6 +163,6 @@ pub async fn consistency_proof(
     query: ApiQuery<ConsistencyQuery>,
 ) -> Result<web::Json<ConsistencyProof>, ApiError> {
     let q = query.into_inner()?;
-    let proof = proofs::consistency(&state.db, auditor.0.event(None), q.from, q.to).await?;
+    let proof = proofs::consistency(&state.db, auditor.0.event(None), q.from_size, q.to_size).await?;
     Ok(web::Json(proof))
 }

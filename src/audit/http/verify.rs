@@ -19,12 +19,12 @@ pub struct VerifyQuery {
     /// First log position to check (default 0).
     #[validate(range(max = 9_223_372_036_854_775_807u64))]
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807i64)]
-    pub from: Option<u64>,
+    pub from_size: Option<u64>,
     /// One past the last position to check (default: the latest checkpoint's size). A range
-    /// with `to` at or before `from` is empty: nothing in it can be wrong.
+    /// with `to_size` at or before `from_size` is empty: nothing in it can be wrong.
     #[validate(range(max = 9_223_372_036_854_775_807u64))]
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807i64)]
-    pub to: Option<u64>,
+    pub to_size: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +90,6 @@ pub async fn verify_log(
     let q = query.into_inner()?;
     let keys = PublicKeys::of(&state.keys.checkpoint);
     let event = auditor.0.event(None);
-    let report = verify::verify(&state.db, event, keys, q.from.unwrap_or(0), q.to).await?;
+    let report = verify::verify(&state.db, event, keys, q.from_size.unwrap_or(0), q.to_size).await?;
     Ok(web::Json(report.into()))
 }

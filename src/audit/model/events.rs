@@ -11,8 +11,21 @@ use crate::extract::RequestCtx;
 
 /// Whether the logged operation was allowed and done, stored as `success`, `denied` or
 /// `failure` (the leaf hashes exactly these words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
 #[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = AccessOutcome)]
 pub enum Outcome {
     Success,
     /// Refused: authentication, authorisation or tenancy.
@@ -89,7 +102,7 @@ impl AuditEvent {
             source: None,
         };
         let mut e = Self::anonymous(&ctx, op, op.ok);
-        e.actor_role = Some("system".into());
+        e.actor_role = Some(SYSTEM_ROLE.into());
         e
     }
 
@@ -126,6 +139,45 @@ pub fn format_time(t: NaiveDateTime) -> String {
     )
 }
 
+/// What a logged event records was done: the documented list (`LoggedAction`) is the operation table's actions
+/// and the service's own ([`super::operations::actions`]). The sealed field stays text, so an
+/// export verifies byte for byte whatever the list becomes.
+pub struct LoggedAction;
+
+impl utoipa::PartialSchema for LoggedAction {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "description": "What was done, e.g. `contact.read`. New operations add actions.",
+            "enum": super::operations::actions(),
+        }))
+        .expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for LoggedAction {}
+
+/// Who acted: a client's role, or `system` for the service's own work (offer expiry, purge).
+pub struct ActorRole;
+
+impl utoipa::PartialSchema for ActorRole {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::codes::Code;
+        let mut roles: Vec<&str> = crate::auth::model::Role::ALL
+            .iter()
+            .map(|r| r.code())
+            .collect();
+        roles.push(SYSTEM_ROLE);
+        serde_json::from_value(serde_json::json!({"type": "string", "enum": roles}))
+            .expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for ActorRole {}
+
+/// The actor role of the service's own events.
+const SYSTEM_ROLE: &str = "system";
+
 /// One sealed access-log event as auditors read and export it: every stored field, its log
 /// position and its sealed leaf hash.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -136,14 +188,17 @@ pub struct LoggedEvent {
     pub leaf_hash: Option<String>,
     pub id: String,
     /// UTC, microseconds: `2026-11-26T07:20:00.123456Z`.
+    #[schema(format = DateTime)]
     pub occurred_at: String,
     pub actor_client_id: Option<String>,
+    #[schema(value_type = Option<ActorRole>)]
     pub actor_role: Option<String>,
     pub tenant_id: Option<String>,
+    #[schema(value_type = LoggedAction)]
     pub action: String,
     pub resource_type: String,
     pub resource_id: Option<String>,
-    /// `success`, `denied` or `failure`.
+    #[schema(value_type = Outcome)]
     pub outcome: String,
     pub http_status: i32,
     pub request_id: String,

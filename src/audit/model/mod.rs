@@ -7,8 +7,10 @@ mod operations;
 mod verifier;
 
 pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
-pub use events::{format_time, AuditEvent, LoggedEvent, Outcome};
-pub use operations::{operation, protected_routes, Operation};
+pub use events::{format_time, AuditEvent, LoggedAction, LoggedEvent, Outcome};
+pub use operations::{
+    actions, operation, protected_routes, Operation, PERSONAL_DATA_PURGE, REFERRAL_EXPIRE,
+};
 pub use verifier::{
     verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report, Verifier,
     LATE_GRACE,

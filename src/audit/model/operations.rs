@@ -53,11 +53,34 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("DELETE", "/v1/admin/referrals/{id}/personal-data",   "personal_data.erase", "referral", 204),
     ("GET",    "/v1/reports/utilization",                  "report.read", "report", 200),
     ("GET",    "/v1/audit/events",                         "audit.search", "access_log", 200),
+    ("GET",    "/v1/audit/export",                         "audit.export", "access_log", 200),
     ("GET",    "/v1/audit/events/{id}/proof",              "audit.proof", "access_event", 200),
     ("GET",    "/v1/audit/checkpoints",                    "audit.checkpoints", "access_log", 200),
     ("GET",    "/v1/audit/consistency",                    "audit.consistency", "access_log", 200),
     ("GET",    "/v1/audit/verify",                         "audit.verify", "access_log", 200),
 ];
+
+/// What the service does on its own, with no request: offers expiring and the retention purge.
+pub const REFERRAL_EXPIRE: Operation = Operation {
+    action: "referral.expire",
+    resource_type: "referral",
+    ok: 200,
+};
+pub const PERSONAL_DATA_PURGE: Operation = Operation {
+    action: "personal_data.purge",
+    resource_type: "referral",
+    ok: 200,
+};
+
+/// Every action the log can hold, sorted: the operations' and the service's own. The document's
+/// `LoggedAction` enum is this list, so a new operation extends it without another edit.
+pub fn actions() -> Vec<&'static str> {
+    let mut all: Vec<&str> = OPERATIONS.iter().map(|(_, _, action, ..)| *action).collect();
+    all.extend([REFERRAL_EXPIRE.action, PERSONAL_DATA_PURGE.action]);
+    all.sort_unstable();
+    all.dedup();
+    all
+}
 
 pub fn operation(method: &str, route: &str) -> Option<Operation> {
     OPERATIONS
