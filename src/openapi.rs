@@ -58,6 +58,21 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        // The token endpoint's client authentication (RFC 6749 §2.3.1): HTTP Basic here, or
+        // `client_id` and `client_secret` in the form body, which the body schema documents.
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "`POST /oauth/token` only: the client id and secret as user and \
+                         password (`client_secret_basic`). The alternative is `client_id` and \
+                         `client_secret` in the form body (`client_secret_post`).",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "client_credentials",
             SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
@@ -79,8 +94,101 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     let mut api = api;
     document_shared_responses(&mut api);
     document_rate_limits(&mut api);
+    document_headers(&mut api);
     document_contact_rule(&mut api);
+    reference_page_items(&mut api);
     api
+}
+
+/// utoipa inlines a generic's type argument, so `Page<Employer>` would repeat `Employer`'s
+/// schema; a generator then makes a second class of it. Each page's items point at the
+/// component instead (`Page_Employer` → `Employer`), which must exist and match.
+fn reference_page_items(api: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let mut doc = serde_json::to_value(&components.schemas).expect("schemas serialize");
+    let names: Vec<String> = doc.as_object().expect("a map").keys().cloned().collect();
+    for name in names {
+        let Some(item) = name.strip_prefix("Page_") else {
+            continue;
+        };
+        assert!(doc.get(item).is_some(), "{name}: no component named {item}");
+        let items = &mut doc[&name]["properties"]["items"]["items"];
+        if items.get("$ref").is_none() {
+            let mut inline = items.clone();
+            let mut component = doc[item].clone();
+            // The inlined copy carries no description of its own beyond the component's.
+            for schema in [&mut inline, &mut component] {
+                schema.as_object_mut().map(|o| o.remove("description"));
+            }
+            assert_eq!(inline, component, "{name}: the items differ from {item}");
+            doc[&name]["properties"]["items"]["items"] =
+                serde_json::json!({"$ref": format!("#/components/schemas/{item}")});
+        }
+    }
+    components.schemas = serde_json::from_value(doc).expect("valid schemas");
+}
+
+/// Headers every response or a class of responses carries, documented once here rather than
+/// in each handler: the request id on every response (telemetry), the rate-limit state on
+/// every response of an operation with a budget (`ratelimit`, when a budget applied), and
+/// `Retry-After` on 503 (`error::render`).
+fn document_headers(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::{Header, HeaderBuilder};
+    use utoipa::openapi::schema::{Object, Type};
+    let header = |ty: Type, description: &str| -> Header {
+        HeaderBuilder::new()
+            .schema(Object::with_type(ty))
+            .description(Some(description))
+            .build()
+    };
+    let request_id = header(
+        Type::String,
+        "This request's id, also in the problem body and in every log line about it",
+    );
+    let policy = header(
+        Type::String,
+        "The budget that applied, e.g. `\"hr_portal\";q=1200;w=60` \
+         (draft-ietf-httpapi-ratelimit-headers)",
+    );
+    let remaining = header(
+        Type::String,
+        "What is left of it, e.g. `\"hr_portal\";r=1199;t=60`",
+    );
+    let retry = header(Type::Integer, "Seconds to wait before retrying");
+    let add = |response: &mut Response, limited: bool, status: &str| {
+        response
+            .headers
+            .insert("X-Request-Id".into(), request_id.clone());
+        if limited {
+            response
+                .headers
+                .insert("RateLimit-Policy".into(), policy.clone());
+            response
+                .headers
+                .insert("RateLimit".into(), remaining.clone());
+        }
+        if status == "503" {
+            response.headers.insert("Retry-After".into(), retry.clone());
+        }
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        for op in operations(item) {
+            let limited = op.security.is_some() || path == "/oauth/token";
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response {
+                    add(response, limited, status);
+                }
+            }
+        }
+    }
+    let shared = api.components.get_or_insert_with(Default::default);
+    for response in shared.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            add(response, true, "429");
+        }
+    }
 }
 
 /// `Contact` needs a phone number or an email address (`phone_or_email` in

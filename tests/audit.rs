@@ -275,7 +275,11 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
         (empty["events"].as_u64(), empty["findings_total"].as_u64()),
         (Some(0), Some(0))
     );
-    problem(a.get("/v1/audit/verify?to_size=9223372036854775808").await, 422).await;
+    problem(
+        a.get("/v1/audit/verify?to_size=9223372036854775808").await,
+        422,
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -392,7 +396,9 @@ async fn an_intact_export_verifies_offline_and_through_the_cli() {
         .await;
     assert!(a.offline(&day).await.ok());
 
-    let csv = a.get("/v1/audit/export?action=employer.create&format=csv").await;
+    let csv = a
+        .get("/v1/audit/export?action=employer.create&format=csv")
+        .await;
     assert_eq!(csv.status(), 200);
     assert_eq!(
         csv.headers()["content-type"].to_str().unwrap(),

@@ -326,7 +326,10 @@ async fn every_operation_documents_its_errors() {
                     );
                 }
             }
-            let secured = op.get("security").is_some();
+            // Bearer operations; the token operation's client authentication has no 403.
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
             if secured {
                 for code in ["401", "403", "429", "503"] {
                     assert!(responses.contains_key(code), "{method} {path} lacks {code}");
@@ -363,4 +366,185 @@ async fn docs_render_from_vendored_assets() {
         .await
         .unwrap();
     assert!(init.contains("/openapi.json"));
+}
+
+/// What a client generator needs to make one class per schema and type every field: list
+/// items point at their component, no `allOf` wraps a `oneOf`, and every `oneOf` variant is a
+/// named component told apart by a discriminator.
+#[test]
+fn the_document_gives_generators_named_types() {
+    let doc: Value = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    fn walk(at: &str, v: &Value, problems: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(all) = m.get("allOf").and_then(Value::as_array) {
+                    if all.iter().any(|s| s.get("oneOf").is_some()) {
+                        problems.push(format!("{at}: allOf over a oneOf"));
+                    }
+                }
+                if let Some(one) = m.get("oneOf").and_then(Value::as_array) {
+                    let nullable = one.iter().any(|s| s["type"] == "null");
+                    let named = one
+                        .iter()
+                        .all(|s| s.get("$ref").is_some() || s["type"] == "null");
+                    if !nullable && (!named || m.get("discriminator").is_none()) {
+                        problems.push(format!("{at}: oneOf of unnamed variants"));
+                    }
+                }
+                for (k, v) in m {
+                    walk(&format!("{at}/{k}"), v, problems);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(at, v, problems)),
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    walk("", &doc, &mut problems);
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        if name.starts_with("Page") || name.ends_with("Page") {
+            let items = &schema["properties"]["items"]["items"];
+            if items.get("$ref").is_none() {
+                problems.push(format!("{name}: items are not a $ref"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A field typed on the way in is typed the same on the way out: where a request body's
+/// property is an enum or a named schema, a response property of that name is too, and every
+/// time in a response is a `date-time`.
+#[test]
+fn responses_type_their_fields_as_requests_do() {
+    let doc: Value = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut bodies = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for content in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = content.1["schema"]["$ref"].as_str() {
+                    bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+                }
+            }
+        }
+    }
+    let properties = |schema: &Value| -> Vec<(String, Value)> {
+        std::iter::once(schema)
+            .chain(schema["allOf"].as_array().into_iter().flatten())
+            .flat_map(|s| s["properties"].as_object().cloned().unwrap_or_default())
+            .collect()
+    };
+    let typed = |p: &Value| {
+        let p = if p["type"] == "array" { &p["items"] } else { p };
+        p.get("$ref").is_some() || p.get("enum").is_some() || p.get("oneOf").is_some()
+    };
+    let mut typed_in_requests = std::collections::BTreeSet::new();
+    for name in &bodies {
+        for (field, p) in properties(&schemas[name]) {
+            if typed(&p) {
+                typed_in_requests.insert(field);
+            }
+        }
+    }
+    assert!(
+        typed_in_requests.contains("service_type"),
+        "{typed_in_requests:?}"
+    );
+    let mut untyped = Vec::new();
+    for (name, schema) in schemas {
+        if bodies.contains(name) {
+            continue;
+        }
+        for (field, p) in properties(schema) {
+            // (`status` is also RFC 9457's integer in a problem: another type, not a code.)
+            let code = p["type"] == "string" || p["type"] == "array";
+            if code && typed_in_requests.contains(&field) && !typed(&p) {
+                untyped.push(format!("{name}.{field}"));
+            }
+            let time = field.ends_with("_at") || field == "at";
+            if time && p["format"] != "date-time" {
+                untyped.push(format!("{name}.{field} is not a date-time"));
+            }
+        }
+    }
+    assert!(untyped.is_empty(), "{untyped:#?}");
+}
+
+/// The headers the service sends are in the document: the request id on every response, the
+/// rate-limit state on every response of a budgeted operation, `Retry-After` on 429 and 503 —
+/// and a real answer carries them.
+#[actix_web::test]
+async fn response_headers_are_documented_and_sent() {
+    let doc: Value = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let shared = &doc["components"]["responses"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let budgeted = op.get("security").is_some();
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let response = match response["$ref"].as_str() {
+                    Some(r) => &shared[r.trim_start_matches("#/components/responses/")],
+                    None => response,
+                };
+                let headers = &response["headers"];
+                let at = format!("{method} {path} {status}");
+                assert!(headers.get("X-Request-Id").is_some(), "{at}");
+                if budgeted {
+                    assert!(headers.get("RateLimit").is_some(), "{at}");
+                    assert!(headers.get("RateLimit-Policy").is_some(), "{at}");
+                }
+                if status == "429" || status == "503" {
+                    assert!(headers.get("Retry-After").is_some(), "{at}");
+                }
+            }
+        }
+    }
+    let token_op = &doc["paths"]["/oauth/token"]["post"];
+    assert_eq!(token_op["security"], json!([{"client_basic": []}, {}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["client_basic"]["scheme"],
+        "basic"
+    );
+
+    // (Budgets are off in tests; `hardening` checks the rate-limit headers are sent.)
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let ok = app.get("/v1/admin/employers", &token).await;
+    assert_eq!(ok.status(), 200);
+    let refused = app.get_anonymous("/v1/admin/employers").await;
+    assert_eq!(refused.status(), 401);
+    for resp in [ok, refused] {
+        assert!(resp.headers().get("x-request-id").is_some());
+    }
+}
+
+/// One meaning per parameter name: wherever a query parameter name appears, it has the same
+/// type and format (`from` is always an RFC 3339 time, tree sizes are `from_size`/`to_size`,
+/// report months `from_month`).
+#[test]
+fn a_parameter_name_means_one_thing() {
+    let doc: Value = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let mut seen: std::collections::BTreeMap<String, (String, Value)> = Default::default();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap().to_owned();
+                let schema = &p["schema"];
+                let kind = json!([schema["type"], schema["format"]]);
+                let at = format!("{method} {path}");
+                match seen.get(&name) {
+                    Some((first, k)) => assert_eq!(k, &kind, "{name}: {first} vs {at}"),
+                    None => {
+                        seen.insert(name, (at, kind));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen["from"].1, json!(["string", "date-time"]));
+    assert!(seen.contains_key("from_size") && seen.contains_key("from_month"));
 }

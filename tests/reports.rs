@@ -306,7 +306,7 @@ async fn malformed_parameters_are_422() {
         ("from_month=1999-12&group_by=urgency", "from_month"),
         ("from_month=2025-01&months=0&group_by=urgency", "months"),
         ("from_month=2025-01&months=25&group_by=urgency", "months"),
-        // `to` is gone: the window is `from` and `months`.
+        // `to` is not a parameter: the window is `from_month` and `months`.
         ("from_month=2025-01&to=2025-02&group_by=urgency", "query"),
         ("from_month=2025-01&months=2&group_by=region", "query"),
         ("from_month=2025-01&months=2", "query"),
@@ -338,7 +338,7 @@ async fn malformed_parameters_are_422() {
 }
 
 /// Any well-formed question is answered: months that have not settled (ended 48 hours ago) are
-/// left out, and `from`/`to` say which months the report covers, possibly none.
+/// left out, and `from_month`/`to_month` say which months the report covers, possibly none.
 #[actix_web::test]
 async fn unsettled_months_are_left_out_not_refused() {
     let app = spawn_app().await;
@@ -354,7 +354,11 @@ async fn unsettled_months_are_left_out_not_refused() {
     .json()
     .await
     .unwrap();
-    assert_eq!((&r["from_month"], &r["to_month"]), (&Value::Null, &Value::Null), "{r}");
+    assert_eq!(
+        (&r["from_month"], &r["to_month"]),
+        (&Value::Null, &Value::Null),
+        "{r}"
+    );
     assert_eq!(r["months"], json!([]));
     let r: Value = report(
         &app,
@@ -392,11 +396,14 @@ async fn unsettled_months_are_left_out_not_refused() {
     .await
     .unwrap();
     assert_eq!(r["from_month"], from.as_str());
-    assert_eq!(r["to_month"], last_settled.format("%Y-%m").to_string().as_str());
+    assert_eq!(
+        r["to_month"],
+        last_settled.format("%Y-%m").to_string().as_str()
+    );
     let months = r["months"].as_array().unwrap();
     assert_eq!(months.first().unwrap()["month"], from.as_str());
-    assert_eq!(months.last().unwrap()["month"], r["to"]);
-    // Without `months`, a year from `from`.
+    assert_eq!(months.last().unwrap()["month"], r["to_month"]);
+    // Without `months`, a year from `from_month`.
     let r: Value = report(&app, &portal.token, "from_month=2024-01&group_by=urgency")
         .await
         .json()

@@ -6,6 +6,7 @@ mod common;
 use common::provider::{kinds, provider_token, read_feed, submit};
 use common::spawn_app;
 use eap_referrals::ids::{ProviderId, ReferralId};
+use eap_referrals::workflow::model::FeedKind;
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -23,7 +24,8 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
     assert_eq!(ids, [first.as_str(), second.as_str()], "in order");
 
     if app.backend == eap_referrals::db::Backend::Postgres {
-        // A slow transaction takes an event id, then a fast one takes a later id and commits.
+        // A slow transaction (its event: `declined`) takes an event id, then a fast one
+        // (`closed`) takes a later id and commits.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let db = app.state.db.clone();
@@ -32,11 +34,11 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         let slow = std::thread::spawn(move || {
             let mut conn = db.get().unwrap();
             eap_referrals::db::write_tx(&mut conn, |c| {
-                eap_referrals::referrals::store::append_event(
+                eap_referrals::referrals::store::push_event(
                     c,
                     &ProviderId::from_trusted(provider),
                     &ReferralId::from_trusted(slow_referral),
-                    "slow",
+                    FeedKind::Declined,
                     eap_referrals::db::now(),
                 )?;
                 ready_tx.send(()).unwrap();
@@ -48,11 +50,11 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         ready_rx.recv().unwrap();
         {
             let mut conn = app.conn();
-            eap_referrals::referrals::store::append_event(
+            eap_referrals::referrals::store::push_event(
                 &mut conn,
                 &ProviderId::from_trusted(portal.provider.clone()),
                 &ReferralId::from_trusted(second.clone()),
-                "fast",
+                FeedKind::Closed,
                 eap_referrals::db::now(),
             )
             .unwrap();
@@ -67,7 +69,7 @@ async fn the_feed_never_passes_an_event_that_is_still_committing() {
         go_tx.send(()).unwrap();
         slow.join().unwrap();
         let (events, _) = read_feed(&app, &token, Some(&cursor), 2).await;
-        assert_eq!(kinds(&events), ["slow", "fast"]);
+        assert_eq!(kinds(&events), ["declined", "closed"]);
     }
 }
 
@@ -103,7 +105,7 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
             c.batch_execute("SELECT pg_current_xact_id()")?; // take the older transaction id now
             old_ready_tx.send(()).unwrap();
             old_go_rx.recv().unwrap();
-            eap_referrals::referrals::store::append_event(c, &p, &r, "old", now())
+            eap_referrals::referrals::store::push_event(c, &p, &r, FeedKind::Accepted, now())
         })
         .unwrap();
         old_done_tx.send(()).unwrap();
@@ -117,7 +119,7 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
     let young = std::thread::spawn(move || {
         let mut conn = db.get().unwrap();
         eap_referrals::db::write_tx(&mut conn, |c| {
-            eap_referrals::referrals::store::append_event(c, &p, &r, "young", now())?; // lower id
+            eap_referrals::referrals::store::push_event(c, &p, &r, FeedKind::Contacted, now())?; // lower id
             young_ready_tx.send(()).unwrap();
             young_go_rx.recv().unwrap();
             Ok::<_, diesel::result::Error>(())
@@ -128,14 +130,14 @@ async fn an_older_transaction_committing_first_does_not_hide_a_younger_ones_even
     old_go.send(()).unwrap();
     old_done.recv().unwrap();
     let (events, cursor) = read_feed(&app, &token, Some(&cursor), 1).await;
-    assert_eq!(kinds(&events), ["old"]);
+    assert_eq!(kinds(&events), ["accepted"]);
     young_go.send(()).unwrap();
     young.join().unwrap();
     old.join().unwrap();
     let (events, _) = read_feed(&app, &token, Some(&cursor), 1).await;
     assert_eq!(
         kinds(&events),
-        ["young"],
+        ["contacted"],
         "delivered after the cursor moved past a higher id"
     );
 }

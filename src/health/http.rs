@@ -7,9 +7,15 @@ use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `ok` for liveness, `ready` for readiness.
-    #[schema(example = "ok")]
-    pub status: &'static str,
+    pub status: HealthStatus,
+}
+
+/// `ok` for liveness, `ready` for readiness.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Ready,
 }
 
 /// Liveness: the process is up and serving. Touches nothing else.
@@ -21,7 +27,9 @@ pub struct Health {
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(Health { status: "ok" })
+        .json(Health {
+            status: HealthStatus::Ok,
+        })
 }
 
 /// Readiness: the database answers and every migration is applied.
@@ -38,5 +46,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     super::service::ready(&state.db).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(Health { status: "ready" }))
+        .json(Health {
+            status: HealthStatus::Ready,
+        }))
 }

@@ -217,18 +217,6 @@ pub fn push_event(
     kind: FeedKind,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    append_event(conn, provider_id, referral_id, kind.code(), now)
-}
-
-/// [`push_event`] for any text: the feed serves whatever kind is stored, so tests of its
-/// ordering write their own markers.
-pub fn append_event(
-    conn: &mut AnyConnection,
-    provider_id: &ProviderId,
-    referral_id: &ReferralId,
-    kind: &str,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
     diesel::insert_into(provider_events::table)
         .values((
             provider_events::provider_id.eq(provider_id),

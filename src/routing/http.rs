@@ -26,13 +26,12 @@ pub struct Unroutable {
     pub id: ReferralId,
     #[schema(value_type = String)]
     pub employer_id: EmployerId,
-    #[schema(value_type = String)]
     pub service_type: Service,
-    #[schema(value_type = String)]
     pub urgency: Urgency,
-    #[schema(value_type = String)]
     pub modality: Modality,
+    #[schema(value_type = crate::directory::model::Language)]
     pub language: String,
+    #[schema(value_type = crate::directory::model::Region)]
     pub region: String,
     pub created_at: DateTime<Utc>,
     /// Why each contracted provider could not take it.

@@ -89,13 +89,15 @@ pub enum Verdict {
 /// `oneOf`, which client generators cannot make a class of.
 impl utoipa::PartialSchema for CandidateReport {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let refs = CANDIDATE_VARIANTS.map(|(name, ..)| {
-            serde_json::json!({"$ref": format!("#/components/schemas/{name}")})
-        });
+        let refs = CANDIDATE_VARIANTS
+            .map(|(name, ..)| serde_json::json!({"$ref": format!("#/components/schemas/{name}")}));
         let mapping: serde_json::Map<_, _> = CANDIDATE_VARIANTS
             .iter()
             .map(|(name, verdict, _)| {
-                ((*verdict).to_owned(), format!("#/components/schemas/{name}").into())
+                (
+                    (*verdict).to_owned(),
+                    format!("#/components/schemas/{name}").into(),
+                )
             })
             .collect();
         serde_json::from_value(serde_json::json!({
@@ -107,8 +109,11 @@ impl utoipa::PartialSchema for CandidateReport {
     }
 }
 
-/// (component name, `verdict`, the verdict's own property and its schema).
-const CANDIDATE_VARIANTS: [(&str, &str, fn() -> serde_json::Value); 2] = [
+/// The verdict's own property and its schema, as a JSON object of one entry.
+type OwnProperty = fn() -> serde_json::Value;
+
+/// (component name, `verdict`, the verdict's own property).
+const CANDIDATE_VARIANTS: [(&str, &str, OwnProperty); 2] = [
     ("RankedCandidate", "ranked", || {
         serde_json::json!({"rank": {
             "type": "integer", "minimum": 1, "description": "1 = chosen."
@@ -125,11 +130,20 @@ const CANDIDATE_VARIANTS: [(&str, &str, fn() -> serde_json::Value); 2] = [
 
 impl ToSchema for CandidateReport {
     fn schemas(
-        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
     ) {
         for (name, verdict, own) in CANDIDATE_VARIANTS {
             let mut properties = own();
-            let own_field = properties.as_object().unwrap().keys().next().unwrap().clone();
+            let own_field = properties
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone();
             let required = ["provider_id", "verdict", own_field.as_str()].map(str::to_owned);
             properties["provider_id"] = serde_json::json!({"type": "string"});
             properties["verdict"] = serde_json::json!({"type": "string", "enum": [verdict]});

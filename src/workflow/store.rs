@@ -8,6 +8,7 @@ use crate::db::AnyConnection;
 use crate::ids::{ProviderId, ReferralId};
 use crate::referrals::model::Status;
 use crate::referrals::store::ReferralRow;
+use crate::workflow::model::FeedKind;
 
 #[derive(Debug, Clone, QueryableByName, Queryable)]
 pub struct EventRow {
@@ -18,7 +19,7 @@ pub struct EventRow {
     #[diesel(sql_type = Text)]
     pub referral_id: String,
     #[diesel(sql_type = Text)]
-    pub kind: String,
+    pub kind: FeedKind,
     #[diesel(sql_type = Timestamp)]
     pub created_at: NaiveDateTime,
 }

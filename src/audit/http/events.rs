@@ -95,7 +95,7 @@ event_query!(EventQuery {
 
 event_query!(ExportQuery {
     /// `ndjson` (the default; carries its proof) or `csv` (for spreadsheets; no proof).
-    #[param(value_type = Option<ExportFormat>)]
+    #[param(inline)]
     pub format: Option<ExportFormat>,
 });
 

@@ -163,6 +163,7 @@ pub async fn consistency_proof(
     query: ApiQuery<ConsistencyQuery>,
 ) -> Result<web::Json<ConsistencyProof>, ApiError> {
     let q = query.into_inner()?;
-    let proof = proofs::consistency(&state.db, auditor.0.event(None), q.from_size, q.to_size).await?;
+    let proof =
+        proofs::consistency(&state.db, auditor.0.event(None), q.from_size, q.to_size).await?;
     Ok(web::Json(proof))
 }

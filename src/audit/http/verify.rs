@@ -90,6 +90,7 @@ pub async fn verify_log(
     let q = query.into_inner()?;
     let keys = PublicKeys::of(&state.keys.checkpoint);
     let event = auditor.0.event(None);
-    let report = verify::verify(&state.db, event, keys, q.from_size.unwrap_or(0), q.to_size).await?;
+    let report =
+        verify::verify(&state.db, event, keys, q.from_size.unwrap_or(0), q.to_size).await?;
     Ok(web::Json(report.into()))
 }

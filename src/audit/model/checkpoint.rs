@@ -20,6 +20,7 @@ pub struct Checkpoint {
     /// RFC 6962 tree head, lowercase hex.
     pub root_hash: String,
     /// UTC, microseconds.
+    #[schema(format = DateTime)]
     pub issued_at: String,
     /// The RFC 7638 thumbprint of the checkpoint public key (`/v1/audit/public-key`).
     pub key_id: String,

@@ -75,7 +75,10 @@ pub const PERSONAL_DATA_PURGE: Operation = Operation {
 /// Every action the log can hold, sorted: the operations' and the service's own. The document's
 /// `LoggedAction` enum is this list, so a new operation extends it without another edit.
 pub fn actions() -> Vec<&'static str> {
-    let mut all: Vec<&str> = OPERATIONS.iter().map(|(_, _, action, ..)| *action).collect();
+    let mut all: Vec<&str> = OPERATIONS
+        .iter()
+        .map(|(_, _, action, ..)| *action)
+        .collect();
     all.extend([REFERRAL_EXPIRE.action, PERSONAL_DATA_PURGE.action]);
     all.sort_unstable();
     all.dedup();

@@ -72,7 +72,10 @@ pub struct CreateClientRequest;
 
 impl CreateClientRequest {
     /// The per-role variants, named; their field rules are [`CreateClient`]'s.
-    fn variants() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+    fn variants() -> Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )> {
         let base = serde_json::to_value(<CreateClient as utoipa::PartialSchema>::schema())
             .expect("a schema serializes");
         let field = |name: &str| {
@@ -118,10 +121,30 @@ impl CreateClientRequest {
 /// (an inline variant would be named after its title and could collide with a real schema, as
 /// `provider` once took the place of `Provider`).
 const CLIENT_VARIANTS: [(&str, &str, &str, Option<&str>); 4] = [
-    ("NewAdminClient", "admin", "Manages the directory and API clients.", None),
-    ("NewAuditorClient", "auditor", "Reads and verifies the access log.", None),
-    ("NewHrPortalClient", "hr_portal", "An employer's HR portal.", Some("employer_id")),
-    ("NewProviderClient", "provider", "An EAP provider's system.", Some("provider_id")),
+    (
+        "NewAdminClient",
+        "admin",
+        "Manages the directory and API clients.",
+        None,
+    ),
+    (
+        "NewAuditorClient",
+        "auditor",
+        "Reads and verifies the access log.",
+        None,
+    ),
+    (
+        "NewHrPortalClient",
+        "hr_portal",
+        "An employer's HR portal.",
+        Some("employer_id"),
+    ),
+    (
+        "NewProviderClient",
+        "provider",
+        "An EAP provider's system.",
+        Some("provider_id"),
+    ),
 ];
 
 impl utoipa::PartialSchema for CreateClientRequest {
@@ -133,7 +156,10 @@ impl utoipa::PartialSchema for CreateClientRequest {
         let mapping: serde_json::Map<_, _> = CLIENT_VARIANTS
             .iter()
             .map(|(name, role, ..)| {
-                ((*role).to_owned(), format!("#/components/schemas/{name}").into())
+                (
+                    (*role).to_owned(),
+                    format!("#/components/schemas/{name}").into(),
+                )
             })
             .collect();
         serde_json::from_value(serde_json::json!({
@@ -147,7 +173,10 @@ impl utoipa::PartialSchema for CreateClientRequest {
 
 impl utoipa::ToSchema for CreateClientRequest {
     fn schemas(
-        schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
     ) {
         schemas.extend(CreateClientRequest::variants());
     }

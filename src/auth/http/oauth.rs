@@ -19,13 +19,22 @@ const BASIC_CHALLENGE: &str = r#"Basic realm="eap-referrals", charset="UTF-8""#;
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    #[schema(value_type = GrantType)]
     grant_type: String,
+    /// With `client_secret`, instead of HTTP Basic (`client_secret_post`).
     client_id: Option<String>,
+    /// With `client_id`, instead of HTTP Basic.
     client_secret: Option<String>,
     /// Accepted and ignored: access is decided by the client's role.
     scope: Option<String>,
+}
+
+/// The one grant this server issues tokens for (RFC 6749 §4.4).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum GrantType {
+    ClientCredentials,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,6 +81,8 @@ fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
 /// the secret).
 #[utoipa::path(
     tag = "auth",
+    // Basic, or the credentials in the form (an empty requirement: nothing in a header).
+    security(("client_basic" = []), ()),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An access token", body = TokenResponse),

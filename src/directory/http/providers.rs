@@ -143,7 +143,9 @@ pub struct Provider {
     pub active: bool,
     pub status: ProviderStatus,
     pub services: Vec<Service>,
+    #[schema(value_type = Vec<crate::directory::model::Language>)]
     pub languages: Vec<String>,
+    #[schema(value_type = Vec<crate::directory::model::Region>)]
     pub regions: Vec<String>,
     pub modalities: Vec<Modality>,
     pub interpretation: bool,

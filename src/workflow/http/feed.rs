@@ -16,6 +16,7 @@ use crate::ids::ReferralId;
 use crate::pagination::{Cursor, Paging};
 use crate::state::AppState;
 use crate::workflow::feed::{self, Poll};
+use crate::workflow::model::FeedKind;
 use crate::workflow::store;
 
 const BAD_CURSOR: &str = "must be a cursor from this feed (txid.id)";
@@ -62,13 +63,16 @@ fn prefer_wait(req: &HttpRequest) -> Option<u32> {
 pub struct FeedEvent {
     #[schema(value_type = String)]
     pub referral_id: ReferralId,
-    /// `offered`, `offer_expired`, `cancelled`, `declined`, `accepted`, `contacted`, `scheduled`,
-    /// `in_progress`, `closed`, `erased` (the person's data was destroyed: delete any copy; an
-    /// open offer or assignment is withdrawn with it).
-    pub kind: String,
+    /// `erased`: the person's data was destroyed: delete any copy; an open offer or assignment
+    /// is withdrawn with it.
+    pub kind: FeedKind,
     pub at: DateTime<Utc>,
 }
 
+/// A provider's events after a cursor. Not a page like the lists (`items`, `next_cursor`
+/// absent on the last page): a feed has no last page, so `next_cursor` is always present and
+/// an empty `events` means "nothing yet" — call again with the same cursor (long-polling with
+/// `wait`), and it resumes exactly where the last call stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Feed {
     pub events: Vec<FeedEvent>,

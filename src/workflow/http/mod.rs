@@ -29,16 +29,14 @@ use crate::referrals::store::ReferralRow;
 pub struct ProviderReferral {
     #[schema(value_type = String)]
     pub id: ReferralId,
-    #[schema(value_type = String)]
     pub service_type: Service,
-    #[schema(value_type = String)]
     pub urgency: Urgency,
-    #[schema(value_type = String)]
     pub modality: Modality,
+    #[schema(value_type = crate::directory::model::Language)]
     pub language: String,
+    #[schema(value_type = crate::directory::model::Region)]
     pub region: String,
     pub status: Status,
-    #[schema(value_type = Option<String>)]
     pub outcome: Option<Outcome>,
     /// Also sent as the `ETag`; send it back in `If-Match` to act on the referral.
     pub version: i32,
