@@ -751,3 +751,39 @@ async fn the_sealer_never_passes_over_a_slow_transactions_event() {
     let verdict = a.server_verify().await;
     assert_eq!(verdict["ok"], true, "{verdict:#}");
 }
+
+/// Every logged event reads back within the document's enums: its action in `LoggedAction`,
+/// its actor role in `ActorRole` (the operator's command-line events included), its outcome in
+/// `AccessOutcome`, so a generated client can parse any page of the log.
+#[actix_web::test]
+async fn logged_events_are_within_the_documented_enums() {
+    let a = setup().await;
+    a.traffic(2).await;
+    problem(a.app.get("/v1/audit/events", &a.admin_token).await, 403).await;
+    a.seal();
+    let doc: Value = a
+        .app
+        .get_anonymous("/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let allowed = |name: &str| -> Vec<Value> {
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let page = a.json("/v1/audit/events?limit=1000").await;
+    let items = page["items"].as_array().unwrap();
+    let roles: Vec<&Value> = items.iter().map(|e| &e["actor_role"]).collect();
+    assert!(roles.contains(&&json!("operator")), "{roles:?}");
+    for e in items {
+        assert!(allowed("LoggedAction").contains(&e["action"]), "{e}");
+        assert!(allowed("AccessOutcome").contains(&e["outcome"]), "{e}");
+        assert!(
+            e["actor_role"].is_null() || allowed("ActorRole").contains(&e["actor_role"]),
+            "{e}"
+        );
+    }
+}

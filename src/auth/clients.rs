@@ -132,7 +132,7 @@ pub fn create_from_cli(
         check_binding(conn, new)?;
         let row = store::insert(conn, new, &hash)?;
         let mut event = AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(row.id.as_str()));
-        event.actor_role = Some("operator".into());
+        event.actor_role = Some(crate::audit::model::OPERATOR_ROLE.into());
         audit::record(conn, &[event])?;
         Ok::<_, ApiError>(row)
     })?;

@@ -157,7 +157,9 @@ impl utoipa::PartialSchema for LoggedAction {
 
 impl utoipa::ToSchema for LoggedAction {}
 
-/// Who acted: a client's role, or `system` for the service's own work (offer expiry, purge).
+/// Who acted: a client's role, `operator` for a person at the command line (an API client
+/// created with `admin create-client`), or `system` for the service's own work (offer expiry,
+/// the purge).
 pub struct ActorRole;
 
 impl utoipa::PartialSchema for ActorRole {
@@ -167,7 +169,7 @@ impl utoipa::PartialSchema for ActorRole {
             .iter()
             .map(|r| r.code())
             .collect();
-        roles.push(SYSTEM_ROLE);
+        roles.extend([OPERATOR_ROLE, SYSTEM_ROLE]);
         serde_json::from_value(serde_json::json!({"type": "string", "enum": roles}))
             .expect("a valid schema")
     }
@@ -177,6 +179,9 @@ impl utoipa::ToSchema for ActorRole {}
 
 /// The actor role of the service's own events.
 const SYSTEM_ROLE: &str = "system";
+
+/// The actor role of what an operator does at the command line.
+pub const OPERATOR_ROLE: &str = "operator";
 
 /// One sealed access-log event as auditors read and export it: every stored field, its log
 /// position and its sealed leaf hash.

@@ -7,7 +7,7 @@ mod operations;
 mod verifier;
 
 pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
-pub use events::{format_time, AuditEvent, LoggedAction, LoggedEvent, Outcome};
+pub use events::{format_time, AuditEvent, LoggedAction, LoggedEvent, Outcome, OPERATOR_ROLE};
 pub use operations::{
     actions, operation, protected_routes, Operation, PERSONAL_DATA_PURGE, REFERRAL_EXPIRE,
 };
