@@ -58,6 +58,18 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`GET /metrics` only: the operator's `EAP_METRICS_TOKEN`, not an access \
+                         token.",
+                    ))
+                    .build(),
+            ),
+        );
         // The token endpoint's client authentication (RFC 6749 §2.3.1): HTTP Basic here, or
         // `client_id` and `client_secret` in the form body, which the body schema documents.
         components.add_security_scheme(
@@ -173,9 +185,9 @@ fn document_headers(api: &mut utoipa::openapi::OpenApi) {
             response.headers.insert("Retry-After".into(), retry.clone());
         }
     };
-    for (path, item) in api.paths.paths.iter_mut() {
+    for item in api.paths.paths.values_mut() {
         for op in operations(item) {
-            let limited = op.security.is_some() || path == "/oauth/token";
+            let limited = budgeted(op);
             for (status, response) in op.responses.responses.iter_mut() {
                 if let RefOr::T(response) = response {
                     add(response, limited, status);
@@ -297,6 +309,15 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
+/// Whether a request budget applies (`ratelimit`): to API clients' operations (bearer) and to
+/// the token endpoint (client authentication), not to the metrics scraper.
+fn budgeted(op: &Operation) -> bool {
+    op.security.iter().flatten().any(|s| {
+        let s = serde_json::to_value(s).unwrap_or_default();
+        s.get("bearer").is_some() || s.get("client_basic").is_some()
+    })
+}
+
 /// Every authenticated operation and the token endpoint can answer 429 (see `ratelimit`).
 /// Added here once rather than in each handler's list, so a new operation cannot miss it.
 fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
@@ -342,9 +363,9 @@ fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
         .get_or_insert_with(Default::default)
         .responses
         .insert("TooManyRequests".into(), RefOr::T(response));
-    for (path, item) in api.paths.paths.iter_mut() {
+    for item in api.paths.paths.values_mut() {
         for op in operations(item) {
-            if op.security.is_some() || path == "/oauth/token" {
+            if budgeted(op) {
                 op.responses.responses.insert(
                     "429".into(),
                     RefOr::Ref(Ref::from_response_name("TooManyRequests")),

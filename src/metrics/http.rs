@@ -41,6 +41,7 @@ impl FromRequest for Scraper {
 /// without that setting the endpoint does not exist (404), so it is never open by accident.
 #[utoipa::path(
     tag = "operations",
+    security(("metrics_token" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", body = String,
          content_type = "text/plain; version=0.0.4"),
