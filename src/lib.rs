@@ -9,6 +9,7 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod head;
 pub mod health;
 pub mod ids;
 pub mod keys;

@@ -166,7 +166,15 @@ pub async fn list_events(
         let page: EventPage = search::search(&state.db, event, sel).await?;
         return Ok(HttpResponse::Ok().json(page));
     };
-    let chunks = export::export(&state.db, event, sel, format).await?;
+    let started = export::start(&state.db, event, sel).await?;
+    // A HEAD gets the export's checks, its access event and its headers, but the exporter is
+    // not started: the connection would read the whole selection from the database only to
+    // drop every byte. An already finished stream keeps the GET's framing (chunked, no length).
+    let chunks = if crate::head::is_head(&req) {
+        tokio::sync::mpsc::channel(1).1
+    } else {
+        started.stream(format)
+    };
     let content_type = match format {
         Format::Csv => "text/csv; charset=utf-8",
         Format::Ndjson => "application/x-ndjson",
