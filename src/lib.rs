@@ -6,6 +6,7 @@ pub mod auth;
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod extract;

@@ -122,17 +122,14 @@ pub fn create_from_cli(
 ) -> Result<(ClientRow, String), ApiError> {
     let secret = generate_secret();
     let hash = hash_secret(&secret);
-    let ctx = crate::extract::RequestCtx {
-        request_id: format!("cli-{}", uuid::Uuid::now_v7()),
-        source: Some("local-cli".into()),
-    };
+    let ctx = crate::extract::RequestCtx::command_line();
     let op = audit::operation("POST", "/v1/admin/clients")
         .ok_or_else(|| ApiError::Internal("client.create missing".into()))?;
     let row = crate::db::write_tx(conn, |conn| {
         check_binding(conn, new)?;
         let row = store::insert(conn, new, &hash)?;
         let mut event = AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(row.id.as_str()));
-        event.actor_role = Some("operator".into());
+        event.actor_role = Some(super::caller::OPERATOR.into());
         audit::record(conn, &[event])?;
         Ok::<_, ApiError>(row)
     })?;
