@@ -97,6 +97,9 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
                 .service(web::resource("/docs").get(docs_redirect))
                 .default_service(web::to(fallback))
+                // Inside the lifecycle, so logs and metrics still say HEAD; before routing, so
+                // a HEAD takes its GET's route.
+                .wrap(from_fn(crate::head::as_get))
                 .wrap(from_fn(crate::telemetry::request_lifecycle))
         })
         .workers(workers)

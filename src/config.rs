@@ -220,6 +220,7 @@ impl Config {
                 };
                 format!("{scheme}://{listen}")
             });
+        check_issuer(&token_issuer)?;
         let token_audience = get("EAP_TOKEN_AUDIENCE")
             .unwrap_or("eap-referrals")
             .to_owned();
@@ -396,6 +397,26 @@ fn number(
     }
 }
 
+/// The issuer is the `iss` of every token and the base of the URLs the RFC 8414 metadata
+/// advertises, which §2 requires to be a URL with no query or fragment. `http` is allowed
+/// because it is the development default (`http://$EAP_LISTEN`); behind TLS it is `https`.
+fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or(""));
+    let plain = !issuer.contains(['?', '#'])
+        && !issuer.chars().any(|c| c.is_whitespace() || c.is_control());
+    match host {
+        Some(host) if !host.is_empty() && plain => Ok(()),
+        _ => Err(ConfigError::new(
+            "EAP_TOKEN_ISSUER",
+            "must be the service's public URL: http:// or https://, a host, no query or \
+             fragment (RFC 8414 §2)",
+        )),
+    }
+}
+
 /// A key may come inline (`NAME`) or from a file (`NAME_FILE`), not both.
 fn secret(
     vars: &HashMap<String, String>,
@@ -474,10 +495,23 @@ mod tests {
             ("EAP_RETENTION_CLOSED_DAYS", "0"),
             ("EAP_RETENTION_UNACCEPTED_DAYS", "forever"),
             ("EAP_PURGE_INTERVAL_SECS", "1"),
+            ("EAP_TOKEN_ISSUER", "eap-referrals"),
+            ("EAP_TOKEN_ISSUER", "https://"),
+            ("EAP_TOKEN_ISSUER", "https://eap.example.org/?tenant=1"),
+            ("EAP_TOKEN_ISSUER", "https://eap.example.org/#top"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value} blamed {}", err.var);
             assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_a_url_by_default_and_when_set() {
+        assert_eq!(cfg(&[]).unwrap().token_issuer, "http://127.0.0.1:8080");
+        for issuer in ["https://eap.example.org", "https://example.org/eap/"] {
+            let c = cfg(&[("EAP_TOKEN_ISSUER", issuer)]).unwrap();
+            assert_eq!(c.token_issuer, issuer);
         }
     }
 

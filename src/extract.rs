@@ -272,6 +272,15 @@ impl FromRequest for RequestCtx {
 }
 
 impl RequestCtx {
+    /// The command line's own context: a request id of its own (`cli-…`) and the source
+    /// `local-cli`, so its access events are told apart from every request's.
+    pub fn command_line() -> Self {
+        RequestCtx {
+            request_id: format!("cli-{}", uuid::Uuid::now_v7()),
+            source: Some("local-cli".into()),
+        }
+    }
+
     pub fn of(req: &HttpRequest) -> Self {
         RequestCtx {
             request_id: req

@@ -50,6 +50,10 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Development only: create an employer, two providers, their contracts, a client per
+    /// role and a sample referral, then print the credentials and curl commands for each role.
+    /// Refused when EAP_ENV=production.
+    Demo,
     /// The access log, offline.
     Audit {
         #[command(subcommand)]
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
         Command::Migrate => configured().and_then(|c| migrate(&c)),
         Command::Admin { command } => configured().and_then(|c| admin(&c, command)),
         Command::Purge { dry_run } => configured().and_then(|c| purge(&c, dry_run)),
+        Command::Demo => configured().and_then(|c| demo(&c)),
         Command::Keys {
             command: KeysCommand::RotateMaster,
         } => configured().and_then(|c| rotate_master(&c)),
@@ -244,6 +249,21 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
         "provider_id": row.provider_id,
     });
     println!("{out}");
+    Ok(())
+}
+
+fn demo(config: &Config) -> Result<(), Failure> {
+    use eap_referrals::demo::{self, DemoError};
+    let created = actix_web::rt::System::new().block_on(demo::create(config));
+    let sandbox = created.map_err(|e| match e {
+        e @ (DemoError::Production | DemoError::Keys(_) | DemoError::Crisis(_)) => {
+            Failure::Config(e.to_string())
+        }
+        other => Failure::Runtime(other.to_string()),
+    })?;
+    let base = demo::base_url(config);
+    let database = config.database_url.redacted();
+    print!("{}", demo::instructions(&sandbox, &base, &database));
     Ok(())
 }
 

@@ -19,7 +19,8 @@ use utoipa_actix_web::AppExt;
         title = "eap-referrals",
         description = "Confidential Employee Assistance Programme referrals: HR portals submit, \
                        EAP providers take them up, auditors verify who touched what. Errors are \
-                       RFC 9457 `application/problem+json`.",
+                       RFC 9457 `application/problem+json`. Every `GET` also answers `HEAD` \
+                       with the same status and headers and no body.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
@@ -385,8 +386,10 @@ impl RouteTable {
         let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (path, item) in &api.paths.paths {
             let methods = by_path.entry(path.clone()).or_default();
+            // Every GET also answers HEAD (`head.rs`), so a 405 on its path allows both.
             let ops = [
                 ("GET", item.get.is_some()),
+                ("HEAD", item.get.is_some()),
                 ("PUT", item.put.is_some()),
                 ("POST", item.post.is_some()),
                 ("DELETE", item.delete.is_some()),
@@ -399,7 +402,7 @@ impl RouteTable {
             );
         }
         // Served by the Swagger UI service, outside the documented API.
-        by_path.insert("/openapi.json".into(), vec!["GET".into()]);
+        by_path.insert("/openapi.json".into(), vec!["GET".into(), "HEAD".into()]);
         RouteTable {
             routes: by_path
                 .into_iter()
@@ -453,6 +456,18 @@ mod tests {
         assert_eq!(table.allowed("/a/"), None);
         assert_eq!(table.allowed("/a/1/2"), None);
         assert_eq!(table.allowed("/b/1"), None);
+    }
+
+    /// A HEAD is served as its path's GET (`head.rs`), so a 405 there must offer both.
+    #[test]
+    fn a_path_with_a_get_allows_head_too() {
+        let table = RouteTable::from_spec(&spec());
+        let both = Some(vec!["GET".to_owned(), "HEAD".to_owned()]);
+        assert_eq!(table.allowed("/healthz"), both);
+        assert_eq!(table.allowed("/openapi.json"), both);
+        assert_eq!(table.allowed("/oauth/token"), Some(vec!["POST".to_owned()]));
+        let employer = table.allowed("/v1/admin/employers/x").unwrap();
+        assert_eq!(employer, ["GET", "HEAD", "PATCH"]);
     }
 
     /// `refusal` knows the roles by tag; a bearer operation under any other tag would go

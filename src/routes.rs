@@ -10,6 +10,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(crate::metrics::http::metrics)
         .service(auth::http::token)
         .service(auth::http::jwks)
+        .service(auth::http::server_metadata)
         .service(auth::http::create_client)
         .service(auth::http::list_clients)
         .service(auth::http::get_client)

@@ -22,6 +22,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("EAP_LOG_FORMAT", "xml"),
         ("EAP_DATABASE_URL", "mysql://db/x"),
         ("EAP_TOKEN_TTL_SECS", "86400"),
+        ("EAP_TOKEN_ISSUER", "eap-referrals"),
     ] {
         let out = bin().env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");

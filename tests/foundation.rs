@@ -144,13 +144,14 @@ async fn unknown_route_is_404_problem() {
 #[actix_web::test]
 async fn wrong_method_is_405_with_allow() {
     let app = spawn_app().await;
+    // Every GET also answers HEAD, so both are allowed where one is.
     let resp = app.anonymous(Method::DELETE, "/healthz").await;
-    assert_eq!(resp.headers().get("allow").unwrap(), "GET");
+    assert_eq!(resp.headers().get("allow").unwrap(), "GET, HEAD");
     problem(resp, 405).await;
     let resp = app.anonymous(Method::PUT, "/v1/admin/clients").await;
-    assert_eq!(resp.headers().get("allow").unwrap(), "GET, POST");
+    assert_eq!(resp.headers().get("allow").unwrap(), "GET, HEAD, POST");
     let body = problem(resp, 405).await;
-    assert_eq!(body["allowed"], json!(["GET", "POST"]));
+    assert_eq!(body["allowed"], json!(["GET", "HEAD", "POST"]));
     let resp = app
         .anonymous(Method::DELETE, "/v1/admin/clients/some-id/revoke")
         .await;
@@ -304,10 +305,15 @@ async fn every_operation_documents_its_errors() {
                 codes.iter().any(|c| c.starts_with('2')),
                 "{method} {path} has no success response"
             );
-            // Static answers with no failure path: liveness and the two public key sets.
-            if !["/healthz", "/.well-known/jwks.json", "/v1/audit/public-key"]
-                .contains(&path.as_str())
-            {
+            // Static answers with no failure path: liveness, the two public key sets and the
+            // authorization server's metadata.
+            let static_answers = [
+                "/healthz",
+                "/.well-known/jwks.json",
+                "/.well-known/oauth-authorization-server",
+                "/v1/audit/public-key",
+            ];
+            if !static_answers.contains(&path.as_str()) {
                 assert!(
                     codes
                         .iter()

@@ -24,16 +24,17 @@ type Sender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
 /// Chunks of encoded rows held while the client reads: the exporter waits when it is full.
 const CHANNEL_CHUNKS: usize = 4;
 
-/// Fixes the range and commits the auditor's event, then starts the exporter; the receiver
-/// yields the body.
-pub async fn export(
-    db: &Db,
-    event: AuditEvent,
-    sel: Selection,
-    format: Format,
-) -> Result<Chunks, ApiError> {
+/// An export whose range is fixed and whose auditor's event is committed; nothing of the log
+/// has been read yet.
+pub struct Started {
+    db: Db,
+    filter: Filter,
+    start: u64,
+}
+
+/// Fixes the range and commits the auditor's event (before the first byte can leave).
+pub async fn start(db: &Db, event: AuditEvent, sel: Selection) -> Result<Started, ApiError> {
     let after = sel.after;
-    // The auditor's own event is committed before the first byte leaves.
     let filter = db
         .run(move |conn| {
             write_tx(conn, |conn| {
@@ -43,17 +44,28 @@ pub async fn export(
             })
         })
         .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
-    let db = db.clone();
     let start = after.map_or(filter.start, |a| a + 1);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = write(&db, &filter, start, format, &tx) {
-            // The body is cut short; a verifier sees the missing proof line.
-            tracing::warn!(error = %e, "access-log export failed part-way");
-            let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
-        }
-    });
-    Ok(rx)
+    Ok(Started {
+        db: db.clone(),
+        filter,
+        start,
+    })
+}
+
+impl Started {
+    /// Starts the exporter; the receiver yields the body.
+    pub fn stream(self, format: Format) -> Chunks {
+        let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+        let Started { db, filter, start } = self;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = write(&db, &filter, start, format, &tx) {
+                // The body is cut short; a verifier sees the missing proof line.
+                tracing::warn!(error = %e, "access-log export failed part-way");
+                let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+            }
+        });
+        rx
+    }
 }
 
 /// Stops quietly when the client has gone.

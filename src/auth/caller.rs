@@ -28,9 +28,43 @@ pub struct Caller {
     pub tenant_id: Option<String>,
     pub ctx: RequestCtx,
     pub op: Operation,
+    pub actor: Actor,
+}
+
+/// Who the access log names as having acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The client that presented the token (every HTTP request).
+    Client,
+    /// The operator at the command line, using a client's role and tenant (`eap-referrals
+    /// demo`). Logged as the other commands log themselves (`admin create-client`): role
+    /// `operator`, no client id, source `local-cli`, since no client authenticated.
+    Operator,
 }
 
 impl Caller {
+    /// The command line performing `method route` with `client`'s role and tenant, so a
+    /// command runs the same service code, checks and access-log writes as a request would.
+    pub fn at_command_line(
+        client: &super::store::ClientRow,
+        method: &str,
+        route: &str,
+    ) -> Result<Caller, ApiError> {
+        let op = audit::operation(method, route).ok_or_else(|| {
+            ApiError::Internal(format!("{method} {route} is not in the operation table"))
+        })?;
+        let tenant = client.employer_id.as_ref().map(|e| e.as_str());
+        let tenant = tenant.or(client.provider_id.as_ref().map(|p| p.as_str()));
+        Ok(Caller {
+            client_id: client.id.clone(),
+            role: client.role,
+            tenant_id: tenant.map(str::to_owned),
+            ctx: RequestCtx::command_line(),
+            op,
+            actor: Actor::Operator,
+        })
+    }
+
     /// The access-log event of this caller's operation succeeding on one resource, logged with
     /// the operation's success status (the status its handler sends).
     pub fn event(&self, resource_id: Option<&str>) -> AuditEvent {
@@ -39,8 +73,13 @@ impl Caller {
 
     fn event_with(&self, resource_id: Option<&str>, status: u16) -> AuditEvent {
         let mut e = AuditEvent::anonymous(&self.ctx, self.op, status).resource(resource_id);
-        e.actor_client_id = Some(self.client_id.to_string());
-        e.actor_role = Some(self.role.code().to_owned());
+        match self.actor {
+            Actor::Client => {
+                e.actor_client_id = Some(self.client_id.to_string());
+                e.actor_role = Some(self.role.code().to_owned());
+            }
+            Actor::Operator => e.actor_role = Some(audit::model::OPERATOR_ROLE.to_owned()),
+        }
         e.tenant_id = self.tenant_id.clone();
         e
     }
@@ -201,6 +240,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                         role: c.role,
                         ctx,
                         op,
+                        actor: Actor::Client,
                     });
                 }
             }
@@ -241,6 +281,7 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 role: claims.role,
                 ctx,
                 op,
+                actor: Actor::Client,
             };
             if caller.role != required {
                 return caller.refuse(conn, resource_id.as_deref(), ApiError::Forbidden);

@@ -122,10 +122,7 @@ pub fn create_from_cli(
 ) -> Result<(ClientRow, String), ApiError> {
     let secret = generate_secret();
     let hash = hash_secret(&secret);
-    let ctx = crate::extract::RequestCtx {
-        request_id: format!("cli-{}", uuid::Uuid::now_v7()),
-        source: Some("local-cli".into()),
-    };
+    let ctx = crate::extract::RequestCtx::command_line();
     let op = audit::operation("POST", "/v1/admin/clients")
         .ok_or_else(|| ApiError::Internal("client.create missing".into()))?;
     let row = crate::db::write_tx(conn, |conn| {

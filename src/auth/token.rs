@@ -23,6 +23,12 @@ const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 const NOT_A_FORM: &str = "the body must be application/x-www-form-urlencoded";
 const MALFORMED_BASIC: &str = "malformed Basic credentials";
 const THROTTLED: &str = "too many token requests for this client or from this address; retry later";
+/// The grant types this endpoint accepts (RFC 6749 §4.4); the metadata document
+/// (`/.well-known/oauth-authorization-server`) advertises this list.
+pub const GRANT_TYPES: &[&str] = &["client_credentials"];
+/// How `parse` lets a client authenticate, by their RFC 7591 §2 names: HTTP Basic, or
+/// `client_id` and `client_secret` in the form body. The metadata document advertises this list.
+pub const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
 /// How long a request waits for a hashing slot before the endpoint sheds it.
 const HASHING_WAIT: Duration = Duration::from_secs(2);
 
@@ -206,7 +212,7 @@ fn verify(db: &Db, tr: TokenRequest) -> Result<Result<Subject, TokenFailure>, Ap
         )));
     };
     match tr.grant_type.as_deref() {
-        Some("client_credentials") => {}
+        Some(grant) if GRANT_TYPES.contains(&grant) => {}
         None => {
             return Ok(Err(failure(
                 "invalid_request",

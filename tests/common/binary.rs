@@ -140,6 +140,13 @@ impl Binary {
     }
 }
 
+/// A loopback port free at this moment, for a server whose URLs (advertised or printed) must
+/// name its port before it starts; port 0 would name none.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// Counts rows with a query against a database the test does not serve from.
 pub fn count_in(database_url: &str, sql: &str) -> i64 {
     use diesel::prelude::*;

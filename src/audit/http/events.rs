@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -194,6 +194,7 @@ pub async fn list_events(
 #[get("/v1/audit/export")]
 pub async fn export_events(
     auditor: Auditor,
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: ApiQuery<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -203,7 +204,15 @@ pub async fn export_events(
         ExportFormat::Ndjson => (Format::Ndjson, "application/x-ndjson"),
         ExportFormat::Csv => (Format::Csv, "text/csv; charset=utf-8"),
     };
-    let chunks = export::export(&state.db, auditor.0.event(None), sel, format).await?;
+    let started = export::start(&state.db, auditor.0.event(None), sel).await?;
+    // A HEAD gets the export's checks, its access event and its headers, but the exporter is
+    // not started: the connection would read the whole selection from the database only to
+    // drop every byte. An already finished stream keeps the GET's framing (chunked, no length).
+    let chunks = if crate::head::is_head(&req) {
+        tokio::sync::mpsc::channel(1).1
+    } else {
+        started.stream(format)
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -149,7 +149,16 @@ pub async fn poll_feed(
     let (after, limit) = FeedPaging::new(q.after, q.limit).resolve()?;
     let after = after.unwrap_or_default();
     let preferred = prefer_wait(&req);
-    let wait = q.wait.or(preferred).unwrap_or(0);
+    // A HEAD does not wait: the events a long poll waits for travel in the body, which a HEAD
+    // never receives, and a waiting HEAD would hold one of the instance's long-poll places for
+    // nothing. It answers at once, as `wait=0` would (the same read and access-log events), and
+    // so does not claim the preference applied.
+    let head = crate::head::is_head(&req);
+    let wait = if head {
+        0
+    } else {
+        q.wait.or(preferred).unwrap_or(0)
+    };
     let poll = Poll {
         after,
         limit,
@@ -166,7 +175,7 @@ pub async fn poll_feed(
     let next_cursor = cursor(rows.last().map_or(after, |e| e.position()));
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
-    if q.wait.is_none() && preferred.is_some() {
+    if q.wait.is_none() && preferred.is_some() && !head {
         resp.insert_header(("preference-applied", format!("wait={wait}")));
     }
     Ok(resp.json(Feed {
