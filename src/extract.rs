@@ -504,6 +504,53 @@ mod tests {
         );
     }
 
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Query {
+        from: String,
+        limit: Option<u32>,
+    }
+
+    /// serde's reading of a query is the fallback after the schema check; it names the
+    /// parameter too, and never a made-up name that is not a plain identifier.
+    #[test]
+    fn query_shape_errors_name_the_parameter() {
+        let error = |query: &str| match parse_query::<Query>(query) {
+            Err(ApiError::Validation(mut v)) => v.remove(0),
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        let e = error("from=x&limit=secret-value");
+        assert_eq!(
+            (e.at, e.code),
+            (
+                ErrorLocation::Parameter("limit".into()),
+                ErrorCode::InvalidValue
+            )
+        );
+        assert!(!e.message.contains("secret-value"), "{}", e.message);
+        let e = error("limit=1");
+        assert_eq!(
+            (e.at, e.code),
+            (ErrorLocation::Parameter("from".into()), ErrorCode::Required)
+        );
+        let e = error("from=x&bogus=1");
+        assert_eq!(
+            (e.at, e.code),
+            (
+                ErrorLocation::Parameter("bogus".into()),
+                ErrorCode::UnknownField
+            )
+        );
+        let e = error("from=x&ssn%20123-45-6789=1");
+        assert_eq!(
+            (e.at.clone(), e.code),
+            (ErrorLocation::Parameter("".into()), ErrorCode::UnknownField)
+        );
+        assert!(!format!("{e:?}").contains("123-45"), "{e:?}");
+        assert!(parse_query::<Query>("from=x&limit=3").is_ok());
+    }
+
     #[test]
     fn syntax_errors_are_bad_requests() {
         for body in [
