@@ -128,6 +128,9 @@ const UNNAMED_MEMBER: &str =
 /// query parameters'. Built once at start-up from the document and held as app data.
 pub struct RequestSchemas {
     by_path: HashMap<String, Vec<(Method, Operation)>>,
+    /// `{"components": …}` of the document, where an error's schema path leads (to name the
+    /// members an object admits).
+    schemas: Value,
 }
 
 #[derive(Default)]
@@ -236,7 +239,8 @@ impl RequestSchemas {
                     .push((method.clone(), compiled));
             }
         }
-        Ok(RequestSchemas { by_path })
+        let schemas = serde_json::json!({ "components": components });
+        Ok(RequestSchemas { by_path, schemas })
     }
 
     fn operation(&self, method: &Method, template: &str) -> Result<&Operation, ApiError> {
@@ -266,7 +270,7 @@ impl RequestSchemas {
         }
         let mut findings = Vec::new();
         for e in schema.iter_errors(body).take(MAX_FINDINGS) {
-            describe(&e, &mut findings);
+            describe(&self.schemas, &e, &mut findings);
         }
         Err(ApiError::Validation(finish(
             findings.into_iter().map(Finding::in_body).collect(),
@@ -307,7 +311,7 @@ impl RequestSchemas {
             }
             let mut findings = Vec::new();
             for e in p.schema.iter_errors(&value).take(MAX_FINDINGS) {
-                describe(&e, &mut findings);
+                describe(&self.schemas, &e, &mut findings);
             }
             errors.extend(findings.into_iter().map(|f| f.on_parameter(name)));
         }
@@ -451,13 +455,14 @@ fn child(pointer: &str, name: &str) -> String {
 
 /// Turns one schema error into findings, in words of our own: jsonschema's `Display` quotes
 /// the instance, which may be personal data.
-fn describe(e: &ValidationError<'_>, out: &mut Vec<Finding>) {
+fn describe(schemas: &Value, e: &ValidationError<'_>, out: &mut Vec<Finding>) {
     let at = pointer_of(e);
     let f = |code, message: String| Finding::new(&at, code, message);
     out.push(match e.kind() {
         Kind::AdditionalProperties { unexpected } | Kind::UnevaluatedProperties { unexpected } => {
+            let members = members_admitted(schemas, e);
             for name in unexpected {
-                out.push(if is_plain_name(name) {
+                let finding = if is_plain_name(name) {
                     Finding::new(
                         &child(&at, name),
                         ErrorCode::UnknownField,
@@ -465,6 +470,10 @@ fn describe(e: &ValidationError<'_>, out: &mut Vec<Finding>) {
                     )
                 } else {
                     Finding::new(&at, ErrorCode::UnknownField, UNNAMED_MEMBER)
+                };
+                out.push(match &members {
+                    Some(names) => finding.expecting(names.clone()),
+                    None => finding,
                 });
             }
             return;
@@ -518,8 +527,8 @@ fn describe(e: &ValidationError<'_>, out: &mut Vec<Finding>) {
             ErrorCode::ItemCount,
             format!("must have at most {limit} items"),
         ),
-        Kind::AnyOf { context } => return choice(&at, context, false, out),
-        Kind::OneOfNotValid { context } => return choice(&at, context, true, out),
+        Kind::AnyOf { context } => return choice(schemas, &at, context, false, out),
+        Kind::OneOfNotValid { context } => return choice(schemas, &at, context, true, out),
         Kind::OneOfMultipleValid { .. } => f(
             ErrorCode::InvalidValue,
             "matches more than one of the allowed forms".into(),
@@ -527,6 +536,19 @@ fn describe(e: &ValidationError<'_>, out: &mut Vec<Finding>) {
         Kind::UniqueItems => f(ErrorCode::InvalidValue, "must not repeat an item".into()),
         _ => f(ErrorCode::InvalidValue, "is not valid here".into()),
     });
+}
+
+/// `one of: a, b` for the members the object's schema lists, found beside the
+/// `additionalProperties` keyword the error came from. The names are the schema's.
+fn members_admitted(schemas: &Value, e: &ValidationError<'_>) -> Option<String> {
+    let keyword = e.schema_path().as_str();
+    let object = keyword.strip_suffix("/additionalProperties")?;
+    let properties = schemas.pointer(object)?.get("properties")?.as_object()?;
+    let names: Vec<Value> = properties
+        .keys()
+        .map(|k| Value::String(k.clone()))
+        .collect();
+    (!names.is_empty()).then(|| one_of(&names))
 }
 
 fn type_words(kind: &TypeKind) -> String {
@@ -560,7 +582,13 @@ fn one_of(options: &[Value]) -> String {
 /// An `anyOf` or `oneOf` none of whose branches matched. Reported as what the caller most
 /// likely meant: the one branch of the value's type and tag (the non-null branch of a nullable
 /// member; the branch of the `role` given), else what every branch asks, else the choice.
-fn choice(at: &str, branches: &[Vec<ValidationError<'static>>], one: bool, out: &mut Vec<Finding>) {
+fn choice(
+    schemas: &Value,
+    at: &str,
+    branches: &[Vec<ValidationError<'static>>],
+    one: bool,
+    out: &mut Vec<Finding>,
+) {
     let other_type = |b: &Vec<ValidationError<'static>>| {
         b.iter()
             .all(|e| matches!(e.kind(), Kind::Type { .. }) && pointer_of(e) == at)
@@ -585,7 +613,7 @@ fn choice(at: &str, branches: &[Vec<ValidationError<'static>>], one: bool, out: 
         .filter(|b| !other_type(b) && !other_tag(b))
         .collect();
     match meant.as_slice() {
-        [branch] => branch.iter().for_each(|e| describe(e, out)),
+        [branch] => branch.iter().for_each(|e| describe(schemas, e, out)),
         [] => {
             // No branch fits the value's type or tag: say which tags, or types, there are.
             let mut tags: Vec<(String, Vec<Value>)> = Vec::new();
@@ -622,7 +650,7 @@ fn choice(at: &str, branches: &[Vec<ValidationError<'static>>], one: bool, out: 
                 .iter()
                 .map(|b| {
                     let mut v = Vec::new();
-                    b.iter().for_each(|e| describe(e, &mut v));
+                    b.iter().for_each(|e| describe(schemas, e, &mut v));
                     v
                 })
                 .collect();
@@ -1093,6 +1121,15 @@ mod tests {
                 ("/contact/home_address".into(), ErrorCode::UnknownField),
             ]
         );
+        let members = "one of: best_time_to_contact, email, phone, preferred_name, \
+                       voicemail_consent";
+        assert_eq!(errors[1].expected.as_deref(), Some(members));
+        assert_eq!(errors[2].expected.as_deref(), Some(members));
+        assert!(errors[0]
+            .expected
+            .as_deref()
+            .unwrap()
+            .contains("contact, employee_ref"));
         let text = serde_json::to_string(&errors).unwrap();
         for leak in ["123-45", "ssn", "High St", &"x".repeat(41)] {
             assert!(!text.contains(leak), "{leak} echoed: {text}");
@@ -1163,6 +1200,10 @@ mod tests {
         assert_eq!(
             places(&errors),
             [("/provider_id".into(), ErrorCode::UnknownField)]
+        );
+        assert_eq!(
+            errors[0].expected.as_deref(),
+            Some("one of: employer_id, name, role")
         );
         let errors = body_errors(Method::POST, path, json!({"name": "\t", "role": "king"}));
         assert_eq!(places(&errors), [("/role".into(), ErrorCode::InvalidValue)]);
