@@ -17,6 +17,7 @@ use crate::keys::Keys;
 use crate::openapi::RouteTable;
 use crate::routes::routes;
 use crate::state::AppState;
+use crate::validation::RequestSchemas;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -30,6 +31,8 @@ pub enum StartError {
     Tls(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, std::io::Error),
+    #[error("the OpenAPI document's request schemas: {0}")]
+    Schemas(String),
 }
 
 pub struct Application {
@@ -83,6 +86,10 @@ impl Application {
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));
+        let document =
+            serde_json::to_value(&spec).map_err(|e| StartError::Schemas(e.to_string()))?;
+        let request_schemas =
+            web::Data::new(RequestSchemas::from_document(&document).map_err(StartError::Schemas)?);
         let body_limit = state.config.body_limit_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -90,6 +97,7 @@ impl Application {
                 .into_utoipa_app()
                 .app_data(app_state.clone())
                 .app_data(route_table.clone())
+                .app_data(request_schemas.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(crate::extract::BodyLimit(body_limit))
                 .configure(routes)

@@ -100,14 +100,17 @@ pub async fn create(config: &Config) -> Result<Sandbox, DemoError> {
     .await?;
     let mut providers = Vec::new();
     for (priority, letter) in [(1, "A"), (2, "B")] {
-        let (input, _) = validated::<ProviderInput>(&json!({
-            "name": format!("Demo Provider {letter} {tag}"),
-            "services": ["counselling"],
-            "languages": ["en"],
-            "regions": ["GB"],
-            "modalities": ["video", "phone"],
-            "capacity": 10,
-        }))?;
+        let (input, _) = validated::<ProviderInput>(
+            "/v1/admin/providers",
+            &json!({
+                "name": format!("Demo Provider {letter} {tag}"),
+                "services": ["counselling"],
+                "languages": ["en"],
+                "regions": ["GB"],
+                "modalities": ["video", "phone"],
+                "capacity": 10,
+            }),
+        )?;
         let caller = as_admin("/v1/admin/providers")?;
         let (provider, _) = service::create_provider(caller, &db, input.into()).await?;
         let now = crate::db::now();
@@ -174,12 +177,22 @@ async fn client(
     Ok((row, credentials))
 }
 
-/// A body parsed and validated exactly as the API parses and validates a request's, and its
-/// bytes.
-fn validated<T: DeserializeOwned + Validate>(body: &Value) -> Result<(T, Vec<u8>), ApiError> {
+/// A body checked, parsed and validated exactly as the API does a request's to `route`
+/// (`POST`): against the document's schema, by serde, by its `validator` rules; and its bytes.
+fn validated<T: DeserializeOwned + Validate>(
+    route: &str,
+    body: &Value,
+) -> Result<(T, Vec<u8>), ApiError> {
+    let document = serde_json::to_value(crate::openapi::spec())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let schemas =
+        crate::validation::RequestSchemas::from_document(&document).map_err(ApiError::Internal)?;
+    schemas.check_body(&actix_web::http::Method::POST, route, body)?;
     let raw = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let value: T = parse_json(&raw)?;
-    value.validate()?;
+    value
+        .validate()
+        .map_err(|e| crate::validation::validator_errors(&e, true))?;
     Ok((value, raw))
 }
 
@@ -213,7 +226,7 @@ async fn submit_sample(
     portal: &ClientRow,
     tag: &str,
 ) -> Result<SampleReferral, ApiError> {
-    let (new, raw) = validated::<NewReferral>(&sample_referral(tag))?;
+    let (new, raw) = validated::<NewReferral>("/v1/referrals", &sample_referral(tag))?;
     let fingerprint = request_fingerprint(&keys.pepper, portal.id.as_str(), &raw);
     let employer_id = portal
         .employer_id

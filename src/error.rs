@@ -11,24 +11,151 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One invalid field of a request body or query.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+/// One invalid member of a request body, or one invalid parameter. It says where (`pointer` or
+/// `parameter`, exactly one of the two), why (`code`), and for a value of a documented form what
+/// was expected; it never repeats the submitted value, nor a member or parameter name that is
+/// not a plain identifier (such a name can itself carry personal data).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FieldError {
-    /// Path of the field, dotted for nested objects (`contact.phone`), `[n]` for list items.
-    pub field: String,
-    /// Machine-readable reason, e.g. `required`, `length`, `unknown_field`, `invalid_type`.
-    pub code: String,
+    #[serde(flatten)]
+    pub at: ErrorLocation,
+    pub code: ErrorCode,
     /// Human-readable explanation; never echoes the submitted value.
     pub message: String,
+    /// For a pattern, format or list of allowed values: the expected form in words, with an
+    /// example, e.g. `E.164: + and 2–15 digits, no spaces, e.g. +447700900123`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+/// The documented shape of a [`FieldError`]: one object whose `pointer` and `parameter` are
+/// both optional, exactly one present. Written out because utoipa would describe the flattened
+/// location as an `allOf` over a `oneOf`, which client generators cannot make a class of.
+impl utoipa::PartialSchema for FieldError {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "description": "One invalid member of a request body, or one invalid parameter. It \
+                says where (`pointer` or `parameter`, exactly one of the two), why (`code`), and \
+                for a value of a documented form what was expected; it never repeats the \
+                submitted value, nor a member or parameter name that is not a plain identifier \
+                (such a name can itself carry personal data).",
+            "required": ["code", "message"],
+            "properties": {
+                "pointer": {
+                    "type": "string",
+                    "description": "An RFC 6901 JSON pointer into the request body: \
+                        `/contact/phone`, `/languages/0`; `\"\"` is the whole body. A member \
+                        whose name is not a plain identifier (ASCII letters and `_`, at most \
+                        40) is not named: the pointer is then the object that holds it.",
+                },
+                "parameter": {
+                    "type": "string",
+                    "description": "The name of the query, path or header parameter, e.g. \
+                        `outcome`, `Idempotency-Key`. Empty for a query parameter that is not \
+                        documented and whose name is not a plain identifier (the message gives \
+                        its position instead).",
+                },
+                "code": {"$ref": "#/components/schemas/ErrorCode"},
+                "message": {
+                    "type": "string",
+                    "description": "Human-readable explanation; never echoes the submitted \
+                        value.",
+                },
+                "expected": {
+                    "type": "string",
+                    "description": "For a pattern, format or list of allowed values: the \
+                        expected form in words, with an example, e.g. `E.164: + and 2–15 \
+                        digits, no spaces, e.g. +447700900123`.",
+                },
+            },
+        }))
+        .expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for FieldError {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((ErrorCode::name().into(), ErrorCode::schema()));
+    }
+}
+
+/// Where an invalid value is: serialized as the one member `pointer` or `parameter`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorLocation {
+    /// An RFC 6901 JSON pointer into the request body: `/contact/phone`, `/languages/0`; `""`
+    /// is the whole body. A member whose name is not a plain identifier (ASCII letters and `_`,
+    /// at most 40) is not named: the pointer is then the object that holds it.
+    Pointer(String),
+    /// The name of the query, path or header parameter, e.g. `outcome`, `Idempotency-Key`.
+    /// Empty for a query parameter that is not documented and whose name is not a plain
+    /// identifier (the message gives its position instead).
+    Parameter(String),
+}
+
+impl std::fmt::Display for ErrorLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorLocation::Pointer(p) if p.is_empty() => f.write_str("the body"),
+            ErrorLocation::Pointer(p) => f.write_str(p),
+            ErrorLocation::Parameter(name) => write!(f, "parameter {name}"),
+        }
+    }
+}
+
+/// Why a value was refused: `required` (missing; for a choice such as a phone or an email,
+/// none given), `unknown_field` (a member or parameter the document does not list),
+/// `invalid_type` (the wrong JSON type), `invalid_value` (not an allowed value, or refused by a
+/// rule across fields or by the resource's state), `pattern` (text not of the documented form),
+/// `format` (not a valid `email`, `date-time`), `length` (text too short or long), `range` (a
+/// number out of range), `item_count` (too few or too many items), `reused` (an
+/// `Idempotency-Key` already used with a different body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Required,
+    UnknownField,
+    InvalidType,
+    InvalidValue,
+    Pattern,
+    Format,
+    Length,
+    Range,
+    ItemCount,
+    Reused,
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+    /// A member of the body, by its JSON pointer (`""` for the body itself).
+    pub fn member(pointer: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
         FieldError {
-            field: field.into(),
-            code: code.to_owned(),
+            at: ErrorLocation::Pointer(pointer.into()),
+            code,
             message: message.into(),
+            expected: None,
         }
+    }
+
+    /// A query, path or header parameter, by its name.
+    pub fn parameter(name: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        FieldError {
+            at: ErrorLocation::Parameter(name.into()),
+            code,
+            message: message.into(),
+            expected: None,
+        }
+    }
+
+    pub fn expecting(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
     }
 }
 
@@ -51,7 +178,7 @@ pub struct Problem {
     /// The request id, also in the `X-Request-Id` response header and in every log line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// For 422: each invalid field.
+    /// For 422: each invalid member or parameter (at most 100), sorted by where it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
     /// For 405 and 409: what would have been allowed.
@@ -113,8 +240,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn validation(field: &str, code: &str, message: impl Into<String>) -> Self {
-        ApiError::Validation(vec![FieldError::new(field, code, message)])
+    /// A 422 for one member of the body, by its JSON pointer.
+    pub fn invalid_member(pointer: &str, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::member(pointer, code, message)])
+    }
+
+    /// A 422 for one query, path or header parameter, by its name.
+    pub fn invalid_parameter(name: &str, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::parameter(name, code, message)])
     }
 
     /// A well-formed binding to an employer or provider that does not exist or is inactive is
@@ -169,6 +302,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(expected) => {
                 Some(format!("expected Content-Type {expected}"))
             }
+            ApiError::Validation(list) if list.len() > MAX_FIELD_ERRORS => Some(format!(
+                "{} members or parameters are invalid; the first {MAX_FIELD_ERRORS} are listed",
+                list.len()
+            )),
             ApiError::Validation(_) => Some("one or more fields are invalid".into()),
             ApiError::PreconditionRequired(h) => Some(format!("the {h} header is required")),
             ApiError::TooManyRequests { detail, .. } => Some((*detail).into()),
@@ -240,63 +377,8 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
-impl From<validator::ValidationErrors> for ApiError {
-    fn from(errors: validator::ValidationErrors) -> Self {
-        let mut out = Vec::new();
-        flatten_validation("", &errors, &mut out);
-        out.sort_by(|a, b| a.field.cmp(&b.field));
-        ApiError::Validation(out)
-    }
-}
-
-fn flatten_validation(
-    prefix: &str,
-    errors: &validator::ValidationErrors,
-    out: &mut Vec<FieldError>,
-) {
-    use validator::ValidationErrorsKind as K;
-    for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() {
-            field.to_string()
-        } else {
-            format!("{prefix}.{field}")
-        };
-        match kind {
-            K::Field(list) => out.extend(list.iter().map(|e| {
-                let message = e
-                    .message
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| describe_validation(e));
-                // `__all__` is a struct-level rule; name the object it applies to.
-                let field = if field == "__all__" {
-                    prefix.to_owned()
-                } else {
-                    path.clone()
-                };
-                FieldError::new(field, &e.code, message)
-            })),
-            K::Struct(inner) => flatten_validation(&path, inner, out),
-            K::List(items) => {
-                for (i, inner) in items {
-                    flatten_validation(&format!("{path}[{i}]"), inner, out);
-                }
-            }
-        }
-    }
-}
-
-/// Describes a failed rule from its parameters, leaving out the submitted `value`.
-fn describe_validation(e: &validator::ValidationError) -> String {
-    let p = |k: &str| e.params.get(k).map(|v| v.to_string());
-    match (e.code.as_ref(), p("min"), p("max")) {
-        ("length", Some(min), Some(max)) => format!("length must be between {min} and {max}"),
-        ("length", None, Some(max)) => format!("length must be at most {max}"),
-        ("length", Some(min), None) => format!("length must be at least {min}"),
-        ("range", Some(min), Some(max)) => format!("must be between {min} and {max}"),
-        (code, _, _) => format!("failed rule `{code}`"),
-    }
-}
+/// The most entries one 422 lists, so a hostile body cannot make a huge answer.
+pub const MAX_FIELD_ERRORS: usize = 100;
 
 /// Builds the problem+json response; the request middleware passes the request id and path.
 pub fn render(err: &ApiError, request_id: Option<&str>, instance: Option<&str>) -> HttpResponse {
@@ -310,7 +392,9 @@ pub fn render(err: &ApiError, request_id: Option<&str>, instance: Option<&str>) 
         instance: instance.map(str::to_owned),
         request_id: request_id.map(str::to_owned),
         errors: match err {
-            ApiError::Validation(list) => Some(list.clone()),
+            ApiError::Validation(list) => {
+                Some(list.iter().take(MAX_FIELD_ERRORS).cloned().collect())
+            }
             _ => None,
         },
         allowed: match err {
@@ -365,9 +449,10 @@ pub fn from_actix(err: &actix_web::Error) -> ApiError {
         let actix_web::error::QueryPayloadError::Deserialize(inner) = e else {
             return ApiError::BadRequest("invalid query string".into());
         };
-        return ApiError::Validation(vec![FieldError::new(
-            "query",
-            "invalid",
+        // `ApiQuery` reports each parameter; this is actix's own `web::Query`, unused here.
+        return ApiError::Validation(vec![FieldError::parameter(
+            "",
+            ErrorCode::InvalidValue,
             sanitize_serde_message(&inner.to_string()),
         )]);
     }
@@ -462,7 +547,7 @@ mod tests {
     #[test]
     fn problems_carry_status_type_and_request_id() {
         let resp = render(
-            &ApiError::Validation(vec![FieldError::new("a", "required", "required")]),
+            &ApiError::invalid_member("/a", ErrorCode::Required, "is required"),
             Some("req-1"),
             Some("/x"),
         );

@@ -8,11 +8,12 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
-use crate::error::{sanitize_serde_message, ApiError, FieldError};
+use crate::error::{sanitize_serde_message, ApiError, ErrorCode, FieldError};
+use crate::validation::{self, RequestSchemas};
 
 /// A JSON body: `Content-Type: application/json` (415 otherwise), within the body limit (413),
-/// well-formed (400), of the right shape with no unknown fields (422, one entry per field) and
-/// valid by its `validator` rules (422).
+/// well-formed (400), an object valid by the schema its operation documents (422 with every
+/// invalid member), then read by serde and checked by its `validator` rules (422).
 ///
 /// The error is held, not raised, until the handler calls [`ApiJson::into_inner`]: actix polls a
 /// handler's extractors together, and a body error must never overtake the caller check (an
@@ -72,17 +73,73 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiQuery<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = serde_urlencoded::from_str::<T>(req.query_string())
-            .map_err(|e| {
-                ApiError::Validation(vec![FieldError::new(
-                    "query",
-                    "invalid",
-                    sanitize_serde_message(&e.to_string()),
-                )])
-            })
-            .and_then(|v| v.validate().map(|_| v).map_err(ApiError::from));
+        let query = req.query_string();
+        let parsed = documented(req)
+            .and_then(|(schemas, template)| schemas.check_query(req.method(), &template, query))
+            .and_then(|()| parse_query::<T>(query))
+            .and_then(|v| match v.validate() {
+                Ok(()) => Ok(v),
+                Err(e) => Err(validation::validator_errors(&e, false)),
+            });
         std::future::ready(Ok(ApiQuery(parsed)))
     }
+}
+
+/// The compiled request schemas and the route template they are filed under. Both are always
+/// there for a routed request; their absence is a wiring fault, answered 500.
+fn documented(req: &HttpRequest) -> Result<(web::Data<RequestSchemas>, String), ApiError> {
+    let schemas = req
+        .app_data::<web::Data<RequestSchemas>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("the request schemas are not registered".into()))?;
+    let template = req
+        .match_pattern()
+        .ok_or_else(|| ApiError::Internal("a request outside the route table".into()))?;
+    Ok((schemas, template))
+}
+
+/// Reads a query string that passed its schema check; a serde error is the fallback, naming
+/// the parameter it stopped at.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let message = e.inner().to_string();
+        let (pointer, named) = validation::serde_pointer(e.path());
+        let (mut name, code) = (
+            pointer.trim_start_matches('/').to_owned(),
+            serde_code(&message),
+        );
+        if code == ErrorCode::Required {
+            name = missing_name(&message).unwrap_or_default().to_owned();
+        } else if !named {
+            name.clear();
+        }
+        ApiError::Validation(vec![FieldError::parameter(
+            name,
+            code,
+            sanitize_serde_message(&message),
+        )])
+    })
+}
+
+/// The closed code for a serde message.
+fn serde_code(message: &str) -> ErrorCode {
+    if message.starts_with("unknown field") {
+        ErrorCode::UnknownField
+    } else if message.starts_with("missing field") {
+        ErrorCode::Required
+    } else if message.starts_with("invalid type") {
+        ErrorCode::InvalidType
+    } else {
+        ErrorCode::InvalidValue
+    }
+}
+
+/// The member serde found missing (a name from the type, never from the caller).
+fn missing_name(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
 }
 
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
@@ -95,6 +152,8 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
                 && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
         });
         let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
+        let documented = documented(req);
+        let method = req.method().clone();
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let parsed = async {
@@ -105,8 +164,12 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
                     ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
                     other => other,
                 })?;
-                let value = parse_json::<T>(&body)?;
-                value.validate()?;
+                let (schemas, template) = documented?;
+                schemas.check_body(&method, &template, &json_object(&body)?)?;
+                let value = read_json::<T>(&body)?;
+                value
+                    .validate()
+                    .map_err(|e| validation::validator_errors(&e, true))?;
                 Ok((value, body))
             };
             Ok(ApiJson(parsed.await))
@@ -114,57 +177,51 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the field of a shape error without echoing the submitted value.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// The body as a JSON object: 400 when it is not well-formed JSON, 422 when it is JSON but not
+/// an object (every body here is one).
+pub fn json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
-    // serde lets a struct deserialize from a JSON array too; every body here is an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(
-            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => {
-                    ApiError::validation("body", "invalid_type", "the body must be a JSON object")
-                }
-                Err(_) => ApiError::BadRequest("the body is not well-formed JSON".into()),
-            },
-        );
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("the body is not well-formed JSON".into()))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_member(
+            "",
+            ErrorCode::InvalidType,
+            "the body must be a JSON object",
+        ));
     }
+    Ok(value)
+}
+
+/// Parses a JSON object into `T`, naming the member of a shape error by JSON pointer without
+/// echoing the submitted value.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde lets a struct deserialize from a JSON array too; every body here is an object.
+    json_object(body)?;
+    read_json(body)
+}
+
+/// [`parse_json`] for a body already known to be an object: serde's reading after the schema
+/// check, its error mapping the fallback.
+fn read_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                let path = e.path().to_string();
-                // The path ends at an unknown field but stops at the parent of a missing one;
-                // it is the caller's text, so keep it short and printable.
-                let mut field: String = if path == "." { String::new() } else { path }
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(128)
-                    .collect();
-                let code = if message.starts_with("unknown field") {
-                    "unknown_field"
-                } else if message.starts_with("missing field") {
-                    if let Some(name) = message.split('`').nth(1) {
-                        field = if field.is_empty() {
-                            name.to_owned()
-                        } else {
-                            format!("{field}.{name}")
-                        };
+                // The path ends at an unknown member but stops at the parent of a missing one.
+                let (mut pointer, _) = validation::serde_pointer(e.path());
+                let code = serde_code(&message);
+                if code == ErrorCode::Required {
+                    if let Some(name) = missing_name(&message) {
+                        pointer = format!("{pointer}/{name}");
                     }
-                    "required"
-                } else if message.starts_with("invalid type") {
-                    "invalid_type"
-                } else {
-                    "invalid_value"
-                };
-                if field.is_empty() {
-                    field = "body".into();
                 }
-                ApiError::Validation(vec![FieldError::new(
-                    field,
+                ApiError::Validation(vec![FieldError::member(
+                    pointer,
                     code,
                     sanitize_serde_message(&message),
                 )])
@@ -236,9 +293,12 @@ pub fn issued_id(value: &str) -> Result<(), validator::ValidationError> {
     Err(e)
 }
 
-/// A label for people: no control characters, not blank.
+/// A label for people: no control characters, not blank. The documented pattern
+/// (`validation::PLAIN_TEXT_PATTERN`) is read by ECMA-262, whose white space also counts
+/// U+FEFF, so this does too: the two agree (a test compares them).
 pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
-    if value.trim().is_empty() || value.chars().any(char::is_control) {
+    let blank = value.chars().all(|c| c.is_whitespace() || c == '\u{feff}');
+    if blank || value.chars().any(char::is_control) {
         let mut e = validator::ValidationError::new("plain_text");
         e.message = Some("must be printable text, not blank".into());
         return Err(e);
@@ -329,6 +389,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorLocation;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
@@ -407,29 +468,96 @@ mod tests {
             );
         }
         let e = parse_json::<Counts>(br#"{"n": "3"}"#).unwrap_err();
-        assert!(matches!(e, ApiError::Validation(v) if v[0].code == "invalid_type"));
+        assert!(matches!(e, ApiError::Validation(v) if v[0].code == ErrorCode::InvalidType));
     }
 
+    /// serde's reading is the fallback after the schema check; it names members by JSON
+    /// pointer too, and never a made-up member name that is not a plain identifier.
     #[test]
-    fn shape_errors_name_the_field() {
+    fn shape_errors_name_the_member_by_pointer() {
         let e = field_error(r#"{"name":"a","inner":{"count":"secret-value"}}"#);
         assert_eq!(
-            (e.field.as_str(), e.code.as_str()),
-            ("inner.count", "invalid_type")
+            (e.at, e.code),
+            (
+                ErrorLocation::Pointer("/inner/count".into()),
+                ErrorCode::InvalidType
+            )
         );
         assert!(!e.message.contains("secret-value"));
         let e = field_error(r#"{"name":"a","inner":{"count":1},"dob":"1990-01-01"}"#);
         assert_eq!(
-            (e.field.as_str(), e.code.as_str()),
-            ("dob", "unknown_field")
+            (e.at, e.code),
+            (
+                ErrorLocation::Pointer("/dob".into()),
+                ErrorCode::UnknownField
+            )
         );
-        let e = field_error(r#"{"name":"a","inner":{"count":1,"extra":1}}"#);
+        let e = field_error(r#"{"name":"a","inner":{"count":1,"ssn 123-45-6789":1}}"#);
         assert_eq!(
-            (e.field.as_str(), e.code.as_str()),
-            ("inner.extra", "unknown_field")
+            (e.at.clone(), e.code),
+            (
+                ErrorLocation::Pointer("/inner".into()),
+                ErrorCode::UnknownField
+            )
         );
+        assert!(!format!("{e:?}").contains("123-45"), "{e:?}");
         let e = field_error(r#"{"name":"a"}"#);
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("inner", "required"));
+        assert_eq!(
+            (e.at, e.code),
+            (ErrorLocation::Pointer("/inner".into()), ErrorCode::Required)
+        );
+        let e = field_error(r#"[1]"#);
+        assert_eq!(
+            (e.at, e.code),
+            (ErrorLocation::Pointer("".into()), ErrorCode::InvalidType)
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Query {
+        from: String,
+        limit: Option<u32>,
+    }
+
+    /// serde's reading of a query is the fallback after the schema check; it names the
+    /// parameter too, and never a made-up name that is not a plain identifier.
+    #[test]
+    fn query_shape_errors_name_the_parameter() {
+        let error = |query: &str| match parse_query::<Query>(query) {
+            Err(ApiError::Validation(mut v)) => v.remove(0),
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        let e = error("from=x&limit=secret-value");
+        assert_eq!(
+            (e.at, e.code),
+            (
+                ErrorLocation::Parameter("limit".into()),
+                ErrorCode::InvalidValue
+            )
+        );
+        assert!(!e.message.contains("secret-value"), "{}", e.message);
+        let e = error("limit=1");
+        assert_eq!(
+            (e.at, e.code),
+            (ErrorLocation::Parameter("from".into()), ErrorCode::Required)
+        );
+        let e = error("from=x&bogus=1");
+        assert_eq!(
+            (e.at, e.code),
+            (
+                ErrorLocation::Parameter("bogus".into()),
+                ErrorCode::UnknownField
+            )
+        );
+        let e = error("from=x&ssn%20123-45-6789=1");
+        assert_eq!(
+            (e.at.clone(), e.code),
+            (ErrorLocation::Parameter("".into()), ErrorCode::UnknownField)
+        );
+        assert!(!format!("{e:?}").contains("123-45"), "{e:?}");
+        assert!(parse_query::<Query>("from=x&limit=3").is_ok());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod routing;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod validation;
 pub mod workflow;
 
 pub use app::Application;

@@ -235,7 +235,7 @@ fn admin(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     let (row, secret) = created.map_err(|e| match e {
         ApiError::Validation(fields) => fields
             .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
+            .map(|f| format!("{}: {}", f.at, f.message))
             .collect::<Vec<_>>()
             .join("; "),
         other => other.to_string(),

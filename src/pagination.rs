@@ -10,7 +10,7 @@ use utoipa::openapi::Required;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// The query parameters paging adds to a list.
 pub const PARAMETERS: [&str; 2] = ["after", "limit"];
@@ -43,12 +43,20 @@ impl Cursor for IssuedId {
         if crate::extract::is_issued_id(text) {
             return Ok(text.to_owned());
         }
-        Err(ApiError::validation(
-            "after",
-            "invalid",
-            "must be a cursor from this API (an id)",
-        ))
+        Err(bad_cursor::<Self>("must be a cursor from this API (an id)"))
     }
+}
+
+/// The 422 for an `after` that names no position: the answer its schema check gives text not
+/// of the cursor's pattern (every list's cursor decodes any text of its pattern, so this is the
+/// second line).
+pub fn bad_cursor<C: Cursor>(message: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError::parameter(
+        PARAMETERS[0],
+        ErrorCode::Pattern,
+        message,
+    )
+    .expecting(crate::validation::expected_for_pattern(C::PATTERN))])
 }
 
 /// A list's `after` (a `C`) and `limit`, 1–`MAX` (`DEFAULT` when absent). A list with filters

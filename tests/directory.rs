@@ -103,14 +103,14 @@ async fn unknown_codes_and_bad_values_are_422_naming_the_field() {
         (
             "services",
             json!(["counselling", "astrology"]),
-            "services[1]",
+            "/services/1",
         ),
-        ("modalities", json!(["telepathy"]), "modalities[0]"),
-        ("languages", json!(["english"]), "languages[0]"),
-        ("regions", json!(["GBR"]), "regions[0]"),
-        ("services", json!([]), "services"),
-        ("capacity", json!(-1), "capacity"),
-        ("status", json!("retired"), "status"),
+        ("modalities", json!(["telepathy"]), "/modalities/0"),
+        ("languages", json!(["english"]), "/languages/0"),
+        ("regions", json!(["GBR"]), "/regions/0"),
+        ("services", json!([]), "/services"),
+        ("capacity", json!(-1), "/capacity"),
+        ("status", json!("retired"), "/status"),
     ];
     for (field, value, path) in cases {
         let mut body = provider_body();
@@ -120,7 +120,7 @@ async fn unknown_codes_and_bad_values_are_422_naming_the_field() {
             422,
         )
         .await;
-        assert_eq!(p["errors"][0]["field"], path, "{field}={value}");
+        assert_eq!(p["errors"][0]["pointer"], path, "{field}={value}");
     }
     let mut body = provider_body();
     body["date_of_birth"] = json!("1990-01-01");
@@ -139,10 +139,10 @@ async fn unknown_codes_and_bad_values_are_422_naming_the_field() {
     .await;
     assert_eq!(
         (
-            p["errors"][0]["field"].as_str(),
+            p["errors"][0]["pointer"].as_str(),
             p["errors"][0]["code"].as_str()
         ),
-        (Some("capacity"), Some("required"))
+        (Some("/capacity"), Some("required"))
     );
 }
 
@@ -323,7 +323,7 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
             422,
         )
         .await;
-        assert_eq!(p["errors"][0]["field"], "employer_id", "{p}");
+        assert_eq!(p["errors"][0]["parameter"], "employer_id", "{p}");
     }
     for body in [
         json!({"employer_id": "nope", "provider_id": provider, "priority": 1}),
@@ -334,7 +334,7 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
             422,
         )
         .await;
-        assert_eq!(p["errors"][0]["code"], "issued_id", "{p}");
+        assert_eq!(p["errors"][0]["code"], "pattern", "{p}");
     }
 
     // A well-formed id of nothing is the directory's state: 409, naming the field.
@@ -376,7 +376,7 @@ async fn contracts_bind_employers_to_providers_within_a_window() {
         422,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "priority");
+    assert_eq!(p["errors"][0]["pointer"], "/priority");
 }
 
 /// Runs `racers` concurrent transactions that each check the provider's load and then claim a
@@ -625,7 +625,7 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
         422,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "provider_id", "{p}");
+    assert_eq!(p["errors"][0]["pointer"], "/provider_id", "{p}");
     let resp = app
         .post_json(
             &path,
@@ -732,7 +732,7 @@ async fn large_capacity_changes_and_non_object_bodies() {
     // serde would read a struct from a JSON array; the API takes objects only.
     for bad in [json!([null]), json!(["renamed"]), json!("x"), json!(3)] {
         let p = problem(app.patch_json(&path, &token, &bad).await, 422).await;
-        assert_eq!(p["errors"][0]["field"], "body", "{bad}");
+        assert_eq!(p["errors"][0]["pointer"], "", "{bad}");
     }
 }
 

@@ -11,59 +11,66 @@ async fn client_bindings_are_validated() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let employer = app.create_employer(&token, "Acme").await;
+    // Each body is checked against the documented variant of the role it names.
     let cases = [
         (
             json!({"name": "p", "role": "hr_portal"}),
-            "employer_id",
+            "/employer_id",
+            "required",
+        ),
+        (
+            json!({"name": "p", "role": "provider"}),
+            "/provider_id",
             "required",
         ),
         (
             json!({"name": "p", "role": "admin", "employer_id": employer}),
-            "employer_id",
-            "not_allowed",
+            "/employer_id",
+            "unknown_field",
         ),
         (
             json!({"name": "p", "role": "hr_portal", "employer_id": employer, "provider_id": employer}),
-            "provider_id",
-            "not_allowed",
+            "/provider_id",
+            "unknown_field",
         ),
         // Text that cannot be an id is malformed, whatever the directory holds; a NUL byte
         // included (PostgreSQL refuses it in text: it must never reach SQL).
         (
             json!({"name": "p", "role": "hr_portal", "employer_id": "no-such"}),
-            "employer_id",
-            "issued_id",
+            "/employer_id",
+            "pattern",
         ),
         (
             json!({"name": "p", "role": "provider", "provider_id": "a\u{0}b"}),
-            "provider_id",
-            "issued_id",
+            "/provider_id",
+            "pattern",
         ),
         (
             json!({"name": "p", "role": "hr_portal", "employer_id": employer.to_uppercase()}),
-            "employer_id",
-            "issued_id",
+            "/employer_id",
+            "pattern",
         ),
         (
             json!({"name": "p", "role": "superuser"}),
-            "role",
+            "/role",
             "invalid_value",
         ),
-        // `null` is not "absent": the documented variants have no nullable binding.
+        // `null` is not "absent": no documented variant has a nullable binding, and an admin
+        // has no binding at all.
         (
             json!({"name": "p", "role": "admin", "employer_id": null}),
-            "employer_id",
-            "invalid_type",
+            "/employer_id",
+            "unknown_field",
         ),
         (
-            json!({"name": "p", "role": "hr_portal", "employer_id": employer, "provider_id": null}),
-            "provider_id",
+            json!({"name": "p", "role": "provider", "provider_id": null}),
+            "/provider_id",
             "invalid_type",
         ),
         (
             json!({"name": "\u{7}bell", "role": "admin"}),
-            "name",
-            "plain_text",
+            "/name",
+            "pattern",
         ),
     ];
     // A well-formed binding to no active employer or provider conflicts with the directory's
@@ -81,15 +88,15 @@ async fn client_bindings_are_validated() {
         let p = problem(app.post_json("/v1/admin/clients", &token, &body).await, 409).await;
         assert!(p["detail"].as_str().unwrap().starts_with(field), "{p}");
     }
-    for (body, field, code) in cases {
+    for (body, pointer, code) in cases {
         let resp = app.post_json("/v1/admin/clients", &token, &body).await;
         let p = problem(resp, 422).await;
         assert_eq!(
             (
-                p["errors"][0]["field"].as_str(),
+                p["errors"][0]["pointer"].as_str(),
                 p["errors"][0]["code"].as_str()
             ),
-            (Some(field), Some(code)),
+            (Some(pointer), Some(code)),
             "{body}"
         );
     }

@@ -300,23 +300,62 @@ async fn outcomes_count_by_month_of_closing() {
 async fn malformed_parameters_are_422() {
     let app = spawn_app().await;
     let portal = app.setup_portal(3).await;
-    for (query, field) in [
-        ("from_month=2025-1&group_by=urgency", "from_month"),
-        ("from_month=2025-13&group_by=urgency", "from_month"),
-        ("from_month=1999-12&group_by=urgency", "from_month"),
-        ("from_month=2025-01&months=0&group_by=urgency", "months"),
-        ("from_month=2025-01&months=25&group_by=urgency", "months"),
+    for (query, parameter, code) in [
+        (
+            "from_month=2025-1&group_by=urgency",
+            "from_month",
+            "pattern",
+        ),
+        (
+            "from_month=2025-13&group_by=urgency",
+            "from_month",
+            "pattern",
+        ),
+        (
+            "from_month=1999-12&group_by=urgency",
+            "from_month",
+            "pattern",
+        ),
+        (
+            "from_month=2025-01&months=0&group_by=urgency",
+            "months",
+            "range",
+        ),
+        (
+            "from_month=2025-01&months=25&group_by=urgency",
+            "months",
+            "range",
+        ),
         // `to` is not a parameter: the window is `from_month` and `months`.
-        ("from_month=2025-01&to=2025-02&group_by=urgency", "query"),
-        ("from_month=2025-01&months=2&group_by=region", "query"),
-        ("from_month=2025-01&months=2", "query"),
+        (
+            "from_month=2025-01&to=2025-02&group_by=urgency",
+            "to",
+            "unknown_field",
+        ),
+        (
+            "from_month=2025-01&months=2&group_by=region",
+            "group_by",
+            "invalid_value",
+        ),
+        ("from_month=2025-01&months=2", "group_by", "required"),
         (
             "from_month=2025-01&months=2&group_by=urgency&employer_id=x",
-            "query",
+            "employer_id",
+            "unknown_field",
         ),
     ] {
         let p = problem(report(&app, &portal.token, query).await, 422).await;
-        assert_eq!(p["errors"][0]["field"], field, "{query}: {p}");
+        let entry = &p["errors"][0];
+        assert_eq!(
+            (&entry["parameter"], &entry["code"]),
+            (&json!(parameter), &json!(code)),
+            "{query}: {p}"
+        );
+        let errors = p["errors"].as_array().unwrap();
+        assert!(
+            errors.iter().all(|e| e["parameter"] == parameter),
+            "only {parameter} is wrong: {query}: {p}"
+        );
     }
     // Other roles are refused before the query is looked at.
     problem(

@@ -134,7 +134,7 @@ async fn a_provider_takes_a_referral_from_offer_to_close() {
         422,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "outcome");
+    assert_eq!(p["errors"][0]["pointer"], "/outcome");
     let resp = act(
         &app,
         &token,
@@ -401,7 +401,7 @@ async fn if_match_star_and_lists_and_body_before_precondition() {
         422,
     )
     .await;
-    assert_eq!(p["errors"][0]["field"], "reason", "{p}");
+    assert_eq!(p["errors"][0]["pointer"], "/reason", "{p}");
     problem(
         act(
             &app,

@@ -22,7 +22,7 @@ impl Cursor for LogPosition {
         (c.len() <= 18 && !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
             .then(|| c.parse::<u64>().ok())
             .flatten()
-            .ok_or_else(|| ApiError::validation("after", "invalid", "not a cursor from this API"))
+            .ok_or_else(|| crate::pagination::bad_cursor::<Self>("not a cursor from this API"))
     }
 }
 

@@ -8,7 +8,7 @@ use super::store::{self, ClientRow, NewClient};
 use crate::audit::{self, AuditEvent};
 use crate::db::{AnyConnection, Db};
 use crate::directory::store::{find_employer, find_provider};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::ClientId;
 
 const REVOKED_ROTATION: &str = "a revoked client cannot get a new secret";
@@ -147,22 +147,24 @@ async fn hashed(secret: &str) -> Result<String, ApiError> {
 /// An `hr_portal` names an existing active employer, a `provider` an existing active provider,
 /// and the other roles neither.
 fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiError> {
-    let unexpected = |field: &str| {
-        ApiError::validation(
-            field,
-            "not_allowed",
+    // The same answers the document's per-role schemas give (checked first for a request; the
+    // command line reaches only this).
+    let unexpected = |pointer: &str| {
+        ApiError::invalid_member(
+            pointer,
+            ErrorCode::UnknownField,
             format!("a {} client is not bound to this", new.role.code()),
         )
     };
     match new.role {
         Role::HrPortal => {
             if new.provider_id.is_some() {
-                return Err(unexpected("provider_id"));
+                return Err(unexpected("/provider_id"));
             }
             let id = new.employer_id.as_ref().ok_or_else(|| {
-                ApiError::validation(
-                    "employer_id",
-                    "required",
+                ApiError::invalid_member(
+                    "/employer_id",
+                    ErrorCode::Required,
                     "an hr_portal client is bound to one employer",
                 )
             })?;
@@ -172,12 +174,12 @@ fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiErr
         }
         Role::Provider => {
             if new.employer_id.is_some() {
-                return Err(unexpected("employer_id"));
+                return Err(unexpected("/employer_id"));
             }
             let id = new.provider_id.as_ref().ok_or_else(|| {
-                ApiError::validation(
-                    "provider_id",
-                    "required",
+                ApiError::invalid_member(
+                    "/provider_id",
+                    ErrorCode::Required,
                     "a provider client is bound to one provider",
                 )
             })?;
@@ -187,10 +189,10 @@ fn check_binding(conn: &mut AnyConnection, new: &NewClient) -> Result<(), ApiErr
         }
         Role::Auditor | Role::Admin => {
             if new.employer_id.is_some() {
-                return Err(unexpected("employer_id"));
+                return Err(unexpected("/employer_id"));
             }
             if new.provider_id.is_some() {
-                return Err(unexpected("provider_id"));
+                return Err(unexpected("/provider_id"));
             }
         }
     }

@@ -211,28 +211,37 @@ pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> chrono::NaiveDateT
 const REGION_FORM: &str = "expected an ISO 3166-1 alpha-2 country, optionally with an ISO \
     3166-2 subdivision (GB, GB-SCT)";
 
+/// [`Region::parse`] as a schema pattern: letters in any case, no surrounding space. The
+/// attribute below repeats the literal; a test compares, and a property test holds the two
+/// accepting the same strings.
+pub const REGION_PATTERN: &str = "^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$";
+
 /// An ISO 3166-1 alpha-2 country, optionally narrowed to an ISO 3166-2 subdivision:
-/// `GB` or `GB-SCT`. Upper case.
+/// `GB` or `GB-SCT`. Accepted in any letter case (`gb-sct`); stored and returned in upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, pattern = "^[A-Z]{2}(-[A-Z0-9]{1,3})?$", example = "GB-SCT")]
+#[schema(
+    value_type = String,
+    pattern = "^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$",
+    example = "GB-SCT"
+)]
 pub struct Region(String);
 
 impl Region {
     /// Checks the shape (not membership of the ISO lists, which change): two letters, then
-    /// optionally a dash and one to three letters or digits.
+    /// optionally a dash and one to three letters or digits; the canonical form is upper case.
+    /// Surrounding space is refused, as the documented pattern refuses it: one rule.
     pub fn parse(s: &str) -> Result<Region, &'static str> {
-        let s = s.trim().to_ascii_uppercase();
         let (country, sub) = match s.split_once('-') {
             Some((c, sub)) => (c, Some(sub)),
-            None => (s.as_str(), None),
+            None => (s, None),
         };
-        let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
+        let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_alphabetic());
         let sub_ok = sub.is_none_or(|x| {
             (1..=3).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_alphanumeric())
         });
         if country_ok && sub_ok {
-            Ok(Region(s))
+            Ok(Region(s.to_ascii_uppercase()))
         } else {
             Err(REGION_FORM)
         }
@@ -272,17 +281,22 @@ impl From<Region> for String {
     }
 }
 
-/// A BCP 47 primary language subtag (`en`, `fr`, `yue`), lower case.
+/// [`Language::parse`] as a schema pattern, like [`REGION_PATTERN`].
+pub const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}$";
+
+/// A BCP 47 primary language subtag (`en`, `fr`, `yue`). Accepted in any letter case (`EN`);
+/// stored and returned in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, pattern = "^[a-z]{2,3}$", example = "en")]
+#[schema(value_type = String, pattern = "^[A-Za-z]{2,3}$", example = "en")]
 pub struct Language(String);
 
 impl Language {
+    /// Two or three ASCII letters in any case, no surrounding space; the canonical form is
+    /// lower case.
     pub fn parse(s: &str) -> Result<Language, &'static str> {
-        let s = s.trim().to_ascii_lowercase();
-        if (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase()) {
-            Ok(Language(s))
+        if (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Ok(Language(s.to_ascii_lowercase()))
         } else {
             Err("expected a BCP 47 primary language subtag of 2–3 letters (en, fr, yue)")
         }
@@ -347,17 +361,79 @@ mod tests {
         assert!(gb.covers(&sct) && gb.covers(&gb));
         assert!(sct.covers(&sct) && !sct.covers(&gb) && !sct.covers(&wls));
         assert!(!Region::parse("FR").unwrap().covers(&sct));
-        for bad in ["G", "GBR", "G1", "GB-", "GB-ABCD", "GB_SCT", ""] {
+        for bad in [
+            "G", "GBR", "G1", "GB-", "GB-ABCD", "GB_SCT", "", " GB", "GB\n",
+        ] {
             assert!(Region::parse(bad).is_err(), "{bad}");
         }
     }
 
+    /// Codes are accepted in any letter case and kept in one canonical form, so `EN` and `en`
+    /// route alike; surrounding space is refused, not trimmed.
     #[test]
-    fn languages_are_primary_subtags() {
+    fn codes_are_canonicalised_not_trimmed() {
         assert_eq!(Language::parse("EN").unwrap().as_str(), "en");
-        assert!(Language::parse("yue").is_ok());
-        for bad in ["e", "english", "en-GB", "e1", ""] {
-            assert!(Language::parse(bad).is_err(), "{bad}");
+        assert_eq!(Language::parse("Yue").unwrap().as_str(), "yue");
+        assert_eq!(Region::parse("gb").unwrap().as_str(), "GB");
+        assert_eq!(Region::parse("gb-sct").unwrap().as_str(), "GB-SCT");
+        assert_eq!(Region::parse("fr-75c").unwrap().as_str(), "FR-75C");
+        for bad in [" en", "en ", "e1", "english", "en-GB", "e", ""] {
+            assert!(Language::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn documented_pattern<T: utoipa::PartialSchema>() -> String {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["pattern"].as_str().unwrap().to_owned()
+    }
+
+    /// The document and the server agree on codes: the documented pattern, read as JSON Schema
+    /// reads it, accepts exactly the strings the parser accepts, and what the parser stores
+    /// matches the pattern too.
+    #[test]
+    fn documented_code_patterns_accept_what_the_parsers_accept() {
+        assert_eq!(documented_pattern::<Language>(), LANGUAGE_PATTERN);
+        assert_eq!(documented_pattern::<Region>(), REGION_PATTERN);
+        let matcher = |pattern: &str| {
+            jsonschema::draft202012::options()
+                .with_pattern_options(jsonschema::PatternOptions::regex())
+                .build(&serde_json::json!({"type": "string", "pattern": pattern}))
+                .unwrap()
+        };
+        let (language, region) = (matcher(LANGUAGE_PATTERN), matcher(REGION_PATTERN));
+        let check = |s: &str| {
+            let text = serde_json::json!(s);
+            let parsed = Language::parse(s);
+            assert_eq!(language.is_valid(&text), parsed.is_ok(), "language {s:?}");
+            if let Ok(l) = parsed {
+                assert!(language.is_valid(&serde_json::json!(l.as_str())));
+                assert_eq!(l.as_str(), s.to_ascii_lowercase());
+            }
+            let parsed = Region::parse(s);
+            assert_eq!(region.is_valid(&text), parsed.is_ok(), "region {s:?}");
+            if let Ok(r) = parsed {
+                assert!(region.is_valid(&serde_json::json!(r.as_str())));
+                assert_eq!(r.as_str(), s.to_ascii_uppercase());
+            }
+        };
+        for s in [
+            "EN", "en", "Yue", "gb", "GB-SCT", "gb-sct", "e1", "GBR", " en", "GB-", "ÉN",
+        ] {
+            check(s);
+        }
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let near = proptest::string::string_regex("[A-Za-z0-9 \\-_é\\n\\u{212A}]{0,6}").unwrap();
+        runner
+            .run(&near, |s| {
+                check(&s);
+                Ok(())
+            })
+            .unwrap();
+        runner
+            .run(&"\\PC{0,5}", |s| {
+                check(&s);
+                Ok(())
+            })
+            .unwrap();
     }
 }

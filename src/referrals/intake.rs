@@ -20,7 +20,7 @@ use crate::config::OfferTtl;
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::directory::model::Urgency;
 use crate::directory::store as directory;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{EmployerId, ReferralId};
 use crate::keys::Keys;
 use crate::routing::model::RoutingRequest;
@@ -130,9 +130,9 @@ fn replay_record(
             response_sealed: None,
             ..
         } => Err(conflict(ERASED)),
-        record if record.request_hash != fingerprint => Err(ApiError::validation(
+        record if record.request_hash != fingerprint => Err(ApiError::invalid_parameter(
             "Idempotency-Key",
-            "reused",
+            ErrorCode::Reused,
             "this key was already used with a different request body",
         )),
         KeyRecord {

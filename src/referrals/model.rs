@@ -35,7 +35,10 @@ pub struct Contact {
     #[validate(custom(function = "e164"))]
     #[schema(pattern = r"^\+[1-9][0-9]{1,14}$", example = "+447700900123")]
     pub phone: Option<String>,
-    #[validate(email, length(max = 254))]
+    // The form is the document's `format: email`, checked before serde reads the body.
+    // `validator`'s own `email` reads RFC 5321 differently (it refuses a quoted local part the
+    // format admits), so it is not repeated here: one rule, as documented.
+    #[validate(length(max = 254))]
     #[schema(format = "email", max_length = 254)]
     pub email: Option<String>,
     /// When the person prefers to be contacted, in their words.
@@ -82,9 +85,10 @@ pub struct NewReferral {
     pub service_type: Service,
     pub urgency: Urgency,
     pub modality: Modality,
-    /// BCP 47 primary language subtag.
+    /// BCP 47 primary language subtag, in any letter case; stored lower case (`EN` is `en`).
     pub language: Language,
-    /// ISO 3166-1 country, optionally an ISO 3166-2 subdivision.
+    /// ISO 3166-1 country, optionally an ISO 3166-2 subdivision, in any letter case; stored
+    /// upper case (`gb-sct` is `GB-SCT`).
     pub region: Region,
     /// The portal's own reference for the employee, if it needs to recognise repeat requests.
     /// Stored only as a keyed hash; never returned.
@@ -289,16 +293,32 @@ mod tests {
             ..contact()
         };
         assert!(email_only.validate().is_ok());
-        let bad_email = Contact {
-            email: Some("not-an-email".into()),
-            ..contact()
-        };
-        assert!(bad_email.validate().is_err());
         let long_name = Contact {
             preferred_name: "x".repeat(101),
             ..contact()
         };
         assert!(long_name.validate().is_err());
+    }
+
+    /// `e164` and the documented pattern (as JSON Schema reads it) accept the same numbers.
+    #[test]
+    fn the_phone_rule_is_the_documented_pattern() {
+        let schema = serde_json::to_value(<Contact as utoipa::PartialSchema>::schema()).unwrap();
+        let pattern = schema["properties"]["phone"]["pattern"].as_str().unwrap();
+        assert_eq!(pattern, crate::validation::E164_PATTERN);
+        let matcher = jsonschema::draft202012::options()
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .build(&serde_json::json!({"type": "string", "pattern": pattern}))
+            .unwrap();
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let phones = proptest::string::string_regex("\\+?[0-9 \\-٣]{0,17}").unwrap();
+        runner
+            .run(&phones, |p| {
+                let by_schema = matcher.is_valid(&serde_json::json!(p));
+                proptest::prop_assert_eq!(by_schema, e164(&p).is_ok(), "{:?}", p);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@ use validator::Validate;
 use super::model::{self, GroupBy, Month};
 use super::service::{self, Utilization};
 use crate::auth::HrPortal;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 
@@ -36,16 +36,21 @@ pub struct UtilizationQuery {
     pub group_by: GroupBy,
 }
 
+/// `from`'s documented pattern (the attribute above repeats the literal; a test compares).
+const MONTH_PATTERN: &str = "^2[0-9]{3}-(0[1-9]|1[0-2])$";
+
 /// Months reported when `months` is not given.
 const DEFAULT_MONTHS: u32 = 12;
 
 fn month_field(field: &str, raw: &str) -> Result<Month, ApiError> {
     Month::parse(raw).ok_or_else(|| {
-        ApiError::validation(
+        // The schema check refuses text not of the pattern first; this is the second line.
+        ApiError::Validation(vec![FieldError::parameter(
             field,
-            "month",
+            ErrorCode::Pattern,
             "must be a month as YYYY-MM (years 2000–2999)",
         )
+        .expecting(crate::validation::expected_for_pattern(MONTH_PATTERN))])
     })
 }
 
@@ -88,4 +93,22 @@ pub async fn utilization(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::IntoParams;
+
+    /// `month_field` names the expected form by the documented pattern.
+    #[test]
+    fn the_month_pattern_is_the_documented_one() {
+        // Found by its pattern, not its name: the month is the one parameter with a pattern.
+        let params = super::UtilizationQuery::into_params(|| None);
+        let patterns: Vec<serde_json::Value> = params
+            .iter()
+            .map(|p| serde_json::to_value(&p.schema).unwrap()["pattern"].clone())
+            .filter(|p| !p.is_null())
+            .collect();
+        assert_eq!(patterns, [super::MONTH_PATTERN]);
+    }
 }

@@ -13,7 +13,7 @@ use crate::config::OfferTtl;
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::directory::capacity::release_slot;
 use crate::directory::model::Code;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::{ProviderId, ReferralId};
 use crate::keys::{Keys, MasterKey};
 use crate::referrals::model::{aad, Contact, Status};
@@ -90,14 +90,12 @@ fn transition_error(e: TransitionError) -> ApiError {
         },
         TransitionError::Outcome(allowed) => {
             let codes: Vec<&str> = allowed.iter().map(|o| o.code()).collect();
-            ApiError::validation(
-                "outcome",
-                "not_allowed",
-                format!(
-                    "closing from this status needs one of: {}",
-                    codes.join(", ")
-                ),
+            ApiError::Validation(vec![FieldError::member(
+                "/outcome",
+                ErrorCode::InvalidValue,
+                "is not an outcome of closing from this status",
             )
+            .expecting(format!("one of: {}", codes.join(", ")))])
         }
     }
 }

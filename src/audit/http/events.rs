@@ -17,7 +17,7 @@ use crate::audit::export::{self, Chunks, Format};
 use crate::audit::model::{LoggedAction, Outcome};
 use crate::audit::search::{self, EventPage, Selection};
 use crate::auth::caller::Auditor;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 
@@ -124,7 +124,12 @@ fn parse_time(field: &str, value: &Option<String>) -> Result<Option<NaiveDateTim
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.naive_utc())
                 .map_err(|_| {
-                    ApiError::validation(field, "invalid", "must be an RFC 3339 date-time")
+                    ApiError::Validation(vec![FieldError::parameter(
+                        field,
+                        ErrorCode::Format,
+                        "must be an RFC 3339 date-time",
+                    )
+                    .expecting(crate::validation::expected_for_format("date-time"))])
                 })
         })
         .transpose()

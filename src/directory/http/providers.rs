@@ -39,11 +39,13 @@ pub struct ProviderInput {
     #[validate(length(min = 1, max = 7))]
     #[schema(min_items = 1, max_items = 7)]
     pub services: Vec<Service>,
-    /// Languages spoken (BCP 47 primary subtags); at least one.
+    /// Languages spoken (BCP 47 primary subtags, in any letter case; stored and returned lower
+    /// case); at least one.
     #[validate(length(min = 1, max = 50))]
     #[schema(min_items = 1, max_items = 50)]
     pub languages: Vec<Language>,
-    /// Regions served: ISO 3166-1 countries or ISO 3166-2 subdivisions; at least one.
+    /// Regions served: ISO 3166-1 countries or ISO 3166-2 subdivisions (in any letter case;
+    /// stored and returned upper case); at least one.
     #[validate(length(min = 1, max = 200))]
     #[schema(min_items = 1, max_items = 200)]
     pub regions: Vec<Region>,

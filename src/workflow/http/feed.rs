@@ -109,7 +109,7 @@ impl Cursor for FeedPosition {
     const MAX_LENGTH: usize = 37;
 
     fn decode(c: &str) -> Result<store::Position, ApiError> {
-        parse_cursor(c).ok_or_else(|| ApiError::validation("after", "invalid", BAD_CURSOR))
+        parse_cursor(c).ok_or_else(|| crate::pagination::bad_cursor::<Self>(BAD_CURSOR))
     }
 }
 
