@@ -55,7 +55,7 @@ from eap_referrals_client.api.audit import (
     public_key,
     verify_log,
 )
-from eap_referrals_client.api.auth import jwks, token
+from eap_referrals_client.api.auth import jwks, server_metadata, token
 from eap_referrals_client.api.operations import healthz, metrics, readyz
 from eap_referrals_client.api.provider import (
     accept,
@@ -120,6 +120,7 @@ from eap_referrals_client.models import (
     ReferralStatus,
     ReportedStatus,
     Role,
+    ServerMetadata,
     Service,
     Status,
     StatusUpdate,
@@ -227,6 +228,14 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     assert keys.keys and all(k.kty == "OKP" and k.crv == "Ed25519" for k in keys.keys)
     checkpoint_key = expect(public_key.sync_detailed(client=anon), 200, CheckpointJwks)
     assert checkpoint_key.keys
+    # RFC 8414 metadata: what an OAuth library configures itself from.
+    meta = expect(server_metadata.sync_detailed(client=anon), 200, ServerMetadata)
+    assert meta.token_endpoint == f"{meta.issuer}/oauth/token"
+    assert meta.grant_types_supported == ["client_credentials"]
+    assert set(meta.token_endpoint_auth_methods_supported) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
 
     # Tokens: HTTP Basic client authentication (the document's `client_basic` scheme, so the
     # generated function takes an AuthenticatedClient, here with the Basic prefix); a wrong
