@@ -1,7 +1,7 @@
 //! Building and running the HTTP application.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -86,10 +86,7 @@ impl Application {
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));
-        let document =
-            serde_json::to_value(&spec).map_err(|e| StartError::Schemas(e.to_string()))?;
-        let request_schemas =
-            web::Data::new(RequestSchemas::from_document(&document).map_err(StartError::Schemas)?);
+        let request_schemas = request_schemas().map_err(StartError::Schemas)?;
         let body_limit = state.config.body_limit_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -330,4 +327,18 @@ async fn fallback(
         Some(methods) => ApiError::MethodNotAllowed(methods),
         None => ApiError::NotFound,
     })
+}
+
+/// The document's request schemas, compiled once per process: the document is fixed when the
+/// binary is built, so every server the process starts (a test binary starts dozens) and the
+/// `demo` command share one compiled copy instead of compiling each schema again.
+pub fn request_schemas() -> Result<web::Data<RequestSchemas>, String> {
+    static COMPILED: OnceLock<Result<web::Data<RequestSchemas>, String>> = OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let document =
+                serde_json::to_value(crate::openapi::spec()).map_err(|e| e.to_string())?;
+            RequestSchemas::from_document(&document).map(web::Data::new)
+        })
+        .clone()
 }

@@ -313,10 +313,8 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 /// Whether a request budget applies (`ratelimit`): to API clients' operations (bearer) and to
 /// the token endpoint (client authentication), not to the metrics scraper.
 fn budgeted(op: &Operation) -> bool {
-    op.security.iter().flatten().any(|s| {
-        let s = serde_json::to_value(s).unwrap_or_default();
-        s.get("bearer").is_some() || s.get("client_basic").is_some()
-    })
+    let budgeted = ["bearer", "client_basic"].map(|s| SecurityRequirement::new(s, [""; 0]));
+    op.security.iter().flatten().any(|s| budgeted.contains(s))
 }
 
 /// Every authenticated operation and the token endpoint can answer 429 (see `ratelimit`).

@@ -29,12 +29,10 @@ const CHANNEL_CHUNKS: usize = 4;
 pub struct Started {
     db: Db,
     filter: Filter,
-    start: u64,
 }
 
 /// Fixes the range and commits the auditor's event (before the first byte can leave).
 pub async fn start(db: &Db, event: AuditEvent, sel: Selection) -> Result<Started, ApiError> {
-    let after = sel.after;
     let filter = db
         .run(move |conn| {
             write_tx(conn, |conn| {
@@ -44,11 +42,9 @@ pub async fn start(db: &Db, event: AuditEvent, sel: Selection) -> Result<Started
             })
         })
         .await?;
-    let start = after.map_or(filter.start, |a| a + 1);
     Ok(Started {
         db: db.clone(),
         filter,
-        start,
     })
 }
 
@@ -56,9 +52,9 @@ impl Started {
     /// Starts the exporter; the receiver yields the body.
     pub fn stream(self, format: Format) -> Chunks {
         let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
-        let Started { db, filter, start } = self;
+        let Started { db, filter } = self;
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = write(&db, &filter, start, format, &tx) {
+            if let Err(e) = write(&db, &filter, format, &tx) {
                 // The body is cut short; a verifier sees the missing proof line.
                 tracing::warn!(error = %e, "access-log export failed part-way");
                 let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
@@ -81,14 +77,8 @@ fn nodes(conn: &mut AnyConnection, parts: &[(u32, u64)]) -> Result<Vec<String>, 
         .map_err(ApiError::from)
 }
 
-fn write(
-    db: &Db,
-    filter: &Filter,
-    start: u64,
-    format: Format,
-    tx: &Sender,
-) -> Result<(), ApiError> {
-    let proved = format == Format::Ndjson && filter.is_contiguous() && start == filter.start;
+fn write(db: &Db, filter: &Filter, format: Format, tx: &Sender) -> Result<(), ApiError> {
+    let proved = format == Format::Ndjson && filter.is_contiguous();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     if proved {
         let left = nodes(&mut *db.get()?, &merkle::decompose(0, filter.start))?;
@@ -109,7 +99,7 @@ fn write(
     let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<SealedRow>, ApiError>>(2);
     let finished = std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut next = start;
+            let mut next = filter.start;
             loop {
                 // A connection per chunk: none is held while the client reads.
                 let page = db.get().and_then(|mut c| {
