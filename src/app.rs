@@ -88,6 +88,9 @@ impl Application {
         let route_table = web::Data::new(RouteTable::from_spec(&spec));
         let request_schemas = request_schemas().map_err(StartError::Schemas)?;
         let body_limit = state.config.body_limit_bytes;
+        let body_deadline = crate::extract::BodyDeadline(state.config.body_timeout);
+        let trusted =
+            crate::forwarded::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -97,6 +100,8 @@ impl Application {
                 .app_data(request_schemas.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(crate::extract::BodyLimit(body_limit))
+                .app_data(body_deadline)
+                .app_data(trusted.clone())
                 .configure(routes)
                 .into_app()
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
@@ -105,6 +110,7 @@ impl Application {
                 // Inside the lifecycle, so logs and metrics still say HEAD; before routing, so
                 // a HEAD takes its GET's route.
                 .wrap(from_fn(crate::head::as_get))
+                .wrap(from_fn(refuse_large_heads))
                 .wrap(from_fn(crate::telemetry::request_lifecycle))
         })
         .workers(workers)
@@ -124,10 +130,22 @@ impl Application {
             spawn_housekeeping(state.clone());
         }
         let listener = match state.db.url() {
-            crate::db::DatabaseUrl::Postgres(url) => Some(crate::db::notify::spawn_pg_listener(
-                url.clone(),
-                std::sync::Arc::downgrade(&state.db.notifier),
-            )),
+            crate::db::DatabaseUrl::Postgres(url) => {
+                let cache = Arc::downgrade(&state.clone().into_inner());
+                let on_client: crate::db::notify::OnClientChange = Box::new(move |id| {
+                    if let Some(state) = cache.upgrade() {
+                        match id {
+                            Some(id) => state.auth_cache.forget_client(id),
+                            None => state.auth_cache.forget_clients(),
+                        }
+                    }
+                });
+                Some(crate::db::notify::spawn_pg_listener(
+                    url.clone(),
+                    Arc::downgrade(&state.db.notifier),
+                    on_client,
+                ))
+            }
             crate::db::DatabaseUrl::Sqlite(_) => None,
         };
         tracing::info!(%addr, database = ?state.config.database_url, "listening");
@@ -310,6 +328,30 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// The most a request line and header fields may take together. actix reads heads of up to
+/// 128 KiB; nothing this service is sent needs more than a few (a bearer token is under one),
+/// and a large head held per connection is a cheap way to take memory.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Refuses a request whose head exceeds [`MAX_HEAD_BYTES`] with 431, before routing or any
+/// handler sees it.
+async fn refuse_large_heads(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    // As on the wire: `name: value\r\n` per field, plus the request line.
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let line = req.method().as_str().len() + req.uri().path().len() + req.query_string().len();
+    if fields + line > MAX_HEAD_BYTES {
+        return Err(ApiError::HeadTooLarge(MAX_HEAD_BYTES).into());
+    }
+    next.call(req).await
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -111,6 +111,11 @@ pub struct Config {
     pub keep_alive: Duration,
     /// A client that has not sent its request head within this long gets 408.
     pub request_timeout: Duration,
+    /// A request body not received in full within this long (from the end of the head) gets
+    /// 408 and the connection is closed, so a trickled body cannot hold a connection open.
+    pub body_timeout: Duration,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Requests per minute, per client (by role) and on the token endpoint; 0 turns a limit off.
@@ -120,8 +125,12 @@ pub struct RateLimitConfig {
     pub hr_portal: u32,
     pub provider: u32,
     pub auditor: u32,
-    /// Token requests per claimed client id.
+    /// Token requests per claimed client id from one source address.
     pub token_client: u32,
+    /// Token requests per claimed client id from every address that has not yet authenticated
+    /// as that client: a ceiling on guessing spread over many addresses, which never touches
+    /// an address the client already uses.
+    pub token_client_unproven: u32,
     /// Token requests per source address (IPv6 by /64).
     pub token_address: u32,
 }
@@ -260,6 +269,7 @@ impl Config {
             provider: per_minute("EAP_RATE_LIMIT_PROVIDER", 3000)?,
             auditor: per_minute("EAP_RATE_LIMIT_AUDITOR", 600)?,
             token_client: per_minute("EAP_RATE_LIMIT_TOKEN", 30)?,
+            token_client_unproven: per_minute("EAP_RATE_LIMIT_TOKEN_CLIENT", 300)?,
             token_address: per_minute("EAP_RATE_LIMIT_TOKEN_ADDRESS", 120)?,
         };
         let retention_closed_days = number(
@@ -303,6 +313,8 @@ impl Config {
         };
         let keep_alive = secs("EAP_KEEP_ALIVE_SECS", 5, 300)?;
         let request_timeout = secs("EAP_REQUEST_TIMEOUT_SECS", 5, 60)?;
+        let body_timeout = secs("EAP_BODY_TIMEOUT_SECS", 10, 300)?;
+        let trusted_proxies = trusted_proxies(get("EAP_TRUSTED_PROXIES"))?;
         let tls = match (get("EAP_TLS_CERT"), get("EAP_TLS_KEY")) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -371,6 +383,8 @@ impl Config {
             metrics_token,
             keep_alive,
             request_timeout,
+            body_timeout,
+            trusted_proxies,
             retention_closed_days,
             retention_unaccepted_days,
             purge_interval,
@@ -395,6 +409,28 @@ fn number(
             format!("{raw:?} is not a whole number from {min} to {max}"),
         )),
     }
+}
+
+/// `EAP_TRUSTED_PROXIES`: CIDRs or single addresses, separated by commas.
+fn trusted_proxies(raw: Option<&str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    ConfigError::new(
+                        "EAP_TRUSTED_PROXIES",
+                        format!("{s:?} is not an address or CIDR (e.g. 10.0.0.0/8, ::1)"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The issuer is the `iss` of every token and the base of the URLs the RFC 8414 metadata

@@ -216,6 +216,12 @@ pub enum ApiError {
     Gone(&'static str),
     #[error("payload too large")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in full within `EAP_BODY_TIMEOUT_SECS` (the seconds).
+    #[error("request body timed out")]
+    BodyTimeout(u64),
+    /// The request head is larger than the service reads (the limit in bytes).
+    #[error("request head too large")]
+    HeadTooLarge(usize),
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
     #[error("validation failed")]
@@ -271,6 +277,8 @@ impl ApiError {
             ApiError::PreconditionFailed => ("precondition-failed", "Precondition failed"),
             ApiError::Gone(_) => ("gone", "Gone"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::BodyTimeout(_) => ("body-timeout", "Request body timed out"),
+            ApiError::HeadTooLarge(_) => ("head-too-large", "Request header fields too large"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
             }
@@ -299,6 +307,12 @@ impl ApiError {
             ApiError::Gone(d) => Some((*d).to_owned()),
             ApiError::PayloadTooLarge(0) => Some("the body is too large".into()),
             ApiError::PayloadTooLarge(limit) => Some(format!("the body exceeds {limit} bytes")),
+            ApiError::BodyTimeout(secs) => Some(format!(
+                "the body did not arrive in full within {secs} s; the connection is closed"
+            )),
+            ApiError::HeadTooLarge(limit) => Some(format!(
+                "the request line and header fields exceed {limit} bytes"
+            )),
             ApiError::UnsupportedMediaType(expected) => {
                 Some(format!("expected Content-Type {expected}"))
             }
@@ -340,6 +354,8 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,

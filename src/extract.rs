@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use validator::Validate;
 
 use crate::error::{sanitize_serde_message, ApiError, ErrorCode, FieldError};
+use crate::forwarded::TrustedProxies;
 use crate::validation::{self, RequestSchemas};
 
 /// A JSON body: `Content-Type: application/json` (415 otherwise), within the body limit (413),
@@ -46,16 +47,32 @@ impl FromRequest for RawBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
-        let body = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            Ok(RawBody(body.await.map_err(
-                |e| match crate::error::from_actix(&e) {
-                    ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
-                    other => other,
-                },
-            )))
-        })
+        let body = read_body(req, payload);
+        Box::pin(async move { Ok(RawBody(body.await)) })
+    }
+}
+
+/// Reads the body within the body limit (413) and the body deadline (408). Past the deadline
+/// the handler answers without the rest of the body, and actix closes a connection whose body
+/// was not read to its end: a body trickled a byte at a time holds a connection for
+/// `EAP_BODY_TIMEOUT_SECS` at most.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> {
+    let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
+    let deadline = req
+        .app_data::<BodyDeadline>()
+        .map_or(std::time::Duration::from_secs(10), |d| d.0);
+    let body = web::Bytes::from_request(req, payload);
+    async move {
+        match tokio::time::timeout(deadline, body).await {
+            Ok(read) => read.map_err(|e| match crate::error::from_actix(&e) {
+                ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
+                other => other,
+            }),
+            Err(_) => Err(ApiError::BodyTimeout(deadline.as_secs())),
+        }
     }
 }
 
@@ -151,19 +168,15 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
             m.type_() == "application"
                 && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
         });
-        let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
         let documented = documented(req);
         let method = req.method().clone();
-        let body = web::Bytes::from_request(req, payload);
+        let body = read_body(req, payload);
         Box::pin(async move {
             let parsed = async {
                 if !is_json {
                     return Err(ApiError::UnsupportedMediaType("application/json"));
                 }
-                let body = body.await.map_err(|e| match crate::error::from_actix(&e) {
-                    ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(limit),
-                    other => other,
-                })?;
+                let body = body.await?;
                 let (schemas, template) = documented?;
                 schemas.check_body(&method, &template, &json_object(&body)?)?;
                 let value = read_json::<T>(&body)?;
@@ -293,14 +306,32 @@ pub fn issued_id(value: &str) -> Result<(), validator::ValidationError> {
     Err(e)
 }
 
-/// A label for people: no control characters, not blank. The documented pattern
+/// Characters that change how a label reads without being seen: bidirectional embeddings,
+/// overrides, isolates and marks (a name that displays as another, a file name that reverses
+/// its extension) and zero-width spaces, joiners and invisible operators (two names that look
+/// identical and differ). U+2065 is unassigned and not listed. The documented pattern repeats
+/// these ranges.
+pub const INVISIBLE: &[std::ops::RangeInclusive<char>] = &[
+    '\u{061c}'..='\u{061c}',
+    '\u{200b}'..='\u{200f}',
+    '\u{202a}'..='\u{202e}',
+    '\u{2060}'..='\u{2064}',
+    '\u{2066}'..='\u{2069}',
+    '\u{feff}'..='\u{feff}',
+];
+
+/// A label for people: no control characters, no [`INVISIBLE`] characters, not blank. The documented pattern
 /// (`validation::PLAIN_TEXT_PATTERN`) is read by ECMA-262, whose white space also counts
 /// U+FEFF, so this does too: the two agree (a test compares them).
 pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
     let blank = value.chars().all(|c| c.is_whitespace() || c == '\u{feff}');
-    if blank || value.chars().any(char::is_control) {
+    let hidden = |c: char| c.is_control() || INVISIBLE.iter().any(|r| r.contains(&c));
+    if blank || value.chars().any(hidden) {
         let mut e = validator::ValidationError::new("plain_text");
-        e.message = Some("must be printable text, not blank".into());
+        e.message = Some(
+            "must be printable text, not blank, without bidirectional or zero-width characters"
+                .into(),
+        );
         return Err(e);
     }
     Ok(())
@@ -314,6 +345,10 @@ pub struct RequestId(pub String);
 /// it in their 413 without reaching for the whole application state.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// How long a body may take to arrive (`EAP_BODY_TIMEOUT_SECS`), as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
 
 /// Who is asking from where, for the access log: the request id and the peer address.
 #[derive(Debug, Clone)]
@@ -348,8 +383,13 @@ impl RequestCtx {
                 .get::<RequestId>()
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
-            // The socket peer, not X-Forwarded-For: a header is the caller's to forge.
-            source: req.peer_addr().map(|a| a.ip().to_string()),
+            // The socket peer; a forwarding header only when the peer is a trusted proxy (a
+            // header is the caller's to forge).
+            source: req.peer_addr().map(|a| {
+                req.app_data::<TrustedProxies>()
+                    .map_or(a.ip(), |t| t.client_address(a.ip(), req.headers()))
+                    .to_string()
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod head;
 pub mod health;
 pub mod ids;

@@ -253,6 +253,7 @@ fn document_shared_responses(api: &mut utoipa::openapi::OpenApi) {
                 .is_some_and(|b| b.content.contains_key("application/json"));
             if takes_json {
                 shared.push(("400", "Malformed JSON"));
+                shared.push(("408", "Body not received in time"));
                 shared.push(("413", "Body too large"));
                 shared.push(("415", "Not JSON"));
             }

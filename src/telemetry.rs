@@ -22,6 +22,11 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
+
 /// Headers on every response. API data is never stored by a cache or browser (a shared
 /// proxy keeping a referral's status or a contact block would be a leak); only the API
 /// description and its viewer, and the public keys (which set their own max-age), may be.
@@ -45,6 +50,19 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str
         HeaderValue::from_static("no-referrer"),
     );
     let public = path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/");
+    // The API answers data, never a page: nothing in it may run or load. The docs page is
+    // Swagger UI, served from this origin: its scripts and styles are files here (its
+    // components also set inline styles), it draws data: images, and it fetches the document
+    // and, for "try it out", the API itself.
+    let policy = if path == "/docs" || path.starts_with("/docs/") {
+        DOCS_CSP
+    } else {
+        API_CSP
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
     if !public && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

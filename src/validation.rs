@@ -25,10 +25,12 @@ const MAX_FINDINGS: usize = 1000;
 /// `extract::ISSUED_ID_PATTERN`, repeated (this file is below `extract` in the imports).
 const ISSUED_ID_PATTERN: &str = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
-/// `extract::plain_text` as a schema pattern: no control character (Unicode `Cc`), and not only
-/// white space (ECMA-262 `\s`, which also counts U+FEFF).
-pub const PLAIN_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
-    [^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// `extract::plain_text` as a schema pattern: no control character (Unicode `Cc`), no invisible
+/// direction or joining mark (`extract::INVISIBLE`), and not only white space (ECMA-262 `\s`,
+/// which also counts U+FEFF).
+pub const PLAIN_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+    [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
+    [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
 
 /// `referrals::model::e164` as a schema pattern.
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
@@ -64,7 +66,8 @@ const PATTERNS: &[(&str, &str, &[&str])] = &[
     ),
     (
         PLAIN_TEXT_PATTERN,
-        "printable text that is not blank (no control characters)",
+        "printable text that is not blank: no control characters, no bidirectional overrides, \
+         isolates or marks, no zero-width characters",
         &["Sam"],
     ),
     (
@@ -1025,15 +1028,7 @@ mod tests {
             assert_eq!(by_schema, by_rule, "{s:?}");
             by_schema
         };
-        for ok in [
-            "Sam",
-            " Sam ",
-            "é",
-            "a\u{a0}b",
-            "\u{200b}",
-            "Zoë O'Brien",
-            "名前",
-        ] {
+        for ok in ["Sam", " Sam ", "é", "a\u{a0}b", "Zoë O'Brien", "名前"] {
             assert!(agree(ok), "{ok:?}");
         }
         for bad in [
@@ -1050,12 +1045,20 @@ mod tests {
             "a\u{85}",
             "a\u{9f}",
             "line\nbreak",
+            "\u{200b}",
+            "a\u{200d}b",
+            "admin\u{202e}txt.exe",
+            "x\u{2066}y\u{2069}",
+            "a\u{61c}",
+            "a\u{2060}",
+            "a\u{feff}b",
+            "\u{200f}",
         ] {
             assert!(!agree(bad), "{bad:?}");
         }
         let mut runner = proptest::test_runner::TestRunner::default();
         let strings = proptest::string::string_regex(
-            "[ a\\t\\n\\x00\\x1f\\x7f\\u{85}\\u{9f}\\u{a0}\\u{feff}\\u{2028}\\u{3000}é]{0,4}",
+            "[ a\\t\\n\\x00\\x1f\\x7f\\u{85}\\u{9f}\\u{a0}\\u{feff}\\u{2028}\\u{3000}é\\u{200b}\\u{200e}\\u{202e}\\u{2066}\\u{2069}\\u{2064}\\u{2065}\\u{61c}]{0,4}",
         )
         .unwrap();
         runner

@@ -342,3 +342,55 @@ async fn purge_dry_run_lists_and_purge_destroys() {
     drop(app);
     common::drop_pg_database(pg);
 }
+
+/// Instances of a rolling deploy start together and each runs its migrations: four `migrate`
+/// processes at once against a fresh database all succeed; one applies every migration and
+/// the others, having waited their turn, find nothing pending.
+#[test]
+fn four_migrate_commands_at_once_on_a_fresh_database_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vars, pg_admin) = common::test_vars(dir.path());
+    let backend = match &pg_admin {
+        Some(_) => "postgres",
+        None => "sqlite",
+    };
+    let expected = std::fs::read_dir(format!("migrations/{backend}"))
+        .unwrap()
+        .count();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            bin()
+                .envs(&vars)
+                .arg("migrate")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            stdout.split(':').next().unwrap().trim().to_owned()
+        })
+        .collect();
+    applied.sort();
+    let all = format!("applied {expected} migration(s)");
+    assert_eq!(
+        applied,
+        [
+            "applied 0 migration(s)",
+            "applied 0 migration(s)",
+            "applied 0 migration(s)",
+            all.as_str()
+        ]
+    );
+    common::drop_pg_database(pg_admin);
+}

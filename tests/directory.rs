@@ -194,18 +194,23 @@ async fn employers_are_renamed_and_deactivated() {
     );
 }
 
-#[actix_web::test]
-async fn contracts_bind_employers_to_providers_within_a_window() {
-    let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let employer = app.create_employer(&token, "Acme").await;
+/// A new employer and a new provider, by id, to bind with a contract.
+async fn employer_and_provider(app: &TestApp, token: &str) -> (String, String) {
+    let employer = app.create_employer(token, "Acme").await;
     let provider: Value = app
-        .post_json("/v1/admin/providers", &token, &provider_body())
+        .post_json("/v1/admin/providers", token, &provider_body())
         .await
         .json()
         .await
         .unwrap();
-    let provider = provider["id"].as_str().unwrap().to_owned();
+    (employer, provider["id"].as_str().unwrap().to_owned())
+}
+
+#[actix_web::test]
+async fn contracts_bind_employers_to_providers_within_a_window() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (employer, provider) = employer_and_provider(&app, &token).await;
 
     let body = json!({"employer_id": employer, "provider_id": provider, "priority": 1});
     let resp = app.post_json("/v1/admin/contracts", &token, &body).await;
@@ -742,4 +747,43 @@ fn pid(id: &str) -> ProviderId {
 
 fn rid(id: &str) -> ReferralId {
     ReferralId::from_trusted(id.to_owned())
+}
+
+/// A window ending after 9999-12-31T23:59:59.999999Z cannot be written in RFC 3339 nor compared
+/// as SQLite stores times: it is a 422 at the member that put the end there, on both backends,
+/// and the contract is not changed.
+#[actix_web::test]
+async fn a_contract_window_ending_after_the_year_9999_is_a_422_at_its_member() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (employer, provider) = employer_and_provider(&app, &token).await;
+    let last = json!({
+        "employer_id": employer, "provider_id": provider, "priority": 1,
+        "starts_at": "9999-12-31T23:59:59Z", "days": 36500,
+    });
+    let body = problem(
+        app.post_json("/v1/admin/contracts", &token, &last).await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["pointer"], "/days", "{body}");
+    assert_eq!(body["errors"][0]["code"], "range", "{body}");
+
+    let fits = json!({
+        "employer_id": employer, "provider_id": provider, "priority": 1,
+        "starts_at": "9999-12-30T00:00:00Z", "days": 1,
+    });
+    let resp = app.post_json("/v1/admin/contracts", &token, &fits).await;
+    assert_eq!(resp.status(), 201);
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!(c["ends_at"], "9999-12-31T00:00:00Z");
+    let path = format!("/v1/admin/contracts/{}", c["id"].as_str().unwrap());
+    // Moving the start keeps the length, which would now end in the year 10000.
+    let moved = json!({"starts_at": "9999-12-31T12:00:00Z"});
+    let body = problem(app.patch_json(&path, &token, &moved).await, 422).await;
+    assert_eq!(body["errors"][0]["pointer"], "/starts_at", "{body}");
+    let now: Value = app.get(&path, &token).await.json().await.unwrap();
+    assert_eq!(now["ends_at"], "9999-12-31T00:00:00Z", "unchanged");
+    // Listing still works and orders the contract (the 500 came from reading it back).
+    assert_eq!(app.get("/v1/admin/contracts", &token).await.status(), 200);
 }

@@ -574,3 +574,20 @@ fn a_parameter_name_means_one_thing() {
     assert_eq!(seen["from"].1, json!(["string", "date-time"]));
     assert!(seen.contains_key("from_size") && seen.contains_key("from_month"));
 }
+
+/// Every request that touches data logs first and fails closed, so an instance whose access
+/// log cannot be written would answer them all 503: it says it is not ready, and its probe
+/// leaves nothing in the log.
+#[actix_web::test]
+async fn readyz_is_not_ready_while_the_access_log_cannot_be_written() {
+    let app = spawn_app().await;
+    let rows = app.audit_rows().len();
+    assert_eq!(app.get_anonymous("/readyz").await.status(), 200);
+    assert_eq!(app.audit_rows().len(), rows, "the probe is rolled back");
+    app.break_audit_log();
+    let resp = app.get_anonymous("/readyz").await;
+    assert!(resp.headers().contains_key("retry-after"));
+    problem(resp, 503).await;
+    app.repair_audit_log();
+    assert_eq!(app.get_anonymous("/readyz").await.status(), 200);
+}

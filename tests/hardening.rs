@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{problem, request_id, spawn_app, spawn_app_with};
+use std::time::{Duration, Instant};
+
+use common::{problem, request_id, spawn_app, spawn_app_with, TestApp};
+use reqwest::Method;
 use serde_json::Value;
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -393,4 +396,233 @@ async fn deeply_nested_or_oversized_json_is_a_clear_4xx() {
         .post_raw("/v1/admin/employers", &token, "application/json", big)
         .await;
     assert_eq!(resp.status(), 413);
+}
+
+/// Client ids are not secret: guesses sent for one from another address spend that address's
+/// budget for the id, never the budget the real client's own address uses.
+#[actix_web::test]
+async fn guesses_from_another_address_never_lock_the_real_client_out() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_TOKEN".into(), "3".into());
+    })
+    .await;
+    let admin = app.bootstrap_admin();
+    for _ in 0..3 {
+        let resp = app
+            .token_request_from("127.0.0.2", &admin.id, "guess")
+            .await;
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = app
+        .token_request_from("127.0.0.2", &admin.id, "guess")
+        .await;
+    assert_eq!(resp.status(), 429, "the guesser is throttled");
+    let events = app.audit_for_request(&request_id(&resp));
+    assert_eq!(events[0].source_addr.as_deref(), Some("127.0.0.2"));
+    for _ in 0..3 {
+        let resp = app.token_request(&admin.id, &admin.secret).await;
+        assert_eq!(resp.status(), 200, "the real client still gets tokens");
+    }
+}
+
+/// Guesses spread over many addresses meet the client's ceiling for addresses that never
+/// obtained a token for it; an address the client has used is never held to that ceiling.
+#[actix_web::test]
+async fn guesses_from_many_addresses_meet_a_ceiling_that_spares_the_clients_own_address() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_TOKEN_CLIENT".into(), "4".into());
+    })
+    .await;
+    let admin = app.bootstrap_admin();
+    // The client's first token from its address counts (the address was not yet known).
+    assert_eq!(app.token_response(&admin).await.status(), 200);
+    for source in ["127.0.0.2", "127.0.0.2", "127.0.0.3"] {
+        let resp = app.token_request_from(source, &admin.id, "guess").await;
+        assert_eq!(resp.status(), 401, "{source}");
+    }
+    let resp = app
+        .token_request_from("127.0.0.4", &admin.id, "guess")
+        .await;
+    assert_eq!(resp.status(), 429, "the ceiling is spent");
+    assert_eq!(
+        header(&resp, "ratelimit-policy"),
+        Some("\"token_client\";q=4;w=60")
+    );
+    assert_eq!(
+        app.token_response(&admin).await.status(),
+        200,
+        "the client's own address is spared"
+    );
+    // While the ceiling is spent, a new address of the client waits like any other.
+    let resp = app
+        .token_request_from("127.0.0.5", &admin.id, &admin.secret)
+        .await;
+    assert_eq!(resp.status(), 429);
+}
+
+/// The server's address as HOST:PORT.
+fn host(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_owned()
+}
+
+/// A body sent a byte at a time (here one byte, then nothing) is cut off at the body deadline:
+/// 408, and the connection closed, instead of a connection held open for as long as the
+/// sender likes.
+#[actix_web::test]
+async fn a_trickled_body_is_cut_off_at_the_body_deadline() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_BODY_TIMEOUT_SECS".into(), "1".into());
+    })
+    .await;
+    let server = host(&app);
+    let (elapsed, answer) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(server).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(
+                b"POST /oauth/token HTTP/1.1\r\nHost: test\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\n\
+                  Content-Length: 1000\r\n\r\ng",
+            )
+            .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        // Read to the end: a timeout here (an error) means the connection stayed open.
+        stream
+            .read_to_end(&mut answer)
+            .expect("the server closes the connection within 10 s");
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "closed {elapsed:?} after the head"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("urn:eap-referrals:problem:body-timeout"),
+        "{answer}"
+    );
+}
+
+/// A request head of 100 KB is refused with 431 before any handler runs; an ordinary large
+/// head (a few KB of headers) is not.
+#[actix_web::test]
+async fn a_request_head_of_100_kb_is_refused_with_431() {
+    let app = spawn_app().await;
+    let filler = "x".repeat(100 * 1024);
+    let resp = app
+        .get_with_headers("/healthz", None, &[("x-filler", &filler)])
+        .await;
+    let body = problem(resp, 431).await;
+    assert_eq!(body["type"], "urn:eap-referrals:problem:head-too-large");
+    let modest = "x".repeat(8 * 1024);
+    let resp = app
+        .get_with_headers("/healthz", None, &[("x-filler", &modest)])
+        .await;
+    assert_eq!(resp.status(), 200);
+}
+
+/// The API answers data that nothing may run; the docs page runs only its own files.
+#[actix_web::test]
+async fn responses_carry_a_content_security_policy_and_the_docs_page_a_strict_one() {
+    let app = spawn_app().await;
+    let api = app.get_anonymous("/healthz").await;
+    assert_eq!(
+        header(&api, "content-security-policy"),
+        Some("default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+    );
+    let docs = app.get_anonymous("/docs/").await;
+    assert_eq!(docs.status(), 200);
+    let csp = header(&docs, "content-security-policy").unwrap().to_owned();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe-eval"), "{csp}");
+    let html = docs.text().await.unwrap();
+    assert!(
+        !html.contains("<script>"),
+        "no inline script, which script-src 'self' would block"
+    );
+}
+
+/// A token request with forwarding headers, and the source address its access event records.
+async fn logged_source(app: &TestApp, headers: &[(&str, &str)]) -> (u16, Option<String>) {
+    let resp = app
+        .request(Method::POST, "/oauth/token", None, headers)
+        .basic_auth(uuid::Uuid::new_v4().to_string(), Some("guess"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let events = app.audit_for_request(&request_id(&resp));
+    assert_eq!(events.len(), 1);
+    (status, events[0].source_addr.clone())
+}
+
+/// Without trusted proxies a forwarding header is the caller's to forge: ignored for the log
+/// and for the per-address budget.
+#[actix_web::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_RATE_LIMIT_TOKEN_ADDRESS".into(), "1".into());
+    })
+    .await;
+    let (status, source) = logged_source(&app, &[("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!((status, source.as_deref()), (401, Some("127.0.0.1")));
+    let (status, source) = logged_source(&app, &[("forwarded", "for=203.0.113.8")]).await;
+    assert_eq!(
+        (status, source.as_deref()),
+        (429, Some("127.0.0.1")),
+        "another claimed address shares the peer's budget"
+    );
+}
+
+/// Behind a trusted proxy the client is the rightmost address in the chain that is not itself
+/// a trusted proxy; each such client has its own per-address budget.
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_hop() {
+    let app = spawn_app_with(|v| {
+        v.insert(
+            "EAP_TRUSTED_PROXIES".into(),
+            "127.0.0.0/8, 10.0.0.0/8".into(),
+        );
+        v.insert("EAP_RATE_LIMIT_TOKEN_ADDRESS".into(), "1".into());
+    })
+    .await;
+    let chain = [("x-forwarded-for", "198.51.100.1, 203.0.113.7, 10.1.2.3")];
+    let (status, source) = logged_source(&app, &chain).await;
+    assert_eq!(
+        (status, source.as_deref()),
+        (401, Some("203.0.113.7")),
+        "the left entry is the client's own claim, not trusted"
+    );
+    let (status, _) = logged_source(&app, &chain).await;
+    assert_eq!(status, 429, "that client's budget is spent");
+    let forwarded = [("forwarded", "for=\"[2001:db8::7]:4711\";proto=https")];
+    let (status, source) = logged_source(&app, &forwarded).await;
+    assert_eq!(
+        (status, source.as_deref()),
+        (401, Some("2001:db8::7")),
+        "another client behind the same proxy has its own budget"
+    );
+    let (status, source) = logged_source(&app, &[]).await;
+    assert_eq!(
+        (status, source.as_deref()),
+        (401, Some("127.0.0.1")),
+        "with no header the proxy itself is the source"
+    );
 }

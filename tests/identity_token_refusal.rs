@@ -249,29 +249,38 @@ async fn a_tampered_payload_is_refused() {
     assert_refused(&app, "not.a.jwt", "garbage").await;
 }
 
+/// A second admin client, and a token of its own.
+async fn second_admin(app: &TestApp, admin_token: &str) -> (Client, String) {
+    let other = app
+        .create_client(
+            admin_token,
+            json!({"name": "second admin", "role": "admin"}),
+        )
+        .await;
+    let token = app.token(&other).await;
+    (other, token)
+}
+
+async fn revoke(app: &TestApp, admin_token: &str, id: &str) -> reqwest::Response {
+    app.post_json(
+        &format!("/v1/admin/clients/{id}/revoke"),
+        admin_token,
+        &json!(null),
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn a_revoked_client_is_refused_at_once() {
     let app = spawn_app().await;
     let admin_token = app.admin_token().await;
-    let other = app
-        .create_client(
-            &admin_token,
-            json!({"name": "second admin", "role": "admin"}),
-        )
-        .await;
-    let other_token = app.token(&other).await;
+    let (other, other_token) = second_admin(&app, &admin_token).await;
     assert_eq!(
         app.get("/v1/admin/clients", &other_token).await.status(),
         200
     );
 
-    let resp = app
-        .post_json(
-            &format!("/v1/admin/clients/{}/revoke", other.id),
-            &admin_token,
-            &json!(null),
-        )
-        .await;
+    let resp = revoke(&app, &admin_token, &other.id).await;
     assert_eq!(resp.status(), 200);
     let rid = request_id(&resp);
     let view: Value = resp.json().await.unwrap();
@@ -329,4 +338,86 @@ async fn rotating_a_secret_stops_the_old_secret_and_old_tokens() {
     // An auditor token reaches an admin route only to be refused for its role: 403, not 401.
     assert_eq!(app.get("/v1/admin/clients", &new_token).await.status(), 403);
     assert_refused(&app, &old_token, "token from before the rotation").await;
+}
+
+/// The claims of a token the service issued, as JSON.
+fn payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Defence in depth: a token carrying another tenant than its client's stored binding (one
+/// minted with a leaked signing key, say) is refused, though its signature is good.
+#[actix_web::test]
+async fn a_token_whose_tenant_is_not_its_clients_binding_is_refused() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(1).await;
+    let other_provider = app.create_provider(&portal.admin_token, "Elsewhere").await;
+    let token = common::provider::provider_token(&app, &portal, &portal.provider).await;
+    let claims = payload(&token);
+
+    let same = sign(&app, Some("at+jwt"), Some(kid(&app)), &claims);
+    let resp = app.get("/v1/provider/referrals", &same).await;
+    assert_eq!(resp.status(), 200, "re-signed unchanged, it is accepted");
+
+    let mut moved = claims.clone();
+    moved["provider_id"] = json!(other_provider);
+    moved["jti"] = json!(uuid::Uuid::new_v4().to_string());
+    let forged = sign(&app, Some("at+jwt"), Some(kid(&app)), &moved);
+    let resp = app.get("/v1/provider/referrals", &forged).await;
+    let rid = request_id(&resp);
+    problem(resp, 401).await;
+    let events = app.audit_for_request(&rid);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].outcome.as_str(), events[0].tenant_id.as_deref()),
+        ("denied", None),
+        "refused, and logged under no tenant"
+    );
+}
+
+/// RFC 7515 §4.1.6: a `crit` header names extensions the recipient must understand; this
+/// service understands none, so such a token is refused whatever else it holds.
+#[actix_web::test]
+async fn a_token_with_a_crit_header_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.bootstrap_admin();
+    let c = claims(&app, &admin.id);
+    let plain = sign(&app, Some("at+jwt"), Some(kid(&app)), &c);
+    assert_eq!(app.get("/v1/admin/employers", &plain).await.status(), 200);
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid(&app));
+    header.crit = Some(vec!["exp".into()]);
+    let critical = jsonwebtoken::encode(&header, &c, &dev_signing_key(&app)).unwrap();
+    assert_refused(&app, &critical, "crit header").await;
+}
+
+/// Revoking a client on one instance reaches the others when it commits (PostgreSQL
+/// LISTEN/NOTIFY), not when their cached status expires seconds later.
+#[actix_web::test]
+async fn a_client_revoked_on_one_instance_is_refused_on_another_within_500_ms() {
+    let a = spawn_app().await;
+    if a.backend != eap_referrals::db::Backend::Postgres {
+        return; // instances share a database only on PostgreSQL
+    }
+    let b = a.spawn_another_instance().await;
+    let admin_token = a.admin_token().await;
+    let (other, other_token) = second_admin(&a, &admin_token).await;
+    // B has read the client's status and holds it.
+    assert_eq!(b.get("/v1/admin/clients", &other_token).await.status(), 200);
+    assert_eq!(revoke(&a, &admin_token, &other.id).await.status(), 200);
+    let revoked = std::time::Instant::now();
+    loop {
+        let status = b.get("/v1/admin/clients", &other_token).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_millis(500),
+            "instance B still admits the revoked client after 500 ms"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

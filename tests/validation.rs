@@ -340,3 +340,38 @@ async fn unknown_names_carrying_personal_data_are_neither_echoed_nor_logged() {
         assert!(!log.contains(leak), "the log holds {leak}");
     }
 }
+
+/// Names are shown to people: bidirectional overrides, isolates and marks, and zero-width
+/// characters (which make one name display as another, or two names look the same) are
+/// refused with the pointer and the expected form, as control characters are.
+#[actix_web::test]
+async fn names_with_bidi_overrides_or_zero_width_characters_are_refused_with_the_expected_form() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    for name in [
+        "Acme\u{202e}moc.evil",
+        "Ac\u{200b}me",
+        "\u{2066}Acme\u{2069}",
+        "Acme\u{200d}",
+        "Acme\u{feff}",
+    ] {
+        let resp = app
+            .post_json("/v1/admin/employers", &token, &json!({ "name": name }))
+            .await;
+        let p = problem(resp, 422).await;
+        assert_eq!(entries(&p), pairs(&[("/name", "pattern")]), "{name:?}");
+        let expected = p["errors"][0]["expected"].as_str().unwrap();
+        assert!(
+            expected.contains("no bidirectional") && expected.contains("zero-width"),
+            "{expected}"
+        );
+    }
+    let resp = app
+        .post_json(
+            "/v1/admin/employers",
+            &token,
+            &json!({ "name": "Zoë & Co — 名前" }),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+}

@@ -1,7 +1,8 @@
 //! Caches on the request path: a token's signature is checked once, not on every request, and
-//! a client's status (role, revoked, secret version) is read from the database at most every
-//! few seconds. Rotating or revoking a client forgets it here at once; other instances follow
-//! within `CLIENT_TTL` (docs/DESIGN.md §1).
+//! a client's status (role, revoked, secret version, tenant) is read from the database at most
+//! every few seconds. Rotating or revoking a client forgets it here at once; on PostgreSQL
+//! every other instance is told when the change commits (`db::notify::CLIENT_CHANNEL`) and
+//! forgets it within milliseconds; `CLIENT_TTL` bounds the wait should a notice be lost.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,11 +14,14 @@ pub const CLIENT_TTL: Duration = Duration::from_secs(5);
 /// Past this many entries a cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 50_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientStatus {
     pub role: Role,
     pub revoked: bool,
     pub secret_version: i64,
+    /// The tenant the client is bound to, as stored.
+    pub employer_id: Option<String>,
+    pub provider_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -53,7 +57,7 @@ impl AuthCache {
         let map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id)
             .filter(|(_, at)| at.elapsed() < CLIENT_TTL)
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s.clone())
     }
 
     pub fn remember_client(&self, id: &str, status: Option<ClientStatus>) {
@@ -64,7 +68,15 @@ impl AuthCache {
         map.insert(id.to_owned(), (status, Instant::now()));
     }
 
-    /// Called when a client is rotated or revoked on this instance.
+    /// Forgets every client's status (notices of changes may have been missed).
+    pub fn forget_clients(&self) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Called when a client is rotated or revoked, here or (on PostgreSQL) on any instance.
     pub fn forget_client(&self, id: &str) {
         self.clients
             .lock()
@@ -74,9 +86,16 @@ impl AuthCache {
 }
 
 impl ClientStatus {
-    /// Whether a token with these claims may act for this client now.
+    /// Whether a token with these claims may act for this client now. The tenant in the claims
+    /// must be the client's stored binding too: a token is only ever issued with it, so a
+    /// mismatch means a token minted elsewhere (a leaked signing key), which must not reach
+    /// another tenant's data.
     pub fn admits(&self, claims: &Claims) -> bool {
-        !self.revoked && self.role == claims.role && self.secret_version == claims.sv
+        !self.revoked
+            && self.role == claims.role
+            && self.secret_version == claims.sv
+            && self.employer_id == claims.employer_id
+            && self.provider_id == claims.provider_id
     }
 }
 
@@ -117,15 +136,25 @@ mod tests {
             role: Role::Provider,
             revoked: false,
             secret_version: 1,
+            employer_id: None,
+            provider_id: Some("p".into()),
         };
-        cache.remember_client("c", Some(status));
+        cache.remember_client("c", Some(status.clone()));
         assert!(cache.client("c").unwrap().unwrap().admits(&claims(1, 1)));
         assert!(!status.admits(&claims(1, 2)), "rotated");
         assert!(!ClientStatus {
             revoked: true,
-            ..status
+            ..status.clone()
         }
         .admits(&claims(1, 1)));
+        let elsewhere = Claims {
+            provider_id: Some("q".into()),
+            ..claims(1, 1)
+        };
+        assert!(
+            !status.admits(&elsewhere),
+            "another tenant than the stored one"
+        );
         cache.forget_client("c");
         assert!(cache.client("c").is_none());
     }

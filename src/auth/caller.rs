@@ -270,8 +270,11 @@ fn verify(req: &HttpRequest, required: Role) -> CallerFuture<Caller> {
                 role: c.role,
                 revoked: c.revoked_at.is_some(),
                 secret_version: c.secret_version(),
+                employer_id: c.employer_id.map(|e| e.into_string()),
+                provider_id: c.provider_id.map(|p| p.into_string()),
             });
-            st.auth_cache.remember_client(&claims.client_id, status);
+            st.auth_cache
+                .remember_client(&claims.client_id, status.clone());
             if !status.is_some_and(|s| s.admits(&claims)) {
                 return refuse(conn, Refusal::Invalid);
             }

@@ -77,6 +77,7 @@ pub async fn rotate_secret(
                     allowed: None,
                 });
             }
+            crate::db::notify::client_changed(conn, id.as_str())?;
             let row = ClientRow {
                 secret_rotated_at: now,
                 ..row
@@ -106,6 +107,7 @@ pub async fn revoke(
             let now = crate::db::now();
             store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
             store::revoke(conn, &id, now)?;
+            crate::db::notify::client_changed(conn, id.as_str())?;
             let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
             Ok((row, vec![id.into_string()]))
         })

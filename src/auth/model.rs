@@ -178,6 +178,12 @@ impl TokenService {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenRejection::WrongAlgorithm);
         }
+        // RFC 7515 §4.1.6: a token whose `crit` names extensions the recipient does not
+        // understand must be rejected. This service understands none (an empty list is itself
+        // forbidden there), so any `crit` is refused.
+        if header.crit.is_some() {
+            return Err(TokenRejection::Malformed);
+        }
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
         });

@@ -114,7 +114,8 @@ async fn run(
         &body,
     );
     let claimed = parsed.as_ref().ok().map(|t| t.client_id.clone());
-    let (shown, retry_after) = throttle(deps.limits, &ctx, claimed.as_deref());
+    let address = address_key(ctx.source.as_deref());
+    let (shown, retry_after) = throttle(deps.limits, &address, claimed.as_deref());
     *budget = shown;
     if let Some(retry_after) = retry_after {
         // A throttled token request is a failed one, and failed token requests are logged.
@@ -140,6 +141,9 @@ async fn run(
     let subject = tokio::task::spawn_blocking(move || authenticate(&db, &ctx, op, parsed))
         .await
         .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
+    if let Ok(subject) = &subject {
+        deps.limits.proven.insert(&subject.client_id, &address);
+    }
     Ok(subject.map(|subject| Issued {
         access_token: deps
             .tokens
@@ -237,37 +241,43 @@ fn verify(db: &Db, tr: TokenRequest) -> Result<Result<Subject, TokenFailure>, Ap
     }))
 }
 
-/// Spends the source address's token budget, then the claimed client's, before any hashing:
-/// guessing a secret costs a request from a small budget, and a flood of guesses cannot occupy
-/// the hashing slots. Returns the budget the headers describe, and the wait when refused.
+/// Spends the token budgets (see `ratelimit`) before any hashing: the source address's, then
+/// the claimed client id's from that address, then, for an address that never obtained a token
+/// for that client, the client's ceiling for such addresses. Guessing a secret costs a request
+/// from small budgets, a flood of guesses cannot occupy the hashing slots, and guesses from
+/// elsewhere cannot spend the budget the real client uses. A refusal stops the spending there.
+/// Returns the budget the headers describe (the refusing one, else the one with the least
+/// left), and the wait when refused.
 fn throttle(
     limits: &Limits,
-    ctx: &RequestCtx,
+    address: &str,
     claimed: Option<&str>,
 ) -> (Option<Verdict>, Option<u64>) {
-    let by_address = limits
-        .token_address
-        .check(&address_key(ctx.source.as_deref()));
-    let by_client = match (by_address, claimed) {
-        (Some(v), _) if !v.allowed() => None,
-        // Only an issued id can name a client; keying the budget by any other text would let
-        // unauthenticated callers fill the limiter with large keys. Such text authenticates
-        // nobody and spends the address's budget alone.
-        (_, Some(id)) if is_issued_id(id) => limits.token_client.check(id),
-        (_, _) => None,
-    };
-    // The headers describe the tighter of the two budgets that applied.
-    let shown = by_client
-        .filter(|v| !v.allowed() || by_address.is_none_or(|a| a.allowed()))
-        .or(by_address);
-    let retry_after =
-        [by_address, by_client]
-            .into_iter()
-            .flatten()
-            .find_map(|v| match v.decision {
-                Decision::Limited { retry_after } => Some(retry_after),
-                Decision::Allowed { .. } => None,
-            });
+    let refused = |v: &Option<Verdict>| v.is_some_and(|v| !v.allowed());
+    let mut applied = vec![limits.token_address.check(address)];
+    // Only an issued id can name a client; keying a budget by any other text would let
+    // unauthenticated callers fill the limiter with large keys. Such text authenticates
+    // nobody and spends the address's budget alone.
+    if let Some(id) = claimed.filter(|id| is_issued_id(id)) {
+        if !refused(&applied[0]) {
+            let by_pair = limits.token_client.check(&format!("{id} {address}"));
+            if !refused(&by_pair) && !limits.proven.contains(id, address) {
+                applied.push(limits.token_client_unproven.check(id));
+            }
+            applied.push(by_pair);
+        }
+    }
+    let verdicts = applied.into_iter().flatten();
+    let shown = verdicts.clone().min_by_key(|v| match v.decision {
+        Decision::Limited { .. } => 0,
+        Decision::Allowed { remaining, .. } => u64::from(remaining) + 1,
+    });
+    let retry_after = verdicts
+        .filter_map(|v| match v.decision {
+            Decision::Limited { retry_after } => Some(retry_after),
+            Decision::Allowed { .. } => None,
+        })
+        .max();
     (shown, retry_after)
 }
 

@@ -136,6 +136,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "a request head not received within this many seconds gets 408 (1–60)",
     ),
     (
+        "EAP_BODY_TIMEOUT_SECS",
+        "10",
+        "a request body not received in full within this many seconds after its head gets 408 and the connection is closed (1–300)",
+    ),
+    (
+        "EAP_TRUSTED_PROXIES",
+        "(none)",
+        "comma-separated CIDRs of reverse proxies; only a request from one of them has its client address read from `Forwarded` / `X-Forwarded-For` (the rightmost address not itself trusted)",
+    ),
+    (
         "EAP_METRICS_TOKEN",
         "unset (metrics off)",
         "bearer token for `GET /metrics` (at least 32 characters); unset, the endpoint answers 404",
@@ -174,7 +184,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "EAP_RATE_LIMIT_TOKEN",
         "30",
-        "token requests per minute per client id (0 = no limit)",
+        "token requests per minute per client id from one source address (0 = no limit)",
+    ),
+    (
+        "EAP_RATE_LIMIT_TOKEN_CLIENT",
+        "300",
+        "token requests per minute per client id from all addresses that never obtained a token for it, together (0 = no limit)",
     ),
     (
         "EAP_RATE_LIMIT_TOKEN_ADDRESS",

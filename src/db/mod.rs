@@ -277,13 +277,50 @@ fn create_private_sqlite_file(path: &std::path::Path) -> Result<(), DbInitError>
     Ok(())
 }
 
+/// The advisory lock migrations run under on PostgreSQL (any fixed number unique to the
+/// service; the purge and the sealer use their own).
+const MIGRATION_LOCK: i64 = 0x6561_705f_6d69_6772; // "eap_migr"
+
+/// Applies pending migrations, one migrator at a time. Instances of a rolling deploy start
+/// together and each migrates: unserialised, two would both find a migration pending and the
+/// second would fail on the first's tables. On PostgreSQL the others wait on a session advisory
+/// lock and then find nothing pending; on SQLite the whole run is one `BEGIN IMMEDIATE`
+/// transaction, which holds the database's write lock (the others wait in `busy_timeout`).
 pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
-    let applied = match conn {
-        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            let lock = |c: &mut PgConnection, sql: &str| {
+                diesel::sql_query(sql)
+                    .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                    .execute(c)
+                    .map_err(|e| e.to_string())
+            };
+            lock(c, "SELECT pg_advisory_lock($1)")?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|done| done.iter().map(ToString::to_string).collect());
+            // Released even when a migration failed; the session ends with the pooled
+            // connection at the latest, which releases it too.
+            lock(c, "SELECT pg_advisory_unlock($1)")?;
+            applied.map_err(|e| e.to_string())
+        }
+        AnyConnection::Sqlite(c) => c
+            .immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|done| done.iter().map(ToString::to_string).collect())
+                    .map_err(|e| MigrationFailed(e.to_string()))
+            })
+            .map_err(|e| e.0),
     }
-    .map_err(|e| e.to_string())?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// A migration error carried out of a diesel transaction (which needs `From<diesel::Error>`).
+struct MigrationFailed(String);
+
+impl From<diesel::result::Error> for MigrationFailed {
+    fn from(e: diesel::result::Error) -> Self {
+        MigrationFailed(e.to_string())
+    }
 }
 
 /// True when every embedded migration has been applied.

@@ -21,6 +21,29 @@ pub struct Position {
 }
 
 pub const CHANNEL: &str = "eap_provider_events";
+/// Carries the id of a client whose secret was rotated or that was revoked, so every instance
+/// forgets its cached status at once rather than after `auth::cache::CLIENT_TTL`.
+pub const CLIENT_CHANNEL: &str = "eap_client_changes";
+
+/// What the listener does with a client change: forget that client (`Some`), or every client
+/// (`None`: the listener reconnected and may have missed notices).
+pub type OnClientChange = Box<dyn Fn(Option<&str>) + Send>;
+
+/// Tells every instance, when the surrounding transaction commits, that a client changed. On
+/// SQLite there is one instance per database file, which forgets the client itself.
+pub fn client_changed(
+    conn: &mut crate::db::AnyConnection,
+    client_id: &str,
+) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    if let crate::db::AnyConnection::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(CLIENT_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(client_id)
+            .execute(c)?;
+    }
+    Ok(())
+}
 
 #[derive(Default)]
 pub struct Notifier {
@@ -192,8 +215,13 @@ impl Listener {
     }
 }
 
-/// Listens for other instances' events on PostgreSQL until stopped or the notifier is dropped.
-pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) -> Listener {
+/// Listens for other instances' events and client changes on PostgreSQL until stopped or the
+/// notifier is dropped.
+pub fn spawn_pg_listener(
+    url: String,
+    notifier: Weak<Notifier>,
+    on_client: OnClientChange,
+) -> Listener {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (done_tx, done) = std::sync::mpsc::channel();
     let stopping = stop.clone();
@@ -204,7 +232,7 @@ pub fn spawn_pg_listener(url: String, notifier: Weak<Notifier>) -> Listener {
             let _signal_when_done = Finished(done_tx);
             while notifier.strong_count() > 0 && running() {
                 if let Some(conn) = listening_connection(&url) {
-                    if !relay(conn, &notifier, &running) {
+                    if !relay(conn, &notifier, &on_client, &running) {
                         return;
                     }
                 }
@@ -226,7 +254,7 @@ fn listening_connection(url: &str) -> Option<diesel::PgConnection> {
             return None;
         }
     };
-    if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
+    if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {CLIENT_CHANNEL}")) {
         tracing::warn!(error = %e, "feed listener cannot LISTEN; retrying");
         std::thread::sleep(Duration::from_secs(1));
         return None;
@@ -239,13 +267,16 @@ fn listening_connection(url: &str) -> Option<diesel::PgConnection> {
 fn relay(
     mut conn: diesel::PgConnection,
     notifier: &Weak<Notifier>,
+    on_client: &OnClientChange,
     running: &impl Fn() -> bool,
 ) -> bool {
     use diesel::connection::SimpleConnection;
-    // Anything sent while we were not listening is lost: let every poll look again.
+    // Anything sent while we were not listening is lost: let every poll look again, and read
+    // every client's status afresh.
     if let Some(n) = notifier.upgrade() {
         n.notify_all();
     }
+    on_client(None);
     let mut last_ping = std::time::Instant::now();
     loop {
         if !running() {
@@ -264,6 +295,7 @@ fn relay(
         }
         for event in conn.notifications_iter() {
             match event {
+                Ok(e) if e.channel == CLIENT_CHANNEL => on_client(Some(&e.payload)),
                 Ok(e) => n.notify(&e.payload),
                 Err(e) => {
                     tracing::warn!(error = %e, "feed listener lost its connection; reconnecting");

@@ -202,10 +202,35 @@ pub fn split_plain(text: &str) -> Vec<String> {
 /// The longest contract window, in days (100 years).
 pub const MAX_DAYS: u32 = 36500;
 
-/// Where a window of `days` days from `start` ends. Always after `start`, so every request that
-/// is valid by its schema gives a non-empty window.
-pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> chrono::NaiveDateTime {
-    start + chrono::TimeDelta::days(i64::from(days.clamp(1, MAX_DAYS)))
+/// The latest instant a window may end: the last one with a four-digit year. RFC 3339 cannot
+/// write a later one, and SQLite keeps times as text, where `10099-…` sorts before `9999-…`, so
+/// a later end would be compared wrongly there (and PostgreSQL would accept what SQLite cannot
+/// read back).
+pub const LATEST_END: chrono::NaiveDateTime = chrono::NaiveDateTime::new(
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date"),
+    chrono::NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("a valid time"),
+);
+
+/// Why a window was refused: it would end after [`LATEST_END`].
+pub const ENDS_TOO_LATE: &str = "the window would end after 9999-12-31T23:59:59.999999Z";
+
+/// Where a window of `days` days from `start` ends: always after `start`, so every request that
+/// is valid by its schema gives a non-empty window; `None` past [`LATEST_END`].
+pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> Option<chrono::NaiveDateTime> {
+    shifted_end(
+        start,
+        chrono::TimeDelta::days(i64::from(days.clamp(1, MAX_DAYS))),
+    )
+}
+
+/// `start + length`, or `None` past [`LATEST_END`].
+pub fn shifted_end(
+    start: chrono::NaiveDateTime,
+    length: chrono::TimeDelta,
+) -> Option<chrono::NaiveDateTime> {
+    start
+        .checked_add_signed(length)
+        .filter(|end| *end <= LATEST_END)
 }
 
 const REGION_FORM: &str = "expected an ISO 3166-1 alpha-2 country, optionally with an ISO \

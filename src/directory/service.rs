@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::model::window_end;
+use super::model::{shifted_end, window_end, ENDS_TOO_LATE};
 use super::store::{
     self, ContractChange, ContractRow, EmployerRow, NewContract, ProviderChange, ProviderRow,
 };
@@ -265,6 +265,11 @@ pub async fn get_contract(
         .await
 }
 
+/// A 422 for a window that would end after `model::LATEST_END`, at the member that put it there.
+pub fn too_late(pointer: &str) -> ApiError {
+    ApiError::invalid_member(pointer, crate::error::ErrorCode::Range, ENDS_TOO_LATE)
+}
+
 /// A change to a contract; absent fields stay as they are.
 pub struct ContractEdit {
     pub priority: Option<i32>,
@@ -287,10 +292,18 @@ pub async fn update_contract(
             // A new length, or the current one kept when only the start moves: the window stays
             // non-empty whatever is sent.
             let ends_at = match edit.days {
-                Some(days) => Some(days.map(|d| window_end(start, d))),
-                None => edit
-                    .starts_at
-                    .map(|_| current.ends_at.map(|e| start + (e - current.starts_at))),
+                Some(days) => Some(
+                    days.map(|d| window_end(start, d).ok_or_else(|| too_late("/days")))
+                        .transpose()?,
+                ),
+                None => match (edit.starts_at, current.ends_at) {
+                    (Some(_), Some(end)) => Some(Some(
+                        shifted_end(start, end - current.starts_at)
+                            .ok_or_else(|| too_late("/starts_at"))?,
+                    )),
+                    (Some(_), None) => Some(None),
+                    (None, _) => None,
+                },
             };
             let change = ContractChange {
                 priority: edit.priority,

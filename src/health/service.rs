@@ -1,9 +1,38 @@
-//! Readiness: the database answers and every migration is applied.
+//! Readiness: the database answers, every migration is applied, and the access log takes a
+//! write. Every request that touches data must log first (fail closed), so an instance whose
+//! log cannot be written would answer every such request 503: it is not ready, and a balancer
+//! should send traffic elsewhere.
 
+use crate::audit::{self, AuditEvent};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::extract::RequestCtx;
+
+/// Why the probe's transaction is rolled back: its row must never reach the log.
+const PROBE_ONLY: &str = "readiness probe rolled back";
 
 pub async fn ready(db: &Db) -> Result<(), ApiError> {
-    db.run(|conn| crate::db::check_ready(conn).map_err(ApiError::Unavailable))
-        .await
+    db.run(|conn| {
+        crate::db::check_ready(conn).map_err(ApiError::Unavailable)?;
+        probe_access_log(conn)
+    })
+    .await
+}
+
+/// Writes one access event in a transaction that is always rolled back.
+fn probe_access_log(conn: &mut crate::db::AnyConnection) -> Result<(), ApiError> {
+    let op = audit::operation("POST", "/oauth/token")
+        .ok_or_else(|| ApiError::Internal("token operation missing".into()))?;
+    let probe = AuditEvent::anonymous(&RequestCtx::command_line(), op, op.ok);
+    let outcome = crate::db::write_tx(conn, |c| {
+        audit::store::record(c, &[probe])?;
+        Err::<(), _>(ApiError::Internal(PROBE_ONLY.into()))
+    });
+    match outcome {
+        Err(ApiError::Internal(m)) if m == PROBE_ONLY => Ok(()),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "the access log cannot be written: {e}"
+        ))),
+        Ok(()) => Err(ApiError::Internal(PROBE_ONLY.into())),
+    }
 }

@@ -1,10 +1,18 @@
 //! Per-client request budgets (token buckets), kept in memory by each instance.
 //!
-//! Authenticated calls spend the budget of their client, sized by role; the token endpoint
-//! spends one per source address and one per claimed client id, checked before any password
-//! hashing, so guessing secrets is slow and cannot tie up the hashing slots. Budgets are per
-//! instance: behind a balancer of N instances a client gets up to N times its quota, which is
-//! the usual trade for not putting a shared store on every request's path.
+//! Authenticated calls spend the budget of their client, sized by role. The token endpoint
+//! spends, before any password hashing (so guessing secrets is slow and cannot tie up the
+//! hashing slots):
+//! - the source address's budget (`token_address`), whatever client it claims;
+//! - the budget of the claimed client id *from that address* (`token`): client ids are not
+//!   secret, so a budget of the id alone would let anyone lock the real client out by
+//!   spending it from elsewhere;
+//! - when the address has never obtained a token for that client, the client's ceiling for
+//!   such addresses together (`token_client`): guessing spread over many addresses stays
+//!   bounded per client, and the addresses the client really uses never meet it.
+//!
+//! Budgets are per instance: behind a balancer of N instances a client gets up to N times its
+//! quota, which is the usual trade for not putting a shared store on every request's path.
 //!
 //! Responses carry `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers);
 //! a refusal is 429 with `Retry-After`.
@@ -118,7 +126,10 @@ pub struct Limits {
     provider: Limiter,
     auditor: Limiter,
     pub token_client: Limiter,
+    pub token_client_unproven: Limiter,
     pub token_address: Limiter,
+    /// (client id, address key) pairs that obtained a token on this instance.
+    pub proven: Proven,
 }
 
 impl Limits {
@@ -129,6 +140,11 @@ impl Limits {
             provider: Limiter::new(Policy::per_minute("provider", c.provider)),
             auditor: Limiter::new(Policy::per_minute("auditor", c.auditor)),
             token_client: Limiter::new(Policy::per_minute("token", c.token_client)),
+            token_client_unproven: Limiter::new(Policy::per_minute(
+                "token_client",
+                c.token_client_unproven,
+            )),
+            proven: Proven::default(),
             token_address: Limiter::new(Policy::per_minute("token_address", c.token_address)),
         }
     }
@@ -140,6 +156,48 @@ impl Limits {
             Role::Provider => &self.provider,
             Role::Auditor => &self.auditor,
         }
+    }
+}
+
+/// The addresses each client has obtained a token from. Only a correct secret adds an entry,
+/// so a guesser cannot grow it; past `MAX_KEYS` entries a shard starts over (its clients then
+/// count against their ceiling again until their next token).
+pub struct Proven {
+    shards: Vec<Mutex<std::collections::HashSet<String>>>,
+    shard_of: RandomState,
+}
+
+impl Default for Proven {
+    fn default() -> Self {
+        Proven {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_of: RandomState::new(),
+        }
+    }
+}
+
+impl Proven {
+    fn key(client: &str, address: &str) -> String {
+        format!("{client} {address}")
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<std::collections::HashSet<String>> {
+        &self.shards[(self.shard_of.hash_one(key) as usize) % SHARDS]
+    }
+
+    pub fn contains(&self, client: &str, address: &str) -> bool {
+        let key = Self::key(client, address);
+        let set = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        set.contains(&key)
+    }
+
+    pub fn insert(&self, client: &str, address: &str) {
+        let key = Self::key(client, address);
+        let mut set = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= MAX_KEYS / SHARDS {
+            set.clear();
+        }
+        set.insert(key);
     }
 }
 

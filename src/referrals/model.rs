@@ -26,9 +26,9 @@ pub struct Contact {
         min_length = 1,
         max_length = 100,
         example = "Sam",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
-                   [^\\s\\u0000-\\u001F\\u007F-\\u009F]\
-                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+                   [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub preferred_name: String,
     /// E.164, e.g. `+447700900123`.
@@ -46,9 +46,9 @@ pub struct Contact {
     #[schema(
         max_length = 100,
         example = "weekday evenings",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\
-                   [^\\s\\u0000-\\u001F\\u007F-\\u009F]\
-                   [^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+                   [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
+                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub best_time_to_contact: Option<String>,
     /// Whether a voicemail may be left.

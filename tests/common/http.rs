@@ -116,6 +116,19 @@ impl TestApp {
         send(req.form(&[("grant_type", "client_credentials")])).await
     }
 
+    /// [`TestApp::token_request`] sent from another loopback address (any of 127.0.0.0/8), as
+    /// a caller elsewhere would: the service sees it as the socket peer.
+    pub async fn token_request_from(&self, source: &str, id: &str, secret: &str) -> Response {
+        let from = reqwest::Client::builder()
+            .local_address(Some(source.parse().unwrap()))
+            .build()
+            .unwrap();
+        let req = from
+            .post(self.url("/oauth/token"))
+            .basic_auth(id, Some(secret));
+        send(req.form(&[("grant_type", "client_credentials")])).await
+    }
+
     pub async fn token_response(&self, client: &Client) -> Response {
         self.token_request(&client.id, &client.secret).await
     }

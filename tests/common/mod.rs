@@ -96,6 +96,7 @@ pub fn test_vars(
         "EAP_RATE_LIMIT_PROVIDER",
         "EAP_RATE_LIMIT_AUDITOR",
         "EAP_RATE_LIMIT_TOKEN",
+        "EAP_RATE_LIMIT_TOKEN_CLIENT",
         "EAP_RATE_LIMIT_TOKEN_ADDRESS",
     ] {
         vars.insert(var.into(), "0".into());

@@ -90,6 +90,8 @@ fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
          body = OAuthError),
         (status = 401, description = "`invalid_client`: unknown client, wrong secret, or revoked",
          body = OAuthError),
+        (status = 408, description = "Body not received in time",
+         body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large",
          body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or access log unavailable",

@@ -9,7 +9,7 @@ use validator::Validate;
 use super::created;
 use crate::auth::Admin;
 use crate::directory::model::window_end;
-use crate::directory::service::{self, ContractEdit};
+use crate::directory::service::{self, too_late, ContractEdit};
 use crate::directory::store::{ContractRow, NewContract};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
@@ -131,7 +131,10 @@ pub async fn create_contract(
         .unwrap_or_else(crate::db::now);
     let new = NewContract {
         starts_at,
-        ends_at: body.days.map(|d| window_end(starts_at, d)),
+        ends_at: body
+            .days
+            .map(|d| window_end(starts_at, d).ok_or_else(|| too_late("/days")))
+            .transpose()?,
         // Both were checked against the issued id form (422 otherwise).
         employer_id: EmployerId::from_trusted(body.employer_id),
         provider_id: ProviderId::from_trusted(body.provider_id),
