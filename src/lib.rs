@@ -16,6 +16,7 @@ pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod outside;
 pub mod pagination;
 pub mod privacy;
 pub mod ratelimit;

@@ -253,13 +253,13 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     assert_eq!(listed, want, "the dry run lists exactly the due referrals");
     assert_intact(&app, &stale);
 
-    let run = privacy::purge(&mut conn, &policy, || now).unwrap();
+    let run = privacy::purge(&mut conn, &policy, || now, &Default::default()).unwrap();
     assert!(!run.busy);
     let mut purged: Vec<String> = run.purged.into_iter().map(|d| d.referral_id).collect();
     purged.sort();
     assert_eq!(purged, want);
     assert!(
-        privacy::purge(&mut conn, &policy, || now)
+        privacy::purge(&mut conn, &policy, || now, &Default::default())
             .unwrap()
             .purged
             .is_empty(),
@@ -507,7 +507,7 @@ async fn racing_purges_destroy_each_referral_once() {
         .map(|_| {
             let mut conn = app.conn();
             std::thread::spawn(move || {
-                privacy::purge(&mut conn, &policy, || now)
+                privacy::purge(&mut conn, &policy, || now, &Default::default())
                     .unwrap()
                     .purged
                     .len()
@@ -596,7 +596,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
         }
         eap_referrals::db::AnyConnection::Sqlite(_) => None,
     };
-    let run = privacy::purge(&mut app.conn(), &policy, clock).unwrap();
+    let run = privacy::purge(&mut app.conn(), &policy, clock, &Default::default()).unwrap();
     if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *holder {
         use diesel::connection::SimpleConnection;
         c.batch_execute("ROLLBACK").unwrap();

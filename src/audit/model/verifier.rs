@@ -62,6 +62,11 @@ pub enum FindingKind {
     BadSignature,
     /// The export is incomplete or not in the expected format.
     Malformed,
+    /// The log is shorter than a checkpoint kept outside the database: its tail was removed.
+    Truncated,
+    /// The log no longer reproduces a checkpoint kept outside the database: its history was
+    /// replaced (for instance truncated, then extended with other events).
+    Rewritten,
 }
 
 /// One problem, naming the event where there is one.
@@ -673,4 +678,68 @@ mod tests {
             .any(|f| f.kind == FindingKind::BadSignature));
         assert!(!r.ok());
     }
+}
+
+/// Compares the log with the checkpoints kept outside the database (`EAP_OUTSIDE_LOG`): a
+/// database superuser can truncate the log's tail, and even re-seal other events after it,
+/// leaving a log that agrees with every checkpoint the database still holds. What was kept
+/// outside cannot be taken back. `size` is the log's sealed size, `root_at(n)` the root of its
+/// first `n` events, and `latest` the newest checkpoint the database holds.
+///
+/// Only the kept checkpoint of the largest size is checked against the tree: a matching root
+/// authenticates every event before it, and so every smaller kept root. A kept checkpoint the
+/// key did not sign is reported and ignored.
+pub fn compare_outside<E>(
+    kept: &[Checkpoint],
+    keys: &PublicKeys,
+    size: u64,
+    latest: Option<&Checkpoint>,
+    root_at: &mut impl FnMut(u64) -> Result<Hash, E>,
+) -> Result<Vec<Finding>, E> {
+    let mut findings = Vec::new();
+    let mut largest: Option<&Checkpoint> = None;
+    for c in kept {
+        if !c.verify(keys) {
+            findings.push(Finding::new(
+                FindingKind::BadSignature,
+                None,
+                None,
+                format!("checkpoint {} kept outside does not verify", c.n),
+            ));
+        } else if largest.is_none_or(|l| c.tree_size > l.tree_size) {
+            largest = Some(c);
+        }
+    }
+    let Some(kept) = largest else {
+        return Ok(findings);
+    };
+    if kept.tree_size > size {
+        findings.push(Finding::new(
+            FindingKind::Truncated,
+            Some(size),
+            None,
+            format!(
+                "checkpoint {} kept outside the database covers {} events, but the log holds \
+                 {size}{}: events from position {size} on were removed",
+                kept.n,
+                kept.tree_size,
+                latest.map_or(String::new(), |l| format!(
+                    " (its latest checkpoint is {}, of size {})",
+                    l.n, l.tree_size
+                )),
+            ),
+        ));
+    } else if Some(root_at(kept.tree_size)?) != kept.root() {
+        findings.push(Finding::new(
+            FindingKind::Rewritten,
+            None,
+            None,
+            format!(
+                "the first {} events of the log no longer hash to the root of checkpoint {} \
+                 kept outside the database: its history was replaced",
+                kept.tree_size, kept.n
+            ),
+        ));
+    }
+    Ok(findings)
 }
