@@ -183,20 +183,15 @@ const STOPPING: &str =
 /// instance leads or it failed (logged; the next pass retries).
 async fn seal_access_log(state: &web::Data<AppState>) -> Option<u64> {
     let keys = state.keys.clone();
+    let outside = state.outside.clone();
     match state
         .db
-        .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+        .run(move |c| {
+            crate::audit::seal::run_and_keep(c, &keys.checkpoint, crate::db::now(), &outside)
+        })
         .await
     {
-        Ok(cp) => cp.map(|cp| {
-            // After the commit: a checkpoint outside that the database lacks would look like a
-            // truncated log. One that fails to go out is covered by the next (each signs the
-            // whole log).
-            if let Err(e) = crate::audit::outside::keep(&state.outside, &cp) {
-                tracing::warn!(error = %e, "checkpoint not written outside; the next one will be");
-            }
-            cp.tree_size
-        }),
+        Ok(cp) => cp.map(|cp| cp.tree_size),
         Err(e) => {
             tracing::warn!(error = %e, "access-log sealing failed; will retry");
             None

@@ -683,12 +683,13 @@ mod tests {
 /// Compares the log with the checkpoints kept outside the database (`EAP_OUTSIDE_LOG`): a
 /// database superuser can truncate the log's tail, and even re-seal other events after it,
 /// leaving a log that agrees with every checkpoint the database still holds. What was kept
-/// outside cannot be taken back. `size` is the log's sealed size, `root_at(n)` the root of its
-/// first `n` events, and `latest` the newest checkpoint the database holds.
+/// outside cannot be taken back. `size` is the log's sealed size, `latest` the newest
+/// checkpoint the database holds, and `root_at(n)` the root of the log's first `n` events,
+/// asked for in increasing `n`.
 ///
-/// Only the kept checkpoint of the largest size is checked against the tree: a matching root
-/// authenticates every event before it, and so every smaller kept root. A kept checkpoint the
-/// key did not sign is reported and ignored.
+/// Every kept size is checked, not only the largest: after a rewrite the service goes on
+/// signing checkpoints of the forged log, and those are kept outside too; only the ones kept
+/// before it disagree. A kept checkpoint the key did not sign is reported and ignored.
 pub fn compare_outside<E>(
     kept: &[Checkpoint],
     keys: &PublicKeys,
@@ -697,47 +698,48 @@ pub fn compare_outside<E>(
     root_at: &mut impl FnMut(u64) -> Result<Hash, E>,
 ) -> Result<Vec<Finding>, E> {
     let mut findings = Vec::new();
-    let mut largest: Option<&Checkpoint> = None;
+    let mut by_size: std::collections::BTreeMap<u64, Vec<&Checkpoint>> = Default::default();
     for c in kept {
-        if !c.verify(keys) {
+        if c.verify(keys) {
+            by_size.entry(c.tree_size).or_default().push(c);
+        } else {
             findings.push(Finding::new(
                 FindingKind::BadSignature,
                 None,
                 None,
                 format!("checkpoint {} kept outside does not verify", c.n),
             ));
-        } else if largest.is_none_or(|l| c.tree_size > l.tree_size) {
-            largest = Some(c);
         }
     }
-    let Some(kept) = largest else {
-        return Ok(findings);
-    };
-    if kept.tree_size > size {
+    for (&n, checkpoints) in by_size.range(..=size) {
+        let root = root_at(n)?;
+        if let Some(c) = checkpoints.iter().find(|c| c.root() != Some(root)) {
+            findings.push(Finding::new(
+                FindingKind::Rewritten,
+                None,
+                None,
+                format!(
+                    "the first {n} events of the log no longer hash to the root of checkpoint \
+                     {} kept outside the database: its history was replaced",
+                    c.n
+                ),
+            ));
+            break;
+        }
+    }
+    if let Some((&n, checkpoints)) = by_size.range(size + 1..).next_back() {
         findings.push(Finding::new(
             FindingKind::Truncated,
             Some(size),
             None,
             format!(
-                "checkpoint {} kept outside the database covers {} events, but the log holds \
-                 {size}{}: events from position {size} on were removed",
-                kept.n,
-                kept.tree_size,
+                "checkpoint {} kept outside the database covers {n} events, but the log holds \
+                 {size}{}: the events from position {size} on were removed",
+                checkpoints[0].n,
                 latest.map_or(String::new(), |l| format!(
                     " (its latest checkpoint is {}, of size {})",
                     l.n, l.tree_size
                 )),
-            ),
-        ));
-    } else if Some(root_at(kept.tree_size)?) != kept.root() {
-        findings.push(Finding::new(
-            FindingKind::Rewritten,
-            None,
-            None,
-            format!(
-                "the first {} events of the log no longer hash to the root of checkpoint {} \
-                 kept outside the database: its history was replaced",
-                kept.tree_size, kept.n
             ),
         ));
     }
