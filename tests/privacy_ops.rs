@@ -9,7 +9,7 @@ use common::provider::{act, provider_token};
 use common::{problem, referral_body, spawn_app, Portal, TestApp};
 use diesel::prelude::*;
 use eap_referrals::db::schema::{idempotency_keys, referrals};
-use eap_referrals::db::DatabaseUrl;
+use eap_referrals::db::{AnyConnection, DatabaseUrl};
 use eap_referrals::privacy::model::RetentionPolicy;
 use eap_referrals::privacy::store as privacy;
 use reqwest::Method;
@@ -641,4 +641,109 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
             (start + TimeDelta::minutes(2), 30)
         ]
     );
+}
+
+/// A connection of its own, in the middle of a read transaction that has read the referral's
+/// key: what a report or a backup tool holds while an erasure happens.
+enum Reader {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+fn start_long_read(app: &TestApp) -> Reader {
+    use diesel::connection::SimpleConnection;
+    let read = "SELECT count(*) FROM referral_keys; SELECT count(*) FROM referrals;";
+    match &app.database_url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+            c.batch_execute(&format!("BEGIN; {read}")).unwrap();
+            Reader::Sqlite(c)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut c = diesel::PgConnection::establish(url).unwrap();
+            c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; {read}"))
+                .unwrap();
+            Reader::Postgres(c)
+        }
+    }
+}
+
+/// Whether the database's files hold `needle`: on SQLite the raw file and its WAL; on
+/// PostgreSQL every relation file of the database (tables, indexes, TOAST), read by the server
+/// after a CHECKPOINT has written its buffers out.
+fn files_hold(app: &TestApp, needle: &[u8]) -> bool {
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => database_holds(app, &Secret::Binary(needle.to_vec())),
+        DatabaseUrl::Postgres(url) => {
+            #[derive(QueryableByName)]
+            struct Found {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            // A session of its own: one that has not taken a lock since a rewrite may still
+            // name the relation's previous file.
+            let mut conn = diesel::PgConnection::establish(url).unwrap();
+            app.exec("CHECKPOINT");
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_class c \
+                 WHERE c.relkind IN ('r', 'i', 't') AND c.relfilenode <> 0 \
+                   AND c.relnamespace IN (SELECT oid FROM pg_namespace \
+                                          WHERE nspname IN ('public', 'pg_toast')) \
+                   AND position($1 IN pg_read_binary_file(pg_relation_filepath(c.oid))) > 0",
+            )
+            .bind::<diesel::sql_types::Binary, _>(needle)
+            .get_result::<Found>(&mut conn)
+            .unwrap()
+            .n > 0
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_erasure_during_a_long_read_leaves_no_key_in_the_files_once_the_reader_is_done() {
+    let app = common::spawn_app_with(|v| {
+        // Housekeeping as in production, with a short sweep: it is what retries the WAL
+        // checkpoint on SQLite.
+        v.insert("EAP_HOUSEKEEPING".into(), "on".into());
+        v.insert("EAP_SWEEP_INTERVAL_SECS".into(), "1".into());
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let (id, token) = submit(&app, &portal).await;
+    let key = app.referral(&id).wrapped_key.expect("a wrapped key");
+    assert!(files_hold(&app, &key), "the check sees a live key");
+
+    let reader = start_long_read(&app);
+    let path = format!("/v1/referrals/{id}/personal-data");
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_shredded(&app, &id);
+    // While the reader may still need them, the old bytes stay: the WAL cannot be emptied, and
+    // PostgreSQL's rewrite would copy the row a snapshot still sees, so it waits.
+    assert!(files_hold(&app, &key), "gone while a reader could see it");
+    if let AnyConnection::Postgresql(_) = &*app.conn() {
+        assert_eq!(privacy::compact_keys(&mut app.conn()).unwrap(), 0);
+    }
+    drop(reader);
+
+    // Then, without another erasure: housekeeping empties the WAL (SQLite), the purge rewrites
+    // the key's partition (PostgreSQL) once no transaction anywhere in the cluster is older
+    // than the erasure (other test suites share the cluster, hence the generous bound).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let AnyConnection::Postgresql(_) = &*app.conn() {
+            privacy::compact_keys(&mut app.conn()).unwrap();
+        }
+        if !files_hold(&app, &key) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erased key is still in the database's files"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count("referral_key_compactions"), 0);
 }

@@ -337,12 +337,14 @@ pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
         return Ok(0);
     }
     let result = (|| {
-        let marks: Vec<(String, i64)> = due::table
-            .select((due::partition_name, due::deletions))
-            .load(c)?;
+        let marks: Vec<Mark> = diesel::sql_query(READY_MARKS).load(c)?;
         c.batch_execute(COMPACT_LOCK_TIMEOUT)?;
         let mut done = 0;
-        for (partition, deletions) in marks {
+        for Mark {
+            partition,
+            deletions,
+        } in marks
+        {
             // Only names the migration created reach the statement.
             if !is_key_partition(&partition) {
                 continue;
@@ -367,6 +369,35 @@ pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
     reset?;
     Ok(done)
 }
+
+#[derive(diesel::QueryableByName)]
+struct Mark {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    partition: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deletions: i64,
+}
+
+/// The partitions whose deleted keys a rewrite can drop now. `VACUUM FULL` copies a deleted row
+/// that some transaction may still see, and PostgreSQL decides that over the whole cluster (a
+/// transaction in another database holds it back too), so a partition waits while any session,
+/// prepared transaction or replication slot holds a snapshot or a transaction id at least as
+/// old as its last deletion. (`age` counts back from the same point for both ids, so comparing
+/// ages compares the ids.) Sessions of other roles show their ids only to a role with
+/// `pg_read_all_stats`: docs/PRIVACY.md asks for it.
+const READY_MARKS: &str = "\
+    SELECT c.partition_name AS partition, c.deletions FROM referral_key_compactions c \
+    WHERE NOT EXISTS ( \
+        SELECT 1 FROM pg_stat_activity a \
+        WHERE a.pid <> pg_backend_pid() \
+          AND (age(a.backend_xmin) >= age(c.last_xid::text::xid) \
+               OR age(a.backend_xid) >= age(c.last_xid::text::xid))) \
+    AND NOT EXISTS ( \
+        SELECT 1 FROM pg_prepared_xacts p WHERE age(p.transaction) >= age(c.last_xid::text::xid)) \
+    AND NOT EXISTS ( \
+        SELECT 1 FROM pg_replication_slots s \
+        WHERE age(s.xmin) >= age(c.last_xid::text::xid) \
+           OR age(s.catalog_xmin) >= age(c.last_xid::text::xid))";
 
 fn is_key_partition(name: &str) -> bool {
     name.strip_prefix("referral_keys_p")

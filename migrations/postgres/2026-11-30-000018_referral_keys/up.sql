@@ -26,17 +26,22 @@ END $$;
 
 -- Partitions that held a key since deleted, waiting for the purge's rewrite. `deletions`
 -- counts, so a compaction removes only the mark it has seen (a deletion after it starts
--- leaves a fresh count behind).
+-- leaves a fresh count behind). `last_xid` is the newest deleting transaction: a rewrite keeps
+-- a deleted row that a snapshot older than its deletion may still see, so the purge rewrites
+-- only once no session of this database holds such a snapshot.
 CREATE TABLE referral_key_compactions (
     partition_name TEXT NOT NULL PRIMARY KEY,
-    deletions BIGINT NOT NULL
+    deletions BIGINT NOT NULL,
+    last_xid xid8 NOT NULL
 );
 
 CREATE FUNCTION referral_keys_mark_deleted() RETURNS trigger AS $$
 BEGIN
-    INSERT INTO referral_key_compactions (partition_name, deletions) VALUES (TG_TABLE_NAME, 1)
+    INSERT INTO referral_key_compactions (partition_name, deletions, last_xid)
+    VALUES (TG_TABLE_NAME, 1, pg_current_xact_id())
     ON CONFLICT (partition_name)
-    DO UPDATE SET deletions = referral_key_compactions.deletions + 1;
+    DO UPDATE SET deletions = referral_key_compactions.deletions + 1,
+                  last_xid = pg_current_xact_id();
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 
