@@ -645,25 +645,20 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
 
 /// A connection of its own, in the middle of a read transaction that has read the referral's
 /// key: what a report or a backup tool holds while an erasure happens.
-enum Reader {
-    Sqlite(diesel::SqliteConnection),
-    Postgres(diesel::PgConnection),
-}
-
-fn start_long_read(app: &TestApp) -> Reader {
+fn start_long_read(app: &TestApp) -> AnyConnection {
     use diesel::connection::SimpleConnection;
     let read = "SELECT count(*) FROM referral_keys; SELECT count(*) FROM referrals;";
     match &app.database_url {
         DatabaseUrl::Sqlite(path) => {
             let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
             c.batch_execute(&format!("BEGIN; {read}")).unwrap();
-            Reader::Sqlite(c)
+            AnyConnection::Sqlite(c)
         }
         DatabaseUrl::Postgres(url) => {
             let mut c = diesel::PgConnection::establish(url).unwrap();
             c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; {read}"))
                 .unwrap();
-            Reader::Postgres(c)
+            AnyConnection::Postgresql(c)
         }
     }
 }
@@ -746,4 +741,152 @@ async fn an_erasure_during_a_long_read_leaves_no_key_in_the_files_once_the_reade
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(app.count("referral_key_compactions"), 0);
+}
+
+/// A backup of the app's database as it is now: `pg_dump` on PostgreSQL, a copy of the file
+/// (through SQLite, so the WAL is included) on SQLite.
+fn back_up(app: &TestApp, dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("backup");
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => app.exec(&format!("VACUUM INTO '{}'", file.display())),
+        DatabaseUrl::Postgres(url) => {
+            let out = std::process::Command::new("pg_dump")
+                .args(["-Fc", "-f"])
+                .arg(&file)
+                .arg(url)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    file
+}
+
+/// Restores `backup` into a fresh database; returns its URL and, on PostgreSQL, what to drop.
+fn restore(app: &TestApp, backup: &std::path::Path) -> (String, Option<(String, String)>) {
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => {
+            let copy = backup.with_file_name("restored.sqlite3");
+            std::fs::copy(backup, &copy).unwrap();
+            (format!("sqlite://{}", copy.display()), None)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let base = url.split('?').next().unwrap();
+            let name = base.rsplit('/').next().unwrap();
+            let restored = format!("{name}_restored");
+            let restored_url = url.replacen(&format!("/{name}"), &format!("/{restored}"), 1);
+            let admin = common::pg_admin_url().unwrap();
+            app.exec(&format!("CREATE DATABASE {restored}"));
+            let out = std::process::Command::new("pg_restore")
+                .args(["--no-owner", "-d"])
+                .arg(&restored_url)
+                .arg(backup)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (restored_url, Some((admin, restored)))
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_restored_backup_does_not_bring_an_erased_person_back() {
+    let outside = tempfile::tempdir().unwrap();
+    let log = outside.path().join("outside.jsonl");
+    let log_var = log.display().to_string();
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_OUTSIDE_LOG".into(), log_var);
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let (erased, token) = submit(&app, &portal).await;
+    let (kept, _) = submit(&app, &portal).await;
+    let backup = back_up(&app, outside.path());
+
+    let path = format!("/v1/referrals/{erased}/personal-data");
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
+    assert_eq!(resp.status(), 204);
+    // The outside log holds the erasure: ids, the action and a time, nothing else.
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let mut members: Vec<&str> = lines[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["action", "erased_at", "kind", "referral_id"]);
+    assert_eq!(lines[0]["referral_id"], erased.as_str());
+
+    // The backup predates the erasure: restored, the person is back.
+    let (restored, pg) = restore(&app, &backup);
+    let holds_key = |id: &str| {
+        common::count_in(
+            &restored,
+            &format!("SELECT COUNT(*) AS n FROM referral_keys WHERE referral_id = '{id}'"),
+        )
+    };
+    assert_eq!(holds_key(&erased), 1, "the backup holds the person");
+
+    let replay = || {
+        std::process::Command::new(common::Binary::bin())
+            .env_clear()
+            .env("EAP_DATABASE_URL", &restored)
+            .env("EAP_DATA_DIR", app.data_dir.path())
+            .args(["erasures", "replay", "--from"])
+            .arg(&log)
+            .output()
+            .unwrap()
+    };
+    let out = replay();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("erased again {erased}")),
+        "{stdout}"
+    );
+    assert_eq!(holds_key(&erased), 0, "the replay erased the person again");
+    assert_eq!(holds_key(&kept), 1, "and nobody else");
+    let shredded = format!(
+        "SELECT COUNT(*) AS n FROM referrals WHERE id = '{erased}' AND erased_at IS NOT NULL \
+         AND sealed_contact IS NULL AND status = 'cancelled'"
+    );
+    assert_eq!(common::count_in(&restored, &shredded), 1);
+    // The access log of the restored database records it, as the operator's erasure.
+    let logged = format!(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'personal_data.erase' \
+         AND resource_id = '{erased}' AND actor_role = 'operator' AND source_addr = 'local-cli' \
+         AND http_status = 204"
+    );
+    assert_eq!(common::count_in(&restored, &logged), 1);
+
+    // Again: nothing left to do, nothing logged twice.
+    let out = replay();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 erased again, 1 already erased"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(common::count_in(&restored, &logged), 1);
+    common::drop_pg_database(pg);
 }
