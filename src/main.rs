@@ -397,6 +397,12 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     } else {
         let run = store::purge(&mut conn, &policy, eap_referrals::db::now, &outside)
             .map_err(|e| e.to_string())?;
+        if run.compacted > 0 {
+            println!(
+                "rewrote {} key partition(s) that held destroyed keys",
+                run.compacted
+            );
+        }
         (run.purged, run.busy)
     };
     if busy && list.is_empty() {

@@ -316,7 +316,7 @@ const COMPACT_LOCK_TIMEOUT: &str = "SET lock_timeout = '200ms'";
 /// On PostgreSQL, rewrites every key partition that lost a key since its last rewrite
 /// (`VACUUM FULL`), so the deleted keys' bytes leave the table's files: until then PostgreSQL
 /// keeps a deleted row's old version on its page. Each partition holds about 1/64 of the live
-/// keys, so a rewrite takes milliseconds (docs/PRIVACY.md gives the measured time). Returns the
+/// keys, so a rewrite takes tens of milliseconds (docs/PRIVACY.md gives the measured time). Returns the
 /// partitions rewritten. SQLite zeroes deleted rows in place (`secure_delete`): nothing to do.
 pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
     #[derive(diesel::QueryableByName)]

@@ -3,7 +3,7 @@
 -- (and an UPDATE copies the whole row), and only a table rewrite removes it. Rewriting
 -- `referrals` would block submissions for as long as it takes; a key is ~100 bytes, so the key
 -- table is hash-partitioned into 64 small partitions and the purge rewrites (VACUUM FULL) only
--- the partitions where a key was deleted, each in milliseconds.
+-- the partitions where a key was deleted, each in tens of milliseconds (bench/key-compaction.sh).
 --
 -- The employee-reference HMAC moves with it: it is written once, never read, and must be gone
 -- as physically as the key.
