@@ -73,7 +73,9 @@ impl Application {
             config.token_ttl,
         );
         let limits = crate::ratelimit::Limits::new(&config.rate_limits);
+        let outside = crate::outside::OutsideLog::new(config.outside_log.clone());
         let state = web::Data::new(AppState {
+            outside,
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),
@@ -199,9 +201,12 @@ const STOPPING: &str =
 /// instance leads or it failed (logged; the next pass retries).
 async fn seal_access_log(state: &web::Data<AppState>) -> Option<u64> {
     let keys = state.keys.clone();
+    let outside = state.outside.clone();
     match state
         .db
-        .run(move |c| crate::audit::seal::run(c, &keys.checkpoint, crate::db::now()))
+        .run(move |c| {
+            crate::audit::seal::run_and_keep(c, &keys.checkpoint, crate::db::now(), &outside)
+        })
         .await
     {
         Ok(cp) => cp.map(|cp| cp.tree_size),
@@ -240,12 +245,19 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
         let mut tick = actix_web::rt::time::interval(purger.config.purge_interval);
         loop {
             tick.tick().await;
+            let outside = purger.outside.clone();
             match purger
                 .db
-                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now))
+                .run(move |c| crate::privacy::store::purge(c, &policy, crate::db::now, &outside))
                 .await
             {
                 Ok(run) => {
+                    if run.wal_pending {
+                        purger
+                            .db
+                            .wal_dirty
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let m = &purger.metrics;
                     m.purge_runs
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -306,6 +318,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 }
                 Err(e) => tracing::warn!(error = %e, "offer sweep failed; will retry"),
             }
+            empty_wal_after_erasure(&sweeper).await;
         }
     });
     actix_web::rt::spawn(async move {
@@ -352,6 +365,22 @@ async fn refuse_large_heads(
         return Err(ApiError::HeadTooLarge(MAX_HEAD_BYTES).into());
     }
     next.call(req).await
+}
+
+/// SQLite: an erasure whose write-ahead-log checkpoint a reader blocked left the destroyed
+/// pages in the log; try again every sweep (seconds) until the log is empty.
+async fn empty_wal_after_erasure(state: &web::Data<AppState>) {
+    use std::sync::atomic::Ordering;
+    if !state.db.wal_dirty.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    let emptied = state
+        .db
+        .run(|c| Ok(crate::privacy::store::forget_old_pages(c)))
+        .await;
+    if !matches!(emptied, Ok(true)) {
+        state.db.wal_dirty.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn docs_redirect() -> HttpResponse {

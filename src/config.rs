@@ -96,6 +96,9 @@ pub struct Config {
     pub retention_unaccepted_days: u32,
     /// How often the retention purge runs.
     pub purge_interval: Duration,
+    /// An append-only file outside the database: every erasure and checkpoint is written there
+    /// too, so a restored backup can be re-erased and a rewritten log tail caught.
+    pub outside_log: Option<PathBuf>,
     /// Smallest count a utilisation report shows (never below 5).
     pub report_min_cell: u32,
     /// How often the access log is sealed and a signed checkpoint issued (even when idle).
@@ -243,6 +246,9 @@ impl Config {
             routine: ttl("EAP_OFFER_TTL_ROUTINE_SECS", 48 * 3600)?,
         };
         let crisis_resources_file = get("EAP_CRISIS_RESOURCES_FILE").map(PathBuf::from);
+        let outside_log = get("EAP_OUTSIDE_LOG")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
         let sweep_interval = Duration::from_secs(number(
             get("EAP_SWEEP_INTERVAL_SECS"),
             "EAP_SWEEP_INTERVAL_SECS",
@@ -388,6 +394,7 @@ impl Config {
             retention_closed_days,
             retention_unaccepted_days,
             purge_interval,
+            outside_log,
             report_min_cell,
             checkpoint_interval,
         })

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod outside;
 pub mod pagination;
 pub mod privacy;
 pub mod ratelimit;

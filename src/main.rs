@@ -59,6 +59,22 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Erasures recorded outside the database (EAP_OUTSIDE_LOG).
+    Erasures {
+        #[command(subcommand)]
+        command: ErasuresCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErasuresCommand {
+    /// After restoring a backup: destroy again the personal data of every referral erased or
+    /// purged according to the outside log, each with an access-log event. Idempotent.
+    Replay {
+        /// The outside log (EAP_OUTSIDE_LOG of the servers that did the erasures).
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +146,9 @@ fn main() -> ExitCode {
         Command::Admin { command } => configured().and_then(|c| admin(&c, command)),
         Command::Purge { dry_run } => configured().and_then(|c| purge(&c, dry_run)),
         Command::Demo => configured().and_then(|c| demo(&c)),
+        Command::Erasures {
+            command: ErasuresCommand::Replay { from },
+        } => configured().and_then(|c| replay_erasures(&c, &from)),
         Command::Keys {
             command: KeysCommand::RotateMaster,
         } => configured().and_then(|c| rotate_master(&c)),
@@ -355,7 +374,7 @@ fn rotate_master(config: &Config) -> Result<(), Failure> {
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
-    let n = eap_referrals::referrals::store::rewrap_all(&mut conn, &keys.master)
+    let n = eap_referrals::referrals::keystore::rewrap_all(&mut conn, &keys.master)
         .map_err(|e| e.to_string())?;
     println!(
         "re-wrapped {n} data key(s) under master key {}",
@@ -367,6 +386,7 @@ fn rotate_master(config: &Config) -> Result<(), Failure> {
 fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     use eap_referrals::privacy::{model::RetentionPolicy, store};
     let policy = RetentionPolicy::from_config(config);
+    let outside = eap_referrals::outside::OutsideLog::new(config.outside_log.clone());
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
@@ -375,8 +395,14 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
             store::due(&mut conn, &policy, eap_referrals::db::now()).map_err(|e| e.to_string())?;
         (list, false)
     } else {
-        let run =
-            store::purge(&mut conn, &policy, eap_referrals::db::now).map_err(|e| e.to_string())?;
+        let run = store::purge(&mut conn, &policy, eap_referrals::db::now, &outside)
+            .map_err(|e| e.to_string())?;
+        if run.compacted > 0 {
+            println!(
+                "rewrote {} key partition(s) that held destroyed keys",
+                run.compacted
+            );
+        }
         (run.purged, run.busy)
     };
     if busy && list.is_empty() {
@@ -409,5 +435,28 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     if busy {
         println!("stopped early: another instance took the purge lock and purges the rest");
     }
+    Ok(())
+}
+
+fn replay_erasures(config: &Config, from: &std::path::Path) -> Result<(), Failure> {
+    use eap_referrals::privacy::{service, store::ErasureRecord};
+    let records = eap_referrals::outside::read::<ErasureRecord>(from)
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
+    db.migrate().map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let done = service::replay_erasures(&mut conn, &records).map_err(|e| e.to_string())?;
+    // Ids only, as the access log holds them.
+    for id in &done.erased {
+        println!("erased again {id}");
+    }
+    println!(
+        "replayed {} recorded erasure(s): {} erased again, {} already erased, {} not in this \
+         database",
+        records.len(),
+        done.erased.len(),
+        done.already,
+        done.absent
+    );
     Ok(())
 }

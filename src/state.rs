@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::outside::OutsideLog;
 use crate::ratelimit::Limits;
 use crate::referrals::crisis::CrisisTable;
 
@@ -25,4 +26,6 @@ pub struct AppState {
     /// Request budgets per client and on the token endpoint.
     pub limits: Limits,
     pub metrics: Metrics,
+    /// Where erasures and checkpoints are also written, outside the database.
+    pub outside: OutsideLog,
 }

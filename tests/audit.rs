@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{problem, spawn_app, Client, TestApp};
+use common::{problem, Client, TestApp};
 use eap_referrals::audit::merkle::{self, from_hex};
 use eap_referrals::audit::model::{
     parse_checkpoints, verify_export, Checkpoint, FindingKind, PublicKeys, Report,
@@ -20,7 +20,13 @@ struct Audit {
 }
 
 async fn setup() -> Audit {
-    let app = spawn_app().await;
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(
+    customize: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> Audit {
+    let app = common::spawn_app_with(customize).await;
     let admin_token = app.admin_token().await;
     let auditor: Client = app
         .create_client(&admin_token, json!({"name": "auditor", "role": "auditor"}))
@@ -51,10 +57,11 @@ impl Audit {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let mut conn = self.app.conn();
-            let checkpoint = eap_referrals::audit::seal::run(
+            let checkpoint = eap_referrals::audit::seal::run_and_keep(
                 &mut conn,
                 &self.app.state.keys.checkpoint,
                 eap_referrals::db::now(),
+                &self.app.state.outside,
             )
             .unwrap()
             .expect("the only instance leads");
@@ -786,4 +793,141 @@ async fn logged_events_are_within_the_documented_enums() {
             "{e}"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_consistency_proof_answers_from_every_earlier_size_checkpointed_or_not() {
+    let a = setup().await;
+    a.traffic(2).await;
+    let first = a.seal();
+    a.traffic(3).await;
+    let latest = a.seal();
+    // An auditor may hold a checkpoint the database no longer has.
+    drop_sealed_log_guards(&a);
+    a.app.exec(&format!(
+        "DELETE FROM audit_checkpoints WHERE n = {}",
+        first.n
+    ));
+    let root_of = |size: u64| {
+        let mut conn = a.app.conn();
+        merkle::root(
+            &mut |level, index| eap_referrals::audit::store::node(&mut conn, level, index),
+            size,
+        )
+        .unwrap()
+    };
+    let newer = from_hex(&latest.root_hash).unwrap();
+    for size in 0..=latest.tree_size {
+        let c = a
+            .json(&format!(
+                "/v1/audit/consistency?from_size={size}&to_size={}",
+                latest.tree_size
+            ))
+            .await;
+        let proof: Vec<_> = c["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| from_hex(h.as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(c["from_size"], size);
+        assert!(
+            size == 0
+                || merkle::verify_consistency(
+                    size,
+                    latest.tree_size,
+                    &root_of(size),
+                    &newer,
+                    &proof
+                ),
+            "from {size}: {c:#}"
+        );
+    }
+    // From a size the log never reached there is no proof.
+    problem(
+        a.get(&format!(
+            "/v1/audit/consistency?from_size={}",
+            latest.tree_size + 1
+        ))
+        .await,
+        404,
+    )
+    .await;
+}
+
+/// Lets raw SQL delete from the sealed log's own tables too, as a database superuser can.
+fn drop_sealed_log_guards(a: &Audit) {
+    a.drop_append_only_guard();
+    for table in ["audit_log_leaves", "audit_log_nodes", "audit_checkpoints"] {
+        a.app.exec(&match a.app.backend {
+            Backend::Sqlite => {
+                format!("DROP TRIGGER {table}_no_update; DROP TRIGGER {table}_no_delete;")
+            }
+            Backend::Postgres => format!("ALTER TABLE {table} DISABLE TRIGGER USER"),
+        });
+    }
+}
+
+/// What a database superuser does to hide the log's tail: drop every sealed position from
+/// `size` on — leaves, the tree's nodes over them, later checkpoints and the events themselves.
+fn truncate_log(a: &Audit, size: u64) {
+    drop_sealed_log_guards(a);
+    let covers = match a.app.backend {
+        Backend::Sqlite => "(idx + 1) * (1 << level)",
+        Backend::Postgres => "(idx + 1) * (1::bigint << level)",
+    };
+    a.app.exec(&format!(
+        "DELETE FROM audit_events WHERE id IN \
+           (SELECT event_id FROM audit_log_leaves WHERE seq >= {size}); \
+         DELETE FROM audit_events WHERE id NOT IN (SELECT event_id FROM audit_log_leaves); \
+         DELETE FROM audit_log_leaves WHERE seq >= {size}; \
+         DELETE FROM audit_log_nodes WHERE {covers} > {size}; \
+         DELETE FROM audit_checkpoints WHERE tree_size > {size};"
+    ));
+}
+
+#[actix_web::test]
+async fn a_truncated_then_rewritten_tail_is_caught_against_checkpoints_kept_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    let kept = outside.path().join("outside.jsonl");
+    let path = kept.display().to_string();
+    let a = setup_with(|v| {
+        v.insert("EAP_OUTSIDE_LOG".into(), path);
+    })
+    .await;
+    a.traffic(3).await;
+    let first = a.seal();
+    a.traffic(3).await;
+    let second = a.seal();
+    let kept_sizes: Vec<u64> = eap_referrals::audit::outside::kept(&kept)
+        .unwrap()
+        .iter()
+        .map(|c| c.tree_size)
+        .collect();
+    // Every checkpoint issued is kept (on PostgreSQL a seal may take several ticks).
+    assert!(kept_sizes.contains(&first.tree_size), "{kept_sizes:?}");
+    assert_eq!(kept_sizes.last(), Some(&second.tree_size));
+    assert_eq!(a.server_verify().await["ok"], true);
+
+    // The tail after the first checkpoint goes. The database alone still looks whole.
+    truncate_log(&a, first.tree_size);
+    let verdict = a.server_verify().await;
+    assert_eq!(verdict["ok"], false, "{verdict:#}");
+    assert_eq!(verdict["first_problem"]["kind"], "truncated", "{verdict:#}");
+    assert_eq!(verdict["first_problem"]["seq"], first.tree_size);
+
+    // Other events are sealed after it, past the kept size: the service signs the forged log
+    // (and keeps those checkpoints outside too), but the one kept before disagrees.
+    a.traffic(8).await;
+    let forged = a.seal();
+    assert!(forged.tree_size > second.tree_size);
+    let verdict = a.server_verify().await;
+    assert_eq!(verdict["ok"], false, "{verdict:#}");
+    let kinds: Vec<&str> = verdict["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["rewritten"], "{verdict:#}");
 }

@@ -101,8 +101,8 @@ async fn the_demo_builds_a_sandbox_whose_printed_commands_work_for_every_role() 
     );
     assert_eq!(count_in(&url, &logged), 1);
     let sealed = format!(
-        "SELECT COUNT(*) AS n FROM referrals WHERE id = '{referral}' AND status = 'offered' \
-         AND sealed_contact IS NOT NULL AND wrapped_key IS NOT NULL"
+        "SELECT COUNT(*) AS n FROM referrals r JOIN referral_keys k ON k.referral_id = r.id \
+         WHERE r.id = '{referral}' AND r.status = 'offered' AND r.sealed_contact IS NOT NULL"
     );
     assert_eq!(count_in(&url, &sealed), 1);
 

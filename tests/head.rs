@@ -203,7 +203,7 @@ impl World {
 
     /// A value for a required query parameter, from its schema in the served document: its
     /// example, the first value of an enumeration, or an integer's minimum. A consistency
-    /// proof's size must be a checkpoint's (404 otherwise), which no schema can say.
+    /// proof's `to_size` must be a checkpoint's (404 otherwise), which no schema can say.
     fn required_value(&self, path: &str, param: &Value) -> String {
         let schema = &param["schema"];
         if path == "/v1/audit/consistency" && schema["type"] == "integer" {

@@ -9,7 +9,7 @@ use common::provider::{act, provider_token};
 use common::{problem, referral_body, spawn_app, Portal, TestApp};
 use diesel::prelude::*;
 use eap_referrals::db::schema::{idempotency_keys, referrals};
-use eap_referrals::db::DatabaseUrl;
+use eap_referrals::db::{AnyConnection, DatabaseUrl};
 use eap_referrals::privacy::model::RetentionPolicy;
 use eap_referrals::privacy::store as privacy;
 use reqwest::Method;
@@ -253,13 +253,13 @@ async fn the_purge_destroys_exactly_the_data_that_is_due() {
     assert_eq!(listed, want, "the dry run lists exactly the due referrals");
     assert_intact(&app, &stale);
 
-    let run = privacy::purge(&mut conn, &policy, || now).unwrap();
+    let run = privacy::purge(&mut conn, &policy, || now, &Default::default()).unwrap();
     assert!(!run.busy);
     let mut purged: Vec<String> = run.purged.into_iter().map(|d| d.referral_id).collect();
     purged.sort();
     assert_eq!(purged, want);
     assert!(
-        privacy::purge(&mut conn, &policy, || now)
+        privacy::purge(&mut conn, &policy, || now, &Default::default())
             .unwrap()
             .purged
             .is_empty(),
@@ -507,7 +507,7 @@ async fn racing_purges_destroy_each_referral_once() {
         .map(|_| {
             let mut conn = app.conn();
             std::thread::spawn(move || {
-                privacy::purge(&mut conn, &policy, || now)
+                privacy::purge(&mut conn, &policy, || now, &Default::default())
                     .unwrap()
                     .purged
                     .len()
@@ -596,7 +596,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
         }
         eap_referrals::db::AnyConnection::Sqlite(_) => None,
     };
-    let run = privacy::purge(&mut app.conn(), &policy, clock).unwrap();
+    let run = privacy::purge(&mut app.conn(), &policy, clock, &Default::default()).unwrap();
     if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *holder {
         use diesel::connection::SimpleConnection;
         c.batch_execute("ROLLBACK").unwrap();
@@ -641,4 +641,252 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
             (start + TimeDelta::minutes(2), 30)
         ]
     );
+}
+
+/// A connection of its own, in the middle of a read transaction that has read the referral's
+/// key: what a report or a backup tool holds while an erasure happens.
+fn start_long_read(app: &TestApp) -> AnyConnection {
+    use diesel::connection::SimpleConnection;
+    let read = "SELECT count(*) FROM referral_keys; SELECT count(*) FROM referrals;";
+    match &app.database_url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+            c.batch_execute(&format!("BEGIN; {read}")).unwrap();
+            AnyConnection::Sqlite(c)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut c = diesel::PgConnection::establish(url).unwrap();
+            c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; {read}"))
+                .unwrap();
+            AnyConnection::Postgresql(c)
+        }
+    }
+}
+
+/// Whether the database's files hold `needle`: on SQLite the raw file and its WAL; on
+/// PostgreSQL every relation file of the database (tables, indexes, TOAST), read by the server
+/// after a CHECKPOINT has written its buffers out.
+fn files_hold(app: &TestApp, needle: &[u8]) -> bool {
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => database_holds(app, &Secret::Binary(needle.to_vec())),
+        DatabaseUrl::Postgres(url) => {
+            #[derive(QueryableByName)]
+            struct Found {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            // A session of its own: one that has not taken a lock since a rewrite may still
+            // name the relation's previous file.
+            let mut conn = diesel::PgConnection::establish(url).unwrap();
+            app.exec("CHECKPOINT");
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_class c \
+                 WHERE c.relkind IN ('r', 'i', 't') AND c.relfilenode <> 0 \
+                   AND c.relnamespace IN (SELECT oid FROM pg_namespace \
+                                          WHERE nspname IN ('public', 'pg_toast')) \
+                   AND position($1 IN pg_read_binary_file(pg_relation_filepath(c.oid))) > 0",
+            )
+            .bind::<diesel::sql_types::Binary, _>(needle)
+            .get_result::<Found>(&mut conn)
+            .unwrap()
+            .n > 0
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_erasure_during_a_long_read_leaves_no_key_in_the_files_once_the_reader_is_done() {
+    let app = common::spawn_app_with(|v| {
+        // Housekeeping as in production, with a short sweep: it is what retries the WAL
+        // checkpoint on SQLite.
+        v.insert("EAP_HOUSEKEEPING".into(), "on".into());
+        v.insert("EAP_SWEEP_INTERVAL_SECS".into(), "1".into());
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let (id, token) = submit(&app, &portal).await;
+    let key = app.referral(&id).wrapped_key.expect("a wrapped key");
+    assert!(files_hold(&app, &key), "the check sees a live key");
+
+    let reader = start_long_read(&app);
+    let path = format!("/v1/referrals/{id}/personal-data");
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_shredded(&app, &id);
+    // While the reader may still need them, the old bytes stay: the WAL cannot be emptied, and
+    // PostgreSQL's rewrite would copy the row a snapshot still sees, so it waits.
+    assert!(files_hold(&app, &key), "gone while a reader could see it");
+    if let AnyConnection::Postgresql(_) = &*app.conn() {
+        assert_eq!(privacy::compact_keys(&mut app.conn()).unwrap(), 0);
+    }
+    drop(reader);
+
+    // Then, without another erasure: housekeeping empties the WAL (SQLite), the purge rewrites
+    // the key's partition (PostgreSQL) once no transaction anywhere in the cluster is older
+    // than the erasure (other test suites share the cluster, hence the generous bound).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let AnyConnection::Postgresql(_) = &*app.conn() {
+            privacy::compact_keys(&mut app.conn()).unwrap();
+        }
+        if !files_hold(&app, &key) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erased key is still in the database's files"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count("referral_key_compactions"), 0);
+}
+
+/// A backup of the app's database as it is now: `pg_dump` on PostgreSQL, a copy of the file
+/// (through SQLite, so the WAL is included) on SQLite.
+fn back_up(app: &TestApp, dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("backup");
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => app.exec(&format!("VACUUM INTO '{}'", file.display())),
+        DatabaseUrl::Postgres(url) => {
+            let out = std::process::Command::new("pg_dump")
+                .args(["-Fc", "-f"])
+                .arg(&file)
+                .arg(url)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    file
+}
+
+/// Restores `backup` into a fresh database; returns its URL and, on PostgreSQL, what to drop.
+fn restore(app: &TestApp, backup: &std::path::Path) -> (String, Option<(String, String)>) {
+    match &app.database_url {
+        DatabaseUrl::Sqlite(_) => {
+            let copy = backup.with_file_name("restored.sqlite3");
+            std::fs::copy(backup, &copy).unwrap();
+            (format!("sqlite://{}", copy.display()), None)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let base = url.split('?').next().unwrap();
+            let name = base.rsplit('/').next().unwrap();
+            let restored = format!("{name}_restored");
+            let restored_url = url.replacen(&format!("/{name}"), &format!("/{restored}"), 1);
+            let admin = common::pg_admin_url().unwrap();
+            app.exec(&format!("CREATE DATABASE {restored}"));
+            let out = std::process::Command::new("pg_restore")
+                .args(["--no-owner", "-d"])
+                .arg(&restored_url)
+                .arg(backup)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (restored_url, Some((admin, restored)))
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_restored_backup_does_not_bring_an_erased_person_back() {
+    let outside = tempfile::tempdir().unwrap();
+    let log = outside.path().join("outside.jsonl");
+    let log_var = log.display().to_string();
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_OUTSIDE_LOG".into(), log_var);
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let (erased, token) = submit(&app, &portal).await;
+    let (kept, _) = submit(&app, &portal).await;
+    let backup = back_up(&app, outside.path());
+
+    let path = format!("/v1/referrals/{erased}/personal-data");
+    let resp = app
+        .portal_call(Method::DELETE, &path, &portal.token, &token)
+        .await;
+    assert_eq!(resp.status(), 204);
+    // The outside log holds the erasure: ids, the action and a time, nothing else.
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let mut members: Vec<&str> = lines[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["action", "erased_at", "kind", "referral_id"]);
+    assert_eq!(lines[0]["referral_id"], erased.as_str());
+
+    // The backup predates the erasure: restored, the person is back.
+    let (restored, pg) = restore(&app, &backup);
+    let holds_key = |id: &str| {
+        common::count_in(
+            &restored,
+            &format!("SELECT COUNT(*) AS n FROM referral_keys WHERE referral_id = '{id}'"),
+        )
+    };
+    assert_eq!(holds_key(&erased), 1, "the backup holds the person");
+
+    let replay = || {
+        std::process::Command::new(common::Binary::bin())
+            .env_clear()
+            .env("EAP_DATABASE_URL", &restored)
+            .env("EAP_DATA_DIR", app.data_dir.path())
+            .args(["erasures", "replay", "--from"])
+            .arg(&log)
+            .output()
+            .unwrap()
+    };
+    let out = replay();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("erased again {erased}")),
+        "{stdout}"
+    );
+    assert_eq!(holds_key(&erased), 0, "the replay erased the person again");
+    assert_eq!(holds_key(&kept), 1, "and nobody else");
+    let shredded = format!(
+        "SELECT COUNT(*) AS n FROM referrals WHERE id = '{erased}' AND erased_at IS NOT NULL \
+         AND sealed_contact IS NULL AND status = 'cancelled'"
+    );
+    assert_eq!(common::count_in(&restored, &shredded), 1);
+    // The access log of the restored database records it, as the operator's erasure.
+    let logged = format!(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'personal_data.erase' \
+         AND resource_id = '{erased}' AND actor_role = 'operator' AND source_addr = 'local-cli' \
+         AND http_status = 204"
+    );
+    assert_eq!(common::count_in(&restored, &logged), 1);
+
+    // Again: nothing left to do, nothing logged twice.
+    let out = replay();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 erased again, 1 already erased"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(common::count_in(&restored, &logged), 1);
+    common::drop_pg_database(pg);
 }

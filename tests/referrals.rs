@@ -433,7 +433,7 @@ async fn rotating_the_master_key_keeps_every_referral_readable() {
     };
     let both = keyring(&format!("{new},{old}"));
     let mut conn = app.conn();
-    let n = eap_referrals::referrals::store::rewrap_all(&mut conn, &both).unwrap();
+    let n = eap_referrals::referrals::keystore::rewrap_all(&mut conn, &both).unwrap();
     drop(conn);
     assert_eq!(n, 3);
     let only_new = keyring(&new);
@@ -452,7 +452,7 @@ async fn rotating_the_master_key_keeps_every_referral_readable() {
     }
     let mut conn = app.conn();
     assert_eq!(
-        eap_referrals::referrals::store::rewrap_all(&mut conn, &both).unwrap(),
+        eap_referrals::referrals::keystore::rewrap_all(&mut conn, &both).unwrap(),
         0,
         "nothing left to re-wrap"
     );

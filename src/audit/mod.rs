@@ -9,6 +9,7 @@ pub mod export;
 pub mod http;
 pub mod merkle;
 pub mod model;
+pub mod outside;
 pub mod proofs;
 pub mod seal;
 pub mod search;

@@ -35,8 +35,14 @@ pub struct InclusionProof {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsistencyProof {
-    /// The older checkpoint (`from_size`).
-    pub older: Checkpoint,
+    /// The older tree size the proof starts from.
+    pub from_size: u64,
+    /// The newer tree size (the newer checkpoint's).
+    pub to_size: u64,
+    /// The latest checkpoint the database holds of size `from_size`, if any. Verify the proof
+    /// against the checkpoint you hold, not this one: the point is to check that the log has
+    /// not changed since you saw it.
+    pub older: Option<Checkpoint>,
     /// The newer checkpoint (`to_size`).
     pub newer: Checkpoint,
     /// RFC 6962 consistency proof, lowercase hex.
@@ -135,14 +141,16 @@ pub async fn consistency(
             if from > to.tree_size {
                 return Err(ApiError::NotFound);
             }
-            let from = checkpoint_for(conn, Some(from))?;
-            let proof = merkle::consistency_proof(
-                &mut |l, i| store::node(conn, l, i),
-                from.tree_size,
-                to.tree_size,
-            )?;
+            // Any smaller size has a proof, whether or not this database still holds a
+            // checkpoint of it: an auditor's own checkpoint is what the proof is checked
+            // against, and a log whose checkpoints were removed must still answer for it.
+            let older = store::checkpoint_of_size(conn, from)?;
+            let proof =
+                merkle::consistency_proof(&mut |l, i| store::node(conn, l, i), from, to.tree_size)?;
             Ok(ConsistencyProof {
-                older: from,
+                from_size: from,
+                to_size: to.tree_size,
+                older,
                 newer: to,
                 proof: hexes(&proof),
             })

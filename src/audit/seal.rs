@@ -15,6 +15,7 @@ use super::store::{self, NewLeaf, NewNode};
 use crate::db::{write_tx, AnyConnection};
 use crate::error::ApiError;
 use crate::keys::TokenKey;
+use crate::outside::OutsideLog;
 
 /// Any constant all instances agree on; names the sealer's advisory lock.
 const SEAL_LOCK: i64 = 0x6561_705f_7365_616c;
@@ -109,3 +110,24 @@ pub fn run(
     }
     issue_checkpoint(conn, key, now)
 }
+
+/// One tick as the background job runs it: [`run`], then the new checkpoint appended to the
+/// outside log. After the commit: a checkpoint kept outside that the database lacks would look
+/// like a truncated log. One that fails to go out is covered by the next (each signs the whole
+/// log), so the failure is only logged.
+pub fn run_and_keep(
+    conn: &mut AnyConnection,
+    key: &TokenKey,
+    now: NaiveDateTime,
+    outside: &OutsideLog,
+) -> Result<Option<Checkpoint>, ApiError> {
+    let checkpoint = run(conn, key, now)?;
+    if let Some(c) = &checkpoint {
+        if let Err(e) = super::outside::keep(outside, c) {
+            tracing::warn!(error = %e, "{NOT_KEPT}");
+        }
+    }
+    Ok(checkpoint)
+}
+
+const NOT_KEPT: &str = "checkpoint not written to the outside log; the next one will be";

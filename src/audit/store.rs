@@ -429,6 +429,23 @@ pub struct SealedRow {
 /// flat and no connection is held while a client reads.
 pub const CHUNK: i64 = 4_000;
 
+/// Up to `limit` sealed leaf hashes from position `from` on, in log order.
+pub fn leaf_hashes(conn: &mut AnyConnection, from: u64, limit: i64) -> QueryResult<Vec<Hash>> {
+    let rows: Vec<Vec<u8>> = audit_log_leaves::table
+        .filter(audit_log_leaves::seq.ge(from as i64))
+        .order(audit_log_leaves::seq.asc())
+        .select(audit_log_leaves::leaf_hash)
+        .limit(limit)
+        .load(conn)?;
+    rows.into_iter()
+        .map(|h| {
+            h.try_into().map_err(|_| {
+                diesel::result::Error::DeserializationError("a stored hash is not 32 bytes".into())
+            })
+        })
+        .collect()
+}
+
 /// Sealed events from position `from` on, in log order.
 pub fn sealed_page(
     conn: &mut AnyConnection,

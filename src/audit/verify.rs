@@ -1,10 +1,14 @@
 //! The server's verification: the model's [`Verifier`] fed from the database, over a range of
 //! the log as of the latest checkpoint, plus the check for rows slipped in behind the sealer.
 
-use super::merkle::{self, Hash};
+use super::merkle::{self, Frontier, Hash};
+use super::outside;
+use crate::outside::OutsideError;
+use std::path::{Path, PathBuf};
+
 use super::model::{
-    format_time, AuditEvent, Checkpoint, Finding, FindingKind, PublicKeys, Report, Verifier,
-    LATE_GRACE,
+    compare_outside, format_time, AuditEvent, Checkpoint, Finding, FindingKind, PublicKeys, Report,
+    Verifier, LATE_GRACE,
 };
 use super::proofs::checkpoint_for;
 use super::record;
@@ -14,12 +18,14 @@ use crate::error::ApiError;
 
 /// Logs the call, then re-derives positions [`start`, `end`) (default: up to the latest
 /// checkpoint's size) and reports what it found.
+/// With an outside log, the log is also compared with the checkpoints kept there, which
+/// catches a tail that was truncated or rewritten in the database.
 pub async fn verify(
     db: &Db,
     event: AuditEvent,
     keys: PublicKeys,
-    start: u64,
-    end: Option<u64>,
+    (start, end): (u64, Option<u64>),
+    outside: Option<PathBuf>,
 ) -> Result<Report, ApiError> {
     db.run(move |conn| {
         // Logged first, in its own short transaction: the pass over the log that follows is a
@@ -29,9 +35,47 @@ pub async fn verify(
             record(conn, &[event])?;
             Ok::<_, ApiError>(latest)
         })?;
-        verify_range(conn, &keys, &latest, start, end)
+        let mut report = verify_range(conn, &keys, &latest, start, end)?;
+        if let Some(path) = outside {
+            report
+                .findings
+                .extend(against_outside(conn, &keys, &latest, &path)?);
+        }
+        Ok(report)
     })
     .await
+}
+
+/// The log against the checkpoints kept in the outside log at `path` (none yet: nothing to
+/// compare).
+fn against_outside(
+    conn: &mut AnyConnection,
+    keys: &PublicKeys,
+    latest: &Checkpoint,
+    path: &Path,
+) -> Result<Vec<Finding>, ApiError> {
+    let kept = match outside::kept(path) {
+        Ok(kept) => kept,
+        Err(OutsideError::Read(_, e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ApiError::Unavailable(e.to_string())),
+    };
+    let size = store::sealed_size(conn)?;
+    // One pass over the sealed leaf hashes, stopping at each kept size on the way: the tree's
+    // stored nodes would cost a few reads per size, and checkpoints are many.
+    let mut frontier = Frontier::default();
+    let mut root_at = |n: u64| -> Result<Hash, ApiError> {
+        while frontier.size() < n {
+            let hashes = store::leaf_hashes(conn, frontier.size(), CHUNK)?;
+            if hashes.is_empty() {
+                return Err(ApiError::Internal("a sealed leaf is missing".into()));
+            }
+            for h in hashes.into_iter().take((n - frontier.size()) as usize) {
+                frontier.push_leaf(h);
+            }
+        }
+        Ok(frontier.root())
+    };
+    compare_outside(&kept, keys, size, Some(latest), &mut root_at)
 }
 
 /// The same checks as the offline verifier, over the log as of `latest` (the checkpoint read

@@ -104,6 +104,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how often the retention purge runs (60–86400)",
     ),
     (
+        "EAP_OUTSIDE_LOG",
+        "none",
+        "append-only file, kept where database backups do not reach, that receives every erasure (ids and times) and every signed checkpoint; `eap-referrals erasures replay` and the audit verification read it",
+    ),
+    (
         "EAP_REPORT_MIN_CELL",
         "11",
         "smallest count a utilisation report shows; smaller cells are suppressed (5–1000)",

@@ -158,6 +158,9 @@ pub struct Db {
     /// As many blocking tasks as there are connections: more would only park threads (each with
     /// its stack) waiting for a connection, so callers wait here, asynchronously, instead.
     slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// SQLite: an erasure or purge could not empty the write-ahead log (a reader was in the
+    /// way), so it may still hold destroyed pages; housekeeping checkpoints until it succeeds.
+    pub wal_dirty: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +194,7 @@ impl Db {
             url: url.clone(),
             notifier: Default::default(),
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(size as usize)),
+            wal_dirty: Default::default(),
         })
     }
 

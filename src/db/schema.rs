@@ -180,6 +180,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A referral's data key, wrapped, and its employee-reference HMAC: kept apart from
+    /// `referrals` so that destroying them can be physical (hash-partitioned on PostgreSQL).
+    referral_keys (referral_id) {
+        referral_id -> Text,
+        key_id -> Text,
+        wrapped_key -> Binary,
+        employee_ref_hmac -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// PostgreSQL partitions of `referral_keys` that lost a key and wait for their rewrite.
+    referral_key_compactions (partition_name) {
+        partition_name -> Text,
+        deletions -> BigInt,
+    }
+}
+
 diesel::joinable!(api_clients -> employers (employer_id));
 diesel::joinable!(api_clients -> providers (provider_id));
 diesel::joinable!(contracts -> employers (employer_id));
@@ -202,4 +221,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_attempts,
     provider_events,
     idempotency_keys,
+    referral_keys,
+    referral_key_compactions,
 );

@@ -39,7 +39,14 @@ pub async fn erase(
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let token = referral_token(&req);
-    service::erase(&state.db, portal, id.into_option(), token).await?;
+    service::erase(
+        &state.db,
+        state.outside.clone(),
+        portal,
+        id.into_option(),
+        token,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -64,6 +71,6 @@ pub async fn admin_erase(
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let id = ReferralId::from_trusted(id.get()?);
-    service::admin_erase(&state.db, admin.0, id).await?;
+    service::admin_erase(&state.db, state.outside.clone(), admin.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

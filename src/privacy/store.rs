@@ -6,10 +6,13 @@ use diesel::prelude::*;
 
 use super::model::{self, RetentionPolicy, Rule};
 use crate::audit::{self, AuditEvent};
-use crate::db::schema::{idempotency_keys, referral_attempts, referrals};
+use crate::db::schema::{idempotency_keys, referral_attempts, referral_key_compactions, referrals};
 use crate::db::{write_tx, AnyConnection};
 use crate::directory::model::Code;
 use crate::error::ApiError;
+use crate::ids::ReferralId;
+use crate::outside::OutsideLog;
+use crate::referrals::keystore;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 use crate::workflow::model::{AttemptOutcome, FeedKind};
@@ -19,6 +22,7 @@ pub const PURGE_LOCK: i64 = 0x6561_705f_7075_7267;
 const BATCH: i64 = 100;
 const CHECKPOINT_FAILED: &str = "WAL checkpoint after shredding failed; a later one will do";
 const PURGE_SKIPPED: &str = "could not purge a referral; skipped";
+const COMPACT_SKIPPED: &str = "could not rewrite a key partition now; the next purge retries";
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
 /// the sealed contact and note, decline comments sealed under the same key, the employee
@@ -53,6 +57,9 @@ pub fn shred(
             idempotency_keys::response_sealed.eq(None::<Vec<u8>>),
         ))
         .execute(conn)?;
+    keystore::destroy(conn, &row.id)?;
+    // The columns below held the key and the reference before they moved to `referral_keys`;
+    // a row written then (or by an instance of the previous version) still has them.
     diesel::update(referrals::table.find(&row.id))
         .set((
             referrals::key_id.eq(None::<String>),
@@ -68,14 +75,65 @@ pub fn shred(
 
 /// On SQLite, moves the write-ahead log into the database file and empties it: the log still
 /// holds the pages written when the referral was submitted, ciphertext and wrapped key included.
-/// Best effort: with a reader in the way the log empties at a later checkpoint.
-pub fn forget_old_pages(conn: &mut AnyConnection) {
-    use diesel::connection::SimpleConnection;
-    if let AnyConnection::Sqlite(c) = conn {
-        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+/// True when the log is now empty (and on PostgreSQL, which has nothing to do here). A reader
+/// in the middle of a transaction keeps the pages it may still read, and the checkpoint then
+/// stops short without an error: the caller remembers it and housekeeping tries again
+/// (`Db::wal_dirty`) until it succeeds.
+pub fn forget_old_pages(conn: &mut AnyConnection) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Checkpointed {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        log: i32,
+    }
+    let AnyConnection::Sqlite(c) = conn else {
+        return true;
+    };
+    match diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(c) {
+        Ok(r) => r.busy == 0 && r.log <= 0,
+        Err(e) => {
             tracing::warn!(error = %e, "{CHECKPOINT_FAILED}");
+            false
         }
     }
+}
+
+/// What the outside log keeps of one erasure or purge: ids and times only, enough for
+/// `erasures replay` to destroy the referral again in a database restored from an older backup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename = "erasure")]
+pub struct ErasureRecord {
+    pub referral_id: String,
+    /// `personal_data.erase` (on request) or `personal_data.purge` (retention).
+    pub action: String,
+    /// As the access log writes times.
+    pub erased_at: String,
+}
+
+impl ErasureRecord {
+    pub fn new(referral_id: &ReferralId, action: &str, at: NaiveDateTime) -> Self {
+        ErasureRecord {
+            referral_id: referral_id.as_str().to_owned(),
+            action: action.to_owned(),
+            erased_at: crate::audit::model::format_time(at),
+        }
+    }
+}
+
+/// Writes the erasure to the outside log, inside the transaction that erases: a record that
+/// cannot be written rolls the erasure back (503, retry), so no erasure escapes the log that
+/// protects it from a restore. (A record whose transaction then fails names a referral the
+/// person asked to erase; replaying it later does what was asked.)
+pub fn record_outside(
+    outside: &OutsideLog,
+    id: &ReferralId,
+    action: &str,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    outside
+        .append(&ErasureRecord::new(id, action, at))
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 /// One referral whose personal data is (or would be) destroyed by the purge. Ids and codes only.
@@ -162,6 +220,11 @@ pub struct PurgeRun {
     pub purged: Vec<Due>,
     /// It stopped because another instance holds the purge lock (PostgreSQL): that one purges.
     pub busy: bool,
+    /// SQLite: the write-ahead log could not be emptied after destroying (a reader was in the
+    /// way); housekeeping tries again.
+    pub wal_pending: bool,
+    /// PostgreSQL: key partitions rewritten to remove destroyed keys' bytes.
+    pub compacted: usize,
 }
 
 /// Destroys the personal data of every referral due, in batches, each referral with its
@@ -178,6 +241,7 @@ pub fn purge(
     conn: &mut AnyConnection,
     policy: &RetentionPolicy,
     clock: impl Fn() -> NaiveDateTime,
+    outside: &OutsideLog,
 ) -> Result<PurgeRun, ApiError> {
     let request_id = format!("purge-{}", uuid::Uuid::now_v7());
     let op = crate::audit::model::PERSONAL_DATA_PURGE;
@@ -205,13 +269,17 @@ pub fn purge(
                         let event =
                             AuditEvent::system(&request_id, op).resource(Some(row.id.as_str()));
                         audit::record(conn, &[event])?;
+                        record_outside(outside, &row.id, op.action, now)?;
                     }
                     Ok::<_, ApiError>(())
                 });
                 match result {
                     Ok(()) => purged.push(due),
                     // A failed access-log write stops the purge (fail closed); it retries later.
-                    Err(e @ ApiError::AuditUnavailable(_)) => return Err(e),
+                    // So does one to the outside log.
+                    Err(e @ (ApiError::AuditUnavailable(_) | ApiError::Unavailable(_))) => {
+                        return Err(e)
+                    }
                     // One referral that cannot be shredded must not keep the others' data alive.
                     Err(e) => {
                         tracing::warn!(referral = %row.id, error = %e, "{PURGE_SKIPPED}")
@@ -231,7 +299,107 @@ pub fn purge(
         after = ids.last().cloned();
     }
     if !run.purged.is_empty() {
-        forget_old_pages(conn);
+        run.wal_pending = !forget_old_pages(conn);
     }
+    run.compacted = compact_keys(conn)?;
     Ok(run)
+}
+
+/// Names the compaction's session lock: one instance rewrites the key partitions at a time.
+const COMPACT_LOCK: i64 = 0x6561_705f_6b65_7973;
+/// How long a rewrite may wait for its partition. A rewrite holds an exclusive lock on one
+/// partition, so a submission whose key hashes there waits for it; a rewrite that cannot start
+/// at once (a long transaction holds the partition) gives up rather than queue submissions
+/// behind it, and is retried at the next purge.
+const COMPACT_LOCK_TIMEOUT: &str = "SET lock_timeout = '200ms'";
+
+/// On PostgreSQL, rewrites every key partition that lost a key since its last rewrite
+/// (`VACUUM FULL`), so the deleted keys' bytes leave the table's files: until then PostgreSQL
+/// keeps a deleted row's old version on its page. Each partition holds about 1/64 of the live
+/// keys, so a rewrite takes tens of milliseconds (docs/PRIVACY.md gives the measured time). Returns the
+/// partitions rewritten. SQLite zeroes deleted rows in place (`secure_delete`): nothing to do.
+pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    use diesel::connection::SimpleConnection;
+    use referral_key_compactions as due;
+    let AnyConnection::Postgresql(c) = conn else {
+        return Ok(0);
+    };
+    let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(COMPACT_LOCK)
+        .get_result::<Locked>(c)?
+        .locked;
+    if !locked {
+        return Ok(0);
+    }
+    let result = (|| {
+        let marks: Vec<Mark> = diesel::sql_query(READY_MARKS).load(c)?;
+        c.batch_execute(COMPACT_LOCK_TIMEOUT)?;
+        let mut done = 0;
+        for Mark {
+            partition,
+            deletions,
+        } in marks
+        {
+            // Only names the migration created reach the statement.
+            if !is_key_partition(&partition) {
+                continue;
+            }
+            if let Err(e) = c.batch_execute(&format!("VACUUM FULL {partition}")) {
+                tracing::warn!(partition, error = %e, "{COMPACT_SKIPPED}");
+                continue;
+            }
+            // A key deleted during the rewrite raised the count: that mark stays for next time.
+            diesel::delete(
+                due::table
+                    .find(&partition)
+                    .filter(due::deletions.eq(deletions)),
+            )
+            .execute(c)?;
+            done += 1;
+        }
+        Ok::<_, ApiError>(done)
+    })();
+    let reset = c.batch_execute("RESET lock_timeout; SELECT pg_advisory_unlock_all()");
+    let done = result?;
+    reset?;
+    Ok(done)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Mark {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    partition: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    deletions: i64,
+}
+
+/// The partitions whose deleted keys a rewrite can drop now. `VACUUM FULL` copies a deleted row
+/// that some transaction may still see, and PostgreSQL decides that over the whole cluster (a
+/// transaction in another database holds it back too), so a partition waits while any session,
+/// prepared transaction or replication slot holds a snapshot or a transaction id at least as
+/// old as its last deletion. (`age` counts back from the same point for both ids, so comparing
+/// ages compares the ids.) Sessions of other roles show their ids only to a role with
+/// `pg_read_all_stats`: docs/PRIVACY.md asks for it.
+const READY_MARKS: &str = "\
+    SELECT c.partition_name AS partition, c.deletions FROM referral_key_compactions c \
+    WHERE NOT EXISTS ( \
+        SELECT 1 FROM pg_stat_activity a \
+        WHERE a.pid <> pg_backend_pid() \
+          AND (age(a.backend_xmin) >= age(c.last_xid::text::xid) \
+               OR age(a.backend_xid) >= age(c.last_xid::text::xid))) \
+    AND NOT EXISTS ( \
+        SELECT 1 FROM pg_prepared_xacts p WHERE age(p.transaction) >= age(c.last_xid::text::xid)) \
+    AND NOT EXISTS ( \
+        SELECT 1 FROM pg_replication_slots s \
+        WHERE age(s.xmin) >= age(c.last_xid::text::xid) \
+           OR age(s.catalog_xmin) >= age(c.last_xid::text::xid))";
+
+fn is_key_partition(name: &str) -> bool {
+    name.strip_prefix("referral_keys_p")
+        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::crisis::{crisis_resources, CrisisResource, CrisisTable};
+use super::keystore;
 use super::model::{
     aad, employee_ref_digest, generate_status_token, hash_token, CoarseStatus, NewReferral, Status,
 };
@@ -130,18 +131,24 @@ fn replay_record(
             response_sealed: None,
             ..
         } => Err(conflict(ERASED)),
-        record if record.request_hash != fingerprint => Err(ApiError::invalid_parameter(
-            "Idempotency-Key",
-            ErrorCode::Reused,
-            "this key was already used with a different request body",
-        )),
         KeyRecord {
             referral_id: Some(id),
             response_status: Some(status),
             response_sealed: Some(sealed),
+            request_hash,
             ..
         } => {
-            let body = replay(conn, keys, caller, &id, &sealed)?;
+            let Some(key) = keystore::data_key(conn, &keys.master, &id)? else {
+                return Err(conflict(ERASED));
+            };
+            if request_hash != fingerprint_under(&key, fingerprint) {
+                return Err(ApiError::invalid_parameter(
+                    "Idempotency-Key",
+                    ErrorCode::Reused,
+                    "this key was already used with a different request body",
+                ));
+            }
+            let body = replay(conn, caller, &id, &key, &sealed)?;
             Ok(Answer {
                 id,
                 status: status as u16,
@@ -208,18 +215,17 @@ fn create(
         modality: new.modality,
         language: new.language.as_str().to_owned(),
         region: new.region.as_str().to_owned(),
-        employee_ref_hmac: new
-            .employee_ref
-            .as_deref()
-            .map(|r| employee_ref_digest(&intake.keys.pepper, employer_id.as_str(), r)),
+        // The key and the employee reference go to `referral_keys` (see keystore.rs): an
+        // update of this row copies every column it holds.
+        employee_ref_hmac: None,
         status: Status::Unroutable,
         outcome: None,
         provider_id: None,
         offer_expires_at: None,
         version: 1,
         status_token_hash: hash_token(&token),
-        key_id: Some(key_id),
-        wrapped_key: Some(wrapped),
+        key_id: None,
+        wrapped_key: None,
         sealed_contact: Some(sealed_contact),
         sealed_note,
         routing_reasons: Some(to_json(&decision)?),
@@ -239,6 +245,11 @@ fn create(
             Status::Unroutable
         }
     };
+    let employee_ref = new
+        .employee_ref
+        .as_deref()
+        .map(|r| employee_ref_digest(&intake.keys.pepper, employer_id.as_str(), r));
+    keystore::insert(conn, &id, (&key_id, &wrapped), employee_ref.as_deref())?;
     let body = serde_json::to_vec(&Submitted {
         id: id.clone(),
         status: status.coarse(),
@@ -249,10 +260,11 @@ fn create(
     .map_err(internal)?;
     // The replayable copy holds the status token, so it is sealed like the contact block.
     let sealed_body = seal::seal(&data_key, &replay_aad(&id), &body);
+    let bound = fingerprint_under(&data_key, fingerprint);
     let record = store::NewKey {
         client_id: &caller.client_id,
         idem_key: key,
-        request_hash: fingerprint,
+        request_hash: &bound,
         referral_id: &id,
         response_status: 201,
         response_sealed: &sealed_body,
@@ -263,21 +275,22 @@ fn create(
     Ok((id, body))
 }
 
+/// The body's fingerprint as stored: bound to the referral's data key, so that the stored value
+/// confirms no guessed body once the key is destroyed, even to someone holding the pepper and
+/// an old copy of the row.
+fn fingerprint_under(key: &DataKey, fingerprint: &str) -> String {
+    key.bind("idempotency-fingerprint", fingerprint.as_bytes())
+}
+
 /// Opens a stored response for a replay.
 fn replay(
     conn: &mut AnyConnection,
-    keys: &Keys,
     caller: &Caller,
     referral_id: &ReferralId,
+    key: &DataKey,
     sealed: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let row = store::find_referral(conn, referral_id)?.ok_or(ApiError::NotFound)?;
-    let (Some(key_id), Some(wrapped)) = (row.key_id.as_deref(), row.wrapped_key.as_deref()) else {
-        return Err(conflict(ERASED));
-    };
-    let key = seal::unwrap(&keys.master, key_id, referral_id.as_str(), wrapped)
-        .map_err(|e| ApiError::Internal(format!("unwrap: {e}")))?;
-    let body = seal::open(&key, &replay_aad(referral_id), sealed)
+    let body = seal::open(key, &replay_aad(referral_id), sealed)
         .map_err(|e| ApiError::Internal(format!("replay: {e}")))?;
     // A replay hands out the status token again: it is an access like the first.
     audit::record(conn, &[caller.event(Some(referral_id.as_str()))])?;

@@ -3,6 +3,7 @@
 pub mod crisis;
 pub mod http;
 pub mod intake;
+pub mod keystore;
 pub mod model;
 pub mod seal;
 pub mod service;

@@ -29,6 +29,21 @@ impl DataKey {
         DataKey(random_bytes::<32>())
     }
 
+    /// A MAC of `message` under this key, for `purpose`: a value that only someone holding the
+    /// data key can check, so it means nothing once the key is destroyed.
+    pub fn bind(&self, purpose: &str, message: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(message);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new_from_slice(&self.0).expect("32-byte key")
     }

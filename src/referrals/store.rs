@@ -3,7 +3,7 @@ use diesel::prelude::*;
 
 use super::model::Status;
 use crate::db::schema::{idempotency_keys, provider_events, referral_attempts, referrals};
-use crate::db::{write_tx, AnyConnection};
+use crate::db::AnyConnection;
 use crate::directory::capacity::release_slot;
 use crate::directory::model::{Code, Modality, Service, Urgency};
 use crate::error::ApiError;
@@ -336,49 +336,4 @@ pub fn insert_key(conn: &mut AnyConnection, key: &NewKey<'_>) -> QueryResult<()>
         .values(key)
         .execute(conn)
         .map(|_| ())
-}
-
-/// Re-wraps every data key not yet under the active (first) master key, in batches; the
-/// ciphertexts are not touched. Returns how many keys were re-wrapped.
-pub fn rewrap_all(
-    conn: &mut AnyConnection,
-    masters: &[crate::keys::MasterKey],
-) -> Result<usize, ApiError> {
-    let active = &masters[0];
-    let mut total = 0;
-    loop {
-        let batch: Vec<(String, Option<String>, Option<Vec<u8>>)> = referrals::table
-            .filter(referrals::key_id.is_not_null())
-            .filter(referrals::wrapped_key.is_not_null())
-            .filter(referrals::key_id.ne(&active.id))
-            .select((referrals::id, referrals::key_id, referrals::wrapped_key))
-            .order(referrals::id.asc())
-            .limit(500)
-            .load(conn)?;
-        if batch.is_empty() {
-            return Ok(total);
-        }
-        write_tx(conn, |conn| {
-            for (id, key_id, wrapped) in &batch {
-                let (Some(key_id), Some(wrapped)) = (key_id, wrapped) else {
-                    continue;
-                };
-                let key = super::seal::unwrap(masters, key_id, id, wrapped)
-                    .map_err(|e| ApiError::Internal(format!("referral {id}: {e}")))?;
-                let (new_id, new_wrapped) = super::seal::wrap(active, id, &key);
-                diesel::update(
-                    referrals::table
-                        .find(id)
-                        .filter(referrals::key_id.eq(key_id)),
-                )
-                .set((
-                    referrals::key_id.eq(new_id),
-                    referrals::wrapped_key.eq(new_wrapped),
-                ))
-                .execute(conn)?;
-            }
-            Ok::<_, ApiError>(())
-        })?;
-        total += batch.len();
-    }
 }

@@ -16,6 +16,7 @@ use crate::directory::model::Code;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::{ProviderId, ReferralId};
 use crate::keys::{Keys, MasterKey};
+use crate::referrals::keystore;
 use crate::referrals::model::{aad, Contact, Status};
 use crate::referrals::seal::{self, DataKey};
 use crate::referrals::store::{self as referrals, Move, ReferralRow};
@@ -236,7 +237,7 @@ pub async fn decline(
             let now = crate::db::now();
             let me = provider_id(&provider);
             let comment = match &declined.comment {
-                Some(c) => seal_decline_comment(&keys.master, &row, &me, c)?,
+                Some(c) => seal_decline_comment(conn, &keys.master, &row, &me, c)?,
                 None => None,
             };
             release_slot(conn, &me, &id)?;
@@ -252,25 +253,16 @@ pub async fn decline(
     .await
 }
 
-/// The referral's data key, if its personal data is still held.
-fn data_key(masters: &[MasterKey], row: &ReferralRow) -> Result<Option<DataKey>, ApiError> {
-    let (Some(key_id), Some(wrapped)) = (row.key_id.as_deref(), row.wrapped_key.as_deref()) else {
-        return Ok(None);
-    };
-    seal::unwrap(masters, key_id, row.id.as_str(), wrapped)
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("unwrap: {e}")))
-}
-
 /// A decline comment sealed under the referral's key (so erasure destroys it with the rest),
 /// bound to the declining provider; `None` when the personal data is already gone.
 fn seal_decline_comment(
+    conn: &mut AnyConnection,
     masters: &[MasterKey],
     row: &ReferralRow,
     provider: &ProviderId,
     comment: &str,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(key) = data_key(masters, row)? else {
+    let Some(key) = keystore::data_key(conn, masters, &row.id)? else {
         return Ok(None);
     };
     let field = format!("decline/{provider}");
@@ -302,7 +294,7 @@ pub async fn reveal_contact(
         let id = mine(conn, &provider, id.as_deref())?.id;
         let result = write_tx(conn, |conn| {
             let row = locked_mine(conn, &provider, &id)?;
-            let revealed = unseal_contact(&keys.master, &row)?;
+            let revealed = unseal_contact(conn, &keys.master, &row)?;
             audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
             Ok(revealed)
         });
@@ -312,7 +304,11 @@ pub async fn reveal_contact(
 }
 
 /// Opens the contact block and note, if the provider may see them now.
-fn unseal_contact(masters: &[MasterKey], row: &ReferralRow) -> Result<Revealed, ApiError> {
+fn unseal_contact(
+    conn: &mut AnyConnection,
+    masters: &[MasterKey],
+    row: &ReferralRow,
+) -> Result<Revealed, ApiError> {
     // Erased or purged: gone for good, whatever the status, so a provider stops retrying.
     if row.erased_at.is_some() {
         return Err(ApiError::Gone(ERASED));
@@ -326,14 +322,10 @@ fn unseal_contact(masters: &[MasterKey], row: &ReferralRow) -> Result<Revealed, 
     if !held.contains(&row.status) {
         return Err(conflict(NOT_HELD));
     }
-    let sealed = row
-        .sealed_contact
-        .as_deref()
-        .filter(|_| row.key_id.is_some() && row.wrapped_key.is_some());
-    let Some(sealed) = sealed else {
+    let Some(sealed) = row.sealed_contact.as_deref() else {
         return Err(conflict(ERASED));
     };
-    let Some(key) = data_key(masters, row)? else {
+    let Some(key) = keystore::data_key(conn, masters, &row.id)? else {
         return Err(conflict(ERASED));
     };
     let id = row.id.as_str();

@@ -172,10 +172,31 @@ impl TestApp {
     pub fn referral(&self, id: &str) -> StoredReferral {
         let mut conn = self.conn();
         let id = eap_referrals::ids::ReferralId::from_trusted(id.to_owned());
-        eap_referrals::referrals::store::find_referral(&mut conn, &id)
-            .unwrap()
-            .expect("referral exists")
-            .into()
+        let mut stored: StoredReferral =
+            eap_referrals::referrals::store::find_referral(&mut conn, &id)
+                .unwrap()
+                .expect("referral exists")
+                .into();
+        // The key and the employee reference live in their own table; a row of the previous
+        // version kept them in `referrals`, so either place counts.
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::referral_keys;
+        let keys: Option<(String, Vec<u8>, Option<String>)> = referral_keys::table
+            .find(id.as_str())
+            .select((
+                referral_keys::key_id,
+                referral_keys::wrapped_key,
+                referral_keys::employee_ref_hmac,
+            ))
+            .first(&mut *conn)
+            .optional()
+            .unwrap();
+        if let Some((key_id, wrapped, employee_ref)) = keys {
+            stored.key_id = Some(key_id);
+            stored.wrapped_key = Some(wrapped);
+            stored.employee_ref_hmac = employee_ref.or(stored.employee_ref_hmac);
+        }
+        stored
     }
 
     pub fn provider_load(&self, id: &str) -> i64 {

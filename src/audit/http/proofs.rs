@@ -129,9 +129,10 @@ pub async fn inclusion_proof(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
-    /// The older checkpoint's tree size.
-    #[validate(range(min = 1))]
-    #[param(minimum = 1)]
+    /// The older tree size: any size up to `to_size` (typically that of a checkpoint you
+    /// hold; 0, the empty log, has the empty proof).
+    #[validate(range(max = 9_223_372_036_854_775_807u64))]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807i64)]
     pub from_size: u64,
     /// The newer checkpoint's tree size; default the latest.
     #[validate(range(min = 1))]
@@ -139,8 +140,9 @@ pub struct ConsistencyQuery {
     pub to_size: Option<u64>,
 }
 
-/// A consistency proof between two checkpoints: the newer log extends the older one without
-/// changing any of its events (RFC 9162 §2.1.4).
+/// A consistency proof from any earlier tree size to a checkpoint: the newer log extends the
+/// older one without changing any of its events (RFC 9162 §2.1.4). Every size up to `to_size`
+/// has one, so a checkpoint an auditor kept can always be checked against the log.
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),
@@ -149,8 +151,8 @@ pub struct ConsistencyQuery {
         (status = 200, description = "The proof", body = ConsistencyProof),
         (status = 409, description = "No checkpoint has been issued yet",
          body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No checkpoint of that size, or `from_size` after \
-            `to_size` (no such proof)",
+        (status = 404, description = "No checkpoint of size `to_size`, or `from_size` after \
+            it (the log is shorter than the size asked: no such proof)",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing, unknown or malformed parameter",
          body = Problem, content_type = "application/problem+json"),

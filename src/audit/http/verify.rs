@@ -67,7 +67,9 @@ impl From<Report> for VerifyResponse {
 /// latest signed checkpoint — and reports the first problem: a modified, missing, inserted or
 /// reordered event (named), or a tree that no longer matches its signature. Also reports an
 /// unsealed event that claims to predate the latest checkpoint (a row slipped in behind the
-/// sealer). Costs one pass over the range.
+/// sealer). With `EAP_OUTSIDE_LOG` set, also compares the log with the checkpoints kept there
+/// and reports a tail that was removed (`truncated`) or replaced (`rewritten`) in the
+/// database. Costs one pass over the range.
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),
@@ -90,7 +92,8 @@ pub async fn verify_log(
     let q = query.into_inner()?;
     let keys = PublicKeys::of(&state.keys.checkpoint);
     let event = auditor.0.event(None);
-    let report =
-        verify::verify(&state.db, event, keys, q.from_size.unwrap_or(0), q.to_size).await?;
+    let range = (q.from_size.unwrap_or(0), q.to_size);
+    let outside = state.outside.path().map(Into::into);
+    let report = verify::verify(&state.db, event, keys, range, outside).await?;
     Ok(web::Json(report.into()))
 }

@@ -12,6 +12,6 @@ pub use operations::{
     actions, operation, protected_routes, Operation, PERSONAL_DATA_PURGE, REFERRAL_EXPIRE,
 };
 pub use verifier::{
-    verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report, Verifier,
-    LATE_GRACE,
+    compare_outside, verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report,
+    Verifier, LATE_GRACE,
 };

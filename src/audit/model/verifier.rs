@@ -62,6 +62,11 @@ pub enum FindingKind {
     BadSignature,
     /// The export is incomplete or not in the expected format.
     Malformed,
+    /// The log is shorter than a checkpoint kept outside the database: its tail was removed.
+    Truncated,
+    /// The log no longer reproduces a checkpoint kept outside the database: its history was
+    /// replaced (for instance truncated, then extended with other events).
+    Rewritten,
 }
 
 /// One problem, naming the event where there is one.
@@ -559,6 +564,72 @@ pub fn verify_export(
         }
     }
     Ok(v.finish())
+}
+
+/// Compares the log with the checkpoints kept outside the database (`EAP_OUTSIDE_LOG`): a
+/// database superuser can truncate the log's tail, and even re-seal other events after it,
+/// leaving a log that agrees with every checkpoint the database still holds. What was kept
+/// outside cannot be taken back. `size` is the log's sealed size, `latest` the newest
+/// checkpoint the database holds, and `root_at(n)` the root of the log's first `n` events,
+/// asked for in increasing `n`.
+///
+/// Every kept size is checked, not only the largest: after a rewrite the service goes on
+/// signing checkpoints of the forged log, and those are kept outside too; only the ones kept
+/// before it disagree. A kept checkpoint the key did not sign is reported and ignored.
+pub fn compare_outside<E>(
+    kept: &[Checkpoint],
+    keys: &PublicKeys,
+    size: u64,
+    latest: Option<&Checkpoint>,
+    root_at: &mut impl FnMut(u64) -> Result<Hash, E>,
+) -> Result<Vec<Finding>, E> {
+    let mut findings = Vec::new();
+    let mut by_size: std::collections::BTreeMap<u64, Vec<&Checkpoint>> = Default::default();
+    for c in kept {
+        if c.verify(keys) {
+            by_size.entry(c.tree_size).or_default().push(c);
+        } else {
+            findings.push(Finding::new(
+                FindingKind::BadSignature,
+                None,
+                None,
+                format!("checkpoint {} kept outside does not verify", c.n),
+            ));
+        }
+    }
+    for (&n, checkpoints) in by_size.range(..=size) {
+        let root = root_at(n)?;
+        if let Some(c) = checkpoints.iter().find(|c| c.root() != Some(root)) {
+            findings.push(Finding::new(
+                FindingKind::Rewritten,
+                None,
+                None,
+                format!(
+                    "the first {n} events of the log no longer hash to the root of checkpoint \
+                     {} kept outside the database: its history was replaced",
+                    c.n
+                ),
+            ));
+            break;
+        }
+    }
+    if let Some((&n, checkpoints)) = by_size.range(size + 1..).next_back() {
+        findings.push(Finding::new(
+            FindingKind::Truncated,
+            Some(size),
+            None,
+            format!(
+                "checkpoint {} kept outside the database covers {n} events, but the log holds \
+                 {size}{}: the events from position {size} on were removed",
+                checkpoints[0].n,
+                latest.map_or(String::new(), |l| format!(
+                    " (its latest checkpoint is {}, of size {})",
+                    l.n, l.tree_size
+                )),
+            ),
+        ));
+    }
+    Ok(findings)
 }
 
 #[cfg(test)]

@@ -1,0 +1,2 @@
+DROP TABLE referral_key_compactions;
+DROP TABLE referral_keys;
