@@ -171,7 +171,7 @@ def provider():
                 continue
             work.call("contact", "GET", f"/v1/provider/referrals/{rid}/contact", PROVIDER)
             work.call("close", "POST", f"/v1/provider/referrals/{rid}/status", PROVIDER,
-                      json.dumps({"status": "closed", "outcome": "completed"}),
+                      json.dumps({"status": "closed", "outcome": "referred_elsewhere"}),
                       {"If-Match": h.get("etag", "")})
 
 

@@ -545,6 +545,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn database_trouble_that_passes_by_itself_is_503_and_the_rest_500() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let db = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        // What the drivers report when a session is ended, the server restarts or fails over,
+        // or SQLite's disk fills or turns read-only (the messages as libpq and SQLite word them).
+        let retryable = [
+            db(
+                Kind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            db(
+                Kind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                Kind::Unknown,
+                "FATAL:  the database system is shutting down",
+            ),
+            db(Kind::Unknown, "no connection to the server\n"),
+            db(
+                Kind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            db(Kind::Unknown, "database or disk is full"),
+            db(Kind::Unknown, "attempt to write a readonly database"),
+            db(Kind::Unknown, "disk I/O error"),
+            db(Kind::Unknown, "database is locked"),
+            Error::BrokenTransactionManager,
+        ];
+        for e in retryable {
+            let shown = e.to_string();
+            assert_eq!(
+                ApiError::from(e).status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{shown}"
+            );
+        }
+        let defects = [
+            db(
+                Kind::UniqueViolation,
+                "duplicate key value violates unique constraint",
+            ),
+            db(Kind::Unknown, "syntax error at or near \"SELEC\""),
+            Error::QueryBuilderError("bad query".into()),
+        ];
+        for e in defects {
+            let shown = e.to_string();
+            assert_eq!(
+                ApiError::from(e).status_code(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            ApiError::from(Error::NotFound).status_code(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
     fn serde_messages_lose_the_submitted_value() {
         let cases = [
             (

@@ -236,6 +236,11 @@ async fn sigkill_under_submission_load_loses_nothing_acknowledged_and_leaks_no_s
         created.len()
     );
 
+    println!(
+        "killed with {} submissions acknowledged and {} without an answer",
+        created.len(),
+        told.len() - created.len()
+    );
     let server = Binary::start(&vars);
     let base = server.base.clone();
 
