@@ -376,22 +376,54 @@ impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => ApiError::NotFound,
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                | diesel::result::DatabaseErrorKind::SerializationFailure,
-                _,
-            ) => ApiError::Unavailable(e.to_string()),
-            // SQLite's busy timeout ran out, or PostgreSQL broke a deadlock: retryable load.
-            diesel::result::Error::DatabaseError(_, ref info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("deadlock detected") =>
-            {
-                ApiError::Unavailable(e.to_string())
-            }
+            ref other if retryable(other) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(format!("database: {other}")),
         }
     }
 }
+
+/// Database failures that say nothing about the request and pass by themselves: load (SQLite's
+/// busy timeout ran out, PostgreSQL broke a deadlock or a serialisation conflict), a session
+/// that ended under the request (a restart, a failover, `pg_terminate_backend`), a server
+/// starting, stopping or read-only after a failover, and a disk that is full or refusing writes.
+/// The transaction was rolled back, so the client is told to retry (503), never that the
+/// service is broken (500).
+fn retryable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match e {
+        Error::DatabaseError(
+            Kind::ClosedConnection | Kind::SerializationFailure | Kind::ReadOnlyTransaction,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            RETRYABLE_MESSAGES.iter().any(|m| message.contains(m))
+        }
+        // The session died inside a transaction, so its state is unknown; the pool drops it.
+        Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => retryable(commit_error),
+        _ => false,
+    }
+}
+
+/// The messages of the failures `retryable` accepts that the drivers give no error kind for
+/// (SQLite's result codes and PostgreSQL's SQLSTATEs 57P01–57P03 and 53300 reach diesel only
+/// as text).
+const RETRYABLE_MESSAGES: &[&str] = &[
+    "database is locked",
+    "deadlock detected",
+    "terminating connection",
+    "the database system is",
+    "server closed the connection",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "too many clients",
+    "database or disk is full",
+    "disk i/o error",
+    "attempt to write a readonly database",
+    "unable to open database file",
+];
 
 /// The most entries one 422 lists, so a hostile body cannot make a huge answer.
 pub const MAX_FIELD_ERRORS: usize = 100;
@@ -527,6 +559,66 @@ pub fn sanitize_serde_message(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_trouble_that_passes_by_itself_is_503_and_the_rest_500() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let db = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        // What the drivers report when a session is ended, the server restarts or fails over,
+        // or SQLite's disk fills or turns read-only (the messages as libpq and SQLite word them).
+        let retryable = [
+            db(
+                Kind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            db(
+                Kind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                Kind::Unknown,
+                "FATAL:  the database system is shutting down",
+            ),
+            db(Kind::Unknown, "no connection to the server\n"),
+            db(
+                Kind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            db(Kind::Unknown, "database or disk is full"),
+            db(Kind::Unknown, "attempt to write a readonly database"),
+            db(Kind::Unknown, "disk I/O error"),
+            db(Kind::Unknown, "database is locked"),
+            Error::BrokenTransactionManager,
+        ];
+        for e in retryable {
+            let shown = e.to_string();
+            assert_eq!(
+                ApiError::from(e).status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{shown}"
+            );
+        }
+        let defects = [
+            db(
+                Kind::UniqueViolation,
+                "duplicate key value violates unique constraint",
+            ),
+            db(Kind::Unknown, "syntax error at or near \"SELEC\""),
+            Error::QueryBuilderError("bad query".into()),
+        ];
+        for e in defects {
+            let shown = e.to_string();
+            assert_eq!(
+                ApiError::from(e).status_code(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            ApiError::from(Error::NotFound).status_code(),
+            StatusCode::NOT_FOUND
+        );
+    }
 
     #[test]
     fn serde_messages_lose_the_submitted_value() {

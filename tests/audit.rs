@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{problem, Client, TestApp};
+use common::{problem, spawn_app, Binary, Client, TestApp};
 use eap_referrals::audit::merkle::{self, from_hex};
 use eap_referrals::audit::model::{
     parse_checkpoints, verify_export, Checkpoint, FindingKind, PublicKeys, Report,
@@ -425,18 +425,7 @@ async fn an_intact_export_verifies_offline_and_through_the_cli() {
     for (name, text) in &files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let run = |events: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_eap-referrals"))
-            .args(["audit", "verify", "--events"])
-            .arg(dir.path().join(events))
-            .arg("--checkpoints")
-            .arg(dir.path().join("checkpoints.json"))
-            .arg("--public-key")
-            .arg(dir.path().join("public-key.json"))
-            .env_clear()
-            .output()
-            .unwrap()
-    };
+    let run = |events: &str| Binary::verify_offline(dir.path(), events);
     let out = run("events.ndjson");
     assert!(
         out.status.success(),

@@ -7,28 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{count_in, post_json_at, referral_body, Binary};
+use common::{count_in, created_at as post, referral_body, token_at as token, Binary};
 use serde_json::{json, Value};
-
-async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let v: Value = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn post(http: &reqwest::Client, base: &str, path: &str, token: &str, body: Value) -> Value {
-    let resp = post_json_at(http, base, path, token, &body).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
-    resp.json().await.unwrap()
-}
 
 #[actix_web::test]
 async fn sigterm_under_load_loses_no_request_and_no_access_event() {

@@ -125,6 +125,34 @@ impl Binary {
         (status, std::mem::take(&mut self.seen))
     }
 
+    /// `eap-referrals audit verify` with nothing but files in `dir`: the export `events`,
+    /// `checkpoints.json` and `public-key.json`; no environment.
+    pub fn verify_offline(dir: &std::path::Path, events: &str) -> std::process::Output {
+        std::process::Command::new(Self::bin())
+            .args(["audit", "verify", "--events"])
+            .arg(dir.join(events))
+            .arg("--checkpoints")
+            .arg(dir.join("checkpoints.json"))
+            .arg("--public-key")
+            .arg(dir.join("public-key.json"))
+            .env_clear()
+            .output()
+            .unwrap()
+    }
+
+    /// SIGKILL at once, as a crash or an out-of-memory kill does: no shutdown code runs.
+    pub fn crash(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(200))
+        {
+            self.seen.push(line);
+        }
+        std::mem::take(&mut self.seen)
+    }
+
     /// Stops the server and returns every log line it wrote.
     pub fn stop(mut self) -> Vec<String> {
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -205,4 +233,32 @@ pub async fn post_json_at(
         .send()
         .await
         .unwrap()
+}
+
+/// A client-credentials token from the server at `base` (credentials as HTTP Basic).
+pub async fn token_at(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let v: Value = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Posts `body` to `path` on the server at `base`, which must succeed; the answer's body.
+pub async fn created_at(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Value {
+    let resp = post_json_at(http, base, path, token, &body).await;
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
 }

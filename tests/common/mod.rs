@@ -30,7 +30,10 @@ use eap_referrals::{Application, Config};
 #[allow(unused_imports)]
 pub use {
     audit_log::AuditRow,
-    binary::{count_in, drop_pg_database, free_port, post_json_at, request_token_at, Binary},
+    binary::{
+        count_in, created_at, drop_pg_database, free_port, post_json_at, request_token_at,
+        token_at, Binary,
+    },
     fixtures::{referral_body, Portal},
     http::{problem, request_id},
 };
