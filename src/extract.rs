@@ -293,6 +293,11 @@ pub fn issued_id(value: &str) -> Result<(), validator::ValidationError> {
     Err(e)
 }
 
+/// A list of ids this service issued (see [`issued_id`]).
+pub fn issued_ids(values: &[String]) -> Result<(), validator::ValidationError> {
+    values.iter().try_for_each(|v| issued_id(v))
+}
+
 /// A label for people: no control characters, not blank. The documented pattern
 /// (`validation::PLAIN_TEXT_PATTERN`) is read by ECMA-262, whose white space also counts
 /// U+FEFF, so this does too: the two agree (a test compares them).
