@@ -138,6 +138,9 @@ pub fn set_affiliations(
             )
         })
         .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     match conn {
         AnyConnection::Postgresql(c) => diesel::insert_into(employer_affiliations::table)
             .values(&rows)

@@ -34,7 +34,8 @@ pub struct Unroutable {
     #[schema(value_type = crate::directory::model::Region)]
     pub region: String,
     pub created_at: DateTime<Utc>,
-    /// Why each contracted provider could not take it.
+    /// Why each contracted provider could not take it; for a referral carrying the person's
+    /// own routing preferences, only the decision-wide summary (no per-provider verdicts).
     pub routing: Option<Decision>,
 }
 

@@ -1103,5 +1103,83 @@ mod tests {
             prop_assert_eq!(&again.chosen, &d.chosen);
             prop_assert_eq!(again, d);
         }
+
+        /// First routing, then every re-offer (a decline and an expiry both add the provider
+        /// to the tried set and route again), then a manual assignment to each provider: the
+        /// employer's affiliations and the person's preferences hold throughout.
+        #[test]
+        fn no_offer_reaches_an_affiliated_or_excluded_provider_over_a_referrals_life(
+            (req, candidates, tried, _) in arb_case()
+        ) {
+            let prefs = &req.preferences;
+            let overlaps = |r: &Region| {
+                let (a, b) = (r.as_str(), req.region.as_str());
+                a == b || b.starts_with(&format!("{a}-")) || a.starts_with(&format!("{b}-"))
+            };
+            let mut tried = tried;
+            let mut offers = 0;
+            while let Some(id) = route(&req, &candidates, &tried).chosen {
+                let c = candidates.iter().find(|c| c.provider_id == id).unwrap();
+                prop_assert!(!c.affiliated, "offered to affiliated {}", id);
+                prop_assert!(!prefs.exclude_providers.contains(&id), "offered to excluded {}", id);
+                if prefs.out_of_area {
+                    prop_assert!(req.modality != Modality::InPerson);
+                    prop_assert!(!c.regions.iter().any(overlaps), "{} overlaps", id);
+                    prop_assert!(c.regions.iter().any(|r| r.country() == req.region.country()));
+                }
+                let specialist_eligible = candidates.iter().any(|o| {
+                    o.serves_helping_professionals && oracle_failures(&req, o, &tried).is_empty()
+                });
+                if prefs.helping_professional && specialist_eligible {
+                    prop_assert!(c.serves_helping_professionals, "{} is no specialist", id);
+                }
+                tried.insert(id);
+                offers += 1;
+                prop_assert!(offers <= candidates.len());
+            }
+            for c in &candidates {
+                let refusal = assign_refusal(&req, c);
+                let out_of_area_fails = prefs.out_of_area
+                    && (req.modality == Modality::InPerson
+                        || c.regions.iter().any(overlaps)
+                        || !c.regions.iter().any(|r| r.country() == req.region.country()));
+                if c.affiliated {
+                    prop_assert_eq!(refusal, Some(Refusal::Affiliated));
+                } else if prefs.exclude_providers.contains(&c.provider_id) || out_of_area_fails {
+                    prop_assert_eq!(refusal, Some(Refusal::NotEligible));
+                }
+            }
+        }
+
+        /// What is stored and shown for a referral with preferences: counts only, which agree
+        /// with the itemised decision; with none, the itemised decision itself.
+        #[test]
+        fn a_summary_counts_exactly_what_the_reports_would_have_itemised(
+            (req, candidates, tried, _) in arb_case()
+        ) {
+            let full = route(&req, &candidates, &tried);
+            let stored = full.clone().for_record(&req);
+            if !req.preferences.any() {
+                prop_assert_eq!(stored, full);
+                return Ok(());
+            }
+            prop_assert_eq!(&stored.chosen, &full.chosen);
+            prop_assert!(stored.reports.is_empty());
+            let summary = stored.summary.unwrap();
+            prop_assert_eq!(summary.considered, candidates.len());
+            let passing = candidates
+                .iter()
+                .filter(|c| oracle_failures(&req, c, &tried).is_empty())
+                .count();
+            prop_assert_eq!(summary.eligible, passing);
+            for ReasonCount { reason, providers } in &summary.reasons {
+                let failing = candidates
+                    .iter()
+                    .filter(|c| oracle_failures(&req, c, &tried).contains(reason))
+                    .count();
+                prop_assert_eq!(*providers, failing, "{:?}", reason);
+                prop_assert!(failing > 0);
+            }
+        }
     }
 }
