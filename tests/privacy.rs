@@ -5,7 +5,6 @@
 mod common;
 
 use common::{post_json_at, referral_body, request_token_at, Binary};
-use diesel::connection::SimpleConnection;
 use eap_referrals::db::DatabaseUrl;
 use serde_json::{json, Value};
 
@@ -32,33 +31,8 @@ fn database_dump(url: &DatabaseUrl) -> Vec<u8> {
             }
             bytes
         }
-        DatabaseUrl::Postgres(u) => {
-            use diesel::prelude::*;
-            #[derive(QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                t: String,
-            }
-            let mut conn = diesel::PgConnection::establish(u).unwrap();
-            conn.batch_execute("SELECT 1").unwrap();
-            let tables: Vec<Row> = diesel::sql_query(
-                "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .load(&mut conn)
-            .unwrap();
-            let mut out = Vec::new();
-            for table in tables {
-                let rows: Vec<Row> =
-                    diesel::sql_query(format!("SELECT t::text AS t FROM \"{}\" t", table.t))
-                        .load(&mut conn)
-                        .unwrap();
-                for r in rows {
-                    out.extend(r.t.into_bytes());
-                    out.push(b'\n');
-                }
-            }
-            out
-        }
+        // Every row of every table as text, as a logical dump would hold it.
+        DatabaseUrl::Postgres(_) => rows_as_text(url).join("\n").into_bytes(),
     }
 }
 
