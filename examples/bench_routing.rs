@@ -1,4 +1,6 @@
-//! Time per routing decision at 1,000 and 10,000 providers.
+//! Time per routing decision at 1,000 and 10,000 providers; and at 1,000 with the person's
+//! preferences (20 excluded providers, helping professional) and the employer's affiliations
+//! (5% of providers), the decision then folded into its summary as it is stored.
 //!
 //! ```text
 //! cargo run --release --example bench_routing
@@ -8,12 +10,14 @@
 //! for at least a second after a warm-up; every decision is timed on its own so the p99 shows
 //! the tail, not only the mean.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use eap_referrals::directory::model::{Code, Language, Modality, Region, Service, Urgency};
-use eap_referrals::routing::model::{is_eligible, route, Candidate, RoutingRequest};
+use eap_referrals::routing::model::{
+    is_eligible, route, Candidate, Decision, Preferences, RoutingRequest,
+};
 
 /// Knuth's MMIX constants; quality is irrelevant here, repeatability is the point.
 struct Lcg(u64);
@@ -43,7 +47,7 @@ impl Lcg {
     }
 }
 
-fn candidates(n: usize, rng: &mut Lcg) -> Vec<Candidate> {
+fn candidates(n: usize, rng: &mut Lcg, affiliations: bool) -> Vec<Candidate> {
     let languages: Vec<Language> = ["en", "fr", "de", "es", "pl", "ar", "cy", "gd"]
         .iter()
         .map(|l| Language::parse(l).unwrap())
@@ -68,20 +72,42 @@ fn candidates(n: usize, rng: &mut Lcg) -> Vec<Candidate> {
                 crisis_capable: rng.chance(30),
                 capacity,
                 active_referrals: rng.below(capacity + 1),
+                affiliated: affiliations && rng.chance(5),
+                serves_helping_professionals: rng.chance(20),
             }
         })
         .collect()
 }
 
-fn bench(n: usize) {
+fn bench(n: usize, with_preferences: bool) {
     let mut rng = Lcg(0x5eed_0000 + n as u64);
-    let providers = candidates(n, &mut rng);
+    let providers = candidates(n, &mut rng, with_preferences);
+    let preferences = if with_preferences {
+        Preferences {
+            // Spread over the directory, as a person picks from the whole list.
+            exclude_providers: providers
+                .iter()
+                .step_by(n / 20)
+                .take(20)
+                .map(|c| c.provider_id.clone())
+                .collect::<BTreeSet<_>>(),
+            out_of_area: false,
+            helping_professional: true,
+        }
+    } else {
+        Preferences::default()
+    };
     let req = RoutingRequest {
         service: Service::Counselling,
         urgency: Urgency::Urgent,
         modality: Modality::Video,
         language: Language::parse("en").unwrap(),
         region: Region::parse("GB-SCT").unwrap(),
+        preferences,
+    };
+    // What the service does with every decision: fold it when the person stated preferences.
+    let decide = |req: &RoutingRequest, tried: &HashSet<String>| -> Decision {
+        route(req, &providers, tried).for_record(req)
     };
     // A referral that has already been declined by a few providers.
     let tried: HashSet<String> = providers
@@ -95,18 +121,14 @@ fn bench(n: usize) {
         .count();
 
     for _ in 0..100 {
-        black_box(route(
-            black_box(&req),
-            black_box(&providers),
-            black_box(&tried),
-        ));
+        black_box(decide(black_box(&req), black_box(&tried)));
     }
 
     let mut samples: Vec<Duration> = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) || samples.len() < 1_000 {
         let t = Instant::now();
-        let decision = route(black_box(&req), black_box(&providers), black_box(&tried));
+        let decision = decide(black_box(&req), black_box(&tried));
         samples.push(t.elapsed());
         black_box(decision);
     }
@@ -114,14 +136,20 @@ fn bench(n: usize) {
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let mean = samples.iter().map(|d| micros(*d)).sum::<f64>() / samples.len() as f64;
     let p99 = micros(samples[samples.len() * 99 / 100]);
+    let with = if with_preferences {
+        ", 20 excluded + affiliations"
+    } else {
+        ""
+    };
     println!(
-        "{n:>6} providers ({eligible} eligible): {:>7} decisions, mean {mean:8.1} µs, p99 {p99:8.1} µs",
+        "{n:>6} providers{with} ({eligible} eligible): {:>7} decisions, mean {mean:8.1} µs, p99 {p99:8.1} µs",
         samples.len()
     );
 }
 
 fn main() {
     for n in [1_000, 10_000] {
-        bench(n);
+        bench(n, false);
     }
+    bench(1_000, true);
 }

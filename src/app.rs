@@ -301,9 +301,12 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
         loop {
             tick.tick().await;
             let ttl = sweeper.config.offer_ttl;
+            let keys = sweeper.keys.clone();
             match sweeper
                 .db
-                .run(move |c| crate::workflow::sweep::sweep(c, &ttl, crate::db::now()))
+                .run(move |c| {
+                    crate::workflow::sweep::sweep(c, &ttl, &keys.master, crate::db::now())
+                })
                 .await
             {
                 Ok(n) => {

@@ -92,10 +92,16 @@ pub async fn create(config: &Config) -> Result<Sandbox, DemoError> {
 
     let (admin_row, admin) = client(&db, Role::Admin, &tag, None).await?;
     let as_admin = |route| Caller::at_command_line(&admin_row, "POST", route);
-    let employer = service::create_employer(
+    let rerouting = service::Rerouting {
+        ttl: config.offer_ttl,
+        keys: keys.clone(),
+    };
+    let (employer, _) = service::create_employer(
         as_admin("/v1/admin/employers")?,
         &db,
         format!("Demo Employer {tag}"),
+        Vec::new(),
+        rerouting,
     )
     .await?;
     let mut providers = Vec::new();

@@ -320,6 +320,11 @@ pub const INVISIBLE: &[std::ops::RangeInclusive<char>] = &[
     '\u{feff}'..='\u{feff}',
 ];
 
+/// A list of ids this service issued (see [`issued_id`]).
+pub fn issued_ids(values: &[String]) -> Result<(), validator::ValidationError> {
+    values.iter().try_for_each(|v| issued_id(v))
+}
+
 /// A label for people: no control characters, no [`INVISIBLE`] characters, not blank. The documented pattern
 /// (`validation::PLAIN_TEXT_PATTERN`) is read by ECMA-262, whose white space also counts
 /// U+FEFF, so this does too: the two agree (a test compares them).

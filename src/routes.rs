@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(directory::http::get_contract)
         .service(directory::http::update_contract)
         .service(directory::http::deactivate_contract)
+        .service(directory::http::list_portal_providers)
         .service(routing::http::list_unroutable)
         .service(routing::http::assign)
         .service(workflow::http::poll_feed)

@@ -616,7 +616,10 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
     )
     .await;
     assert!(
-        p["detail"].as_str().unwrap().starts_with("provider_id:"),
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("provider_not_eligible"),
         "{p}"
     );
     // Text that cannot be an id, a NUL byte included, is malformed before any lookup.
@@ -710,7 +713,10 @@ async fn a_full_provider_cannot_be_assigned_more() {
     )
     .await;
     assert!(
-        p["detail"].as_str().unwrap().starts_with("provider_id:"),
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("provider_not_eligible"),
         "{p}"
     );
     assert_eq!(app.provider_load(&portal.provider), 1, "never overbooked");

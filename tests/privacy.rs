@@ -5,7 +5,6 @@
 mod common;
 
 use common::{post_json_at, referral_body, request_token_at, Binary};
-use diesel::connection::SimpleConnection;
 use eap_referrals::db::DatabaseUrl;
 use serde_json::{json, Value};
 
@@ -32,33 +31,71 @@ fn database_dump(url: &DatabaseUrl) -> Vec<u8> {
             }
             bytes
         }
-        DatabaseUrl::Postgres(u) => {
-            use diesel::prelude::*;
-            #[derive(QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                t: String,
-            }
-            let mut conn = diesel::PgConnection::establish(u).unwrap();
-            conn.batch_execute("SELECT 1").unwrap();
-            let tables: Vec<Row> = diesel::sql_query(
-                "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .load(&mut conn)
-            .unwrap();
-            let mut out = Vec::new();
-            for table in tables {
-                let rows: Vec<Row> =
-                    diesel::sql_query(format!("SELECT t::text AS t FROM \"{}\" t", table.t))
-                        .load(&mut conn)
-                        .unwrap();
-                for r in rows {
-                    out.extend(r.t.into_bytes());
-                    out.push(b'\n');
-                }
-            }
-            out
+        // Every row of every table as text, as a logical dump would hold it.
+        DatabaseUrl::Postgres(_) => rows_as_text(url).join("\n").into_bytes(),
+    }
+}
+
+type Finished = (
+    Vec<String>,
+    DatabaseUrl,
+    Option<(String, String)>,
+    tempfile::TempDir,
+);
+
+/// The real binary on a fresh database, with an admin's token.
+struct Story {
+    _dir: tempfile::TempDir,
+    vars: std::collections::HashMap<String, String>,
+    pg: Option<(String, String)>,
+    server: Binary,
+    http: reqwest::Client,
+    base: String,
+    admin_token: String,
+}
+
+impl Story {
+    async fn start() -> Story {
+        let dir = tempfile::tempdir().unwrap();
+        let (vars, pg) = common::test_vars(dir.path());
+        let admin = Binary::create_client(&vars, "admin", "ops");
+        let server = Binary::start(&vars);
+        let base = server.base.clone();
+        let http = reqwest::Client::new();
+        let admin_token = Self::token(&http, &base, &admin.id, &admin.secret).await;
+        Story {
+            _dir: dir,
+            vars,
+            pg,
+            server,
+            http,
+            base,
+            admin_token,
         }
+    }
+
+    async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+        let resp = request_token_at(http, base, id, secret).await;
+        let v: Value = resp.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The token of a client created through the API (its `client_id` and `client_secret`).
+    async fn token_of(&self, client: &Value) -> String {
+        let id = client["client_id"].as_str().unwrap();
+        let secret = client["client_secret"].as_str().unwrap();
+        Self::token(&self.http, &self.base, id, secret).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        post_json_at(&self.http, &self.base, path, &self.admin_token, &body).await
+    }
+
+    /// Stops the server: its captured logs, its database (the SQLite file lives as long as the
+    /// returned directory), and the PostgreSQL database to drop.
+    fn finish(self) -> Finished {
+        let url = DatabaseUrl::parse(&self.vars["EAP_DATABASE_URL"]).unwrap();
+        (self.server.stop(), url, self.pg, self._dir)
     }
 }
 
@@ -70,25 +107,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[actix_web::test]
 async fn no_submitted_personal_data_reaches_the_database_or_the_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (vars, pg) = common::test_vars(dir.path());
-    let admin = Binary::create_client(&vars, "admin", "ops");
-    let server = Binary::start(&vars);
-    let base = server.base.clone();
-    let http = reqwest::Client::new();
-    let token_for = |id: String, secret: String| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let resp = request_token_at(&http, &base, &id, &secret).await;
-            let v: Value = resp.json().await.unwrap();
-            v["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    let admin_token = token_for(admin.id.clone(), admin.secret.clone()).await;
-    let post = |path: &'static str, body: Value| {
-        let (http, base, token) = (http.clone(), base.clone(), admin_token.clone());
-        async move { post_json_at(&http, &base, path, &token, &body).await }
-    };
+    let story = Story::start().await;
+    let (http, base) = (&story.http, &story.base);
+    let post = |path: &'static str, body: Value| story.post(path, body);
     let employer: Value = post("/v1/admin/employers", json!({"name": "Acme"}))
         .await
         .json()
@@ -115,11 +136,7 @@ async fn no_submitted_personal_data_reaches_the_database_or_the_logs() {
     .json()
     .await
     .unwrap();
-    let portal_token = token_for(
-        portal["client_id"].as_str().unwrap().into(),
-        portal["client_secret"].as_str().unwrap().into(),
-    )
-    .await;
+    let portal_token = story.token_of(&portal).await;
 
     let mut secrets: Vec<String> = Vec::new();
     for i in 0..6 {
@@ -194,8 +211,9 @@ async fn no_submitted_personal_data_reaches_the_database_or_the_logs() {
         "DIAGNOSIS-MARKER".into(),
     ]);
 
-    let logs = server.stop().join("\n");
-    let db = database_dump(&DatabaseUrl::parse(&vars["EAP_DATABASE_URL"]).unwrap());
+    let (logs, url, pg, _dir) = story.finish();
+    let logs = logs.join("\n");
+    let db = database_dump(&url);
     assert!(
         contains(&db, "referral.create"),
         "the dump is real: it holds the access log"
@@ -205,6 +223,161 @@ async fn no_submitted_personal_data_reaches_the_database_or_the_logs() {
         assert!(!contains(&db, s), "the database holds {s:?}");
         assert!(!logs.contains(s.as_str()), "the logs hold {s:?}");
         assert!(!problem.contains(s.as_str()), "the error body holds {s:?}");
+    }
+    common::drop_pg_database(pg);
+}
+
+/// Every row of every table as one line of text (blobs as hex), for finding what a row links.
+fn rows_as_text(url: &DatabaseUrl) -> Vec<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        t: String,
+    }
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn =
+                diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+            let tables: Vec<Row> = diesel::sql_query(
+                "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .load(&mut conn)
+            .unwrap();
+            let mut out = Vec::new();
+            for table in tables {
+                let columns: Vec<Row> = diesel::sql_query(format!(
+                    "SELECT name AS t FROM pragma_table_info('{}')",
+                    table.t
+                ))
+                .load(&mut conn)
+                .unwrap();
+                let line = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{}\")", c.t))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                let rows: Vec<Row> =
+                    diesel::sql_query(format!("SELECT {line} AS t FROM \"{}\"", table.t))
+                        .load(&mut conn)
+                        .unwrap();
+                out.extend(rows.into_iter().map(|r| format!("{}: {}", table.t, r.t)));
+            }
+            out
+        }
+        DatabaseUrl::Postgres(u) => {
+            let mut conn = diesel::PgConnection::establish(u).unwrap();
+            let tables: Vec<Row> = diesel::sql_query(
+                "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .load(&mut conn)
+            .unwrap();
+            let mut out = Vec::new();
+            for table in tables {
+                let rows: Vec<Row> =
+                    diesel::sql_query(format!("SELECT t::text AS t FROM \"{}\" t", table.t))
+                        .load(&mut conn)
+                        .unwrap();
+                out.extend(rows.into_iter().map(|r| format!("{}: {}", table.t, r.t)));
+            }
+            out
+        }
+    }
+}
+
+/// The person's routing preferences (whom they excluded, out-of-area care, being a helping
+/// professional) are sealed: nothing stored in clear, nor any log line, ties them to the
+/// referral. (The employer's affiliations are not personal and may be read.)
+#[actix_web::test]
+async fn the_persons_routing_preferences_are_never_stored_or_logged_in_clear() {
+    let story = Story::start().await;
+    let (http, base) = (&story.http, &story.base);
+    let post = |path: &'static str, body: Value| {
+        let resp = story.post(path, body);
+        async move { resp.await.json::<Value>().await.unwrap() }
+    };
+    let employer = post("/v1/admin/employers", json!({"name": "Infirmary"})).await;
+    let mut providers = Vec::new();
+    for (name, priority) in [("Colleagues Ward", 1), ("Far Away Care", 2)] {
+        let provider = post(
+            "/v1/admin/providers",
+            json!({"name": name, "services": ["counselling"], "languages": ["en"], "regions": ["GB-ENG"], "modalities": ["video"], "capacity": 3}),
+        )
+        .await;
+        post(
+            "/v1/admin/contracts",
+            json!({"employer_id": employer["id"], "provider_id": provider["id"], "priority": priority}),
+        )
+        .await;
+        providers.push(provider["id"].as_str().unwrap().to_owned());
+    }
+    let excluded = providers[0].clone();
+    let portal = post(
+        "/v1/admin/clients",
+        json!({"name": "portal", "role": "hr_portal", "employer_id": employer["id"]}),
+    )
+    .await;
+    let portal_token = story.token_of(&portal).await;
+
+    let mut body = referral_body();
+    body["region"] = json!("GB-SCT");
+    body["exclude_providers"] = json!([excluded]);
+    body["out_of_area"] = json!(true);
+    body["helping_professional"] = json!(true);
+    let resp = http
+        .post(format!("{base}/v1/referrals"))
+        .bearer_auth(&portal_token)
+        .header("idempotency-key", "preferences")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let submission = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let referral = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (logs, url, pg, _dir) = story.finish();
+    let rows = rows_as_text(&url);
+    let dump = database_dump(&url);
+    // The JSON members as they would be written in clear.
+    let members = [
+        "\"exclude_providers\"",
+        "\"out_of_area\"",
+        "\"helping_professional\"",
+    ];
+    let about_referral: Vec<&String> = rows.iter().filter(|r| r.contains(&referral)).collect();
+    assert!(
+        about_referral.iter().any(|r| r.starts_with("referrals:")),
+        "the rows are real: {rows:?}"
+    );
+    for row in &about_referral {
+        assert!(
+            !row.contains(&excluded),
+            "a row ties the exclusion to the referral: {row}"
+        );
+        for m in members {
+            assert!(!row.contains(m), "{m} in {row}");
+        }
+    }
+    for m in members {
+        assert!(!contains(&dump, m), "the database holds {m}");
+    }
+    let submission_lines: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains(&submission) || l.contains(&referral))
+        .collect();
+    assert!(!submission_lines.is_empty(), "the logs are real");
+    for line in submission_lines {
+        assert!(
+            !line.contains(&excluded),
+            "the log ties the exclusion: {line}"
+        );
+    }
+    for m in members {
+        assert!(!logs.iter().any(|l| l.contains(m)), "the logs hold {m}");
     }
     common::drop_pg_database(pg);
 }

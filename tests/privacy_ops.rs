@@ -567,6 +567,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
                 updated_at: created,
                 closed_at: None,
                 erased_at: None,
+                sealed_preferences: None,
             };
             insert_referral(&mut conn, &row).unwrap();
         }

@@ -53,6 +53,7 @@ fn insert(app: &TestApp, employer: &str, spec: &Spec, n: usize) {
             updated_at: spec.created,
             closed_at: spec.closed,
             erased_at: None,
+            sealed_preferences: None,
         };
         insert_referral(&mut conn, &row).unwrap();
     }

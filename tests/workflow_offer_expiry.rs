@@ -10,7 +10,13 @@ use serde_json::json;
 fn sweep_at(app: &TestApp, hours_from_now: i64) -> usize {
     let mut conn = app.conn();
     let now = eap_referrals::db::now() + chrono::TimeDelta::hours(hours_from_now);
-    eap_referrals::workflow::sweep::sweep(&mut conn, &app.state.config.offer_ttl, now).unwrap()
+    eap_referrals::workflow::sweep::sweep(
+        &mut conn,
+        &app.state.config.offer_ttl,
+        &app.state.keys.master,
+        now,
+    )
+    .unwrap()
 }
 
 #[actix_web::test]
@@ -79,8 +85,13 @@ async fn racing_sweepers_expire_each_offer_once() {
             let state = app.state.clone();
             std::thread::spawn(move || {
                 let mut conn = db.get().unwrap();
-                eap_referrals::workflow::sweep::sweep(&mut conn, &state.config.offer_ttl, now)
-                    .unwrap()
+                eap_referrals::workflow::sweep::sweep(
+                    &mut conn,
+                    &state.config.offer_ttl,
+                    &state.keys.master,
+                    now,
+                )
+                .unwrap()
             })
         })
         .collect();

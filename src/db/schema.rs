@@ -25,6 +25,14 @@ diesel::table! {
         interpretation -> Bool,
         crisis_capable -> Bool,
         capacity -> Integer,
+        serves_helping_professionals -> Bool,
+    }
+}
+
+diesel::table! {
+    employer_affiliations (employer_id, provider_id) {
+        employer_id -> Text,
+        provider_id -> Text,
     }
 }
 
@@ -143,6 +151,7 @@ diesel::table! {
         updated_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
         erased_at -> Nullable<Timestamp>,
+        sealed_preferences -> Nullable<Binary>,
     }
 }
 
@@ -204,6 +213,8 @@ diesel::joinable!(api_clients -> providers (provider_id));
 diesel::joinable!(contracts -> employers (employer_id));
 diesel::joinable!(provider_slots -> providers (provider_id));
 diesel::joinable!(contracts -> providers (provider_id));
+diesel::joinable!(employer_affiliations -> employers (employer_id));
+diesel::joinable!(employer_affiliations -> providers (provider_id));
 diesel::joinable!(referrals -> employers (employer_id));
 diesel::joinable!(referral_attempts -> referrals (referral_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -215,6 +226,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log_nodes,
     audit_checkpoints,
     contracts,
+    employer_affiliations,
     provider_slots,
     provider_load_shards,
     referrals,

@@ -2,6 +2,8 @@
 //! access-log events (`Caller::audited`), and the checks that need the database (bindings to
 //! unknown or inactive objects, one contract per pair).
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
 
 use super::model::{shifted_end, window_end, ENDS_TOO_LATE};
@@ -9,9 +11,12 @@ use super::store::{
     self, ContractChange, ContractRow, EmployerRow, NewContract, ProviderChange, ProviderRow,
 };
 use crate::auth::caller::Caller;
+use crate::config::OfferTtl;
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 use crate::ids::{ContractId, EmployerId, ProviderId};
+use crate::keys::Keys;
+use crate::routing::affiliations;
 
 const CONTRACT_EXISTS: &str =
     "this employer already has a contract with this provider; update it instead";
@@ -22,16 +27,56 @@ pub type LoadedProvider = (ProviderRow, i64);
 // ---------------------------------------------------------------------------------------------
 // Employers
 
+/// An employer with the providers it is affiliated with.
+pub type EmployerView = (EmployerRow, Vec<String>);
+
+/// What setting an employer's affiliations needs: they re-route offers already made.
+pub struct Rerouting {
+    pub ttl: OfferTtl,
+    pub keys: Arc<Keys>,
+}
+
+/// Each employer with its affiliations (one query for the page).
+fn with_affiliations(
+    conn: &mut AnyConnection,
+    rows: Vec<EmployerRow>,
+) -> Result<Vec<EmployerView>, ApiError> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let mut affiliated = store::affiliations(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let providers = affiliated.remove(r.id.as_str()).unwrap_or_default();
+            (r, providers)
+        })
+        .collect())
+}
+
+fn one_with_affiliations(
+    conn: &mut AnyConnection,
+    id: &EmployerId,
+) -> Result<EmployerView, ApiError> {
+    let row = store::find_employer(conn, id)?.ok_or(ApiError::NotFound)?;
+    with_affiliations(conn, vec![row])?
+        .pop()
+        .ok_or(ApiError::NotFound)
+}
+
 pub async fn create_employer(
     caller: Caller,
     db: &Db,
     name: String,
-) -> Result<EmployerRow, ApiError> {
+    affiliated: Vec<ProviderId>,
+    rerouting: Rerouting,
+) -> Result<EmployerView, ApiError> {
     caller
         .audited(db, move |conn| {
             let row = store::insert_employer(conn, &name)?;
-            let id = row.id.to_string();
-            Ok((row, vec![id]))
+            let Rerouting { ttl, keys } = &rerouting;
+            let now = crate::db::now();
+            affiliations::set(conn, ttl, &keys.master, &row.id, &affiliated, now)?;
+            let view = one_with_affiliations(conn, &row.id)?;
+            Ok((view, vec![row.id.to_string()]))
         })
         .await
 }
@@ -41,12 +86,12 @@ pub async fn list_employers(
     db: &Db,
     after: Option<String>,
     limit: i64,
-) -> Result<Vec<EmployerRow>, ApiError> {
+) -> Result<Vec<EmployerView>, ApiError> {
     caller
         .audited(db, move |conn| {
             let rows = store::list_employers(conn, after.as_deref(), limit)?;
             let ids = rows.iter().map(|r| r.id.to_string()).collect();
-            Ok((rows, ids))
+            Ok((with_affiliations(conn, rows)?, ids))
         })
         .await
 }
@@ -55,30 +100,72 @@ pub async fn get_employer(
     caller: Caller,
     db: &Db,
     id: EmployerId,
-) -> Result<EmployerRow, ApiError> {
+) -> Result<EmployerView, ApiError> {
     caller
         .audited(db, move |conn| {
-            let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
-            Ok((row, vec![id.into_string()]))
+            let view = one_with_affiliations(conn, &id)?;
+            Ok((view, vec![id.into_string()]))
         })
         .await
 }
 
-/// Renames an employer (`name`) and/or deactivates it (`active: Some(false)`).
+/// What an employer update changes; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct EmployerUpdate {
+    pub name: Option<String>,
+    /// `Some(false)` deactivates.
+    pub active: Option<bool>,
+    /// Replaces the affiliations (with `Rerouting` for the offers they withdraw).
+    pub affiliated: Option<(Vec<ProviderId>, Rerouting)>,
+}
+
+/// Renames an employer, deactivates it, and/or replaces its affiliations.
 pub async fn update_employer(
     caller: Caller,
     db: &Db,
     id: EmployerId,
-    name: Option<String>,
-    active: Option<bool>,
-) -> Result<EmployerRow, ApiError> {
+    update: EmployerUpdate,
+) -> Result<EmployerView, ApiError> {
     caller
         .audited(db, move |conn| {
-            if store::update_employer(conn, &id, name.as_deref(), active)? == 0 {
+            let EmployerUpdate {
+                name,
+                active,
+                affiliated,
+            } = &update;
+            if store::update_employer(conn, &id, name.as_deref(), *active)? == 0 {
                 return Err(ApiError::NotFound);
             }
-            let row = store::find_employer(conn, &id)?.ok_or(ApiError::NotFound)?;
-            Ok((row, vec![id.into_string()]))
+            if let Some((providers, Rerouting { ttl, keys })) = affiliated {
+                let now = crate::db::now();
+                affiliations::set(conn, ttl, &keys.master, &id, providers, now)?;
+            }
+            let view = one_with_affiliations(conn, &id)?;
+            Ok((view, vec![id.to_string()]))
+        })
+        .await
+}
+
+/// The providers an HR portal's people may be referred to (and may exclude), one page in id
+/// order, each an access event.
+pub async fn portal_providers(
+    caller: Caller,
+    db: &Db,
+    employer: EmployerId,
+    after: Option<String>,
+    limit: i64,
+) -> Result<Vec<ProviderRow>, ApiError> {
+    caller
+        .audited(db, move |conn| {
+            let after = after.unwrap_or_default();
+            let rows: Vec<ProviderRow> =
+                store::portal_providers(conn, &employer, crate::db::now())?
+                    .into_iter()
+                    .filter(|p| p.id.as_str() > after.as_str())
+                    .take(usize::try_from(limit).unwrap_or(0))
+                    .collect();
+            let ids = rows.iter().map(|r| r.id.to_string()).collect();
+            Ok((rows, ids))
         })
         .await
 }

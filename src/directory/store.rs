@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 
 use super::model::ProviderStatus;
-use crate::db::schema::{contracts, employers, provider_load_shards, provider_slots, providers};
+use crate::db::schema::{
+    contracts, employer_affiliations, employers, provider_load_shards, provider_slots, providers,
+};
 use crate::db::AnyConnection;
 use crate::ids::{ContractId, EmployerId, ProviderId};
 
@@ -91,6 +93,99 @@ pub fn update_employer(
         .execute(conn)
 }
 
+/// The providers each of `employers` is affiliated with, by employer id, in provider id order.
+pub fn affiliations(
+    conn: &mut AnyConnection,
+    employers: &[String],
+) -> QueryResult<HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = employer_affiliations::table
+        .filter(employer_affiliations::employer_id.eq_any(employers))
+        .order((
+            employer_affiliations::employer_id,
+            employer_affiliations::provider_id,
+        ))
+        .select((
+            employer_affiliations::employer_id,
+            employer_affiliations::provider_id,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (employer, provider) in rows {
+        out.entry(employer).or_default().push(provider);
+    }
+    Ok(out)
+}
+
+/// Replaces the employer's affiliations with `providers`; returns those newly added.
+pub fn set_affiliations(
+    conn: &mut AnyConnection,
+    employer: &EmployerId,
+    providers: &[ProviderId],
+) -> QueryResult<Vec<ProviderId>> {
+    let before = affiliations(conn, &[employer.to_string()])?
+        .remove(employer.as_str())
+        .unwrap_or_default();
+    diesel::delete(
+        employer_affiliations::table.filter(employer_affiliations::employer_id.eq(employer)),
+    )
+    .execute(conn)?;
+    let rows: Vec<_> = providers
+        .iter()
+        .map(|p| {
+            (
+                employer_affiliations::employer_id.eq(employer),
+                employer_affiliations::provider_id.eq(p),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::insert_into(employer_affiliations::table)
+            .values(&rows)
+            .execute(c)?,
+        AnyConnection::Sqlite(c) => diesel::insert_into(employer_affiliations::table)
+            .values(&rows)
+            .execute(c)?,
+    };
+    Ok(providers
+        .iter()
+        .filter(|p| !before.iter().any(|b| b == p.as_str()))
+        .cloned()
+        .collect())
+}
+
+/// The providers the employer's people may be referred to and may exclude: under a contract in
+/// force now, active and not paused; in id order.
+pub fn portal_providers(
+    conn: &mut AnyConnection,
+    employer_id: &EmployerId,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<ProviderRow>> {
+    let rows: Vec<(ContractRow, ProviderRow)> = contracts::table
+        .inner_join(providers::table)
+        .filter(contracts::employer_id.eq(employer_id))
+        .filter(providers::active.eq(true))
+        .filter(providers::status.eq(ProviderStatus::Active))
+        .order(providers::id.asc())
+        .select((ContractRow::as_select(), ProviderRow::as_select()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(c, _)| c.in_force(now))
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// How many of `ids` name existing providers.
+pub fn count_providers(conn: &mut AnyConnection, ids: &[ProviderId]) -> QueryResult<i64> {
+    providers::table
+        .filter(providers::id.eq_any(ids))
+        .count()
+        .get_result(conn)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Providers
 
@@ -110,6 +205,7 @@ pub struct ProviderRow {
     pub interpretation: bool,
     pub crisis_capable: bool,
     pub capacity: i32,
+    pub serves_helping_professionals: bool,
 }
 
 /// The attributes an admin sets; every field of an update is optional.
@@ -126,6 +222,7 @@ pub struct ProviderChange {
     pub crisis_capable: Option<bool>,
     pub capacity: Option<i32>,
     pub active: Option<bool>,
+    pub serves_helping_professionals: Option<bool>,
 }
 
 /// Inserts a provider; `attrs` must have every field set (the request's schema requires them).
@@ -150,6 +247,8 @@ pub fn insert_provider(
             providers::interpretation.eq(attrs.interpretation.unwrap_or(false)),
             providers::crisis_capable.eq(attrs.crisis_capable.unwrap_or(false)),
             providers::capacity.eq(attrs.capacity.unwrap_or(0)),
+            providers::serves_helping_professionals
+                .eq(attrs.serves_helping_professionals.unwrap_or(false)),
         ))
         .execute(conn)?;
     let shards: Vec<_> = (0..LOAD_SHARDS)

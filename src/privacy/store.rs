@@ -25,7 +25,7 @@ const PURGE_SKIPPED: &str = "could not purge a referral; skipped";
 const COMPACT_SKIPPED: &str = "could not rewrite a key partition now; the next purge retries";
 
 /// Destroys a referral's personal data, read under lock by the caller: the data key (wrapped),
-/// the sealed contact and note, decline comments sealed under the same key, the employee
+/// the sealed contact, note and routing preferences, decline comments sealed under the same key, the employee
 /// reference HMAC, and what the Idempotency-Key record holds of the submission (a keyed
 /// fingerprint of the body and the sealed replay, which holds the status token).
 /// A referral still open is withdrawn first: cancelled, the provider's slot freed. The provider
@@ -66,6 +66,7 @@ pub fn shred(
             referrals::wrapped_key.eq(None::<Vec<u8>>),
             referrals::sealed_contact.eq(None::<Vec<u8>>),
             referrals::sealed_note.eq(None::<Vec<u8>>),
+            referrals::sealed_preferences.eq(None::<Vec<u8>>),
             referrals::employee_ref_hmac.eq(None::<String>),
             referrals::erased_at.eq(Some(now)),
         ))

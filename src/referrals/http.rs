@@ -110,8 +110,9 @@ fn created_response(status: u16, body: Vec<u8>, replayed: bool) -> HttpResponse 
         (status = 409, description = "A request with this Idempotency-Key is still in flight, or \
             answered a referral whose personal data has since been erased",
          body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, or an Idempotency-Key reused with \
-            a different body",
+        (status = 422, description = "Invalid or unknown fields (among them `out_of_area` with a \
+            country-only `region` or with `in_person`, and an `exclude_providers` id that is not \
+            one of `GET /v1/portal/providers`), or an Idempotency-Key reused with a different body",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -124,6 +125,10 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let (new, raw) = body.into_parts()?;
+    let errors = new.cross_member_errors();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let fingerprint =
         request_fingerprint(&state.keys.pepper, portal.caller.client_id.as_str(), &raw);
     let (keys, ttl) = (state.keys.clone(), state.config.offer_ttl);

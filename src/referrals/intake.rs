@@ -1,7 +1,7 @@
 //! A submission: the Idempotency-Key taken in the submission's own transaction, the referral
 //! sealed, routed and offered, the response stored for replays, and the access event.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,15 +21,17 @@ use crate::config::OfferTtl;
 use crate::db::{write_tx, AnyConnection, Db};
 use crate::directory::model::Urgency;
 use crate::directory::store as directory;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::{EmployerId, ReferralId};
 use crate::keys::Keys;
-use crate::routing::model::RoutingRequest;
+use crate::routing::model::{Preferences, RoutingRequest};
 use crate::routing::offer::{chosen, offer, to_json, Slot, Target};
+use crate::routing::preferences;
 use crate::routing::store::place;
 
 const IN_FLIGHT: &str =
     "a request with this Idempotency-Key is still being processed; retry shortly";
+const NOT_LISTED: &str = "not one of this employer's providers (GET /v1/portal/providers)";
 const ERASED: &str =
     "this Idempotency-Key answered a referral whose personal data has since been erased";
 
@@ -198,6 +200,12 @@ fn create(
         .as_ref()
         .map(|n| seal::seal(&data_key, &aad(id.as_str(), "note"), n.as_bytes()));
     let (key_id, wrapped) = seal::wrap(&intake.keys.master[0], id.as_str(), &data_key);
+    let preferences = Preferences {
+        exclude_providers: offered_providers(conn, employer_id, &new.exclude_providers, now)?,
+        out_of_area: new.out_of_area,
+        helping_professional: new.helping_professional,
+    };
+    let sealed_preferences = preferences::seal(&data_key, id.as_str(), &preferences)?;
 
     let request = RoutingRequest {
         service: new.service_type,
@@ -205,6 +213,7 @@ fn create(
         modality: new.modality,
         language: new.language.clone(),
         region: new.region.clone(),
+        preferences,
     };
     let decision = place(conn, employer_id, &request, &HashSet::new(), &id, now)?;
     let row = ReferralRow {
@@ -233,6 +242,7 @@ fn create(
         updated_at: now,
         closed_at: None,
         erased_at: None,
+        sealed_preferences: Some(sealed_preferences),
     };
     let status = match chosen(&decision) {
         Some(provider) => {
@@ -280,6 +290,40 @@ fn create(
 /// an old copy of the row.
 fn fingerprint_under(key: &DataKey, fingerprint: &str) -> String {
     key.bind("idempotency-fingerprint", fingerprint.as_bytes())
+}
+
+/// The person's exclusions, each one of the providers the portal may list (the employer's
+/// contracted, active ones); 422 naming each other one by position, never by value.
+fn offered_providers(
+    conn: &mut AnyConnection,
+    employer_id: &EmployerId,
+    wanted: &[String],
+    now: chrono::NaiveDateTime,
+) -> Result<BTreeSet<String>, ApiError> {
+    if wanted.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let listed: HashSet<String> = directory::portal_providers(conn, employer_id, now)?
+        .into_iter()
+        .map(|p| p.id.into_string())
+        .collect();
+    let errors: Vec<FieldError> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !listed.contains(*id))
+        .map(|(i, _)| {
+            FieldError::member(
+                format!("/exclude_providers/{i}"),
+                ErrorCode::InvalidValue,
+                NOT_LISTED,
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(wanted.iter().cloned().collect())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// Opens a stored response for a replay.

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::directory::model::{Code, Language, Modality, Region, Service, Urgency};
+use crate::error::{ErrorCode, FieldError};
 use crate::keys::random_bytes;
 
 /// How to reach the person. Sealed before it reaches the database.
@@ -101,6 +102,63 @@ pub struct NewReferral {
     #[validate(length(max = 1000))]
     #[schema(max_length = 1000)]
     pub note: Option<String>,
+    /// Providers the person does not want to be seen by (a colleague, a former supervisor, the
+    /// clinic down the road): at most 20 ids from `GET /v1/portal/providers`. Honoured on every
+    /// offer, re-offer and assignment for the referral's whole life. Personal data: sealed like
+    /// the contact block, never shown to anyone, not even as which providers were passed over.
+    #[serde(default)]
+    #[validate(length(max = 20))]
+    #[schema(max_items = 20)]
+    pub exclude_providers: Vec<String>,
+    /// Care from a provider in the same country that serves none of the person's own area
+    /// (where they might be known). `region` must then be a subdivision (`GB-SCT`), and
+    /// `modality` remote (`video`, `phone` or `chat`). The provider sees the region, so it can
+    /// infer the choice; nobody learns more. Sealed.
+    #[serde(default)]
+    pub out_of_area: bool,
+    /// The person is a health, care or mental-health worker: providers staffed to treat them
+    /// (`serves_helping_professionals`) are offered the referral first when eligible. Never
+    /// makes a referral unroutable. Sealed; the provider is not told.
+    #[serde(default)]
+    pub helping_professional: bool,
+}
+
+const NOT_A_SUBDIVISION: &str = "out_of_area needs the person's own subdivision, e.g. GB-SCT \
+    (care is then sought elsewhere in the country); a whole country leaves no area to be out of";
+const IN_PERSON_OUT_OF_AREA: &str = "out_of_area care is given remotely (video, phone or chat): \
+    in_person would mean travelling out of the person's area";
+
+impl NewReferral {
+    /// The rules across members the body's schema cannot state: out-of-area care needs a
+    /// subdivision and a remote modality; excluded providers are issued ids.
+    pub fn cross_member_errors(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for (i, id) in self.exclude_providers.iter().enumerate() {
+            if let Err(e) = crate::extract::issued_id(id) {
+                let message = e.message.map(|m| m.to_string()).unwrap_or_default();
+                errors.push(FieldError::member(
+                    format!("/exclude_providers/{i}"),
+                    ErrorCode::Pattern,
+                    message,
+                ));
+            }
+        }
+        if self.out_of_area && self.region.as_str().len() == 2 {
+            errors.push(FieldError::member(
+                "/region",
+                ErrorCode::InvalidValue,
+                NOT_A_SUBDIVISION,
+            ));
+        }
+        if self.out_of_area && self.modality == Modality::InPerson {
+            errors.push(FieldError::member(
+                "/modality",
+                ErrorCode::InvalidValue,
+                IN_PERSON_OUT_OF_AREA,
+            ));
+        }
+        errors
+    }
 }
 
 /// Lifecycle states (docs/DESIGN.md §3). Intake produces `offered` or `unroutable`; the

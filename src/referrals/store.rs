@@ -37,6 +37,9 @@ pub struct ReferralRow {
     pub closed_at: Option<NaiveDateTime>,
     /// When the personal data was destroyed (purge or erasure); null while it is held.
     pub erased_at: Option<NaiveDateTime>,
+    /// The person's routing preferences, sealed (routing/preferences.rs); null before they
+    /// existed and once shredded.
+    pub sealed_preferences: Option<Vec<u8>>,
 }
 
 pub fn insert_referral(conn: &mut AnyConnection, row: &ReferralRow) -> QueryResult<()> {

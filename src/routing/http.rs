@@ -34,7 +34,8 @@ pub struct Unroutable {
     #[schema(value_type = crate::directory::model::Region)]
     pub region: String,
     pub created_at: DateTime<Utc>,
-    /// Why each contracted provider could not take it.
+    /// Why each contracted provider could not take it; for a referral carrying the person's
+    /// own routing preferences, only the decision-wide summary (no per-provider verdicts).
     pub routing: Option<Decision>,
 }
 
@@ -83,8 +84,10 @@ pub async fn list_unroutable(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assign {
-    /// The provider to offer the referral to. It must be active, under capacity, and under a
-    /// contract in force with the referral's employer.
+    /// The provider to offer the referral to. It must be active, under capacity, under a
+    /// contract in force with the referral's employer, not affiliated with that employer, and
+    /// not ruled out by the person's own preferences. Service, language, modality and region
+    /// may be overridden (except for care out of area, which stays in the country).
     #[validate(custom(function = "crate::extract::issued_id"))]
     #[schema(
         pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
@@ -115,8 +118,11 @@ pub struct Assigned {
         (status = 200, description = "Offered to the provider", body = Assigned),
         (status = 404, description = "No such referral",
          body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The referral is not unroutable (any more), or the provider \
-            is unknown, inactive, uncontracted or full",
+        (status = 409, description = "The referral is not unroutable (any more); or the \
+            referral's employer is affiliated with the provider (detail starting \
+            `affiliated_provider`); or the provider cannot take it: unknown, inactive, \
+            uncontracted, full or ruled out by the person's own preferences, all answered alike \
+            (detail starting `provider_not_eligible`)",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued \
             id form, a lowercase hyphenated UUID, among them)",
@@ -133,7 +139,9 @@ pub async fn assign(
     let provider = ProviderId::from_trusted(body.into_inner()?.provider_id);
     let id = ReferralId::from_trusted(id.get()?);
     let ttl = state.config.offer_ttl;
-    let deadline = service::assign(&state.db, ttl, admin.0, id.clone(), provider.clone()).await?;
+    let keys = state.keys.clone();
+    let deadline =
+        service::assign(&state.db, ttl, keys, admin.0, id.clone(), provider.clone()).await?;
     Ok(web::Json(Assigned {
         id,
         status: Status::Offered,

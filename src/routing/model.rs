@@ -1,10 +1,10 @@
-//! The routing decision (docs/DESIGN.md §4): which provider a referral is offered to, and for
+//! The routing decision (docs/ROUTING.md): which provider a referral is offered to, and for
 //! every provider considered, why it was passed over or where it ranked. Pure: the store layer
 //! loads one employer's candidates at one moment and calls [`route`]; nothing here touches I/O,
 //! so the rules can be tested exhaustively and the decision replayed from the report.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::{PartialSchema, ToSchema};
@@ -19,6 +19,31 @@ pub struct RoutingRequest {
     pub modality: Modality,
     pub language: Language,
     pub region: Region,
+    /// The person's own; sealed at rest and only ever opened to build this request.
+    pub preferences: Preferences,
+}
+
+/// The person's own routing preferences. They reveal where the person works or trained, so
+/// they are personal data: sealed with the referral's data key, and a decision for a referral
+/// that carries any of them is stored and shown only as a [`Summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    /// Providers the person does not want to be seen by.
+    #[serde(default)]
+    pub exclude_providers: BTreeSet<String>,
+    /// Care from a provider in the same country that serves none of the person's area.
+    #[serde(default)]
+    pub out_of_area: bool,
+    /// The person is a health, care or mental-health worker: specialists rank first.
+    #[serde(default)]
+    pub helping_professional: bool,
+}
+
+impl Preferences {
+    /// Whether the person stated any preference (and so the decision must not be itemised).
+    pub fn any(&self) -> bool {
+        !self.exclude_providers.is_empty() || self.out_of_area || self.helping_professional
+    }
 }
 
 /// One provider as seen for one employer at one moment.
@@ -42,6 +67,10 @@ pub struct Candidate {
     /// Most active referrals the provider takes at once.
     pub capacity: u32,
     pub active_referrals: u32,
+    /// The referral's employer is affiliated with this provider.
+    pub affiliated: bool,
+    /// Staffed to treat health, care and mental-health workers.
+    pub serves_helping_professionals: bool,
 }
 
 /// Why a provider was passed over. Reports list these in declaration order.
@@ -54,6 +83,9 @@ pub enum Exclusion {
     Inactive,
     /// No contract with this employer in force now.
     NotContracted,
+    /// The employer is affiliated with the provider (its own clinical services, a sister
+    /// organisation, shared staff).
+    AffiliatedProvider,
     ServiceNotOffered,
     RegionNotServed,
     /// Neither speaks the language nor offers interpretation.
@@ -65,6 +97,9 @@ pub enum Exclusion {
     AtCapacity,
     /// Already offered this referral (declined or let the offer expire).
     AlreadyTried,
+    /// Ruled out by the person's own preferences (a provider they excluded, or one serving
+    /// their own area when they asked for care out of it). Which one is never said.
+    ExcludedForConfidentiality,
 }
 
 /// One provider's part in a decision.
@@ -167,8 +202,70 @@ impl ToSchema for CandidateReport {
 pub struct Decision {
     /// The provider to offer the referral to; null when the referral is unroutable.
     pub chosen: Option<String>,
-    /// One per candidate considered.
+    /// One per candidate considered; empty when `summary` is given.
     pub reports: Vec<CandidateReport>,
+    /// For a referral carrying the person's own preferences: the decision as a whole, with no
+    /// per-provider verdicts (who is missing would tell whom the person excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+/// A decision without per-provider verdicts: counts, and every rule that passed somebody over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Summary {
+    /// Providers considered (every provider under contract with the employer).
+    pub considered: usize,
+    /// How many of them passed every rule.
+    pub eligible: usize,
+    /// Each rule at least one provider failed, with how many failed it, in rule order.
+    pub reasons: Vec<ReasonCount>,
+}
+
+/// How many providers one rule passed over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReasonCount {
+    pub reason: Exclusion,
+    pub providers: usize,
+}
+
+impl Decision {
+    /// The decision as it may be stored and shown: itemised, or for a referral carrying the
+    /// person's preferences, folded into a [`Summary`].
+    pub fn for_record(self, req: &RoutingRequest) -> Decision {
+        if req.preferences.any() {
+            self.summarised()
+        } else {
+            self
+        }
+    }
+
+    /// The same decision with its reports folded into a [`Summary`].
+    pub fn summarised(self) -> Decision {
+        let mut counts: std::collections::BTreeMap<Exclusion, usize> = Default::default();
+        let mut eligible = 0;
+        for r in &self.reports {
+            match &r.verdict {
+                Verdict::Ranked { .. } => eligible += 1,
+                Verdict::Excluded { reasons } => {
+                    for reason in reasons {
+                        *counts.entry(*reason).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Decision {
+            summary: Some(Summary {
+                considered: self.reports.len(),
+                eligible,
+                reasons: counts
+                    .into_iter()
+                    .map(|(reason, providers)| ReasonCount { reason, providers })
+                    .collect(),
+            }),
+            chosen: self.chosen,
+            reports: Vec::new(),
+        }
+    }
 }
 
 /// Every rule the candidate fails, in [`Exclusion`] order. All rules are evaluated (no
@@ -178,17 +275,16 @@ fn failed_rules<'a>(
     c: &'a Candidate,
     tried: &HashSet<String>,
 ) -> impl Iterator<Item = Exclusion> + 'a {
+    let prefs = &req.preferences;
     let checks = [
         (Exclusion::Inactive, !c.active),
         (Exclusion::NotContracted, !c.contracted),
+        (Exclusion::AffiliatedProvider, c.affiliated),
         (
             Exclusion::ServiceNotOffered,
             !c.services.contains(&req.service),
         ),
-        (
-            Exclusion::RegionNotServed,
-            !c.regions.iter().any(|r| r.covers(&req.region)),
-        ),
+        (Exclusion::RegionNotServed, !serves_region(req, c)),
         (
             Exclusion::LanguageNotSpoken,
             !(c.interpretation || c.languages.contains(&req.language)),
@@ -203,26 +299,90 @@ fn failed_rules<'a>(
         ),
         (Exclusion::AtCapacity, c.active_referrals >= c.capacity),
         (Exclusion::AlreadyTried, tried.contains(&c.provider_id)),
+        (
+            Exclusion::ExcludedForConfidentiality,
+            prefs.exclude_providers.contains(&c.provider_id)
+                || (prefs.out_of_area && !out_of_area_fits(req, c)),
+        ),
     ];
     checks
         .into_iter()
         .filter_map(|(reason, failed)| failed.then_some(reason))
 }
 
+/// Whether the provider serves where the care is wanted: the person's region, or for care out of
+/// area, somewhere in the same country (never across borders).
+fn serves_region(req: &RoutingRequest, c: &Candidate) -> bool {
+    if req.preferences.out_of_area {
+        let country = req.region.country();
+        c.regions.iter().any(|r| r.country() == country)
+    } else {
+        c.regions.iter().any(|r| r.covers(&req.region))
+    }
+}
+
+/// For care out of area: none of the provider's regions contains or lies in the person's own
+/// (`GB` overlaps `GB-SCT`, `GB-ENG` does not), and the care is remote.
+fn out_of_area_fits(req: &RoutingRequest, c: &Candidate) -> bool {
+    req.modality != Modality::InPerson
+        && !c
+            .regions
+            .iter()
+            .any(|r| r.covers(&req.region) || req.region.covers(r))
+}
+
+/// Why a person's manual choice of provider is refused, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The employer's affiliation: named, because it is the employer's, not the person's.
+    Affiliated,
+    /// Inactive, uncontracted, full, or ruled out by the person's preferences: one answer for
+    /// all, so trying providers one by one tells nothing the directory does not.
+    NotEligible,
+}
+
+/// Whether an admin may assign the referral to `c` by hand. An admin may override the match
+/// (service, language, modality, crisis, region; a provider tried before) but never the
+/// employer's affiliations nor the person's preferences; for care out of area that includes
+/// staying in the country.
+pub fn assign_refusal(req: &RoutingRequest, c: &Candidate) -> Option<Refusal> {
+    let no_tries = HashSet::new();
+    let binding = |e: &Exclusion| match e {
+        Exclusion::AffiliatedProvider
+        | Exclusion::Inactive
+        | Exclusion::NotContracted
+        | Exclusion::AtCapacity
+        | Exclusion::ExcludedForConfidentiality => true,
+        Exclusion::RegionNotServed => req.preferences.out_of_area,
+        _ => false,
+    };
+    let refused: Vec<Exclusion> = failed_rules(req, c, &no_tries).filter(binding).collect();
+    if refused.contains(&Exclusion::AffiliatedProvider) {
+        Some(Refusal::Affiliated)
+    } else if refused.is_empty() {
+        None
+    } else {
+        Some(Refusal::NotEligible)
+    }
+}
+
 /// Whether the candidate may be offered this referral: it passes every rule of
-/// docs/DESIGN.md §4.
+/// docs/ROUTING.md.
 pub fn is_eligible(req: &RoutingRequest, c: &Candidate, tried: &HashSet<String>) -> bool {
     failed_rules(req, c, tried).next().is_none()
 }
 
-/// Preference among eligible candidates: contract priority, then load ratio, then provider id.
+/// Preference among eligible candidates: for a helping professional, specialists first; then
+/// contract priority, then load ratio, then provider id.
 /// Load ratios are compared by cross-multiplying in u64 (exact for any u32 pair) because floats
 /// would call near-equal ratios equal and let the id decide. Eligible candidates have
 /// capacity > 0, so no ratio is undefined.
-fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
+fn rank_order(specialists_first: bool, a: &Candidate, b: &Candidate) -> Ordering {
     let load = |x: &Candidate, y: &Candidate| u64::from(x.active_referrals) * u64::from(y.capacity);
-    a.contract_priority
-        .cmp(&b.contract_priority)
+    let specialism = |x: &Candidate| specialists_first && x.serves_helping_professionals;
+    specialism(b)
+        .cmp(&specialism(a))
+        .then_with(|| a.contract_priority.cmp(&b.contract_priority))
         .then_with(|| load(a, b).cmp(&load(b, a)))
         .then_with(|| a.provider_id.cmp(&b.provider_id))
 }
@@ -249,7 +409,8 @@ pub fn route(req: &RoutingRequest, candidates: &[Candidate], tried: &HashSet<Str
     }
     // Provider ids are unique in a snapshot, so both orders are total and a stable sort would
     // only add its scratch buffer (n/2 reports) for nothing.
-    eligible.sort_unstable_by(|a, b| rank_order(a, b));
+    let specialists_first = req.preferences.helping_professional;
+    eligible.sort_unstable_by(|a, b| rank_order(specialists_first, a, b));
     excluded.sort_unstable_by(|a, b| a.provider_id.cmp(&b.provider_id));
 
     let mut reports = Vec::with_capacity(candidates.len());
@@ -261,6 +422,7 @@ pub fn route(req: &RoutingRequest, candidates: &[Candidate], tried: &HashSet<Str
     Decision {
         chosen: eligible.first().map(|c| c.provider_id.clone()),
         reports,
+        summary: None,
     }
 }
 
@@ -285,6 +447,7 @@ mod tests {
             modality: Modality::Video,
             language: lang("en"),
             region: region("GB-SCT"),
+            preferences: Preferences::default(),
         }
     }
 
@@ -303,6 +466,8 @@ mod tests {
             crisis_capable: false,
             capacity: 10,
             active_referrals: 3,
+            affiliated: false,
+            serves_helping_professionals: false,
         }
     }
 
@@ -345,9 +510,10 @@ mod tests {
     #[test]
     fn each_rule_alone_excludes_with_exactly_its_reason() {
         type Break = fn(&mut RoutingRequest, &mut Candidate, &mut HashSet<String>);
-        let cases: [(Exclusion, Break); 9] = [
+        let cases: [(Exclusion, Break); 13] = [
             (Exclusion::Inactive, |_, c, _| c.active = false),
             (Exclusion::NotContracted, |_, c, _| c.contracted = false),
+            (Exclusion::AffiliatedProvider, |_, c, _| c.affiliated = true),
             (Exclusion::ServiceNotOffered, |r, _, _| {
                 r.service = Service::Legal
             }),
@@ -366,6 +532,19 @@ mod tests {
             (Exclusion::AtCapacity, |_, c, _| c.active_referrals = 10),
             (Exclusion::AlreadyTried, |_, c, t| {
                 t.insert(c.provider_id.clone());
+            }),
+            (Exclusion::ExcludedForConfidentiality, |r, c, _| {
+                r.preferences
+                    .exclude_providers
+                    .insert(c.provider_id.clone());
+            }),
+            // Out of area from GB-SCT: GB-ENG is elsewhere in the country, GB-SCT is not.
+            (Exclusion::ExcludedForConfidentiality, |r, _, _| {
+                r.preferences.out_of_area = true
+            }),
+            (Exclusion::RegionNotServed, |r, c, _| {
+                r.preferences.out_of_area = true;
+                c.regions = vec![region("IE")];
             }),
         ];
         for (reason, break_rule) in cases {
@@ -615,7 +794,8 @@ mod tests {
             d,
             Decision {
                 chosen: None,
-                reports: vec![]
+                reports: vec![],
+                summary: None,
             }
         );
     }
@@ -677,18 +857,28 @@ mod tests {
             proptest::sample::select(Modality::ALL),
             proptest::sample::select(LANGUAGES.to_vec()),
             proptest::sample::select(REQUEST_REGIONS.to_vec()),
+            proptest::bool::weighted(0.3),
+            proptest::bool::weighted(0.3),
         )
-            .prop_map(|(service, urgency, modality, l, r)| RoutingRequest {
-                service,
-                urgency,
-                modality,
-                language: lang(l),
-                region: region(r),
+            .prop_map(|(service, urgency, modality, l, r, out_of_area, hp)| {
+                RoutingRequest {
+                    service,
+                    urgency,
+                    modality,
+                    language: lang(l),
+                    region: region(r),
+                    preferences: Preferences {
+                        exclude_providers: BTreeSet::new(),
+                        out_of_area,
+                        helping_professional: hp,
+                    },
+                }
             })
     }
 
-    /// A candidate without its id, plus whether it was already tried.
-    fn arb_candidate() -> impl Strategy<Value = (Candidate, bool)> {
+    /// A candidate without its id, plus whether it was already tried and whether the person
+    /// excluded it.
+    fn arb_candidate() -> impl Strategy<Value = (Candidate, bool, bool)> {
         (
             (
                 proptest::bool::weighted(0.9),
@@ -706,11 +896,17 @@ mod tests {
                 0u32..5,
                 proptest::bool::weighted(0.15),
             ),
+            (
+                proptest::bool::weighted(0.15),
+                proptest::bool::weighted(0.3),
+                proptest::bool::weighted(0.15),
+            ),
         )
             .prop_map(
                 |(
                     (active, contracted, contract_priority, services, languages, interpretation),
                     (regions, modalities, crisis_capable, capacity, active_referrals, tried),
+                    (affiliated, serves_helping_professionals, excluded),
                 )| {
                     let c = Candidate {
                         provider_id: String::new(),
@@ -725,8 +921,10 @@ mod tests {
                         crisis_capable,
                         capacity,
                         active_referrals,
+                        affiliated,
+                        serves_helping_professionals,
                     };
-                    (c, tried)
+                    (c, tried, excluded)
                 },
             )
     }
@@ -750,15 +948,19 @@ mod tests {
                 let ids: Vec<usize> = (0..drawn.len()).collect();
                 (Just(req), Just(drawn), Just(ids).prop_shuffle())
             })
-            .prop_flat_map(|(req, drawn, ids)| {
+            .prop_flat_map(|(mut req, drawn, ids)| {
                 let mut tried: HashSet<String> = HashSet::from(["gone".to_owned()]);
                 let candidates: Vec<Candidate> = drawn
                     .into_iter()
                     .zip(ids)
-                    .map(|((c, was_tried), id)| {
+                    .map(|((c, was_tried, excluded), id)| {
                         let provider_id = format!("p{id}");
                         if was_tried {
                             tried.insert(provider_id.clone());
+                        }
+                        if excluded {
+                            let prefs = &mut req.preferences;
+                            prefs.exclude_providers.insert(provider_id.clone());
                         }
                         Candidate { provider_id, ..c }
                     })
@@ -782,14 +984,27 @@ mod tests {
         if !c.contracted {
             out.push(Exclusion::NotContracted);
         }
+        if c.affiliated {
+            out.push(Exclusion::AffiliatedProvider);
+        }
         if !c.services.contains(&req.service) {
             out.push(Exclusion::ServiceNotOffered);
         }
         let wanted = req.region.as_str();
-        let served = c.regions.iter().any(|r| {
-            let r = r.as_str();
-            r == wanted || (r.len() == 2 && wanted.starts_with(&format!("{r}-")))
-        });
+        let prefs = &req.preferences;
+        let overlaps = |r: &str| {
+            r == wanted
+                || (r.len() == 2 && wanted.starts_with(&format!("{r}-")))
+                || (wanted.len() == 2 && r.starts_with(&format!("{wanted}-")))
+        };
+        let served = if prefs.out_of_area {
+            c.regions.iter().any(|r| r.as_str()[..2] == wanted[..2])
+        } else {
+            c.regions.iter().any(|r| {
+                let r = r.as_str();
+                r == wanted || (r.len() == 2 && wanted.starts_with(&format!("{r}-")))
+            })
+        };
         if !served {
             out.push(Exclusion::RegionNotServed);
         }
@@ -812,14 +1027,25 @@ mod tests {
         if tried.iter().any(|t| *t == c.provider_id) {
             out.push(Exclusion::AlreadyTried);
         }
+        let out_of_area_fails = prefs.out_of_area
+            && (req.modality == Modality::InPerson
+                || c.regions.iter().any(|r| overlaps(r.as_str())));
+        if prefs.exclude_providers.iter().any(|e| *e == c.provider_id) || out_of_area_fails {
+            out.push(Exclusion::ExcludedForConfidentiality);
+        }
         out
     }
 
     /// Whether `a` is strictly preferable to `b`, with the load ratio compared in u128 so the
     /// check does not share the implementation's arithmetic.
-    fn strictly_better(a: &Candidate, b: &Candidate) -> bool {
+    fn strictly_better(req: &RoutingRequest, a: &Candidate, b: &Candidate) -> bool {
         let a_load = u128::from(a.active_referrals) * u128::from(b.capacity);
         let b_load = u128::from(b.active_referrals) * u128::from(a.capacity);
+        if req.preferences.helping_professional
+            && a.serves_helping_professionals != b.serves_helping_professionals
+        {
+            return a.serves_helping_professionals;
+        }
         a.contract_priority < b.contract_priority
             || (a.contract_priority == b.contract_priority
                 && (a_load < b_load || (a_load == b_load && a.provider_id < b.provider_id)))
@@ -844,7 +1070,7 @@ mod tests {
                 prop_assert_eq!(oracle_failures(&req, chosen, &tried), vec![]);
                 for other in &passing {
                     prop_assert!(
-                        !strictly_better(other, chosen),
+                        !strictly_better(&req, other, chosen),
                         "{} outranks chosen {}", other.provider_id, id
                     );
                 }
@@ -866,7 +1092,7 @@ mod tests {
                     Verdict::Excluded { reasons } => prop_assert_eq!(reasons, &failures),
                     Verdict::Ranked { rank } => {
                         prop_assert!(failures.is_empty());
-                        let ahead = passing.iter().filter(|o| strictly_better(o, c)).count();
+                        let ahead = passing.iter().filter(|o| strictly_better(&req, o, c)).count();
                         prop_assert_eq!(*rank, ahead + 1);
                     }
                 }
@@ -876,6 +1102,84 @@ mod tests {
             let again = route(&req, &shuffled, &tried);
             prop_assert_eq!(&again.chosen, &d.chosen);
             prop_assert_eq!(again, d);
+        }
+
+        /// First routing, then every re-offer (a decline and an expiry both add the provider
+        /// to the tried set and route again), then a manual assignment to each provider: the
+        /// employer's affiliations and the person's preferences hold throughout.
+        #[test]
+        fn no_offer_reaches_an_affiliated_or_excluded_provider_over_a_referrals_life(
+            (req, candidates, tried, _) in arb_case()
+        ) {
+            let prefs = &req.preferences;
+            let overlaps = |r: &Region| {
+                let (a, b) = (r.as_str(), req.region.as_str());
+                a == b || b.starts_with(&format!("{a}-")) || a.starts_with(&format!("{b}-"))
+            };
+            let mut tried = tried;
+            let mut offers = 0;
+            while let Some(id) = route(&req, &candidates, &tried).chosen {
+                let c = candidates.iter().find(|c| c.provider_id == id).unwrap();
+                prop_assert!(!c.affiliated, "offered to affiliated {}", id);
+                prop_assert!(!prefs.exclude_providers.contains(&id), "offered to excluded {}", id);
+                if prefs.out_of_area {
+                    prop_assert!(req.modality != Modality::InPerson);
+                    prop_assert!(!c.regions.iter().any(overlaps), "{} overlaps", id);
+                    prop_assert!(c.regions.iter().any(|r| r.country() == req.region.country()));
+                }
+                let specialist_eligible = candidates.iter().any(|o| {
+                    o.serves_helping_professionals && oracle_failures(&req, o, &tried).is_empty()
+                });
+                if prefs.helping_professional && specialist_eligible {
+                    prop_assert!(c.serves_helping_professionals, "{} is no specialist", id);
+                }
+                tried.insert(id);
+                offers += 1;
+                prop_assert!(offers <= candidates.len());
+            }
+            for c in &candidates {
+                let refusal = assign_refusal(&req, c);
+                let out_of_area_fails = prefs.out_of_area
+                    && (req.modality == Modality::InPerson
+                        || c.regions.iter().any(overlaps)
+                        || !c.regions.iter().any(|r| r.country() == req.region.country()));
+                if c.affiliated {
+                    prop_assert_eq!(refusal, Some(Refusal::Affiliated));
+                } else if prefs.exclude_providers.contains(&c.provider_id) || out_of_area_fails {
+                    prop_assert_eq!(refusal, Some(Refusal::NotEligible));
+                }
+            }
+        }
+
+        /// What is stored and shown for a referral with preferences: counts only, which agree
+        /// with the itemised decision; with none, the itemised decision itself.
+        #[test]
+        fn a_summary_counts_exactly_what_the_reports_would_have_itemised(
+            (req, candidates, tried, _) in arb_case()
+        ) {
+            let full = route(&req, &candidates, &tried);
+            let stored = full.clone().for_record(&req);
+            if !req.preferences.any() {
+                prop_assert_eq!(stored, full);
+                return Ok(());
+            }
+            prop_assert_eq!(&stored.chosen, &full.chosen);
+            prop_assert!(stored.reports.is_empty());
+            let summary = stored.summary.unwrap();
+            prop_assert_eq!(summary.considered, candidates.len());
+            let passing = candidates
+                .iter()
+                .filter(|c| oracle_failures(&req, c, &tried).is_empty())
+                .count();
+            prop_assert_eq!(summary.eligible, passing);
+            for ReasonCount { reason, providers } in &summary.reasons {
+                let failing = candidates
+                    .iter()
+                    .filter(|c| oracle_failures(&req, c, &tried).contains(reason))
+                    .count();
+                prop_assert_eq!(*providers, failing, "{:?}", reason);
+                prop_assert!(failing > 0);
+            }
         }
     }
 }

@@ -13,11 +13,16 @@ use crate::directory::capacity::claim_slot;
 use crate::directory::model::{Language, Region, Urgency};
 use crate::error::ApiError;
 use crate::ids::{ProviderId, ReferralId};
+use crate::keys::MasterKey;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self, Move, ReferralRow};
 use crate::workflow::model::FeedKind;
 
-const FULL: &str = "provider_id: the provider is inactive, paused or at capacity";
+/// The one answer for every provider a person may not choose for this referral (inactive,
+/// paused, full, uncontracted, or ruled out by the person's own preferences): trying providers
+/// one by one must tell nothing the directory does not already show.
+pub const NOT_ELIGIBLE: &str =
+    "provider_not_eligible: provider_id: this provider cannot take this referral now";
 
 /// When an offer made at `now` lapses: the provider has this long to accept or decline.
 pub fn offer_deadline(ttl: &OfferTtl, urgency: Urgency, now: NaiveDateTime) -> NaiveDateTime {
@@ -70,7 +75,7 @@ pub fn offer(
     if let Slot::Claim = slot {
         if !claim_slot(conn, provider, target.id())? {
             return Err(ApiError::Conflict {
-                detail: FULL.into(),
+                detail: NOT_ELIGIBLE.into(),
                 allowed: None,
             });
         }
@@ -108,8 +113,12 @@ pub fn offer(
     Ok(deadline)
 }
 
-/// What routing matches a stored referral on.
-fn request_of(row: &ReferralRow) -> Result<RoutingRequest, ApiError> {
+/// What routing matches a stored referral on, the person's sealed preferences opened.
+pub fn request_of(
+    conn: &mut AnyConnection,
+    masters: &[MasterKey],
+    row: &ReferralRow,
+) -> Result<RoutingRequest, ApiError> {
     let unknown = |e: &str| ApiError::Internal(format!("referral {}: {e}", row.id));
     Ok(RoutingRequest {
         service: row.service_type,
@@ -117,6 +126,7 @@ fn request_of(row: &ReferralRow) -> Result<RoutingRequest, ApiError> {
         modality: row.modality,
         language: Language::parse(&row.language).map_err(unknown)?,
         region: Region::parse(&row.region).map_err(unknown)?,
+        preferences: super::preferences::open(conn, masters, row)?,
     })
 }
 
@@ -125,10 +135,11 @@ fn request_of(row: &ReferralRow) -> Result<RoutingRequest, ApiError> {
 pub fn reoffer(
     conn: &mut AnyConnection,
     ttl: &OfferTtl,
+    masters: &[MasterKey],
     row: &ReferralRow,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    let request = request_of(row)?;
+    let request = request_of(conn, masters, row)?;
     let tried: HashSet<String> = store::tried_providers(conn, &row.id)?.into_iter().collect();
     let decision = place(conn, &row.employer_id, &request, &tried, &row.id, now)?;
     let reasons = Some(to_json(&decision)?);

@@ -244,7 +244,7 @@ pub async fn decline(
             let reason = declined.reason.code();
             super::store::record_decline(conn, &id, &me, reason, comment.as_deref())?;
             referrals::push_event(conn, &me, &id, FeedKind::Declined, now)?;
-            reoffer(conn, &ttl, &row, now)?;
+            reoffer(conn, &ttl, &keys.master, &row, now)?;
             audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
             Ok(())
         });

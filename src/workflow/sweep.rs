@@ -10,6 +10,7 @@ use crate::db::schema::referrals;
 use crate::db::{write_tx, AnyConnection};
 use crate::directory::capacity::release_slot;
 use crate::error::ApiError;
+use crate::keys::MasterKey;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 use crate::routing::offer::reoffer;
@@ -27,6 +28,7 @@ const SKIPPED: &str = "could not expire an overdue offer; skipped";
 pub fn sweep(
     conn: &mut AnyConnection,
     ttl: &OfferTtl,
+    masters: &[MasterKey],
     now: NaiveDateTime,
 ) -> Result<usize, ApiError> {
     write_tx(conn, |conn| {
@@ -61,7 +63,7 @@ pub fn sweep(
                 release_slot(conn, &provider, &row.id)?;
                 referral_store::close_attempt(conn, &row.id, &provider, AttemptOutcome::Expired)?;
                 referral_store::push_event(conn, &provider, &row.id, FeedKind::OfferExpired, now)?;
-                reoffer(conn, ttl, &row, now)?;
+                reoffer(conn, ttl, masters, &row, now)?;
                 let event = AuditEvent::system(&run, op).resource(Some(row.id.as_str()));
                 audit::record(conn, &[event])?;
                 Ok::<_, ApiError>(())

@@ -66,7 +66,13 @@ from eap_referrals_client.api.provider import (
     poll_feed,
     update_status,
 )
-from eap_referrals_client.api.referrals import cancel, erase, read_status, submit
+from eap_referrals_client.api.referrals import (
+    cancel,
+    erase,
+    list_portal_providers,
+    read_status,
+    submit,
+)
 from eap_referrals_client.api.reports import utilization
 from eap_referrals_client.models import (
     AccessOutcome,
@@ -499,11 +505,17 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     assert cancelled.status == CoarseStatus.CANCELLED
     cursor = feed_until(prov, cursor, (second.id, FeedKind.CANCELLED))
 
-    # An admin erases a third referral's personal data on the person's request.
+    # The portal lists the providers a person may exclude (no capacity or load); a clinician
+    # asks for specialist care, excluding nobody. An admin then erases that referral's personal
+    # data on the person's request.
+    listed = expect(list_portal_providers.sync_detailed(client=portal), 200)
+    assert [p.id for p in listed.items] == [provider.id]
+    assert not hasattr(listed.items[0], "capacity")
+    clinician = referral("Jo", "+447700900789")
+    clinician.helping_professional = True
+    clinician.exclude_providers = []
     third = expect(
-        submit.sync_detailed(
-            client=portal, body=referral("Jo", "+447700900789"), idempotency_key=str(uuid.uuid4())
-        ),
+        submit.sync_detailed(client=portal, body=clinician, idempotency_key=str(uuid.uuid4())),
         201,
         Submitted,
     )

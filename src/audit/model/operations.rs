@@ -46,6 +46,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("POST",   "/v1/provider/referrals/{id}/decline",      "referral.decline", "referral", 204),
     ("POST",   "/v1/provider/referrals/{id}/status",       "referral.status", "referral", 200),
     ("GET",    "/v1/provider/referrals/{id}/contact",      "contact.read", "referral", 200),
+    ("GET",    "/v1/portal/providers",                     "provider.portal_list", "provider", 200),
     ("POST",   "/v1/referrals",                            "referral.create", "referral", 201),
     ("GET",    "/v1/referrals/{id}",                       "referral.read", "referral", 200),
     ("POST",   "/v1/referrals/{id}/cancel",                "referral.cancel", "referral", 200),

@@ -9,10 +9,10 @@ use validator::Validate;
 use super::created;
 use crate::auth::Admin;
 use crate::directory::service;
-use crate::directory::store::EmployerRow;
+use crate::directory::service::{EmployerUpdate, EmployerView, Rerouting};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
-use crate::ids::EmployerId;
+use crate::ids::{EmployerId, ProviderId};
 use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -32,6 +32,13 @@ pub struct EmployerInput {
                    [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub name: String,
+    /// Providers the employer is affiliated with (its own clinical services, sister
+    /// organisations, shared staff): its referrals are never offered or assigned to them. Ids
+    /// of existing providers (409 otherwise), at most 200.
+    #[serde(default)]
+    #[validate(length(max = 200), custom(function = "crate::extract::issued_ids"))]
+    #[schema(max_items = 200)]
+    pub affiliated_provider_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -49,6 +56,13 @@ pub struct EmployerPatch {
                    [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub name: Option<String>,
+    /// Providers the employer is affiliated with (its own clinical services, sister
+    /// organisations, shared staff): its referrals are never offered or assigned to them. Ids
+    /// of existing providers (409 otherwise), at most 200. Replaces the whole list; an open offer to a
+    /// newly affiliated provider is withdrawn and the referral routed again.
+    #[validate(length(max = 200), custom(function = "crate::extract::issued_ids"))]
+    #[schema(max_items = 200)]
+    pub affiliated_provider_ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,13 +71,16 @@ pub struct Employer {
     pub name: String,
     /// False once deactivated: no new clients or contracts, no new referrals.
     pub active: bool,
+    /// Providers the employer is affiliated with: never offered its referrals.
+    pub affiliated_provider_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<EmployerRow> for Employer {
-    fn from(r: EmployerRow) -> Self {
+impl From<EmployerView> for Employer {
+    fn from((r, affiliated_provider_ids): EmployerView) -> Self {
         Employer {
+            affiliated_provider_ids,
             id: r.id.into_string(),
             name: r.name,
             active: r.active,
@@ -78,6 +95,8 @@ impl From<EmployerRow> for Employer {
     tag = "admin", security(("bearer" = [])), request_body = EmployerInput,
     responses(
         (status = 201, description = "Created", body = Employer, headers(("Location" = String))),
+        (status = 409, description = "An `affiliated_provider_ids` entry names no provider",
+         body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields",
          body = Problem, content_type = "application/problem+json"),
     ),
@@ -89,10 +108,13 @@ pub async fn create_employer(
     body: ApiJson<EmployerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner()?;
-    let row = service::create_employer(admin.0, &state.db, body.name.trim().to_owned()).await?;
+    let name = body.name.trim().to_owned();
+    let affiliated = provider_ids(body.affiliated_provider_ids);
+    let view =
+        service::create_employer(admin.0, &state.db, name, affiliated, rerouting(&state)).await?;
     Ok(created(
-        format!("/v1/admin/employers/{}", row.id),
-        Employer::from(row),
+        format!("/v1/admin/employers/{}", view.0.id),
+        Employer::from(view),
     ))
 }
 
@@ -114,7 +136,7 @@ pub async fn list_employers(
     Ok(web::Json(Page::from_rows(
         rows,
         limit,
-        |r| r.id.as_str(),
+        |(r, _)| r.id.as_str(),
         Employer::from,
     )))
 }
@@ -136,11 +158,11 @@ pub async fn get_employer(
     id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
     let id = EmployerId::from_trusted(id.get()?);
-    let row = service::get_employer(admin.0, &state.db, id).await?;
-    Ok(web::Json(row.into()))
+    let view = service::get_employer(admin.0, &state.db, id).await?;
+    Ok(web::Json(view.into()))
 }
 
-/// Renames an employer.
+/// Renames an employer and/or replaces its affiliations.
 #[utoipa::path(
     tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "Employer id")),
@@ -148,6 +170,8 @@ pub async fn get_employer(
     responses(
         (status = 200, description = "The updated employer", body = Employer),
         (status = 404, description = "No such employer",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An `affiliated_provider_ids` entry names no provider",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields",
          body = Problem, content_type = "application/problem+json"),
@@ -162,9 +186,15 @@ pub async fn update_employer(
 ) -> Result<web::Json<Employer>, ApiError> {
     let body = body.into_inner()?;
     let id = EmployerId::from_trusted(id.get()?);
-    let name = body.name.map(|n| n.trim().to_owned());
-    let row = service::update_employer(admin.0, &state.db, id, name, None).await?;
-    Ok(web::Json(row.into()))
+    let update = EmployerUpdate {
+        name: body.name.map(|n| n.trim().to_owned()),
+        active: None,
+        affiliated: body
+            .affiliated_provider_ids
+            .map(|ids| (provider_ids(ids), rerouting(&state))),
+    };
+    let view = service::update_employer(admin.0, &state.db, id, update).await?;
+    Ok(web::Json(view.into()))
 }
 
 /// Deactivates an employer: its portals can no longer submit referrals. Idempotent.
@@ -184,6 +214,22 @@ pub async fn deactivate_employer(
     id: PathId,
 ) -> Result<web::Json<Employer>, ApiError> {
     let id = EmployerId::from_trusted(id.get()?);
-    let row = service::update_employer(admin.0, &state.db, id, None, Some(false)).await?;
-    Ok(web::Json(row.into()))
+    let update = EmployerUpdate {
+        active: Some(false),
+        ..Default::default()
+    };
+    let view = service::update_employer(admin.0, &state.db, id, update).await?;
+    Ok(web::Json(view.into()))
+}
+
+/// Ids the body's schema already checked as issued ids.
+fn provider_ids(ids: Vec<String>) -> Vec<ProviderId> {
+    ids.into_iter().map(ProviderId::from_trusted).collect()
+}
+
+fn rerouting(state: &AppState) -> Rerouting {
+    Rerouting {
+        ttl: state.config.offer_ttl,
+        keys: state.keys.clone(),
+    }
 }

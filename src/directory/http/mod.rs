@@ -1,7 +1,9 @@
-//! Admin API for the directory: employers, providers, contracts. Every call is audited.
+//! Admin API for the directory: employers, providers, contracts; and the HR portal's list of
+//! its employer's providers. Every call is audited.
 
 mod contracts;
 mod employers;
+mod portal;
 mod providers;
 
 use actix_web::http::header;
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 pub use contracts::*;
 pub use employers::*;
+pub use portal::*;
 pub use providers::*;
 
 fn created(location: String, body: impl Serialize) -> HttpResponse {

@@ -60,6 +60,10 @@ pub struct ProviderInput {
     /// Staffed for crisis referrals 24/7.
     #[serde(default)]
     pub crisis_capable: bool,
+    /// Staffed to treat health, care and mental-health workers, confidentially from their
+    /// professional networks: ranked first for a referral from such a person.
+    #[serde(default)]
+    pub serves_helping_professionals: bool,
     /// The most referrals it holds at once.
     #[validate(range(min = 0, max = 100000))]
     #[schema(minimum = 0, maximum = 100000)]
@@ -98,6 +102,9 @@ pub struct ProviderPatch {
     pub modalities: Option<Vec<Modality>>,
     pub interpretation: Option<bool>,
     pub crisis_capable: Option<bool>,
+    /// Staffed to treat health, care and mental-health workers, confidentially from their
+    /// professional networks: ranked first for a referral from such a person.
+    pub serves_helping_professionals: Option<bool>,
     #[validate(range(min = 0, max = 100000))]
     #[schema(minimum = 0, maximum = 100000)]
     #[serde(default, deserialize_with = "crate::extract::optional_integer")]
@@ -118,6 +125,7 @@ impl From<ProviderPatch> for ProviderChange {
             crisis_capable: p.crisis_capable,
             capacity: p.capacity.map(|c| c as i32),
             active: None,
+            serves_helping_professionals: p.serves_helping_professionals,
         }
     }
 }
@@ -132,6 +140,7 @@ impl From<ProviderInput> for ProviderChange {
             modalities: Some(p.modalities),
             interpretation: Some(p.interpretation),
             crisis_capable: Some(p.crisis_capable),
+            serves_helping_professionals: Some(p.serves_helping_professionals),
             capacity: Some(p.capacity),
             status: Some(p.status),
         }
@@ -154,6 +163,9 @@ pub struct Provider {
     pub modalities: Vec<Modality>,
     pub interpretation: bool,
     pub crisis_capable: bool,
+    /// Staffed to treat health, care and mental-health workers, confidentially from their
+    /// professional networks: ranked first for a referral from such a person.
+    pub serves_helping_professionals: bool,
     pub capacity: u32,
     /// Referrals it holds now.
     pub active_referrals: u32,
@@ -174,6 +186,7 @@ impl Provider {
             active: r.active,
             interpretation: r.interpretation,
             crisis_capable: r.crisis_capable,
+            serves_helping_professionals: r.serves_helping_professionals,
             capacity: r.capacity.max(0) as u32,
             active_referrals: load.max(0) as u32,
             created_at: r.created_at.and_utc(),
