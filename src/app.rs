@@ -123,6 +123,9 @@ impl Application {
         if state.config.housekeeping {
             spawn_housekeeping(state.clone());
         }
+        if state.config.webhooks.delivery {
+            spawn_webhook_worker(state.clone());
+        }
         let listener = match state.db.url() {
             crate::db::DatabaseUrl::Postgres(url) => Some(crate::db::notify::spawn_pg_listener(
                 url.clone(),
@@ -307,6 +310,44 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+            }
+        }
+    });
+}
+
+/// The webhook delivery worker: every instance runs one (PostgreSQL instances claim different
+/// deliveries; SQLite has this one). A failed pass is logged and the next one retries.
+fn spawn_webhook_worker(state: web::Data<AppState>) {
+    let settings = state.config.webhooks;
+    let worker = crate::webhooks::delivery::Worker {
+        db: state.db.clone(),
+        client: crate::webhooks::client::Client::new(
+            crate::webhooks::model::AddressPolicy {
+                allow_loopback: settings.allow_loopback,
+            },
+            state.config.env == crate::config::Environment::Production,
+            crate::webhooks::model::DELIVERY_TIMEOUT,
+        ),
+        retry: crate::webhooks::model::RetryPolicy {
+            base: settings.retry_base,
+            max_age: settings.max_age,
+            cap: crate::webhooks::model::MAX_RETRY_WAIT,
+        },
+    };
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match worker.pass(&state.metrics).await {
+                Ok(p) if p != Default::default() => tracing::debug!(
+                    delivered = p.delivered,
+                    retried = p.retried,
+                    failed = p.failed,
+                    "webhook deliveries"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed; will retry"),
             }
         }
     });

@@ -180,6 +180,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        provider_id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        status -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        status_changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        event_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (delivery_id, attempt) {
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        endpoint_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_clients -> employers (employer_id));
 diesel::joinable!(api_clients -> providers (provider_id));
 diesel::joinable!(contracts -> employers (employer_id));
@@ -187,6 +229,9 @@ diesel::joinable!(provider_slots -> providers (provider_id));
 diesel::joinable!(contracts -> providers (provider_id));
 diesel::joinable!(referrals -> employers (employer_id));
 diesel::joinable!(referral_attempts -> referrals (referral_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> provider_events (event_id));
+diesel::joinable!(webhook_endpoints -> providers (provider_id));
 diesel::allow_tables_to_appear_in_same_query!(
     employers,
     providers,
@@ -202,4 +247,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_attempts,
     provider_events,
     idempotency_keys,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
 );
