@@ -704,3 +704,67 @@ async fn metrics_count_deliveries_and_the_unroutable_queue() {
     assert!(text.contains("eap_webhook_retries_pending 0\n"));
     assert!(text.contains("eap_referrals_unroutable{urgency=\"crisis\"} 0\n"));
 }
+
+#[actix_web::test]
+async fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
+    // The test's own app only arranges (its worker is off); the real binary delivers.
+    let (app, portal, token) = setup(&[("EAP_WEBHOOK_DELIVERY", "off")]).await;
+    let receiver = Receiver::start(always(200)).await;
+    register(&app, &token, &receiver.url).await;
+    let vars = |interval: &str| {
+        let mut v = std::collections::HashMap::new();
+        for (k, val) in [
+            ("EAP_DATABASE_URL", app.database_url_var()),
+            ("EAP_DATA_DIR", app.data_dir.path().display().to_string()),
+            ("EAP_LISTEN", "127.0.0.1:0".into()),
+            ("EAP_HOUSEKEEPING", "off".into()),
+            ("EAP_WEBHOOK_ALLOW_LOOPBACK", "true".into()),
+            ("EAP_WEBHOOK_INTERVAL_MS", interval.into()),
+        ] {
+            v.insert(k.to_owned(), val);
+        }
+        v
+    };
+    // Its worker looks once at start, then not for a minute: the event below is committed and
+    // not yet delivered when the process is killed.
+    let first = common::Binary::start(&vars("60000"));
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let (referral, _) = submit(&app, &portal).await;
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    first.stop(); // SIGKILL
+    assert!(
+        receiver.seen().is_empty(),
+        "nothing was sent before the kill"
+    );
+
+    let second = common::Binary::start(&vars("50"));
+    let seen = receiver
+        .wait_for("the offer after the restart", |s| !s.is_empty())
+        .await;
+    assert_eq!(seen[0].json()["data"]["referral_id"], referral.as_str());
+    second.stop();
+}
+
+#[actix_web::test]
+async fn a_delivered_body_matches_the_documents_webhook_schema() {
+    let (app, portal, token) = setup(&[]).await;
+    let receiver = Receiver::start(always(200)).await;
+    register(&app, &token, &receiver.url).await;
+    submit(&app, &portal).await;
+    let seen = receiver.wait_for("the offer", |s| !s.is_empty()).await;
+    let document = serde_json::to_value(eap_referrals::openapi::spec()).unwrap();
+    let operation = &document["webhooks"]["referralEvent"]["post"];
+    let reference = &operation["requestBody"]["content"]["application/json"]["schema"];
+    let schema = json!({"$ref": reference["$ref"], "components": document["components"]});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&seen[0].json()), "{}", seen[0].json());
+    let headers: Vec<&str> = operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for h in &headers {
+        assert!(seen[0].headers.contains_key(*h), "{h} is sent");
+    }
+}

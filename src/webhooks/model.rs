@@ -146,26 +146,30 @@ pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8])
 /// What a delivery carries: the event's type and ids only. The receiver reads the referral
 /// through the API, where each read is an access-log event; nothing personal leaves here.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Payload {
+pub struct WebhookPayload {
     /// `referral.<kind>` for a feed event (`referral.offered`, `referral.erased`, …), or
     /// `ping`.
     #[serde(rename = "type")]
     pub event_type: String,
     /// When the event happened (RFC 3339).
     pub timestamp: chrono::DateTime<chrono::Utc>,
-    pub data: PayloadData,
+    pub data: WebhookPayloadData,
 }
 
+/// A feed event's ids; empty for a `ping`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PayloadData {
+pub struct WebhookPayloadData {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub referral_id: Option<String>,
     /// The feed event's kind, as `GET /v1/provider/events` names it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub kind: Option<FeedKind>,
     /// The event's feed position: `GET /v1/provider/events?after=<cursor>` resumes right
     /// after it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cursor: Option<String>,
 }
 
@@ -178,21 +182,21 @@ pub struct EventRef {
     pub id: i64,
 }
 
-pub fn payload(event: Option<&EventRef>, at: NaiveDateTime) -> Payload {
+pub fn payload(event: Option<&EventRef>, at: NaiveDateTime) -> WebhookPayload {
     match event {
-        Some(e) => Payload {
+        Some(e) => WebhookPayload {
             event_type: format!("referral.{}", e.kind.code()),
             timestamp: at.and_utc(),
-            data: PayloadData {
+            data: WebhookPayloadData {
                 referral_id: Some(e.referral_id.clone()),
                 kind: Some(e.kind),
                 cursor: Some(format!("{}.{}", e.txid, e.id)),
             },
         },
-        None => Payload {
+        None => WebhookPayload {
             event_type: "ping".into(),
             timestamp: at.and_utc(),
-            data: PayloadData {
+            data: WebhookPayloadData {
                 referral_id: None,
                 kind: None,
                 cursor: None,
