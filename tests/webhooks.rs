@@ -129,6 +129,27 @@ fn always(status: u16) -> Answer {
     Arc::new(move |_, _| (status, None))
 }
 
+/// Asks `probe` every 50 ms until it answers `Some`, failing after 20 s with its last answer.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Value>>,
+{
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        match probe().await {
+            Ok(found) => return found,
+            Err(last) => assert!(Instant::now() < give_up, "{what}: {last}"),
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GET `path` as JSON.
+async fn read(app: &TestApp, token: &str, path: &str) -> Value {
+    app.get(path, token).await.json().await.unwrap()
+}
+
 /// A service whose worker looks every 50 ms and retries after 100 ms, doubling.
 async fn app_with_webhooks(extra: &'static [(&'static str, &'static str)]) -> TestApp {
     spawn_app_with(|v| {
@@ -271,25 +292,14 @@ async fn a_receiver_that_is_down_gets_every_event_with_a_stable_id() {
     let (second, _) = submit(&app, &portal).await;
 
     // Refused at least once…
-    let give_up = Instant::now() + Duration::from_secs(20);
-    loop {
-        let attempts: Value = app
-            .get(&format!("/v1/provider/webhooks/{id}/deliveries"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if attempts["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["error"] == "connect" && a["next_attempt_at"].is_string())
-        {
-            break;
-        }
-        assert!(Instant::now() < give_up, "no refused attempt: {attempts}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    let deliveries = format!("/v1/provider/webhooks/{id}/deliveries");
+    eventually("a refused attempt", || async {
+        let attempts = read(&app, &token, &deliveries).await;
+        let items = attempts["items"].as_array().unwrap();
+        let refused = |a: &Value| a["error"] == "connect" && a["next_attempt_at"].is_string();
+        items.iter().any(refused).then_some(()).ok_or(attempts)
+    })
+    .await;
     // …then up, answering 503 with Retry-After: 1 to its first request, then 200.
     let receiver = Receiver::start_on(
         std::net::TcpListener::bind(addr).unwrap(),
@@ -366,20 +376,12 @@ async fn a_receiver_answering_410_disables_its_endpoint() {
     let id = endpoint["id"].as_str().unwrap();
     submit(&app, &portal).await;
     receiver.wait_for("the offer", |s| !s.is_empty()).await;
-    let give_up = Instant::now() + Duration::from_secs(10);
-    loop {
-        let view: Value = app
-            .get(&format!("/v1/provider/webhooks/{id}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if view["status"] == "disabled" {
-            break;
-        }
-        assert!(Instant::now() < give_up, "{view}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    let path = format!("/v1/provider/webhooks/{id}");
+    eventually("the endpoint disabled", || async {
+        let view = read(&app, &token, &path).await;
+        (view["status"] == "disabled").then_some(()).ok_or(view)
+    })
+    .await;
     submit(&app, &portal).await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.seen().len(), 1, "nothing more is sent");
@@ -400,33 +402,21 @@ async fn retries_run_out_after_the_configured_time_and_the_admin_sees_the_endpoi
     let endpoint = register(&app, &token, &receiver.url).await;
     let id = endpoint["id"].as_str().unwrap().to_owned();
     submit(&app, &portal).await;
-    let give_up = Instant::now() + Duration::from_secs(15);
-    loop {
-        let page: Value = app
-            .get("/v1/admin/provider-webhooks", &portal.admin_token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let item = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["id"] == id.as_str())
-            .cloned()
-            .unwrap();
-        if item["status"] == "failing" {
-            break;
-        }
-        assert!(Instant::now() < give_up, "{item}");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    let attempts: Value = app
-        .get(&format!("/v1/provider/webhooks/{id}/deliveries"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    eventually("the admin sees the endpoint failing", || async {
+        let page = read(&app, &portal.admin_token, "/v1/admin/provider-webhooks").await;
+        let items = page["items"].as_array().unwrap();
+        let item = items.iter().find(|e| e["id"] == id.as_str()).unwrap();
+        (item["status"] == "failing")
+            .then_some(())
+            .ok_or(item.clone())
+    })
+    .await;
+    let attempts = read(
+        &app,
+        &token,
+        &format!("/v1/provider/webhooks/{id}/deliveries"),
+    )
+    .await;
     let items = attempts["items"].as_array().unwrap();
     assert!(items.len() >= 2, "retried before giving up: {attempts}");
     assert!(
@@ -604,22 +594,14 @@ async fn a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed() 
     let endpoint = register(&app, &token, &format!("http://localhost:{port}/hook")).await;
     let id = endpoint["id"].as_str().unwrap();
     submit(&app, &portal).await;
-    let give_up = Instant::now() + Duration::from_secs(15);
-    loop {
-        let attempts: Value = app
-            .get(&format!("/v1/provider/webhooks/{id}/deliveries"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(a) = attempts["items"].as_array().unwrap().first() {
-            assert_eq!(a["error"], "address_refused", "{attempts}");
-            assert!(a["status_code"].is_null());
-            break;
-        }
-        assert!(Instant::now() < give_up);
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    let deliveries = format!("/v1/provider/webhooks/{id}/deliveries");
+    let first = eventually("an attempt", || async {
+        let attempts = read(&app, &token, &deliveries).await;
+        attempts["items"].get(0).cloned().ok_or(attempts)
+    })
+    .await;
+    assert_eq!(first["error"], "address_refused", "{first}");
+    assert!(first["status_code"].is_null());
     assert!(
         receiver.seen().is_empty(),
         "no request reached the receiver"
