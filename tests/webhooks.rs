@@ -694,7 +694,7 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     let (app, portal, token) = setup(&[("EAP_WEBHOOK_DELIVERY", "off")]).await;
     let receiver = Receiver::start(always(200)).await;
     register(&app, &token, &receiver.url).await;
-    let vars = |interval: &str| {
+    let vars = |delivery: &str| {
         let mut v = std::collections::HashMap::new();
         for (k, val) in [
             ("EAP_DATABASE_URL", app.database_url_var()),
@@ -702,25 +702,24 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
             ("EAP_LISTEN", "127.0.0.1:0".into()),
             ("EAP_HOUSEKEEPING", "off".into()),
             ("EAP_WEBHOOK_ALLOW_LOOPBACK", "true".into()),
-            ("EAP_WEBHOOK_INTERVAL_MS", interval.into()),
+            ("EAP_WEBHOOK_INTERVAL_MS", "50".into()),
+            ("EAP_WEBHOOK_DELIVERY", delivery.into()),
         ] {
             v.insert(k.to_owned(), val);
         }
         v
     };
-    // Its worker looks once at start, then not for a minute: the event below is committed and
-    // not yet delivered when the process is killed.
-    let first = common::Binary::start(&vars("60000"));
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    // A server that has not delivered yet (its worker is off, so the timing cannot race) is
+    // killed with SIGKILL after the event committed.
+    let first = common::Binary::start(&vars("off"));
     let (referral, _) = submit(&app, &portal).await;
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     first.stop(); // SIGKILL
     assert!(
         receiver.seen().is_empty(),
         "nothing was sent before the kill"
     );
 
-    let second = common::Binary::start(&vars("50"));
+    let second = common::Binary::start(&vars("on"));
     let seen = receiver
         .wait_for("the offer after the restart", |s| !s.is_empty())
         .await;

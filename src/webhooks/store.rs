@@ -295,33 +295,38 @@ pub fn claim_due(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Due>> {
-    let ids: Vec<i64> = crate::db::write_tx(conn, |conn| {
-        let ids: Vec<i64> = match conn {
-            AnyConnection::Postgresql(c) => {
-                #[derive(QueryableByName)]
-                struct Id {
-                    #[diesel(sql_type = BigInt)]
-                    id: i64,
-                }
-                diesel::sql_query(
-                    "SELECT d.id FROM webhook_deliveries d \
-                     JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-                     LEFT JOIN provider_events e ON e.id = d.event_id \
-                     WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
-                       AND w.status <> 'disabled' \
-                       AND (d.event_id IS NULL OR \
-                            e.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
-                     ORDER BY d.next_attempt_at, d.id LIMIT $2 \
-                     FOR UPDATE OF d SKIP LOCKED",
-                )
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load::<Id>(c)?
-                .into_iter()
-                .map(|r| r.id)
-                .collect()
+    let ids: Vec<i64> = match conn {
+        // Only PostgreSQL reads this SQL (its placeholders and functions).
+        AnyConnection::Postgresql(_) => crate::db::write_tx(conn, |conn| {
+            #[derive(QueryableByName)]
+            struct Id {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
             }
-            AnyConnection::Sqlite(c) => webhook_deliveries::table
+            let ids: Vec<i64> = diesel::sql_query(
+                "SELECT d.id FROM webhook_deliveries d \
+                 JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+                 LEFT JOIN provider_events e ON e.id = d.event_id \
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+                   AND w.status <> 'disabled' \
+                   AND (d.event_id IS NULL OR \
+                        e.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+                 ORDER BY d.next_attempt_at, d.id LIMIT $2 \
+                 FOR UPDATE OF d SKIP LOCKED",
+            )
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load::<Id>(conn)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+            lease(conn, &ids, lease_until)?;
+            Ok::<_, diesel::result::Error>(ids)
+        })?,
+        // One worker per SQLite database: read first, and take the write lock only when there
+        // is something to claim (an idle pass must not queue behind, or ahead of, requests).
+        AnyConnection::Sqlite(_) => {
+            let ids: Vec<i64> = webhook_deliveries::table
                 .inner_join(webhook_endpoints::table)
                 .filter(webhook_deliveries::state.eq(DeliveryState::Pending))
                 .filter(webhook_deliveries::next_attempt_at.le(now))
@@ -329,15 +334,13 @@ pub fn claim_due(
                 .order((webhook_deliveries::next_attempt_at, webhook_deliveries::id))
                 .limit(limit)
                 .select(webhook_deliveries::id)
-                .load(c)?,
-        };
-        if !ids.is_empty() {
-            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
-                .set(webhook_deliveries::next_attempt_at.eq(lease_until))
-                .execute(conn)?;
+                .load(conn)?;
+            if !ids.is_empty() {
+                crate::db::write_tx(conn, |conn| lease(conn, &ids, lease_until))?;
+            }
+            ids
         }
-        Ok::<_, diesel::result::Error>(ids)
-    })?;
+    };
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -375,6 +378,16 @@ pub fn claim_due(
             }),
         })
         .collect())
+}
+
+/// Pushes claimed deliveries' next attempt to the end of the lease.
+fn lease(conn: &mut AnyConnection, ids: &[i64], until: NaiveDateTime) -> QueryResult<()> {
+    if !ids.is_empty() {
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
+            .set(webhook_deliveries::next_attempt_at.eq(until))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// One attempt's record.
