@@ -131,6 +131,9 @@ impl Application {
         if state.config.housekeeping {
             spawn_housekeeping(state.clone());
         }
+        if state.config.webhooks.delivery {
+            spawn_webhook_worker(state.clone());
+        }
         let listener = match state.db.url() {
             crate::db::DatabaseUrl::Postgres(url) => {
                 let cache = Arc::downgrade(&state.clone().into_inner());
@@ -384,6 +387,44 @@ async fn empty_wal_after_erasure(state: &web::Data<AppState>) {
     if !matches!(emptied, Ok(true)) {
         state.db.wal_dirty.store(true, Ordering::Relaxed);
     }
+}
+
+/// The webhook delivery worker: every instance runs one (PostgreSQL instances claim different
+/// deliveries; SQLite has this one). A failed pass is logged and the next one retries.
+fn spawn_webhook_worker(state: web::Data<AppState>) {
+    let settings = state.config.webhooks;
+    let worker = crate::webhooks::delivery::Worker {
+        db: state.db.clone(),
+        client: crate::webhooks::client::Client::new(
+            crate::webhooks::model::AddressPolicy {
+                allow_loopback: settings.allow_loopback,
+            },
+            state.config.env == crate::config::Environment::Production,
+            crate::webhooks::model::DELIVERY_TIMEOUT,
+        ),
+        retry: crate::webhooks::model::RetryPolicy {
+            base: settings.retry_base,
+            max_age: settings.max_age,
+            cap: crate::webhooks::model::MAX_RETRY_WAIT,
+        },
+    };
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match worker.pass(&state.metrics).await {
+                Ok(p) if p != Default::default() => tracing::debug!(
+                    delivered = p.delivered,
+                    retried = p.retried,
+                    failed = p.failed,
+                    "webhook deliveries"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed; will retry"),
+            }
+        }
+    });
 }
 
 async fn docs_redirect() -> HttpResponse {

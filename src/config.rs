@@ -119,6 +119,22 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookConfig {
+    /// The delivery worker runs in this instance (instances coordinate through the outbox).
+    pub delivery: bool,
+    /// How often the worker looks for due deliveries.
+    pub interval: Duration,
+    /// The first retry's wait; each later one doubles it.
+    pub retry_base: Duration,
+    /// A delivery still failing this long after its event is given up.
+    pub max_age: Duration,
+    /// Development and tests only: loopback receivers are allowed (never private ranges).
+    pub allow_loopback: bool,
 }
 
 /// Requests per minute, per client (by role) and on the token endpoint; 0 turns a limit off.
@@ -353,6 +369,47 @@ impl Config {
             1,
             3600,
         )? as u64);
+        let webhooks = WebhookConfig {
+            delivery: switch(
+                get("EAP_WEBHOOK_DELIVERY"),
+                "EAP_WEBHOOK_DELIVERY",
+                ["on", "off"],
+                true,
+            )?,
+            interval: Duration::from_millis(number(
+                get("EAP_WEBHOOK_INTERVAL_MS"),
+                "EAP_WEBHOOK_INTERVAL_MS",
+                500,
+                10,
+                60_000,
+            )? as u64),
+            retry_base: Duration::from_millis(number(
+                get("EAP_WEBHOOK_RETRY_BASE_MS"),
+                "EAP_WEBHOOK_RETRY_BASE_MS",
+                5_000,
+                10,
+                3_600_000,
+            )? as u64),
+            max_age: Duration::from_secs(number(
+                get("EAP_WEBHOOK_RETRY_FOR_SECS"),
+                "EAP_WEBHOOK_RETRY_FOR_SECS",
+                72 * 3600,
+                1,
+                30 * 24 * 3600,
+            )? as u64),
+            allow_loopback: switch(
+                get("EAP_WEBHOOK_ALLOW_LOOPBACK"),
+                "EAP_WEBHOOK_ALLOW_LOOPBACK",
+                ["true", "false"],
+                false,
+            )?,
+        };
+        if env == Environment::Production && webhooks.allow_loopback {
+            return Err(ConfigError::new(
+                "EAP_WEBHOOK_ALLOW_LOOPBACK",
+                "must not be true when EAP_ENV=production",
+            ));
+        }
         let keys = KeySources {
             token_signing: secret(vars, "EAP_TOKEN_SIGNING_KEY", "EAP_TOKEN_SIGNING_KEY_FILE")?,
             master: secret(vars, "EAP_MASTER_KEY", "EAP_MASTER_KEY_FILE")?,
@@ -397,7 +454,26 @@ impl Config {
             outside_log,
             report_min_cell,
             checkpoint_interval,
+            webhooks,
         })
+    }
+}
+
+/// A two-valued setting, spelt `[on, off]`; unset is `default`.
+fn switch(
+    raw: Option<&str>,
+    var: &'static str,
+    [on, off]: [&str; 2],
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match raw {
+        None => Ok(default),
+        Some(v) if v == on => Ok(true),
+        Some(v) if v == off => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            var,
+            format!("{other:?} is not `{on}` or `{off}`"),
+        )),
     }
 }
 

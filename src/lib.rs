@@ -29,6 +29,7 @@ pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod validation;
+pub mod webhooks;
 pub mod workflow;
 
 pub use app::Application;

@@ -110,7 +110,72 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     document_headers(&mut api);
     document_contact_rule(&mut api);
     reference_page_items(&mut api);
+    document_webhooks(&mut api);
     api
+}
+
+const WEBHOOK_DESCRIPTION: &str = "What a provider's webhook endpoint receives \
+    (`POST /v1/provider/webhooks` registers one): a Standard Webhooks delivery for each event of \
+    its feed, and `ping` when asked. The body carries ids only; read the referral through the \
+    API. `webhook-signature` holds `v1,<base64 HMAC-SHA256>` of `webhook-id.webhook-timestamp.body` \
+    under the endpoint's `whsec_` secret (two, space-separated, for 24 hours after a rotation): \
+    verify it with a Standard Webhooks library, and refuse a timestamp more than five minutes \
+    off. Delivery is at least once: deduplicate on `webhook-id`, which is the same on every \
+    retry. A 2xx answer is success; 410 disables the endpoint; anything else, or no answer \
+    within 10 seconds, is retried with exponential backoff for up to 72 hours (`Retry-After` \
+    is honoured). Events go out in feed order while the endpoint is healthy, but a failing one \
+    retries on its own schedule and never holds back later ones, so order is a courtesy, not a \
+    guarantee: `data.cursor` resumes `GET /v1/provider/events`, the authority on order.";
+
+/// The OpenAPI 3.1 `webhooks` section: what the service sends to providers' endpoints. utoipa
+/// has no field for it, so it goes in as a top-level member (its extensions are written as
+/// they are), with the payload schemas among the components.
+fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::ToSchema;
+    let mut schemas = Vec::new();
+    crate::webhooks::model::WebhookPayload::schemas(&mut schemas);
+    schemas.push((
+        "WebhookPayload".to_owned(),
+        <crate::webhooks::model::WebhookPayload as utoipa::PartialSchema>::schema(),
+    ));
+    let components = api.components.get_or_insert_with(Default::default);
+    components.schemas.extend(schemas);
+    let header = |name: &str, description: &str| {
+        serde_json::json!({
+            "name": name, "in": "header", "required": true, "description": description,
+            "schema": {"type": "string"},
+        })
+    };
+    let operation = serde_json::json!({
+        "post": {
+            "tags": ["provider"],
+            "summary": "A feed event (or a ping), pushed to a provider's endpoint.",
+            "description": WEBHOOK_DESCRIPTION,
+            "operationId": "referral_event",
+            "parameters": [
+                header("webhook-id", "The delivery's id: the same on every retry of one event to \
+                    one endpoint"),
+                header("webhook-timestamp", "Seconds since the Unix epoch when this attempt was \
+                    signed"),
+                header("webhook-signature", "`v1,<base64 signature>`, one per secret in force, \
+                    space-separated"),
+            ],
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/WebhookPayload"},
+                }},
+            },
+            "responses": {
+                "200": {"description": "Received (any 2xx)"},
+                "410": {"description": "The endpoint is gone: no more deliveries"},
+            },
+        }
+    });
+    api.extensions.get_or_insert_with(Default::default).insert(
+        "webhooks".to_owned(),
+        serde_json::json!({"referralEvent": operation}),
+    );
 }
 
 /// utoipa inlines a generic's type argument, so `Page<Employer>` would repeat `Employer`'s

@@ -4,7 +4,9 @@
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    use crate::{audit, auth, directory, health, privacy, referrals, reports, routing, workflow};
+    use crate::{
+        audit, auth, directory, health, privacy, referrals, reports, routing, webhooks, workflow,
+    };
     cfg.service(health::http::healthz)
         .service(health::http::readyz)
         .service(crate::metrics::http::metrics)
@@ -41,6 +43,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(workflow::http::decline)
         .service(workflow::http::update_status)
         .service(workflow::http::contact)
+        .service(webhooks::http::create_webhook)
+        .service(webhooks::http::list_webhooks)
+        .service(webhooks::http::get_webhook)
+        .service(webhooks::http::delete_webhook)
+        .service(webhooks::http::rotate_webhook_secret)
+        .service(webhooks::http::ping_webhook)
+        .service(webhooks::http::list_webhook_deliveries)
+        .service(webhooks::http::admin_list_webhooks)
+        .service(webhooks::http::admin_disable_webhook)
         .service(referrals::http::submit)
         .service(referrals::http::read_status)
         .service(referrals::http::cancel)

@@ -152,6 +152,8 @@ struct World {
     foreign: (String, String),
     /// The tree size of the one signed checkpoint.
     checkpoint_size: u64,
+    /// A webhook endpoint of our provider's, and one of theirs.
+    webhooks: (String, String),
 }
 
 impl World {
@@ -163,6 +165,8 @@ impl World {
             for role in ["ADMIN", "HR_PORTAL", "PROVIDER", "AUDITOR"] {
                 v.insert(format!("EAP_RATE_LIMIT_{role}"), "100000".into());
             }
+            // The walk's webhook endpoints name no reachable host: nothing is ever sent.
+            v.insert("EAP_WEBHOOK_DELIVERY".into(), "off".into());
         })
         .await;
         let ours = app.setup_portal(5).await;
@@ -181,6 +185,15 @@ impl World {
             )
             .await;
         let auditor = app.token(&auditor).await;
+        let their_provider = provider_token(&app, &theirs, &theirs.provider).await;
+        let mut webhooks = Vec::new();
+        for token in [&provider, &their_provider] {
+            let body = json!({"url": "https://cases.example.org/hook"});
+            let resp = app.post_json("/v1/provider/webhooks", token, &body).await;
+            assert_eq!(resp.status(), 201);
+            let created: Value = resp.json().await.unwrap();
+            webhooks.push(created["id"].as_str().unwrap().to_owned());
+        }
         let checkpoint_size = seal_everything(&app);
         let doc: Value = app
             .get_anonymous("/openapi.json")
@@ -198,6 +211,7 @@ impl World {
             referral,
             foreign,
             checkpoint_size,
+            webhooks: (webhooks[0].clone(), webhooks[1].clone()),
         }
     }
 
@@ -271,6 +285,9 @@ async fn every_get_route_answers_head_with_its_status_headers_access_log_and_no_
             "/v1/provider/referrals/{id}"
             | "/v1/provider/referrals/{id}/contact"
             | "/v1/referrals/{id}" => (w.referral.0.clone(), w.foreign.0.clone()),
+            "/v1/provider/webhooks/{id}" | "/v1/provider/webhooks/{id}/deliveries" => {
+                (w.webhooks.0.clone(), w.webhooks.1.clone())
+            }
             t if t.contains('{') => panic!("{t}: add its objects to this walk"),
             _ => (String::new(), String::new()),
         };

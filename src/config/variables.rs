@@ -88,6 +88,32 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
          access-log sealer); keep on in every instance, they coordinate",
     ),
     (
+        "EAP_WEBHOOK_DELIVERY",
+        "on",
+        "`on` or `off`: this instance sends webhook deliveries (instances share the outbox)",
+    ),
+    (
+        "EAP_WEBHOOK_INTERVAL_MS",
+        "500",
+        "how often due webhook deliveries are looked for (10–60000)",
+    ),
+    (
+        "EAP_WEBHOOK_RETRY_BASE_MS",
+        "5000",
+        "first webhook retry's wait; each later one doubles, with jitter (10–3600000)",
+    ),
+    (
+        "EAP_WEBHOOK_RETRY_FOR_SECS",
+        "259200",
+        "a webhook delivery still failing this long after its event is given up (1–2592000)",
+    ),
+    (
+        "EAP_WEBHOOK_ALLOW_LOOPBACK",
+        "false",
+        "`true` lets webhooks reach loopback receivers (development and tests; refused in \
+         production); no setting opens private ranges",
+    ),
+    (
         "EAP_RETENTION_CLOSED_DAYS",
         "30",
         "days a closed or cancelled referral keeps its contact block, note and employee reference \

@@ -201,10 +201,52 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        provider_id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        status -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        status_changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// PostgreSQL partitions of `referral_keys` that lost a key and wait for their rewrite.
     referral_key_compactions (partition_name) {
         partition_name -> Text,
         deletions -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        event_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (delivery_id, attempt) {
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        endpoint_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
     }
 }
 
@@ -217,6 +259,9 @@ diesel::joinable!(employer_affiliations -> employers (employer_id));
 diesel::joinable!(employer_affiliations -> providers (provider_id));
 diesel::joinable!(referrals -> employers (employer_id));
 diesel::joinable!(referral_attempts -> referrals (referral_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> provider_events (event_id));
+diesel::joinable!(webhook_endpoints -> providers (provider_id));
 diesel::allow_tables_to_appear_in_same_query!(
     employers,
     providers,
@@ -235,4 +280,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     referral_keys,
     referral_key_compactions,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
 );

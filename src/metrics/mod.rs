@@ -52,7 +52,22 @@ pub struct Metrics {
     pub purged_referrals: AtomicU64,
     pub sweep_runs: AtomicU64,
     pub offers_expired: AtomicU64,
+    /// Webhook attempts by outcome: delivered, retried (a retry is scheduled), failed (410 or
+    /// retries ran out).
+    webhook_outcomes: [AtomicU64; 3],
+    /// Time from sending a delivery to its answer (or to giving up on it).
+    webhook_latency: Histogram,
 }
+
+/// What a webhook attempt came to, as `/metrics` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Delivered = 0,
+    Retried = 1,
+    Failed = 2,
+}
+
+const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retried", "failed"];
 
 /// Values read at scrape time from the rest of the service.
 pub struct Gauges {
@@ -68,6 +83,11 @@ pub struct Gauges {
     /// Seconds since the latest checkpoint: the sealing lag (grows past the interval when
     /// sealing stalls). `None` before the first.
     pub audit_checkpoint_age_secs: Option<f64>,
+    /// Webhook deliveries still pending after a failed attempt.
+    pub webhook_retries_pending: i64,
+    /// Per urgency code: unroutable referrals, and the age in seconds of the oldest (since
+    /// submission; 0 when none).
+    pub unroutable: Vec<(&'static str, i64, f64)>,
 }
 
 fn method_label(method: &str) -> &'static str {
@@ -84,6 +104,11 @@ fn method_label(method: &str) -> &'static str {
 }
 
 impl Metrics {
+    pub fn observe_webhook(&self, outcome: WebhookOutcome, latency: Duration) {
+        self.webhook_outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.webhook_latency.observe(latency);
+    }
+
     /// Records one finished request. `route` is the matched template (`unmatched` otherwise),
     /// which bounds the label set to the routes the service has.
     pub fn observe(&self, route: String, method: &str, status: u16, latency: Duration) {
@@ -255,7 +280,70 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        self.render_webhooks(&mut out, g);
         out
+    }
+
+    /// Webhook deliveries and the unroutable queue: what the alert rules in `docs/alerts.yml`
+    /// read.
+    fn render_webhooks(&self, out: &mut String, g: &Gauges) {
+        out.push_str(
+            "# HELP eap_webhook_deliveries_total Webhook attempts by outcome (delivered; \
+             retried: another attempt is scheduled; failed: 410 or retries ran out).\n\
+             # TYPE eap_webhook_deliveries_total counter\n",
+        );
+        for (name, n) in WEBHOOK_OUTCOMES.iter().zip(&self.webhook_outcomes) {
+            let _ = writeln!(
+                out,
+                "eap_webhook_deliveries_total{{outcome=\"{name}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP eap_webhook_delivery_duration_seconds Time from sending a webhook to its \
+             answer.\n# TYPE eap_webhook_delivery_duration_seconds histogram\n",
+        );
+        let h = &self.webhook_latency;
+        for (b, le) in h.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "eap_webhook_delivery_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                b.load(Ordering::Relaxed)
+            );
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "eap_webhook_delivery_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             eap_webhook_delivery_duration_seconds_sum {}\n\
+             eap_webhook_delivery_duration_seconds_count {count}",
+            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eap_webhook_retries_pending Webhook deliveries waiting for a retry.\n\
+             # TYPE eap_webhook_retries_pending gauge\n\
+             eap_webhook_retries_pending {}",
+            g.webhook_retries_pending
+        );
+        out.push_str(
+            "# HELP eap_referrals_unroutable Referrals no provider could take, by urgency.\n\
+             # TYPE eap_referrals_unroutable gauge\n",
+        );
+        for (urgency, n, _) in &g.unroutable {
+            let _ = writeln!(out, "eap_referrals_unroutable{{urgency=\"{urgency}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP eap_referrals_unroutable_oldest_age_seconds Age of the oldest unroutable \
+             referral since submission, by urgency (0 when none).\n\
+             # TYPE eap_referrals_unroutable_oldest_age_seconds gauge\n",
+        );
+        for (urgency, _, age) in &g.unroutable {
+            let _ = writeln!(
+                out,
+                "eap_referrals_unroutable_oldest_age_seconds{{urgency=\"{urgency}\"}} {age}"
+            );
+        }
     }
 }
 
@@ -301,7 +389,10 @@ mod tests {
             offers_overdue: 1,
             audit_sealed: 7,
             audit_checkpoint_age_secs: Some(2.5),
+            webhook_retries_pending: 3,
+            unroutable: vec![("routine", 0, 0.0), ("crisis", 2, 400.0)],
         };
+        m.observe_webhook(WebhookOutcome::Retried, Duration::from_millis(20));
         let text = m.render(&g);
         let labels = "route=\"/v1/referrals\",method=\"POST\",status=\"201\"";
         assert!(text.contains(&format!("eap_http_requests_total{{{labels}}} 2")));
@@ -318,5 +409,13 @@ mod tests {
         assert!(text.contains("eap_long_polls_waiting 2\n"));
         assert!(text.contains("eap_offers_overdue 1\n"));
         assert!(text.contains("eap_audit_checkpoint_age_seconds 2.5\n"));
+        assert!(text.contains("eap_webhook_deliveries_total{outcome=\"retried\"} 1\n"));
+        assert!(text.contains("eap_webhook_deliveries_total{outcome=\"delivered\"} 0\n"));
+        assert!(text.contains("eap_webhook_delivery_duration_seconds_bucket{le=\"0.025\"} 1\n"));
+        assert!(text.contains("eap_webhook_retries_pending 3\n"));
+        assert!(text.contains("eap_referrals_unroutable{urgency=\"crisis\"} 2\n"));
+        assert!(
+            text.contains("eap_referrals_unroutable_oldest_age_seconds{urgency=\"crisis\"} 400\n")
+        );
     }
 }

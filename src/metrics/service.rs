@@ -4,14 +4,16 @@
 use diesel::prelude::*;
 
 use super::Gauges;
+use crate::codes::Code;
 use crate::config::Config;
 use crate::db::schema::{audit_checkpoints, referrals};
 use crate::db::Db;
+use crate::directory::model::Urgency;
 use crate::error::ApiError;
 use crate::referrals::model::Status;
 
 pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
-    let (pending, overdue, checkpoint) = db
+    let (pending, overdue, checkpoint, retries, unroutable) = db
         .run(|conn| {
             let offered = referrals::table.filter(referrals::status.eq(Status::Offered));
             let pending: i64 = offered.count().get_result(conn)?;
@@ -24,7 +26,21 @@ pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
                 .select((audit_checkpoints::tree_size, audit_checkpoints::issued_at))
                 .first(conn)
                 .optional()?;
-            Ok((pending, overdue, checkpoint))
+            let retries = crate::webhooks::store::retries_pending(conn)?;
+            let now = crate::db::now();
+            let mut unroutable = Vec::new();
+            for &urgency in Urgency::ALL {
+                let queued = referrals::table
+                    .filter(referrals::status.eq(Status::Unroutable))
+                    .filter(referrals::urgency.eq(urgency));
+                let n: i64 = queued.count().get_result(conn)?;
+                let oldest: Option<chrono::NaiveDateTime> = queued
+                    .select(diesel::dsl::min(referrals::created_at))
+                    .first(conn)?;
+                let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0);
+                unroutable.push((urgency.code(), n, age));
+            }
+            Ok((pending, overdue, checkpoint, retries, unroutable))
         })
         .await?;
     let pool = db.pool_state();
@@ -39,5 +55,7 @@ pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
         audit_sealed: checkpoint.map_or(0, |c| c.0),
         audit_checkpoint_age_secs: checkpoint
             .map(|c| (crate::db::now() - c.1).num_milliseconds() as f64 / 1000.0),
+        webhook_retries_pending: retries,
+        unroutable,
     })
 }

@@ -212,7 +212,9 @@ pub fn tried_providers(
         .load(conn)
 }
 
-/// Appends to a provider's feed (ids only; the provider reads details through the API).
+/// Appends to a provider's feed (ids only; the provider reads details through the API), and
+/// queues the event for each of the provider's webhook endpoints. Every feed event goes
+/// through here.
 pub fn push_event(
     conn: &mut AnyConnection,
     provider_id: &ProviderId,
@@ -228,6 +230,9 @@ pub fn push_event(
             provider_events::created_at.eq(now),
         ))
         .execute(conn)?;
+    // The webhook outbox, in this same transaction: the event and its deliveries commit
+    // together, so no committed event can miss its webhooks.
+    crate::webhooks::store::enqueue_event(conn, provider_id, now)?;
     // Wake long polls: here after the work returns, elsewhere when PostgreSQL commits.
     crate::db::notify::touched(provider_id.as_str());
     if let AnyConnection::Postgresql(c) = conn {

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 from eap_referrals_client import AuthenticatedClient, Client
 from eap_referrals_client.api.admin import (
+    admin_disable_webhook,
     admin_erase,
+    admin_list_webhooks,
     assign,
     create_client,
     create_contract,
@@ -60,10 +62,17 @@ from eap_referrals_client.api.operations import healthz, metrics, readyz
 from eap_referrals_client.api.provider import (
     accept,
     contact,
+    create_webhook,
     decline,
+    delete_webhook,
     get_referral,
+    get_webhook,
     list_referrals,
+    list_webhook_deliveries,
+    list_webhooks,
+    ping_webhook,
     poll_feed,
+    rotate_webhook_secret,
     update_status,
 )
 from eap_referrals_client.api.referrals import (
@@ -91,11 +100,14 @@ from eap_referrals_client.models import (
     Contract,
     ContractInput,
     ContractPatch,
+    CreateWebhook,
     Decline,
     DeclineReason,
+    DeliveryAttempts,
     Employer,
     EmployerInput,
     EmployerPatch,
+    EndpointStatus,
     EventPage,
     ExportEventsFormat,
     Feed,
@@ -136,6 +148,8 @@ from eap_referrals_client.models import (
     Urgency,
     Utilization,
     VerifyResponse,
+    WebhookView,
+    WebhookWithSecret,
 )
 from support import LONG, Creds, Server, basic_auth, creds_of, expect, need, referral
 
@@ -186,6 +200,80 @@ def test_every_documented_operation_has_a_generated_function():
         module = importlib.import_module(f"eap_referrals_client.api.{tag}.{operation_id}")
         for entry in ("sync_detailed", "sync", "asyncio_detailed", "asyncio"):
             assert callable(getattr(module, entry, None)), f"{method} {path}: no {entry}"
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that answers 200 and keeps what it got."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhooks_round_trip(prov: AuthenticatedClient, admin: AuthenticatedClient):
+    """A provider registers an endpoint, rotates its secret, pings it and reads the attempt; an
+    admin lists and disables it; the provider deletes it."""
+    receiver = Receiver()
+    try:
+        created = expect(
+            create_webhook.sync_detailed(
+                client=prov, body=CreateWebhook(url=receiver.url, description="case system")
+            ),
+            201,
+            WebhookWithSecret,
+        )
+        assert created.secret.startswith("whsec_") and created.status == EndpointStatus.ACTIVE
+        listed = expect(list_webhooks.sync_detailed(client=prov), 200)
+        assert [w.id for w in listed.items] == [created.id]
+        assert expect(get_webhook.sync_detailed(created.id, client=prov), 200, WebhookView)
+        rotated = expect(
+            rotate_webhook_secret.sync_detailed(created.id, client=prov), 200, WebhookWithSecret
+        )
+        assert rotated.secret != created.secret and rotated.previous_secret_valid_until
+        expect(ping_webhook.sync_detailed(created.id, client=prov), 202)
+        deadline = time.monotonic() + 20
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        headers, body = receiver.received[0]
+        assert json.loads(body)["type"] == "ping"
+        assert len(headers["webhook-signature"].split(" ")) == 2, "both secrets sign"
+        attempts = expect(
+            list_webhook_deliveries.sync_detailed(created.id, client=prov), 200, DeliveryAttempts
+        )
+        while not attempts.items and time.monotonic() < deadline:
+            time.sleep(0.1)
+            attempts = list_webhook_deliveries.sync_detailed(created.id, client=prov).parsed
+        assert attempts.items[0].status_code == 200
+        assert attempts.items[0].webhook_id == headers["webhook-id"]
+        every = expect(admin_list_webhooks.sync_detailed(client=admin), 200)
+        assert created.id in [w.id for w in every.items]
+        disabled = expect(
+            admin_disable_webhook.sync_detailed(created.id, client=admin), 200, WebhookView
+        )
+        assert disabled.status == EndpointStatus.DISABLED
+        expect(delete_webhook.sync_detailed(created.id, client=prov), 204)
+    finally:
+        receiver.close()
 
 
 def etag(resp) -> str:
@@ -385,6 +473,8 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     portal = login(creds_of(portal_client))
     prov = login(creds_of(provider_client))
     auditor = login(creds_of(auditor_client))
+
+    webhooks_round_trip(prov, admin)
 
     # The provider's feed from the start: nothing yet, but a cursor to resume from.
     start = expect(poll_feed.sync_detailed(client=prov), 200, Feed)

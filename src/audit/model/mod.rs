@@ -10,6 +10,7 @@ pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
 pub use events::{format_time, AuditEvent, LoggedAction, LoggedEvent, Outcome, OPERATOR_ROLE};
 pub use operations::{
     actions, operation, protected_routes, Operation, PERSONAL_DATA_PURGE, REFERRAL_EXPIRE,
+    WEBHOOK_DELIVERED,
 };
 pub use verifier::{
     compare_outside, verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report,

@@ -59,11 +59,26 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("GET",    "/v1/audit/checkpoints",                    "audit.checkpoints", "access_log", 200),
     ("GET",    "/v1/audit/consistency",                    "audit.consistency", "access_log", 200),
     ("GET",    "/v1/audit/verify",                         "audit.verify", "access_log", 200),
+    ("POST",   "/v1/provider/webhooks",                    "webhook.create", "webhook", 201),
+    ("GET",    "/v1/provider/webhooks",                    "webhook.list", "webhook", 200),
+    ("GET",    "/v1/provider/webhooks/{id}",               "webhook.read", "webhook", 200),
+    ("DELETE", "/v1/provider/webhooks/{id}",               "webhook.delete", "webhook", 204),
+    ("POST",   "/v1/provider/webhooks/{id}/rotate-secret", "webhook.rotate_secret", "webhook", 200),
+    ("POST",   "/v1/provider/webhooks/{id}/ping",          "webhook.ping", "webhook", 202),
+    ("GET",    "/v1/provider/webhooks/{id}/deliveries",    "webhook.deliveries", "webhook", 200),
+    ("GET",    "/v1/admin/provider-webhooks",              "webhook.list", "webhook", 200),
+    ("POST",   "/v1/admin/provider-webhooks/{id}/disable", "webhook.disable", "webhook", 200),
 ];
 
 /// What the service does on its own, with no request: offers expiring and the retention purge.
 pub const REFERRAL_EXPIRE: Operation = Operation {
     action: "referral.expire",
+    resource_type: "referral",
+    ok: 200,
+};
+/// A webhook delivery handed a provider a referral id (as a feed page does).
+pub const WEBHOOK_DELIVERED: Operation = Operation {
+    action: "webhook.delivered",
     resource_type: "referral",
     ok: 200,
 };
@@ -80,7 +95,11 @@ pub fn actions() -> Vec<&'static str> {
         .iter()
         .map(|(_, _, action, ..)| *action)
         .collect();
-    all.extend([REFERRAL_EXPIRE.action, PERSONAL_DATA_PURGE.action]);
+    all.extend([
+        REFERRAL_EXPIRE.action,
+        PERSONAL_DATA_PURGE.action,
+        WEBHOOK_DELIVERED.action,
+    ]);
     all.sort_unstable();
     all.dedup();
     all
