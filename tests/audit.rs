@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{problem, spawn_app, Binary, Client, TestApp};
+use common::{problem, Binary, Client, TestApp};
 use eap_referrals::audit::merkle::{self, from_hex};
 use eap_referrals::audit::model::{
     parse_checkpoints, verify_export, Checkpoint, FindingKind, PublicKeys, Report,

@@ -6,8 +6,8 @@ use super::model::Preferences;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::keys::MasterKey;
-use crate::referrals::model::aad;
 use crate::referrals::keystore;
+use crate::referrals::model::aad;
 use crate::referrals::seal::{self, DataKey};
 use crate::referrals::store::ReferralRow;
 
