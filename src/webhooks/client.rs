@@ -38,6 +38,9 @@ impl Resolve for PolicyResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
+            if !policy.may_resolve(&host) {
+                return Err(Box::new(AddressRefused) as Box<dyn std::error::Error + Send + Sync>);
+            }
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let allowed: Vec<SocketAddr> = found.filter(|a| policy.allows(a.ip())).collect();
             if allowed.is_empty() {

@@ -272,8 +272,10 @@ impl RetryPolicy {
 /// Which outbound addresses a delivery may connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressPolicy {
-    /// Development and tests only (`EAP_WEBHOOK_ALLOW_LOOPBACK`): loopback and nothing else;
-    /// no setting opens the private ranges.
+    /// Development and tests only (`EAP_WEBHOOK_ALLOW_LOOPBACK`): loopback and nothing else —
+    /// not the private ranges, and not public addresses or names either (only `localhost`,
+    /// which is never sent to a DNS server), so a test or fuzz run cannot send traffic, a DNS
+    /// query included, off the machine.
     pub allow_loopback: bool,
 }
 
@@ -288,13 +290,21 @@ impl AddressPolicy {
             },
             v4 => v4,
         };
-        if ip.is_loopback() {
-            return self.allow_loopback;
+        if self.allow_loopback || ip.is_loopback() {
+            return self.allow_loopback && ip.is_loopback();
         }
         match ip {
             IpAddr::V4(v4) => public_v4(v4),
             IpAddr::V6(v6) => public_v6(v6),
         }
+    }
+}
+
+impl AddressPolicy {
+    /// Whether a host name may be looked up at all: any name normally, only `localhost` when
+    /// the policy is loopback-only.
+    pub fn may_resolve(&self, name: &str) -> bool {
+        !self.allow_loopback || name.trim_end_matches('.').eq_ignore_ascii_case("localhost")
     }
 }
 
@@ -385,6 +395,7 @@ pub fn check_url(
         None => Err(UrlRefusal::NotAUrl),
         Some(url::Host::Ipv4(ip)) if !policy.allows(IpAddr::V4(ip)) => Err(UrlRefusal::Address),
         Some(url::Host::Ipv6(ip)) if !policy.allows(IpAddr::V6(ip)) => Err(UrlRefusal::Address),
+        Some(url::Host::Domain(name)) if !policy.may_resolve(name) => Err(UrlRefusal::Address),
         Some(_) => Ok(url),
     }
 }
@@ -437,6 +448,7 @@ mod tests {
     fn public_addresses_are_allowed() {
         for ip in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(STRICT.allows(ip.parse().unwrap()), "{ip}");
+            assert!(!DEV.allows(ip.parse().unwrap()), "{ip} with loopback only");
         }
     }
 
@@ -464,6 +476,10 @@ mod tests {
         assert!(check_url("https://example.com/hook?t=1", true, STRICT).is_ok());
         assert!(check_url("http://127.0.0.1:9/hook", false, DEV).is_ok());
         assert!(check_url("http://10.0.0.1/hook", false, DEV).is_err());
+        assert!(check_url("http://localhost:9/hook", false, DEV).is_ok());
+        // Loopback-only means it: no public address, and no name but localhost is looked up.
+        assert!(check_url("https://example.com/hook", false, DEV).is_err());
+        assert!(check_url("https://93.184.215.14/hook", false, DEV).is_err());
     }
 
     #[test]
