@@ -188,7 +188,7 @@ impl World {
         let their_provider = provider_token(&app, &theirs, &theirs.provider).await;
         let mut webhooks = Vec::new();
         for token in [&provider, &their_provider] {
-            let body = json!({"url": "https://cases.example.org/hook"});
+            let body = json!({"url": "http://127.0.0.1:9/hook"});
             let resp = app.post_json("/v1/provider/webhooks", token, &body).await;
             assert_eq!(resp.status(), 201);
             let created: Value = resp.json().await.unwrap();

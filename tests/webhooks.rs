@@ -440,9 +440,9 @@ async fn retries_run_out_after_the_configured_time_and_the_admin_sees_the_endpoi
 
 #[actix_web::test]
 async fn endpoints_are_the_providers_own_and_every_change_is_logged() {
-    // These endpoints name hosts outside loopback: nothing is ever sent (the worker is off).
+    // Nothing listens on the discard port, and nothing is ever sent (the worker is off).
     let (app, portal, token) = setup(&[("EAP_WEBHOOK_DELIVERY", "off")]).await;
-    let created = register(&app, &token, "https://cases.example.org/hook?key=abc").await;
+    let created = register(&app, &token, "http://127.0.0.1:9/hook?key=abc").await;
     let id = created["id"].as_str().unwrap().to_owned();
 
     // Listed and read without the secret.
@@ -503,13 +503,13 @@ async fn endpoints_are_the_providers_own_and_every_change_is_logged() {
 
     // At most five per provider; the sixth is a logged 409.
     for _ in 0..4 {
-        register(&app, &token, "https://cases.example.org/hook").await;
+        register(&app, &token, "http://127.0.0.1:9/hook").await;
     }
     let resp = app
         .post_json(
             "/v1/provider/webhooks",
             &token,
-            &json!({"url": "https://cases.example.org/6"}),
+            &json!({"url": "http://127.0.0.1:9/6"}),
         )
         .await;
     let request_id = common::request_id(&resp);
@@ -546,7 +546,10 @@ async fn endpoints_are_the_providers_own_and_every_change_is_logged() {
 #[actix_web::test]
 async fn urls_naming_refused_addresses_are_422_naming_the_field() {
     // Loopback is not allowed here, as in production.
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(|v| {
+        v.insert("EAP_WEBHOOK_ALLOW_LOOPBACK".into(), "false".into());
+    })
+    .await;
     let portal = app.setup_portal(5).await;
     let token = provider_token(&app, &portal, &portal.provider).await;
     for url in [
@@ -576,6 +579,7 @@ async fn urls_naming_refused_addresses_are_422_naming_the_field() {
 #[actix_web::test]
 async fn a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed() {
     let app = spawn_app_with(|v| {
+        v.insert("EAP_WEBHOOK_ALLOW_LOOPBACK".into(), "false".into());
         v.insert("EAP_WEBHOOK_INTERVAL_MS".into(), "50".into());
         v.insert("EAP_WEBHOOK_RETRY_BASE_MS".into(), "100".into());
     })

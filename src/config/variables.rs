@@ -110,7 +110,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "EAP_WEBHOOK_ALLOW_LOOPBACK",
         "false",
-        "`true` lets webhooks reach loopback receivers (development and tests; refused in \
+        "`true`: webhooks go to loopback receivers only (`127.0.0.1`, `::1`, `localhost`) and \
+         nowhere else, not even public addresses (development and tests; refused in \
          production); no setting opens private ranges",
     ),
     (
