@@ -148,6 +148,8 @@ fn the_demo_is_refused_in_production_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut vars, pg) = common::test_vars(dir.path());
     vars.insert("EAP_ENV".into(), "production".into());
+    // A development-only switch production refuses on its own; the refusal here is the demo's.
+    vars.remove("EAP_WEBHOOK_ALLOW_LOOPBACK");
     let out = run_demo(&vars);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "no credentials printed");
