@@ -110,6 +110,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     document_headers(&mut api);
     document_contact_rule(&mut api);
     reference_page_items(&mut api);
+    document_id_lists(&mut api);
     document_webhooks(&mut api);
     api
 }
@@ -181,6 +182,37 @@ fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
 /// utoipa inlines a generic's type argument, so `Page<Employer>` would repeat `Employer`'s
 /// schema; a generator then makes a second class of it. Each page's items point at the
 /// component instead (`Page_Employer` → `Employer`), which must exist and match.
+/// Lists of ids (`affiliated_provider_ids`, `exclude_providers`): each item is an id this
+/// service issued, checked by `extract::issued_ids` or against the portal's list. The derive
+/// cannot put a pattern on a `Vec<String>`'s items, so the items' form is written here, where a
+/// generator or a fuzzer reads it.
+fn document_id_lists(api: &mut utoipa::openapi::OpenApi) {
+    const LISTS: &[(&str, &str)] = &[
+        ("Employer", "affiliated_provider_ids"),
+        ("EmployerInput", "affiliated_provider_ids"),
+        ("EmployerPatch", "affiliated_provider_ids"),
+        ("NewReferral", "exclude_providers"),
+    ];
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let mut doc = serde_json::to_value(&components.schemas).expect("schemas serialize");
+    for (schema, property) in LISTS {
+        let items = &mut doc[*schema]["properties"][*property]["items"];
+        assert_eq!(
+            items["type"], "string",
+            "{schema}.{property}: a list of strings"
+        );
+        *items = serde_json::json!({
+            "type": "string",
+            "pattern": crate::extract::ISSUED_ID_PATTERN,
+            "minLength": 36,
+            "maxLength": 36,
+        });
+    }
+    components.schemas = serde_json::from_value(doc).expect("valid schemas");
+}
+
 fn reference_page_items(api: &mut utoipa::openapi::OpenApi) {
     let Some(components) = api.components.as_mut() else {
         return;
