@@ -390,6 +390,7 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     let db = Db::connect(&config.database_url, 1, config.db_timeout).map_err(|e| e.to_string())?;
     db.migrate().map_err(|e| e.to_string())?;
     let mut conn = db.get().map_err(|e| e.to_string())?;
+    let mut compacted = 0;
     let (list, busy) = if dry_run {
         let list =
             store::due(&mut conn, &policy, eap_referrals::db::now()).map_err(|e| e.to_string())?;
@@ -397,12 +398,7 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     } else {
         let run = store::purge(&mut conn, &policy, eap_referrals::db::now, &outside)
             .map_err(|e| e.to_string())?;
-        if run.compacted > 0 {
-            println!(
-                "rewrote {} key partition(s) that held destroyed keys",
-                run.compacted
-            );
-        }
+        compacted = run.compacted;
         (run.purged, run.busy)
     };
     if busy && list.is_empty() {
@@ -434,6 +430,11 @@ fn purge(config: &Config, dry_run: bool) -> Result<(), Failure> {
     );
     if busy {
         println!("stopped early: another instance took the purge lock and purges the rest");
+    }
+    // Last, after the referrals: the rewrite of the key partitions that held destroyed keys is
+    // what makes this run's (and earlier erasures') destruction physical on PostgreSQL.
+    if compacted > 0 {
+        println!("rewrote {compacted} key partition(s) that held destroyed keys");
     }
     Ok(())
 }
