@@ -238,9 +238,14 @@ for op in ops:
     print(f"  {op:<18} {len(lat):>7} {pct(lat, 0.5) * 1000:>8.1f} {pct(lat, 0.99) * 1000:>8.1f}")
 # Memory after the first window (warm-up: pools, caches and allocator arenas fill) against the
 # last window's.
-full = [w for w in windows if w < windows[-1] or len(windows) == 1]
-first = [k for (w, k) in rss if w == (windows[1] if len(windows) > 2 else windows[0])]
-last = [k for (w, k) in rss if w == windows[-1]]
+# Only windows with a reading count: the last, partial window may have none, and a growth
+# measured against nothing would pass whatever the memory did.
+measured = sorted({w for (w, k) in rss if k > 0})
+if len(measured) < 2:
+    failures.append(f"memory: readings in {len(measured)} window(s), need two to compare")
+warm = (measured[1] if len(measured) > 2 else measured[0]) if measured else None
+first = [k for (w, k) in rss if k > 0 and w == warm]
+last = [k for (w, k) in rss if k > 0 and measured and w == measured[-1]]
 growth = (max(last) - max(first)) if first and last else 0
 five = sum(1 for s in samples if s[2] >= 500)
 print(f"\nrequests {len(samples)}, 5xx {five}, other failures {len(failures) - five}")
