@@ -106,15 +106,42 @@ impl Caller {
         F: FnOnce(&mut AnyConnection) -> Result<(T, Vec<String>), ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        db.run(move |conn| {
-            write_tx(conn, |conn| {
-                let (value, ids) = work(conn)?;
-                let events: Vec<AuditEvent> = ids.iter().map(|id| self.event(Some(id))).collect();
-                audit::record(conn, &events)?;
-                Ok(value)
-            })
+        db.run(move |conn| self.audited_in(conn, work)).await
+    }
+
+    /// As [`Caller::audited`], and a refusal the work decides (any 4xx: a 404, a 409, a 422)
+    /// is logged too, naming `resource_id`, in a transaction of its own after the work's
+    /// rollback. For operations whose refusals the access log must show, not only their
+    /// successes.
+    pub async fn audited_with_refusals<T, F>(
+        self,
+        db: &Db,
+        resource_id: Option<String>,
+        work: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<(T, Vec<String>), ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db.run(move |conn| match self.audited_in(conn, work) {
+            Err(e) if e.status_code().is_client_error() => {
+                self.refuse(conn, resource_id.as_deref(), e)
+            }
+            other => other,
         })
         .await
+    }
+
+    fn audited_in<T, F>(&self, conn: &mut AnyConnection, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<(T, Vec<String>), ApiError>,
+    {
+        write_tx(conn, |conn| {
+            let (value, ids) = work(conn)?;
+            let events: Vec<AuditEvent> = ids.iter().map(|id| self.event(Some(id))).collect();
+            audit::record(conn, &events)?;
+            Ok(value)
+        })
     }
 }
 

@@ -2,13 +2,10 @@
 //! (any provider's). Every change and every read is an access-log event in the work's own
 //! transaction; a refusal (404, 409, 422) is logged in a transaction of its own.
 
-use actix_web::ResponseError;
-
 use super::model::{self, check_url, AddressPolicy, EndpointStatus};
 use super::store::{self, AttemptRow, EndpointRow, NewEndpoint};
-use crate::audit;
 use crate::auth::Caller;
-use crate::db::{write_tx, AnyConnection, Db};
+use crate::db::{AnyConnection, Db};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::ProviderId;
 
@@ -38,35 +35,6 @@ impl Scope {
 const LIMIT_REACHED: &str = "this provider already has the most webhook endpoints allowed (5); \
     delete one first";
 
-/// Runs `work` in one write transaction with one success event per id it returns; a client
-/// error (4xx) is logged as a refusal after the rollback, naming `resource`.
-async fn run<T, F>(
-    db: &Db,
-    caller: Caller,
-    resource: Option<String>,
-    work: F,
-) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut AnyConnection, &Caller) -> Result<(T, Vec<String>), ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    db.run(move |conn| {
-        let done: Result<T, ApiError> = write_tx(conn, |conn| {
-            let (value, ids) = work(conn, &caller)?;
-            let events: Vec<_> = ids.iter().map(|id| caller.event(Some(id))).collect();
-            audit::record(conn, &events)?;
-            Ok(value)
-        });
-        match done {
-            Err(e) if e.status_code().is_client_error() => {
-                caller.refuse(conn, resource.as_deref(), e)
-            }
-            other => other,
-        }
-    })
-    .await
-}
-
 /// The endpoint `id` if the scope may see it; another provider's is 404, like a missing one.
 fn visible(conn: &mut AnyConnection, scope: &Scope, id: &str) -> Result<EndpointRow, ApiError> {
     let row = store::find(conn, id)?.ok_or(ApiError::NotFound)?;
@@ -85,39 +53,41 @@ pub async fn create(
     description: Option<String>,
     rules: UrlRules,
 ) -> Result<EndpointRow, ApiError> {
-    run(db, caller, None, move |conn, caller| {
-        let checked = check_url(&url, rules.https_only, rules.policy).map_err(|why| {
-            ApiError::Validation(vec![FieldError::member(
-                "/url",
-                ErrorCode::InvalidValue,
-                why.message(),
-            )])
-        })?;
-        store::lock_provider(conn, &provider_id)?;
-        if store::count_for_provider(conn, &provider_id)? >= model::MAX_ENDPOINTS_PER_PROVIDER {
-            return Err(ApiError::Conflict {
-                detail: LIMIT_REACHED.into(),
-                allowed: None,
-            });
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        let secret = model::generate_secret();
-        store::insert_endpoint(
-            conn,
-            &NewEndpoint {
-                id: &id,
-                provider_id: &provider_id,
-                url: checked.as_str(),
-                description: description.as_deref(),
-                secret: &secret,
-                created_by: &caller.client_id,
-                now: crate::db::now(),
-            },
-        )?;
-        let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await
+    let created_by = caller.client_id.clone();
+    caller
+        .audited_with_refusals(db, None, move |conn| {
+            let checked = check_url(&url, rules.https_only, rules.policy).map_err(|why| {
+                ApiError::Validation(vec![FieldError::member(
+                    "/url",
+                    ErrorCode::InvalidValue,
+                    why.message(),
+                )])
+            })?;
+            store::lock_provider(conn, &provider_id)?;
+            if store::count_for_provider(conn, &provider_id)? >= model::MAX_ENDPOINTS_PER_PROVIDER {
+                return Err(ApiError::Conflict {
+                    detail: LIMIT_REACHED.into(),
+                    allowed: None,
+                });
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let secret = model::generate_secret();
+            store::insert_endpoint(
+                conn,
+                &NewEndpoint {
+                    id: &id,
+                    provider_id: &provider_id,
+                    url: checked.as_str(),
+                    description: description.as_deref(),
+                    secret: &secret,
+                    created_by: &created_by,
+                    now: crate::db::now(),
+                },
+            )?;
+            let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await
 }
 
 pub async fn list(
@@ -127,12 +97,13 @@ pub async fn list(
     after: Option<String>,
     limit: i64,
 ) -> Result<Vec<EndpointRow>, ApiError> {
-    run(db, caller, None, move |conn, _| {
-        let rows = store::list(conn, scope.provider(), after.as_deref(), limit)?;
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
-        Ok((rows, ids))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, None, move |conn| {
+            let rows = store::list(conn, scope.provider(), after.as_deref(), limit)?;
+            let ids = rows.iter().map(|r| r.id.clone()).collect();
+            Ok((rows, ids))
+        })
+        .await
 }
 
 pub async fn get(
@@ -141,21 +112,23 @@ pub async fn get(
     scope: Scope,
     id: String,
 ) -> Result<EndpointRow, ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        let row = visible(conn, &scope, &id)?;
-        Ok((row, vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            let row = visible(conn, &scope, &id)?;
+            Ok((row, vec![id]))
+        })
+        .await
 }
 
 /// Deletes an endpoint with its undelivered events: nothing more is sent to it.
 pub async fn delete(db: &Db, caller: Caller, scope: Scope, id: String) -> Result<(), ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        visible(conn, &scope, &id)?;
-        store::delete_endpoint(conn, &id)?;
-        Ok(((), vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            visible(conn, &scope, &id)?;
+            store::delete_endpoint(conn, &id)?;
+            Ok(((), vec![id]))
+        })
+        .await
 }
 
 /// A new secret; the old one keeps signing beside it for [`model::ROTATION_OVERLAP`]. Returns
@@ -166,37 +139,39 @@ pub async fn rotate_secret(
     scope: Scope,
     id: String,
 ) -> Result<EndpointRow, ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        let row = visible(conn, &scope, &id)?;
-        let now = crate::db::now();
-        store::rotate_secret(
-            conn,
-            &row,
-            &model::generate_secret(),
-            now + model::ROTATION_OVERLAP,
-        )?;
-        let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            let row = visible(conn, &scope, &id)?;
+            let now = crate::db::now();
+            store::rotate_secret(
+                conn,
+                &row,
+                &model::generate_secret(),
+                now + model::ROTATION_OVERLAP,
+            )?;
+            let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await
 }
 
 const PING_DISABLED: &str = "the endpoint is disabled; nothing is sent to it";
 
 /// Queues a `ping` delivery, sent and retried like any event.
 pub async fn ping(db: &Db, caller: Caller, scope: Scope, id: String) -> Result<(), ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        let row = visible(conn, &scope, &id)?;
-        if row.status == EndpointStatus::Disabled {
-            return Err(ApiError::Conflict {
-                detail: PING_DISABLED.into(),
-                allowed: None,
-            });
-        }
-        store::enqueue_ping(conn, &id, crate::db::now())?;
-        Ok(((), vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            let row = visible(conn, &scope, &id)?;
+            if row.status == EndpointStatus::Disabled {
+                return Err(ApiError::Conflict {
+                    detail: PING_DISABLED.into(),
+                    allowed: None,
+                });
+            }
+            store::enqueue_ping(conn, &id, crate::db::now())?;
+            Ok(((), vec![id]))
+        })
+        .await
 }
 
 /// The endpoint's latest attempts, newest first.
@@ -207,21 +182,23 @@ pub async fn deliveries(
     id: String,
     limit: i64,
 ) -> Result<Vec<AttemptRow>, ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        visible(conn, &scope, &id)?;
-        let rows = store::attempts(conn, &id, None, limit)?;
-        Ok((rows, vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            visible(conn, &scope, &id)?;
+            let rows = store::attempts(conn, &id, None, limit)?;
+            Ok((rows, vec![id]))
+        })
+        .await
 }
 
 /// An admin stops every delivery to an endpoint (undelivered events stay, unsent).
 pub async fn disable(db: &Db, caller: Caller, id: String) -> Result<EndpointRow, ApiError> {
-    run(db, caller, Some(id.clone()), move |conn, _| {
-        visible(conn, &Scope::Admin, &id)?;
-        store::set_status(conn, &id, EndpointStatus::Disabled, crate::db::now())?;
-        let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
-        Ok((row, vec![id]))
-    })
-    .await
+    caller
+        .audited_with_refusals(db, Some(id.clone()), move |conn| {
+            visible(conn, &Scope::Admin, &id)?;
+            store::set_status(conn, &id, EndpointStatus::Disabled, crate::db::now())?;
+            let row = store::find(conn, &id)?.ok_or(ApiError::NotFound)?;
+            Ok((row, vec![id]))
+        })
+        .await
 }
