@@ -25,9 +25,10 @@ trap cleanup EXIT
 psql $PG -qc "CREATE DATABASE $DB"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # thousands of long polls need as many sockets
 
-# Starts the service with budgets off (one client at full speed is the point here).
+# Starts the service with budgets off (one client at full speed is the point here), on the
+# throwaway PostgreSQL database unless BENCH_DATABASE_URL names another.
 start_server() {
-  export EAP_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB${PGOPTS:-}" EAP_LISTEN="127.0.0.1:$PORT" \
+  export EAP_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/$DB${PGOPTS:-}}" EAP_LISTEN="127.0.0.1:$PORT" \
     EAP_DATA_DIR="$WORK" EAP_DB_POOL_SIZE=${POOL:-32} EAP_WORKERS=2 RUST_LOG=warn \
     EAP_RATE_LIMIT_HR_PORTAL=0 EAP_RATE_LIMIT_PROVIDER=0 EAP_RATE_LIMIT_AUDITOR=0 EAP_RATE_LIMIT_TOKEN_ADDRESS=0 \
     EAP_AUDIT_CHECKPOINT_SECS=1
@@ -104,6 +105,14 @@ wrk_summary() {
 
 # Referral submissions at $CONNS connections for $DURATION s.
 phase_submissions() {
+  write_submit_lua
+  wrk -t2 -c"$CONNS" -d3s -s "$WORK/submit.lua" "$BASE" >/dev/null # warm-up
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/submit.lua" "$BASE" > "$WORK/submit.txt"
+  SUBMISSIONS=$(wrk_summary "$WORK/submit.txt")
+}
+
+# $WORK/submit.lua: wrk posts referral submissions, each with an Idempotency-Key of its own.
+write_submit_lua() {
   cat > "$WORK/submit.lua" <<LUA
 local counter = 0
 local salt = tostring(math.random(1, 1e9)) .. tostring({}):sub(8)
@@ -117,9 +126,6 @@ request = function()
   }, body)
 end
 LUA
-  wrk -t2 -c"$CONNS" -d3s -s "$WORK/submit.lua" "$BASE" >/dev/null # warm-up
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/submit.lua" "$BASE" > "$WORK/submit.txt"
-  SUBMISSIONS=$(wrk_summary "$WORK/submit.txt")
 }
 
 # Polls of a feed with nothing new, at $POLLERS connections.
@@ -184,18 +190,27 @@ phase_contact_reads() {
     curl -sf -o /dev/null -X POST -H "Authorization: Bearer $PTOKEN" -H "If-Match: $etag" \
       "$BASE/v1/provider/referrals/$id/accept" && echo "$id" >> "$WORK/accepted"
   done
+  write_contact_lua "$WORK/accepted"
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/contact.lua" "$BASE" > "$WORK/contact.txt"
+  CONTACT_READS="$(wrk_summary "$WORK/contact.txt") over $(wc -l < "$WORK/accepted") accepted referrals"
+}
+
+# $WORK/contact.lua: wrk reads the contact details of the referrals listed in file $1 (at most
+# 2,000 of them), in turn; an answer other than 2xx is written to stderr with its body.
+write_contact_lua() {
   {
     echo 'local ids = {'
-    sed 's/.*/"&",/' "$WORK/accepted"
+    sed -n '1,2000p' "$1" | sed 's/.*/"&",/'
     echo '}'
     echo 'local i = 0'
     echo 'request = function()'
     echo '  i = i % #ids + 1'
     echo "  return wrk.format(\"GET\", \"/v1/provider/referrals/\" .. ids[i] .. \"/contact\", {[\"Authorization\"] = \"Bearer $PTOKEN\"})"
     echo 'end'
+    echo 'response = function(status, headers, body)'
+    echo '  if status >= 300 then io.stderr:write(status .. " " .. body .. "\n") end'
+    echo 'end'
   } > "$WORK/contact.lua"
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/contact.lua" "$BASE" > "$WORK/contact.txt"
-  CONTACT_READS="$(wrk_summary "$WORK/contact.txt") over $(wc -l < "$WORK/accepted") accepted referrals"
 }
 
 # Percentiles of a file of microsecond figures, in ms.

@@ -47,7 +47,7 @@ class Conn:
     def call(self, op, method, path, token=None, body=None, headers=None, expect=(200,)):
         h = dict(headers or {})
         if token:
-            h["Authorization"] = "Bearer " + token
+            h["Authorization"] = "Bearer " + (token() if callable(token) else token)
         if body is not None:
             h["Content-Type"] = "application/json"
         t0 = time.monotonic()
@@ -73,13 +73,36 @@ class Conn:
         return r.status, dict(r.getheaders()), data
 
 
-def token(client_id, secret):
+def token_answer(client_id, secret):
     c = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=30)
     creds = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     c.request("POST", "/oauth/token", body="grant_type=client_credentials",
               headers={"Authorization": "Basic " + creds,
                        "Content-Type": "application/x-www-form-urlencoded"})
-    return json.loads(c.getresponse().read())["access_token"]
+    return json.loads(c.getresponse().read())
+
+
+def token(client_id, secret):
+    return token_answer(client_id, secret)["access_token"]
+
+
+class Renewing:
+    """A client's token, fetched again once half its lifetime has passed, as a client does:
+    a soak outlives a token (EAP_TOKEN_TTL_SECS), and every request after that would be 401."""
+
+    def __init__(self, client_id, secret):
+        self.client_id, self.secret = client_id, secret
+        self.lock = threading.Lock()
+        self.renew_at = 0.0
+        self.value = None
+
+    def __call__(self):
+        with self.lock:
+            if time.monotonic() >= self.renew_at:
+                v = token_answer(self.client_id, self.secret)
+                self.value = v["access_token"]
+                self.renew_at = time.monotonic() + max(1, int(v.get("expires_in", 600)) // 2)
+            return self.value
 
 
 def setup():
@@ -98,7 +121,7 @@ def setup():
 
     def client(body):
         v = post("/v1/admin/clients", body)
-        return token(v["client_id"], v["client_secret"])
+        return Renewing(v["client_id"], v["client_secret"])
 
     return (client({"name": "soak portal", "role": "hr_portal", "employer_id": employer}),
             client({"name": "soak provider", "role": "provider", "provider_id": provider}),

@@ -60,6 +60,7 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied migrations");
         }
+        seal_webhook_secrets(&db, &keys);
         let listener =
             TcpListener::bind(config.listen).map_err(|e| StartError::Bind(config.listen, e))?;
         let addr = listener
@@ -108,6 +109,8 @@ impl Application {
                 .into_app()
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
                 .service(web::resource("/docs").get(docs_redirect))
+                .service(web::resource("/console").get(crate::console::http::redirect))
+                .service(web::resource("/console/{file:[a-z.]*}").get(crate::console::http::file))
                 .default_service(web::to(fallback))
                 // Inside the lifecycle, so logs and metrics still say HEAD; before routing, so
                 // a HEAD takes its GET's route.
@@ -189,9 +192,7 @@ impl Application {
         // Every request has finished: seal its access events now rather than leave them to
         // another instance's next tick (or, for the last instance, to the next start).
         if self.state.config.housekeeping {
-            if let Some(size) = seal_access_log(&self.state).await {
-                tracing::info!(tree_size = size, "access log sealed before exit");
-            }
+            seal_before_exit(&self.state).await;
         }
         result
     }
@@ -199,6 +200,45 @@ impl Application {
 
 const STOPPING: &str =
     "stopping: answering long polls, finishing requests in flight, then sealing the access log";
+
+/// How long the exit waits for the PostgreSQL commit horizon to pass this instance's last
+/// events: a transaction elsewhere in the cluster can hold it, but must not hold the exit.
+const EXIT_SEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+const LEFT_FOR_NEXT_SEALER: &str =
+    "access events left for the next sealer: the commit horizon did not pass them before the exit";
+
+/// Seals the access log on the way out. On PostgreSQL the sealer takes only events below the
+/// cluster-wide commit horizon, so while another transaction (in any database of the cluster)
+/// runs, this instance's last events may be committed but not yet sealable: pass again until
+/// none is left or `EXIT_SEAL_WAIT` runs out (what is left is sealed by the next tick of any
+/// instance, so nothing is lost either way).
+async fn seal_before_exit(state: &web::Data<AppState>) {
+    let deadline = std::time::Instant::now() + EXIT_SEAL_WAIT;
+    loop {
+        let size = seal_access_log(state).await;
+        let held = state.db.run(crate::audit::seal::held_back).await;
+        match held {
+            Ok(true) if std::time::Instant::now() < deadline => {
+                actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(true) => {
+                tracing::warn!("{LEFT_FOR_NEXT_SEALER}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether access events wait to be sealed");
+                return;
+            }
+            Ok(false) => {
+                if let Some(size) = size {
+                    tracing::info!(tree_size = size, "access log sealed before exit");
+                }
+                return;
+            }
+        }
+    }
+}
 
 /// One sealing pass and checkpoint; the checkpoint's tree size, or `None` when another
 /// instance leads or it failed (logged; the next pass retries).
@@ -217,6 +257,26 @@ async fn seal_access_log(state: &web::Data<AppState>) -> Option<u64> {
             tracing::warn!(error = %e, "access-log sealing failed; will retry");
             None
         }
+    }
+}
+
+/// Brings the access log's hourly counts up to the newest checkpoint when they trail it (after
+/// the upgrade that adds them, or checkpoints an older instance issued), one short transaction
+/// per step, so writers take their turns in between. A failure waits for the next tick.
+async fn catch_up_access_counts(state: &web::Data<AppState>) {
+    let mut steps = 0u64;
+    loop {
+        match state.db.run(crate::audit::seal::catch_up_counts).await {
+            Ok(true) => steps += 1,
+            Ok(false) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "access-log counts did not catch up; will retry");
+                break;
+            }
+        }
+    }
+    if steps > 0 {
+        tracing::info!(steps, "access-log hourly counts caught up with the log");
     }
 }
 
@@ -295,6 +355,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             tick.tick().await;
             if let Some(size) = seal_access_log(&sealer).await {
                 tracing::debug!(tree_size = size, "access log checkpoint");
+                catch_up_access_counts(&sealer).await;
             }
         }
     });
@@ -389,37 +450,62 @@ async fn empty_wal_after_erasure(state: &web::Data<AppState>) {
     }
 }
 
+/// Seals webhook secrets still stored in plain (rows of the previous release) or under an
+/// older master key. A failure is logged, not fatal: those endpoints' deliveries fail (logged)
+/// until `keys rotate-master` runs with the key that sealed them.
+fn seal_webhook_secrets(db: &Db, keys: &Keys) {
+    let sealed = db
+        .get()
+        .and_then(|mut c| crate::webhooks::store::reseal_all(&mut c, &keys.master));
+    match sealed {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            endpoints = n,
+            "webhook secrets sealed under the active master key"
+        ),
+        Err(e) => tracing::error!(error = %e, "webhook secrets could not be sealed"),
+    }
+}
+
 /// The webhook delivery worker: every instance runs one (PostgreSQL instances claim different
 /// deliveries; SQLite has this one). A failed pass is logged and the next one retries.
 fn spawn_webhook_worker(state: web::Data<AppState>) {
     let settings = state.config.webhooks;
-    let worker = crate::webhooks::delivery::Worker {
-        db: state.db.clone(),
-        client: crate::webhooks::client::Client::new(
+    let observed = state.clone();
+    let worker = crate::webhooks::delivery::Worker::new(
+        state.db.clone(),
+        crate::webhooks::client::Client::new(
             crate::webhooks::model::AddressPolicy {
                 allow_loopback: settings.allow_loopback,
             },
             state.config.env == crate::config::Environment::Production,
             crate::webhooks::model::DELIVERY_TIMEOUT,
         ),
-        retry: crate::webhooks::model::RetryPolicy {
+        crate::webhooks::model::RetryPolicy {
             base: settings.retry_base,
             max_age: settings.max_age,
             cap: crate::webhooks::model::MAX_RETRY_WAIT,
         },
-    };
+        chrono::TimeDelta::from_std(settings.lease).unwrap_or(chrono::TimeDelta::MAX),
+        state.keys.clone(),
+        std::sync::Arc::new(move |outcome, latency| {
+            observed.metrics.observe_webhook(outcome, latency)
+        }),
+    );
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            match worker.pass(&state.metrics).await {
-                Ok(p) if p != Default::default() => tracing::debug!(
-                    delivered = p.delivered,
-                    retried = p.retried,
-                    failed = p.failed,
-                    "webhook deliveries"
-                ),
+            // Every interval, and at once when a delivery queue finishes or a pass claimed a
+            // full batch (more is likely waiting).
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = worker.wake.notified() => {}
+            }
+            match worker.pass().await {
+                Ok(claimed) if claimed as i64 >= crate::webhooks::delivery::BATCH => {
+                    worker.wake.notify_one()
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed; will retry"),
             }

@@ -133,6 +133,9 @@ pub struct WebhookConfig {
     pub retry_base: Duration,
     /// A delivery still failing this long after its event is given up.
     pub max_age: Duration,
+    /// How long a claimed delivery is held by the instance that claimed it: one that dies
+    /// mid-send leaves it to be claimed again after this.
+    pub lease: Duration,
     /// Development and tests only: loopback receivers are allowed (never private ranges).
     pub allow_loopback: bool,
 }
@@ -396,6 +399,13 @@ impl Config {
                 72 * 3600,
                 1,
                 30 * 24 * 3600,
+            )? as u64),
+            lease: Duration::from_secs(number(
+                get("EAP_WEBHOOK_LEASE_SECS"),
+                "EAP_WEBHOOK_LEASE_SECS",
+                300,
+                1,
+                3600,
             )? as u64),
             allow_loopback: switch(
                 get("EAP_WEBHOOK_ALLOW_LOOPBACK"),

@@ -252,7 +252,7 @@ async fn submit_sample(
         .to_owned();
     let id = answer.id.clone();
     let row = db
-        .run(move |conn| Ok(crate::referrals::store::find_referral(conn, &id)?))
+        .run_read(move |conn| Ok(crate::referrals::store::find_referral(conn, &id)?))
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(SampleReferral {

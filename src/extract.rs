@@ -320,6 +320,11 @@ pub const INVISIBLE: &[std::ops::RangeInclusive<char>] = &[
     '\u{feff}'..='\u{feff}',
 ];
 
+/// The zero-width joiner and non-joiner: in the person's own words they are part of the
+/// spelling — Persian and Indic names (می‌خواهم), emoji sequences (👨‍👩‍👧) — so
+/// [`person_text`] admits them where [`plain_text`] does not.
+pub const JOINERS: [char; 2] = ['\u{200c}', '\u{200d}'];
+
 /// A list of ids this service issued (see [`issued_id`]).
 pub fn issued_ids(values: &[String]) -> Result<(), validator::ValidationError> {
     values.iter().try_for_each(|v| issued_id(v))
@@ -329,15 +334,44 @@ pub fn issued_ids(values: &[String]) -> Result<(), validator::ValidationError> {
 /// (`validation::PLAIN_TEXT_PATTERN`) is read by ECMA-262, whose white space also counts
 /// U+FEFF, so this does too: the two agree (a test compares them).
 pub fn plain_text(value: &str) -> Result<(), validator::ValidationError> {
-    let blank = value.chars().all(|c| c.is_whitespace() || c == '\u{feff}');
-    let hidden = |c: char| c.is_control() || INVISIBLE.iter().any(|r| r.contains(&c));
-    if blank || value.chars().any(hidden) {
+    text_rule(value, &[]).map_err(|()| {
         let mut e = validator::ValidationError::new("plain_text");
         e.message = Some(
             "must be printable text, not blank, without bidirectional or zero-width characters"
                 .into(),
         );
-        return Err(e);
+        e
+    })
+}
+
+/// What a person writes about themselves (a referral's `preferred_name` and
+/// `best_time_to_contact`): [`plain_text`], but the [`JOINERS`] are allowed, for a person's
+/// name must be taken as they spell it. Bidirectional controls and the other invisible
+/// characters stay refused, and joiners alone are blank. The documented pattern
+/// (`validation::PERSON_TEXT_PATTERN`) agrees (a test compares them). Names shown in admin
+/// views (employers, providers, clients) keep the strict rule: there a joiner can make two
+/// names look alike.
+pub fn person_text(value: &str) -> Result<(), validator::ValidationError> {
+    text_rule(value, &JOINERS).map_err(|()| {
+        let mut e = validator::ValidationError::new("person_text");
+        e.message = Some(
+            "must be printable text, not blank, without bidirectional or zero-width characters \
+             (zero-width joiners and non-joiners are allowed)"
+                .into(),
+        );
+        e
+    })
+}
+
+fn text_rule(value: &str, allowed: &[char]) -> Result<(), ()> {
+    let blank = value
+        .chars()
+        .all(|c| c.is_whitespace() || c == '\u{feff}' || allowed.contains(&c));
+    let hidden = |c: char| {
+        c.is_control() || (INVISIBLE.iter().any(|r| r.contains(&c)) && !allowed.contains(&c))
+    };
+    if blank || value.chars().any(hidden) {
+        return Err(());
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -42,10 +44,81 @@ impl TokenKey {
     }
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("no master key with id {0}")]
+    UnknownKeyId(String),
+    #[error("ciphertext is damaged, or belongs to another record")]
+    Damaged,
+}
+
+const NONCE_LEN: usize = 24;
+
+/// XChaCha20-Poly1305 with a random 192-bit nonce (collisions are negligible, so no counter
+/// state is needed), stored as nonce ‖ ciphertext.
+pub fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let nonce_bytes = random_bytes::<NONCE_LEN>();
+    let nonce = XNonce::try_from(&nonce_bytes[..]).expect("24-byte nonce");
+    let ct = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(&ct);
+    out
+}
+
+pub fn open_with(
+    cipher: &XChaCha20Poly1305,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(SealError::Damaged);
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| SealError::Damaged)?;
+    cipher
+        .decrypt(&nonce, Payload { msg: ct, aad })
+        .map_err(|_| SealError::Damaged)
+}
+
+/// Seals a small secret (a data key, a webhook signing secret) directly under a master key,
+/// bound to `aad`, which names the key id and what the secret belongs to.
+pub fn seal_under(master: &MasterKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_with(&master.cipher(), aad, plaintext)
+}
+
+/// Opens with whichever configured master key has `key_id`.
+pub fn open_under(
+    masters: &[MasterKey],
+    key_id: &str,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let master = masters
+        .iter()
+        .find(|m| m.id == key_id)
+        .ok_or_else(|| SealError::UnknownKeyId(key_id.to_owned()))?;
+    open_with(&master.cipher(), aad, sealed)
+}
+
 /// A 256-bit key-encryption key with its id, so wrapped data keys name the key that wrapped them.
 pub struct MasterKey {
     pub id: String,
     pub key: [u8; 32],
+}
+
+impl MasterKey {
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new_from_slice(&self.key).expect("32-byte key")
+    }
 }
 
 pub struct Keys {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod codes;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod directory;

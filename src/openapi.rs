@@ -128,17 +128,25 @@ const WEBHOOK_DESCRIPTION: &str = "What a provider's webhook endpoint receives \
     retries on its own schedule and never holds back later ones, so order is a courtesy, not a \
     guarantee: `data.cursor` resumes `GET /v1/provider/events`, the authority on order.";
 
-/// The OpenAPI 3.1 `webhooks` section: what the service sends to providers' endpoints. utoipa
-/// has no field for it, so it goes in as a top-level member (its extensions are written as
-/// they are), with the payload schemas among the components.
+const OPERATOR_ALERT_DESCRIPTION: &str = "What an operator webhook endpoint receives \
+    (`POST /v1/admin/webhooks` registers one): `operator.referral_unroutable` when a referral \
+    becomes unroutable (at intake, or when a decline or an expired offer found no other \
+    provider) and `operator.offer_expired` when a provider let an offer expire, each with the \
+    referral's id and urgency and nothing else (the routing reasons stay behind the audited \
+    `GET /v1/admin/unroutable`), and `ping` (the provider payload's form) when asked. Signed, \
+    retried, deduplicated and disabled exactly as the providers' deliveries are.";
+
+/// The OpenAPI 3.1 `webhooks` section: what the service sends to providers' and operators'
+/// endpoints. utoipa has no field for it, so it goes in as a top-level member (its extensions
+/// are written as they are), with the payload schemas among the components.
 fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
-    use utoipa::ToSchema;
+    use crate::webhooks::model::{OperatorPayload, WebhookPayload};
+    use utoipa::{PartialSchema, ToSchema};
     let mut schemas = Vec::new();
-    crate::webhooks::model::WebhookPayload::schemas(&mut schemas);
-    schemas.push((
-        "WebhookPayload".to_owned(),
-        <crate::webhooks::model::WebhookPayload as utoipa::PartialSchema>::schema(),
-    ));
+    WebhookPayload::schemas(&mut schemas);
+    OperatorPayload::schemas(&mut schemas);
+    schemas.push(("WebhookPayload".to_owned(), WebhookPayload::schema()));
+    schemas.push(("OperatorPayload".to_owned(), OperatorPayload::schema()));
     let components = api.components.get_or_insert_with(Default::default);
     components.schemas.extend(schemas);
     let header = |name: &str, description: &str| {
@@ -147,35 +155,51 @@ fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
             "schema": {"type": "string"},
         })
     };
-    let operation = serde_json::json!({
-        "post": {
-            "tags": ["provider"],
-            "summary": "A feed event (or a ping), pushed to a provider's endpoint.",
-            "description": WEBHOOK_DESCRIPTION,
-            "operationId": "referral_event",
-            "parameters": [
-                header("webhook-id", "The delivery's id: the same on every retry of one event to \
-                    one endpoint"),
-                header("webhook-timestamp", "Seconds since the Unix epoch when this attempt was \
-                    signed"),
-                header("webhook-signature", "`v1,<base64 signature>`, one per secret in force, \
-                    space-separated"),
-            ],
-            "requestBody": {
-                "required": true,
-                "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/WebhookPayload"},
-                }},
-            },
-            "responses": {
-                "200": {"description": "Received (any 2xx)"},
-                "410": {"description": "The endpoint is gone: no more deliveries"},
-            },
-        }
-    });
+    let operation = |tag: &str, summary: &str, description: &str, id: &str, payload: &str| {
+        serde_json::json!({
+            "post": {
+                "tags": [tag],
+                "summary": summary,
+                "description": description,
+                "operationId": id,
+                "parameters": [
+                    header("webhook-id", "The delivery's id: the same on every retry of one \
+                        event to one endpoint"),
+                    header("webhook-timestamp", "Seconds since the Unix epoch when this attempt \
+                        was signed"),
+                    header("webhook-signature", "`v1,<base64 signature>`, one per secret in \
+                        force, space-separated"),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {
+                        "schema": {"$ref": format!("#/components/schemas/{payload}")},
+                    }},
+                },
+                "responses": {
+                    "200": {"description": "Received (any 2xx)"},
+                    "410": {"description": "The endpoint is gone: no more deliveries"},
+                },
+            }
+        })
+    };
+    let referral_event = operation(
+        "provider",
+        "A feed event (or a ping), pushed to a provider's endpoint.",
+        WEBHOOK_DESCRIPTION,
+        "referral_event",
+        "WebhookPayload",
+    );
+    let operator_alert = operation(
+        "admin",
+        "An alert for the EAP's on-call staff, pushed to an operator endpoint.",
+        OPERATOR_ALERT_DESCRIPTION,
+        "operator_alert",
+        "OperatorPayload",
+    );
     api.extensions.get_or_insert_with(Default::default).insert(
         "webhooks".to_owned(),
-        serde_json::json!({"referralEvent": operation}),
+        serde_json::json!({"referralEvent": referral_event, "operatorAlert": operator_alert}),
     );
 }
 

@@ -52,6 +52,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(webhooks::http::list_webhook_deliveries)
         .service(webhooks::http::admin_list_webhooks)
         .service(webhooks::http::admin_disable_webhook)
+        .service(webhooks::operator::create_operator_webhook)
+        .service(webhooks::operator::list_operator_webhooks)
+        .service(webhooks::operator::get_operator_webhook)
+        .service(webhooks::operator::delete_operator_webhook)
+        .service(webhooks::operator::rotate_operator_webhook_secret)
+        .service(webhooks::operator::ping_operator_webhook)
+        .service(webhooks::operator::list_operator_webhook_deliveries)
         .service(referrals::http::submit)
         .service(referrals::http::read_status)
         .service(referrals::http::cancel)
@@ -64,6 +71,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(audit::http::list_checkpoints)
         .service(audit::http::consistency_proof)
         .service(audit::http::verify_log)
+        .service(audit::http::audit_stats)
         .service(audit::http::public_key);
 }
 

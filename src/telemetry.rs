@@ -26,6 +26,11 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
     base-uri 'none'; form-action 'none'";
+/// The console: its own files only, no inline script or style (so API data that slipped into
+/// markup could not run), and calls to this origin only.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'none'";
 
 /// Headers on every response. API data is never stored by a cache or browser (a shared
 /// proxy keeping a referral's status or a contact block would be a leak); only the API
@@ -56,6 +61,8 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, path: &str
     // and, for "try it out", the API itself.
     let policy = if path == "/docs" || path.starts_with("/docs/") {
         DOCS_CSP
+    } else if path == "/console" || path.starts_with("/console/") {
+        CONSOLE_CSP
     } else {
         API_CSP
     };

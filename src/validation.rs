@@ -32,6 +32,12 @@ pub const PLAIN_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\
     [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
     [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
 
+/// `extract::person_text` as a schema pattern: [`PLAIN_TEXT_PATTERN`] with U+200C and U+200D
+/// (`extract::JOINERS`) allowed, and not made only of white space and joiners.
+pub const PERSON_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+    [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
+    [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+
 /// `referrals::model::e164` as a schema pattern.
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{1,14}$";
 
@@ -55,6 +61,11 @@ const PATTERNS: &[(&str, &str, &[&str])] = &[
         &["812.4711"],
     ),
     (
+        r"^[0-9]{1,18}\.[0-9]{1,9}$",
+        "the next_cursor of the previous page: a number of 1–18 digits, a dot, and one of 1–9",
+        &["812.3"],
+    ),
+    (
         r#"^([!#-\[\]-~]{1,255}|"[!#-\[\]-~]{1,255}")$"#,
         "1–255 visible ASCII characters other than \" and \\, optionally in double quotes",
         &["3f2a9c1e-submission-1"],
@@ -69,6 +80,13 @@ const PATTERNS: &[(&str, &str, &[&str])] = &[
         "printable text that is not blank: no control characters, no bidirectional overrides, \
          isolates or marks, no zero-width characters",
         &["Sam"],
+    ),
+    (
+        PERSON_TEXT_PATTERN,
+        "printable text that is not blank: no control characters, no bidirectional overrides, \
+         isolates or marks, no zero-width characters but the joiner and non-joiner \
+         (U+200D, U+200C), which names and emoji sequences use",
+        &["Sam", "می\u{200c}خواهم", "👨\u{200d}👩\u{200d}👧"],
     ),
     (
         E164_PATTERN,
@@ -832,6 +850,7 @@ fn validator_code(code: &str) -> (ErrorCode, Option<&'static str>) {
         "range" => (ErrorCode::Range, None),
         "e164" => (ErrorCode::Pattern, Some(E164_PATTERN)),
         "plain_text" => (ErrorCode::Pattern, Some(PLAIN_TEXT_PATTERN)),
+        "person_text" => (ErrorCode::Pattern, Some(PERSON_TEXT_PATTERN)),
         "issued_id" => (ErrorCode::Pattern, Some(ISSUED_ID_PATTERN)),
         "phone_or_email" => (ErrorCode::Required, None),
         _ => (ErrorCode::InvalidValue, None),
@@ -974,7 +993,7 @@ mod tests {
                 assert!(checks_format(format, example), "{example} is a {format}");
             }
         }
-        for (_, pattern) in ["e164", "plain_text", "issued_id"].map(validator_code) {
+        for (_, pattern) in ["e164", "plain_text", "person_text", "issued_id"].map(validator_code) {
             let pattern = pattern.unwrap();
             assert!(PATTERNS.iter().any(|(k, _, _)| *k == pattern), "{pattern}");
         }
@@ -1017,17 +1036,34 @@ mod tests {
         }
     }
 
+    /// Whether the compiled pattern accepts `s`; fails when `rule` does not agree.
+    fn pattern_agrees_with_rule(
+        matcher: &Validator,
+        rule: fn(&str) -> Result<(), validator::ValidationError>,
+        s: &str,
+    ) -> bool {
+        let by_schema = matcher.is_valid(&json!(s));
+        assert_eq!(by_schema, rule(s).is_ok(), "{s:?}");
+        by_schema
+    }
+
+    /// Runs `check` on strings of up to four characters drawn from the regex class `alphabet`.
+    fn any_string_of(alphabet: &str, check: impl Fn(&str) -> bool) {
+        let strings = proptest::string::string_regex(alphabet).unwrap();
+        proptest::test_runner::TestRunner::default()
+            .run(&strings, |s| {
+                check(&s);
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// `extract::plain_text` and the documented pattern, read as JSON Schema reads it
     /// (ECMA-262, `\u0000` escapes, `\s` with U+FEFF), accept the same strings.
     #[test]
     fn the_plain_text_pattern_reads_as_plain_text_checks() {
         let matcher = pattern_matcher(PLAIN_TEXT_PATTERN);
-        let agree = |s: &str| {
-            let by_schema = matcher.is_valid(&json!(s));
-            let by_rule = crate::extract::plain_text(s).is_ok();
-            assert_eq!(by_schema, by_rule, "{s:?}");
-            by_schema
-        };
+        let agree = |s: &str| pattern_agrees_with_rule(&matcher, crate::extract::plain_text, s);
         for ok in ["Sam", " Sam ", "é", "a\u{a0}b", "Zoë O'Brien", "名前"] {
             assert!(agree(ok), "{ok:?}");
         }
@@ -1056,17 +1092,45 @@ mod tests {
         ] {
             assert!(!agree(bad), "{bad:?}");
         }
-        let mut runner = proptest::test_runner::TestRunner::default();
-        let strings = proptest::string::string_regex(
-            "[ a\\t\\n\\x00\\x1f\\x7f\\u{85}\\u{9f}\\u{a0}\\u{feff}\\u{2028}\\u{3000}é\\u{200b}\\u{200e}\\u{202e}\\u{2066}\\u{2069}\\u{2064}\\u{2065}\\u{61c}]{0,4}",
-        )
-        .unwrap();
-        runner
-            .run(&strings, |s| {
-                agree(&s);
-                Ok(())
-            })
-            .unwrap();
+        any_string_of("[ a\\t\\n\\x00\\x1f\\x7f\\u{85}\\u{9f}\\u{a0}\\u{feff}\\u{2028}\\u{3000}é\\u{200b}\\u{200e}\\u{202e}\\u{2066}\\u{2069}\\u{2064}\\u{2065}\\u{61c}]{0,4}", agree);
+    }
+
+    /// `extract::person_text` and its documented pattern agree too: the joiners pass, alone
+    /// they are blank, and every other invisible character is refused as before.
+    #[test]
+    fn the_person_text_pattern_reads_as_person_text_checks() {
+        let matcher = pattern_matcher(PERSON_TEXT_PATTERN);
+        let agree = |s: &str| pattern_agrees_with_rule(&matcher, crate::extract::person_text, s);
+        for ok in [
+            "Sam",
+            "محمدرضا",
+            "می\u{200c}خواهم",
+            "👨\u{200d}👩\u{200d}👧",
+            "क्\u{200d}ष",
+            "\u{200c}a",
+        ] {
+            assert!(agree(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " ",
+            "\u{200c}",
+            "\u{200d} \u{200c}",
+            "\u{feff}",
+            "a\u{1f}",
+            "line\nbreak",
+            "\u{200b}",
+            "a\u{200e}b",
+            "a\u{200f}b",
+            "admin\u{202e}txt.exe",
+            "x\u{2066}y\u{2069}",
+            "a\u{61c}",
+            "a\u{2060}",
+            "a\u{feff}b",
+        ] {
+            assert!(!agree(bad), "{bad:?}");
+        }
+        any_string_of("[ a\\t\\n\\x00\\x7f\\u{85}\\u{a0}\\u{feff}\\u{3000}é\\u{200b}\\u{200c}\\u{200d}\\u{200e}\\u{202e}\\u{2066}\\u{2064}\\u{61c}]{0,4}", agree);
     }
 
     /// The issue's own example: four bad members answer one 422 with four entries, each with

@@ -23,6 +23,19 @@ async fn setup() -> Audit {
     setup_with(|_| {}).await
 }
 
+/// A service that keeps its checkpoints outside the database, in the file it returns (in a
+/// directory that lives as long as the returned guard).
+async fn setup_keeping_outside() -> (Audit, std::path::PathBuf, tempfile::TempDir) {
+    let outside = tempfile::tempdir().unwrap();
+    let kept = outside.path().join("outside.jsonl");
+    let path = kept.display().to_string();
+    let a = setup_with(|v| {
+        v.insert("EAP_OUTSIDE_LOG".into(), path);
+    })
+    .await;
+    (a, kept, outside)
+}
+
 async fn setup_with(
     customize: impl FnOnce(&mut std::collections::HashMap<String, String>),
 ) -> Audit {
@@ -877,13 +890,7 @@ fn truncate_log(a: &Audit, size: u64) {
 
 #[actix_web::test]
 async fn a_truncated_then_rewritten_tail_is_caught_against_checkpoints_kept_outside() {
-    let outside = tempfile::tempdir().unwrap();
-    let kept = outside.path().join("outside.jsonl");
-    let path = kept.display().to_string();
-    let a = setup_with(|v| {
-        v.insert("EAP_OUTSIDE_LOG".into(), path);
-    })
-    .await;
+    let (a, kept, _outside) = setup_keeping_outside().await;
     a.traffic(3).await;
     let first = a.seal();
     a.traffic(3).await;
@@ -919,4 +926,460 @@ async fn a_truncated_then_rewritten_tail_is_caught_against_checkpoints_kept_outs
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["rewritten"], "{verdict:#}");
+}
+
+/// Sums a stats answer's counts per key, over every bucket.
+fn totals(stats: &Value) -> std::collections::BTreeMap<String, u64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for c in stats["counts"].as_array().unwrap() {
+        let key = c["key"].as_str().unwrap_or("(none)").to_owned();
+        *sums.entry(key).or_default() += c["count"].as_u64().unwrap();
+    }
+    sums
+}
+
+#[actix_web::test]
+async fn stats_count_the_sealed_log_per_bucket_by_outcome_and_by_actor() {
+    let a = setup().await;
+    a.traffic(3).await;
+    let other = a
+        .app
+        .create_client(
+            &a.admin_token,
+            json!({"name": "other admin", "role": "admin"}),
+        )
+        .await;
+    let other_token = a.app.token(&other).await;
+    let now = chrono::Utc::now();
+    let window = format!(
+        "from={}&to={}",
+        (now - chrono::Duration::hours(3)).format("%Y-%m-%dT%H:%M:%SZ"),
+        (now + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+    // Refusals: two by the other admin, one by the first; each is logged as denied.
+    for _ in 0..2 {
+        let resp = a
+            .app
+            .get(&format!("/v1/audit/stats?{window}"), &other_token)
+            .await;
+        problem(resp, 403).await;
+    }
+    problem(a.app.get("/v1/audit/events", &a.admin_token).await, 403).await;
+    problem(
+        a.app
+            .get_anonymous(&format!("/v1/audit/stats?{window}"))
+            .await,
+        401,
+    )
+    .await;
+    let checkpoint = a.seal();
+    let sealed = a.app.audit_rows();
+    assert_eq!(sealed.len() as u64, checkpoint.tree_size);
+    let mut expected = std::collections::BTreeMap::new();
+    for r in &sealed {
+        *expected.entry(r.outcome.clone()).or_insert(0u64) += 1;
+    }
+    assert_eq!(
+        expected["denied"], 4,
+        "three refusals and the anonymous call"
+    );
+
+    let hourly = a
+        .json(&format!("/v1/audit/stats?{window}&bucket=hour&by=outcome"))
+        .await;
+    assert_eq!(hourly["tree_size"], checkpoint.tree_size);
+    assert_eq!(hourly["truncated"], false);
+    assert_eq!(totals(&hourly), expected);
+    for c in hourly["counts"].as_array().unwrap() {
+        let start = c["start"].as_str().unwrap();
+        assert!(start.ends_with(":00:00Z") && start.len() == 20, "{start}");
+    }
+    // The default is hourly by outcome; daily buckets count the same events.
+    assert_eq!(
+        totals(&a.json(&format!("/v1/audit/stats?{window}")).await),
+        expected
+    );
+    let daily = a
+        .json(&format!("/v1/audit/stats?{window}&bucket=day"))
+        .await;
+    assert_eq!(totals(&daily), expected);
+    for c in daily["counts"].as_array().unwrap() {
+        assert!(c["start"].as_str().unwrap().ends_with("T00:00:00Z"));
+    }
+
+    // Refusals by actor: the other admin twice, the first admin once, the anonymous call once.
+    let first_admin = sealed
+        .iter()
+        .find(|r| r.action == "audit.search" && r.outcome == "denied")
+        .and_then(|r| r.actor_client_id.clone())
+        .unwrap();
+    let by_actor = a
+        .json(&format!("/v1/audit/stats?{window}&by=actor&outcome=denied"))
+        .await;
+    let want: std::collections::BTreeMap<String, u64> = [
+        (other.id.clone(), 2),
+        (first_admin, 1),
+        ("(none)".to_owned(), 1),
+    ]
+    .into();
+    assert_eq!(totals(&by_actor), want);
+
+    // A window before anything happened counts nothing.
+    let empty = a
+        .json("/v1/audit/stats?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")
+        .await;
+    assert_eq!(empty["counts"], json!([]));
+
+    for bad in [
+        "to=2026-01-02T00:00:00Z",
+        "from=2026-01-01T00:00:00Z",
+        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z&bucket=hour",
+        "from=2026-01-01T00:00:00Z&to=2027-01-03T00:00:00Z&bucket=day",
+        "from=yesterday&to=2026-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&bucket=week",
+        "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&by=colour",
+        "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&outcome=maybe",
+        "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&limit=5",
+    ] {
+        problem(a.get(&format!("/v1/audit/stats?{bad}")).await, 422).await;
+    }
+    let wide = problem(
+        a.get("/v1/audit/stats?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z")
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        wide.to_string().contains("at most 31 days"),
+        "the detail says what the limit is: {wide}"
+    );
+
+    // Each call is one event: the auditor's successes and the refusals above.
+    let rows = a.app.audit_rows();
+    let stats_calls = |outcome: &str| {
+        rows.iter()
+            .filter(|r| r.action == "audit.stats" && r.outcome == outcome)
+            .count()
+    };
+    assert_eq!(stats_calls("success"), 5);
+    assert_eq!(stats_calls("denied"), 3);
+}
+
+/// Sealed events as `(occurred_at, outcome, actor)`, below `size`: what a count must agree with.
+fn sealed_events(app: &TestApp, size: u64) -> Vec<(chrono::NaiveDateTime, String, Option<String>)> {
+    use diesel::prelude::*;
+    use eap_referrals::db::schema::{audit_events as e, audit_log_leaves as l};
+    let mut conn = app.conn();
+    let sealed: std::collections::HashSet<String> = l::table
+        .filter(l::seq.lt(size as i64))
+        .select(l::event_id)
+        .load::<String>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .collect();
+    e::table
+        .select((e::id, e::occurred_at, e::outcome, e::actor_client_id))
+        .load::<(String, chrono::NaiveDateTime, String, Option<String>)>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .filter(|(id, ..)| sealed.contains(id))
+        .map(|(_, at, outcome, actor)| (at, outcome, actor))
+        .collect()
+}
+
+/// Access events written straight to the log (not through requests), at the times `at` gives:
+/// by two actors and nobody, with every outcome.
+fn synthetic_events(
+    range: std::ops::Range<i64>,
+    at: impl Fn(i64) -> chrono::NaiveDateTime,
+) -> Vec<AuditEvent> {
+    use eap_referrals::audit::Outcome;
+    range
+        .map(|i| AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: at(i),
+            actor_client_id: [Some("client-a"), Some("client-b"), None][(i % 3) as usize]
+                .map(str::to_owned),
+            actor_role: Some("admin".into()),
+            tenant_id: None,
+            action: "employer.create".into(),
+            resource_type: "employer".into(),
+            resource_id: None,
+            outcome: [Outcome::Success, Outcome::Denied, Outcome::Failure][(i % 4).min(2) as usize],
+            http_status: 201,
+            request_id: uuid::Uuid::now_v7().to_string(),
+            source_addr: None,
+        })
+        .collect()
+}
+
+/// Verification reads the whole log, for seconds on a large one. It must not hold the
+/// writers' turn meanwhile: on SQLite every request that writes (each one logs an access event)
+/// would wait behind it, and time out (a 30-minute soak saw 503s). A write sent while a
+/// verification runs is answered first.
+#[actix_web::test]
+async fn a_long_verification_does_not_hold_back_writes() {
+    let a = setup().await;
+    let now = chrono::Utc::now().naive_utc();
+    for start in (0..30_000).step_by(1_000) {
+        let batch = synthetic_events(start..start + 1_000, |_| now);
+        eap_referrals::audit::store::record_alone(&mut a.app.conn(), &batch).unwrap();
+    }
+    a.seal();
+    // Fresh connections: the pooled ones went idle past the server's keep-alive while the log
+    // was written.
+    let http = reqwest::Client::new();
+    let (verified_at, written_at) = tokio::join!(
+        async {
+            let resp = http
+                .get(a.app.url("/v1/audit/verify"))
+                .bearer_auth(&a.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let verdict: Value = resp.json().await.unwrap();
+            assert_eq!(verdict["ok"], true, "{verdict:#}");
+            std::time::Instant::now()
+        },
+        async {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(150)).await;
+            let resp = http
+                .post(a.app.url("/v1/admin/employers"))
+                .bearer_auth(&a.admin_token)
+                .json(&json!({"name": "Written meanwhile"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            std::time::Instant::now()
+        },
+    );
+    assert!(
+        written_at < verified_at,
+        "the write was answered only after the verification: it waited for its turn"
+    );
+}
+
+/// The counts read the sealer's hourly counts for the whole hours of a window and the events
+/// themselves only for its ragged ends. Whatever the window, bucket, grouping and outcome, they
+/// equal counting the sealed events one by one, as of the size the answer names; unsealed
+/// events are not counted; and counts that trail the log (just after the upgrade that adds
+/// them) answer as of the size they cover, then catch up at the next checkpoint.
+#[actix_web::test]
+async fn stats_agree_with_counting_each_sealed_event_whatever_the_window() {
+    use chrono::{Duration, Timelike};
+    let a = setup().await;
+    a.traffic(2).await;
+    let now = chrono::Utc::now().naive_utc();
+    let base = now
+        .with_minute(0)
+        .unwrap()
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap()
+        - Duration::hours(72);
+    // Events every 7 min 11 s over three days, so hours and days hold uneven numbers of them,
+    // by two actors and nobody, with every outcome.
+    let events = |range| synthetic_events(range, |i| base + Duration::seconds(i * 431));
+    let record = |batch: Vec<AuditEvent>| {
+        let mut conn = a.app.conn();
+        eap_referrals::audit::store::record_alone(&mut conn, &batch).unwrap();
+    };
+    record(events(0..300));
+    a.seal();
+    record(events(300..600));
+    let checkpoint = a.seal();
+    // Written after the last checkpoint: never counted until sealed.
+    record(events(600..700));
+
+    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let windows = [
+        (base, base + Duration::hours(5)),
+        (
+            base + Duration::minutes(17),
+            base + Duration::minutes(29 * 60 + 3),
+        ),
+        (base + Duration::minutes(125), base + Duration::minutes(170)),
+        (
+            base - Duration::minutes(30),
+            base + Duration::minutes(71 * 60 + 59),
+        ),
+        (base + Duration::minutes(61), base + Duration::hours(80)),
+    ];
+    let check = |answer: &Value, from, to, day: bool, by_actor: bool, only: Option<&str>| {
+        let size = answer["tree_size"].as_u64().unwrap();
+        let mut want = std::collections::BTreeMap::new();
+        for (at, outcome, actor) in sealed_events(&a.app, size) {
+            if at < from || at >= to || only.is_some_and(|o| o != outcome) {
+                continue;
+            }
+            let start = if day {
+                at.format("%Y-%m-%dT00:00:00Z")
+            } else {
+                at.format("%Y-%m-%dT%H:00:00Z")
+            };
+            let key = if by_actor {
+                actor.unwrap_or("(none)".into())
+            } else {
+                outcome
+            };
+            *want.entry((start.to_string(), key)).or_insert(0u64) += 1;
+        }
+        let got: std::collections::BTreeMap<(String, String), u64> = answer["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let key = c["key"].as_str().unwrap_or("(none)").to_owned();
+                (
+                    (c["start"].as_str().unwrap().to_owned(), key),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "{}..{} day={day} actor={by_actor} {only:?}",
+            fmt(from),
+            fmt(to)
+        );
+        want.values().sum::<u64>()
+    };
+    let mut total = 0;
+    for &(from, to) in &windows {
+        for day in [false, true] {
+            for by_actor in [false, true] {
+                for only in [None, Some("denied")] {
+                    let query = format!(
+                        "/v1/audit/stats?from={}&to={}&bucket={}&by={}{}",
+                        fmt(from),
+                        fmt(to),
+                        if day { "day" } else { "hour" },
+                        if by_actor { "actor" } else { "outcome" },
+                        only.map(|o| format!("&outcome={o}")).unwrap_or_default()
+                    );
+                    let answer = a.json(&query).await;
+                    assert_eq!(answer["tree_size"], checkpoint.tree_size, "{query}");
+                    total += check(&answer, from, to, day, by_actor, only);
+                }
+            }
+        }
+    }
+    assert!(total > 1_000, "the windows hold events: {total}");
+
+    // Counts that trail the log, as just after the upgrade that adds them: the answer is as of
+    // the size they cover (nothing yet) until the sealer's catch-up steps bring them up to the
+    // newest checkpoint; the next checkpoint counts the events it seals.
+    a.app.exec(
+        "DELETE FROM audit_hourly_outcomes; DELETE FROM audit_hourly_actors; \
+         UPDATE audit_counts_state SET tree_size = 0",
+    );
+    // This window holds the 100 events sealed only now, too.
+    let (from, to) = windows[4];
+    let query = format!("/v1/audit/stats?from={}&to={}", fmt(from), fmt(to));
+    let trailing = a.json(&query).await;
+    assert_eq!(trailing["tree_size"], 0);
+    assert_eq!(trailing["counts"], json!([]));
+    let mut steps = 0;
+    while eap_referrals::audit::seal::catch_up_counts(&mut a.app.conn()).unwrap() {
+        steps += 1;
+    }
+    assert_eq!(steps, 1, "the log is smaller than one step");
+    let answer = a.json(&query).await;
+    assert_eq!(answer["tree_size"], checkpoint.tree_size);
+    check(&answer, from, to, false, false, None);
+    let sealed_now = a.seal();
+    let answer = a.json(&query).await;
+    assert_eq!(answer["tree_size"], sealed_now.tree_size);
+    assert!(check(&answer, from, to, false, false, None) >= 660);
+}
+
+/// The offline command given the outside log catches what the database alone hides: an
+/// auditor copies the outside file, then takes the export, checkpoints and key.
+#[actix_web::test]
+async fn the_offline_verifier_given_the_outside_log_catches_a_truncated_or_rewritten_tail() {
+    let (a, kept, _outside) = setup_keeping_outside().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The auditor's files, in the order the documentation gives: the outside file first.
+    let take = |name: &'static str| {
+        let dir = dir.path().to_owned();
+        let kept = kept.clone();
+        let a = &a;
+        async move {
+            std::fs::copy(&kept, dir.join("outside.jsonl")).unwrap();
+            std::fs::write(dir.join(name), a.export("").await).unwrap();
+            std::fs::write(dir.join("checkpoints.json"), a.checkpoints_text().await).unwrap();
+            std::fs::write(dir.join("public-key.json"), a.public_key_text().await).unwrap();
+        }
+    };
+    let outside_arg = dir.path().join("outside.jsonl");
+    let run = |events: &str, with_outside: bool| {
+        let more = [std::ffi::OsStr::new("--outside"), outside_arg.as_os_str()];
+        let more: &[&std::ffi::OsStr] = if with_outside { &more } else { &[] };
+        let out = Binary::verify_offline_with(dir.path(), events, more);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    a.traffic(3).await;
+    let first = a.seal();
+    a.traffic(3).await;
+    let second = a.seal();
+    take("honest.ndjson").await;
+    let (code, stdout) = run("honest.ndjson", true);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("OK"), "{stdout}");
+    let kept_count = eap_referrals::audit::outside::kept(&outside_arg)
+        .unwrap()
+        .len();
+    assert!(kept_count >= 2, "{kept_count}");
+    assert!(
+        stdout.contains(&format!(
+            "outside log: {kept_count} checkpoint(s) compared, 0 not comparable"
+        )),
+        "{stdout}"
+    );
+
+    // The tail after the first checkpoint goes: the export and the database's checkpoints
+    // agree with each other, and only the outside file tells.
+    truncate_log(&a, first.tree_size);
+    take("truncated.ndjson").await;
+    let (code, stdout) = run("truncated.ndjson", false);
+    assert_eq!(code, Some(0), "the database alone looks whole: {stdout}");
+    let (code, stdout) = run("truncated.ndjson", true);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("TRUNCATED\tseq={}\t", first.tree_size)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("covers {} events", second.tree_size)),
+        "{stdout}"
+    );
+
+    // Other events sealed past the kept size: the export is consistent with every checkpoint
+    // the database holds, but not with the one kept before the rewrite.
+    a.traffic(8).await;
+    let forged = a.seal();
+    assert!(forged.tree_size > second.tree_size);
+    take("rewritten.ndjson").await;
+    let (code, stdout) = run("rewritten.ndjson", false);
+    assert_eq!(code, Some(0), "the database alone looks whole: {stdout}");
+    let (code, stdout) = run("rewritten.ndjson", true);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.starts_with("REWRITTEN\t"), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("REWRITTEN"))
+            .count(),
+        1
+    );
 }

@@ -255,7 +255,8 @@ async fn keys_rotate_master_rewraps_through_the_command_line() {
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
-        "re-wrapped 1 data key(s) under master key m2"
+        "re-wrapped 1 data key(s) under master key m2\n\
+         re-sealed 0 webhook secret(s) under master key m2"
     );
     assert_eq!(app.referral(&id).key_id.as_deref(), Some("m2"));
     drop(app);

@@ -547,6 +547,23 @@ async fn racing_claims_never_overbook_a_provider() {
     );
 }
 
+/// An assignment refused with the one generic answer for any provider that cannot take it.
+async fn refused_as_not_eligible(app: &TestApp, path: &str, admin: &str, provider: &str) {
+    let p = problem(
+        app.post_json(path, admin, &json!({"provider_id": provider}))
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("provider_not_eligible"),
+        "{p}"
+    );
+}
+
 #[actix_web::test]
 async fn unroutable_referrals_queue_for_admins_without_personal_data() {
     let app = spawn_app().await;
@@ -605,23 +622,7 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
         .create_provider(&portal.admin_token, "Uncontracted")
         .await;
     let path = format!("/v1/admin/unroutable/{id}/assign");
-    let p = problem(
-        app.post_json(
-            &path,
-            &portal.admin_token,
-            &json!({"provider_id": stranger}),
-        )
-        .await,
-        409,
-    )
-    .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("provider_not_eligible"),
-        "{p}"
-    );
+    refused_as_not_eligible(&app, &path, &portal.admin_token, &stranger).await;
     // Text that cannot be an id, a NUL byte included, is malformed before any lookup.
     let p = problem(
         app.post_json(
@@ -634,6 +635,18 @@ async fn unroutable_referrals_queue_for_admins_without_personal_data() {
     )
     .await;
     assert_eq!(p["errors"][0]["pointer"], "/provider_id", "{p}");
+    // A provider that does not offer the service is refused like any other ineligible one:
+    // an admin may override where and how care is given, never what care it is.
+    refused_as_not_eligible(&app, &path, &portal.admin_token, &portal.provider).await;
+    // Once the provider offers it, the admin assigns the queued referral by hand.
+    let resp = app
+        .patch_json(
+            &format!("/v1/admin/providers/{}", portal.provider),
+            &portal.admin_token,
+            &json!({"services": ["counselling", "crisis", "legal"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
     let resp = app
         .post_json(
             &path,
@@ -702,23 +715,13 @@ async fn a_full_provider_cannot_be_assigned_more() {
         "unroutable",
         "capacity 1 is taken by the first"
     );
-    let p = problem(
-        app.post_json(
-            &format!("/v1/admin/unroutable/{id}/assign"),
-            &portal.admin_token,
-            &json!({"provider_id": portal.provider}),
-        )
-        .await,
-        409,
+    refused_as_not_eligible(
+        &app,
+        &format!("/v1/admin/unroutable/{id}/assign"),
+        &portal.admin_token,
+        &portal.provider,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("provider_not_eligible"),
-        "{p}"
-    );
     assert_eq!(app.provider_load(&portal.provider), 1, "never overbooked");
 }
 

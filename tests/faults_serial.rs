@@ -443,3 +443,280 @@ async fn a_full_disk_answers_503_writes_nothing_half_and_recovers_when_space_ret
             .unwrap();
     assert_eq!(check.integrity_check, "ok");
 }
+
+/// An ext4 file system on a loop device (its image in a temporary directory), mounted with
+/// `errors=remount-ro`, unmounted when dropped. A tmpfs cannot be made read-only under a
+/// running service (`mount -o remount,ro` answers EBUSY while a file is open for writing, and
+/// SQLite keeps its files open); what turns a disk read-only under a running service is the
+/// kernel, after an error: ext4's `trigger_fs_error` makes that happen on purpose.
+struct ErrorProneDisk {
+    dir: tempfile::TempDir,
+}
+
+impl ErrorProneDisk {
+    fn image(&self) -> std::path::PathBuf {
+        self.dir.path().join("disk.img")
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    fn run(command: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        let out = std::process::Command::new(command)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn make() -> ErrorProneDisk {
+        let disk = ErrorProneDisk {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir(disk.path()).unwrap();
+        let image = disk.image();
+        Self::run(
+            "truncate",
+            &["-s".as_ref(), "64M".as_ref(), image.as_os_str()],
+        );
+        Self::run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), image.as_os_str()],
+        );
+        disk.mount();
+        disk
+    }
+
+    fn mount(&self) {
+        Self::run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop,errors=remount-ro".as_ref(),
+                self.image().as_os_str(),
+                self.path().as_os_str(),
+            ],
+        );
+    }
+
+    fn mount_options(&self) -> String {
+        let out = Self::run(
+            "findmnt",
+            &["-no".as_ref(), "OPTIONS".as_ref(), self.path().as_os_str()],
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// What the kernel does on a metadata error: the file system turns read-only at once,
+    /// under the open files.
+    fn fail(&self) {
+        let out = Self::run(
+            "findmnt",
+            &["-no".as_ref(), "SOURCE".as_ref(), self.path().as_os_str()],
+        );
+        let device = String::from_utf8(out.stdout).unwrap();
+        let device = device.trim().rsplit('/').next().unwrap().to_owned();
+        std::fs::write(
+            format!("/sys/fs/ext4/{device}/trigger_fs_error"),
+            "eap-referrals fault test",
+        )
+        .unwrap();
+        assert!(self.mount_options().contains("emergency_ro") || self.read_only());
+    }
+
+    fn read_only(&self) -> bool {
+        std::fs::write(self.path().join("probe"), "x")
+            .err()
+            .and_then(|e| e.raw_os_error())
+            == Some(30)
+    }
+
+    /// The operator's repair once nothing holds the disk: unmount, check, mount again.
+    fn repair(&self) {
+        Self::run("umount", &[self.path().as_os_str()]);
+        // 1: errors were found and corrected (the error recorded by the fault).
+        let status = std::process::Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(self.image())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(matches!(status.code(), Some(0 | 1)), "e2fsck: {status}");
+        self.mount();
+    }
+}
+
+impl Drop for ErrorProneDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.path())
+            .status();
+    }
+}
+
+/// The disk under SQLite turns read-only while the service runs: every write answers 503
+/// problem+json in time, and so does every read, because a read is not answered before its
+/// access event is written (fail closed); liveness stays up. Nothing
+/// is half-written, and once the disk is repaired (unmounted, checked and mounted again, which
+/// needs the service stopped: its open files hold the old mount) the restarted service has
+/// every acknowledged referral, the refused keys are new submissions, and the file is whole.
+#[actix_web::test]
+#[ignore = "mounts a loop device (root): .ci/faults runs it"]
+async fn a_read_only_disk_answers_503_for_writes_and_reads_and_nothing_is_lost_after_repair() {
+    use common::{created_at as post, token_at as token, Binary};
+    let disk = ErrorProneDisk::make();
+    let data = disk.path();
+    let (mut vars, pg) = common::test_vars(&data);
+    assert!(
+        pg.is_none(),
+        "SQLite only (.ci/faults unsets EAP_TEST_DATABASE_URL)"
+    );
+    let url = format!("sqlite://{}", data.join("eap.sqlite3").display());
+    vars.insert("EAP_DATABASE_URL".into(), url.clone());
+    let server = Binary::start(&vars);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let admin = Binary::create_client(&vars, "admin", "ops");
+    let admin_token = token(&http, &base, &admin.id, &admin.secret).await;
+    let post = |path: &'static str, body: Value| {
+        let (http, base, admin_token) = (http.clone(), base.clone(), admin_token.clone());
+        async move { post(&http, &base, path, &admin_token, body).await }
+    };
+    let employer = post("/v1/admin/employers", serde_json::json!({"name": "Acme"})).await;
+    let provider = post(
+        "/v1/admin/providers",
+        serde_json::json!({"name": "Harbour",
+        "services": ["counselling"], "languages": ["en"], "regions": ["GB"],
+        "modalities": ["video"], "capacity": 500}),
+    )
+    .await;
+    post(
+        "/v1/admin/contracts",
+        serde_json::json!({"employer_id": employer["id"], "provider_id": provider["id"],
+            "priority": 1}),
+    )
+    .await;
+    let portal = post(
+        "/v1/admin/clients",
+        serde_json::json!({"name": "portal", "role": "hr_portal",
+            "employer_id": employer["id"]}),
+    )
+    .await;
+    let portal = token(
+        &http,
+        &base,
+        portal["client_id"].as_str().unwrap(),
+        portal["client_secret"].as_str().unwrap(),
+    )
+    .await;
+
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        answers.push(submit(&http, &base, &portal, &format!("before-{i}")).await);
+    }
+    assert!(answers.iter().all(|a| a.status == 201), "{answers:?}");
+    let first: Value = http
+        .post(format!("{base}/v1/referrals"))
+        .bearer_auth(&portal)
+        .header("idempotency-key", "before-status")
+        .json(&referral_body())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status_path = format!("/v1/referrals/{}", first["id"].as_str().unwrap());
+    let status_token = first["status_token"].as_str().unwrap().to_owned();
+    let read_status = || {
+        http.get(format!("{base}{status_path}"))
+            .bearer_auth(&portal)
+            .header("referral-token", &status_token)
+            .send()
+    };
+    assert_eq!(read_status().await.unwrap().status(), 200);
+    let readyz = || http.get(format!("{base}/readyz")).send();
+    assert_eq!(readyz().await.unwrap().status(), 200, "/readyz before");
+
+    disk.fail();
+    assert!(disk.read_only(), "the file system refuses writes");
+    // Not ready at once: the probe commits a write, which the read-only disk refuses (a
+    // rolled-back one would never reach SQLite's file, and the disk would go unnoticed). Asked
+    // within a second of the probe above, so its timestamp alone would not change the row.
+    assert_eq!(
+        readyz().await.unwrap().status(),
+        503,
+        "/readyz on the read-only disk"
+    );
+    for i in 0..10 {
+        answers.push(submit(&http, &base, &portal, &format!("read-only-{i}")).await);
+    }
+    assert_answers_under_fault(&answers, DB_TIMEOUT + Duration::from_secs(1));
+    let refused: Vec<String> = answers
+        .iter()
+        .filter(|a| a.status == 503)
+        .map(|a| a.key.clone())
+        .collect();
+    assert_eq!(
+        refused.len(),
+        10,
+        "every write after the fault: {answers:?}"
+    );
+    // A read is answered only once its access event is written: fail closed.
+    let read = read_status().await.unwrap();
+    assert_eq!(read.status(), 503);
+    assert_eq!(
+        read.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(
+        readyz().await.unwrap().status(),
+        503,
+        "/readyz still not ready"
+    );
+    let live = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200, "alive: a restart is not what it needs");
+
+    server.stop();
+    disk.repair();
+    assert!(!disk.read_only());
+    let created = answers.iter().filter(|a| a.status == 201).count() as i64 + 1;
+    assert_eq!(
+        common::count_in(&url, "SELECT count(*) AS n FROM referrals"),
+        created
+    );
+    assert_eq!(
+        common::count_in(&url, "SELECT count(*) AS n FROM idempotency_keys"),
+        created
+    );
+    assert_eq!(
+        common::count_in(
+            &url,
+            "SELECT count(*) AS n FROM pragma_integrity_check WHERE integrity_check = 'ok'"
+        ),
+        1
+    );
+    let server = Binary::start(&vars);
+    let base = server.base.clone();
+    for key in &refused {
+        let again = submit(&http, &base, &portal, key).await;
+        assert_eq!(again.status, 201, "{key} after the repair");
+        assert!(!again.replayed, "{key} was half-written");
+    }
+    for a in answers.iter().filter(|a| a.status == 201) {
+        let again = submit(&http, &base, &portal, &a.key).await;
+        assert!(again.status == 201 && again.replayed, "{a:?} replays");
+    }
+    assert_eq!(
+        common::count_in(&url, "SELECT count(*) AS n FROM referrals"),
+        created + refused.len() as i64
+    );
+    server.stop();
+}

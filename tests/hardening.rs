@@ -626,3 +626,63 @@ async fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_hop() {
         "with no header the proxy itself is the source"
     );
 }
+
+/// The console is served by the binary from this origin, under a policy that lets it run only
+/// its own files: no inline script or style, no framing, calls to this origin only.
+#[actix_web::test]
+async fn the_console_is_served_from_the_binary_under_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    let page = app.get_anonymous("/console/").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = header(&page, "content-security-policy").unwrap().to_owned();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(directives.contains(&directive), "{directive} in {csp}");
+    }
+    assert!(
+        !csp.contains("unsafe"),
+        "no unsafe-inline or unsafe-eval: {csp}"
+    );
+    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="app.js">"#));
+    assert!(!html.contains("<script>") && !html.contains("<style"));
+
+    let module = app.get_anonymous("/console/app.js").await;
+    assert_eq!(module.status(), 200);
+    assert_eq!(
+        header(&module, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        header(&module, "content-security-policy"),
+        Some(csp.as_str())
+    );
+
+    let bare = app.get_anonymous("/console").await;
+    assert_eq!(bare.status(), 308);
+    assert_eq!(header(&bare, "location"), Some("/console/"));
+    for missing in ["/console/nope.js", "/console/..%2Fapp.rs", "/console/a/b"] {
+        assert_eq!(app.get_anonymous(missing).await.status(), 404, "{missing}");
+    }
+    // The API keeps its own policy: nothing in an answer may run.
+    assert_eq!(
+        header(
+            &app.get_anonymous("/healthz").await,
+            "content-security-policy"
+        ),
+        Some("default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+    );
+}

@@ -154,6 +154,8 @@ struct World {
     checkpoint_size: u64,
     /// A webhook endpoint of our provider's, and one of theirs.
     webhooks: (String, String),
+    /// An operator alert endpoint (an admin's).
+    operator_webhook: String,
 }
 
 impl World {
@@ -194,6 +196,13 @@ impl World {
             let created: Value = resp.json().await.unwrap();
             webhooks.push(created["id"].as_str().unwrap().to_owned());
         }
+        let body = json!({"url": "http://127.0.0.1:9/alerts"});
+        let resp = app
+            .post_json("/v1/admin/webhooks", &ours.admin_token, &body)
+            .await;
+        assert_eq!(resp.status(), 201);
+        let created: Value = resp.json().await.unwrap();
+        let operator_webhook = created["id"].as_str().unwrap().to_owned();
         let checkpoint_size = seal_everything(&app);
         let doc: Value = app
             .get_anonymous("/openapi.json")
@@ -212,6 +221,7 @@ impl World {
             foreign,
             checkpoint_size,
             webhooks: (webhooks[0].clone(), webhooks[1].clone()),
+            operator_webhook,
         }
     }
 
@@ -287,6 +297,10 @@ async fn every_get_route_answers_head_with_its_status_headers_access_log_and_no_
             | "/v1/referrals/{id}" => (w.referral.0.clone(), w.foreign.0.clone()),
             "/v1/provider/webhooks/{id}" | "/v1/provider/webhooks/{id}/deliveries" => {
                 (w.webhooks.0.clone(), w.webhooks.1.clone())
+            }
+            // A provider's endpoint is not an operator endpoint.
+            "/v1/admin/webhooks/{id}" | "/v1/admin/webhooks/{id}/deliveries" => {
+                (w.operator_webhook.clone(), w.webhooks.0.clone())
             }
             t if t.contains('{') => panic!("{t}: add its objects to this walk"),
             _ => (String::new(), String::new()),

@@ -62,7 +62,7 @@ async fn every_admin_route_refuses_other_roles_with_403_and_logs_it() {
     }
     assert_eq!(
         checked,
-        3 * 25,
+        3 * 32,
         "every admin operation for every other role"
     );
 }

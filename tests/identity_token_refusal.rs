@@ -393,6 +393,32 @@ async fn a_token_with_a_crit_header_is_refused() {
     assert_refused(&app, &critical, "crit header").await;
 }
 
+/// A second instance beside `a`, an admin token, and another admin client with its token,
+/// whose status the second instance has read and now holds in its cache.
+async fn cached_on_another_instance(a: &TestApp) -> (TestApp, String, Client, String) {
+    let b = a.spawn_another_instance().await;
+    let admin_token = a.admin_token().await;
+    let (other, other_token) = second_admin(a, &admin_token).await;
+    assert_eq!(b.get("/v1/admin/clients", &other_token).await.status(), 200);
+    (b, admin_token, other, other_token)
+}
+
+/// Instance `b` refuses `token` within 500 ms of `changed` (it answers 200 until then).
+async fn refused_within_500_ms(b: &TestApp, token: &str, changed: std::time::Instant) {
+    loop {
+        let status = b.get("/v1/admin/clients", token).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            changed.elapsed() < std::time::Duration::from_millis(500),
+            "instance B still admits the changed client after 500 ms"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Revoking a client on one instance reaches the others when it commits (PostgreSQL
 /// LISTEN/NOTIFY), not when their cached status expires seconds later.
 #[actix_web::test]
@@ -401,23 +427,23 @@ async fn a_client_revoked_on_one_instance_is_refused_on_another_within_500_ms() 
     if a.backend != eap_referrals::db::Backend::Postgres {
         return; // instances share a database only on PostgreSQL
     }
-    let b = a.spawn_another_instance().await;
-    let admin_token = a.admin_token().await;
-    let (other, other_token) = second_admin(&a, &admin_token).await;
-    // B has read the client's status and holds it.
-    assert_eq!(b.get("/v1/admin/clients", &other_token).await.status(), 200);
+    let (b, admin_token, other, other_token) = cached_on_another_instance(&a).await;
     assert_eq!(revoke(&a, &admin_token, &other.id).await.status(), 200);
-    let revoked = std::time::Instant::now();
-    loop {
-        let status = b.get("/v1/admin/clients", &other_token).await.status();
-        if status == 401 {
-            break;
-        }
-        assert_eq!(status, 200);
-        assert!(
-            revoked.elapsed() < std::time::Duration::from_millis(500),
-            "instance B still admits the revoked client after 500 ms"
-        );
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    refused_within_500_ms(&b, &other_token, std::time::Instant::now()).await;
+}
+
+/// Rotating a client's secret is announced the same way: a token issued before the rotation
+/// (a leaked one, say, which is why secrets are rotated) stops working on every instance when
+/// the rotation commits.
+#[actix_web::test]
+async fn a_client_rotated_on_one_instance_is_refused_on_another_within_500_ms() {
+    let a = spawn_app().await;
+    if a.backend != eap_referrals::db::Backend::Postgres {
+        return; // instances share a database only on PostgreSQL
     }
+    let (b, admin_token, other, old_token) = cached_on_another_instance(&a).await;
+    let path = format!("/v1/admin/clients/{}/rotate-secret", other.id);
+    let resp = a.post_json(&path, &admin_token, &json!(null)).await;
+    assert_eq!(resp.status(), 200);
+    refused_within_500_ms(&b, &old_token, std::time::Instant::now()).await;
 }

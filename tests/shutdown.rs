@@ -206,3 +206,67 @@ async fn sigterm_under_load_loses_no_request_and_no_access_event() {
         .any(|l| l.contains("access log sealed before exit")));
     common::drop_pg_database(pg);
 }
+
+/// On PostgreSQL the sealer takes only events below the commit horizon, which a transaction in
+/// any database of the cluster holds back while it runs. Stopping while such a transaction is
+/// open must still seal this instance's last events before the exit, once the horizon passes
+/// them (here within a second), rather than leave them to the next start.
+#[actix_web::test]
+async fn the_exit_seals_events_a_transaction_elsewhere_held_behind_the_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut vars, pg) = common::test_vars(dir.path());
+    if pg.is_none() {
+        return; // SQLite has one writer at a time and no commit horizon: every event is sealable
+    }
+    vars.insert("EAP_HOUSEKEEPING".into(), "on".into());
+    let admin = Binary::create_client(&vars, "admin", "ops");
+    let server = Binary::start(&vars);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let url = vars["EAP_DATABASE_URL"].clone();
+
+    // Another session's transaction, with a transaction id, holds the horizon from here on.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let blocker = std::thread::spawn({
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let url = url.clone();
+        move || {
+            let mut c = diesel::PgConnection::establish(&url).unwrap();
+            c.batch_execute("BEGIN; SELECT pg_current_xact_id();")
+                .unwrap();
+            released.recv().unwrap();
+            c.batch_execute("ROLLBACK").unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Requests whose access events commit behind it.
+    let admin_token = token(&http, &base, &admin.id, &admin.secret).await;
+    for i in 0..5 {
+        post(
+            &http,
+            &base,
+            "/v1/admin/employers",
+            &admin_token,
+            json!({"name": format!("Employer {i}")}),
+        )
+        .await;
+    }
+    let logged = count_in(&url, "SELECT COUNT(*) AS n FROM audit_events");
+    assert!(logged >= 6, "{logged} events: the token and five creations");
+    server.terminate();
+    std::thread::sleep(Duration::from_secs(1));
+    release.send(()).unwrap();
+    let (status, lines) =
+        tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(40)))
+            .await
+            .unwrap();
+    blocker.join().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        count_in(&url, "SELECT COUNT(*) AS n FROM audit_log_leaves"),
+        count_in(&url, "SELECT COUNT(*) AS n FROM audit_events"),
+        "every access event sealed before the exit: {lines:?}"
+    );
+    common::drop_pg_database(pg);
+}

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 struct Received {
     headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
+    at: Instant,
 }
 
 impl Received {
@@ -28,9 +29,9 @@ impl Received {
     }
 }
 
-/// How a receiver answers: status and `Retry-After`, given the payload and how many requests
-/// came before.
-type Answer = Arc<dyn Fn(&Value, usize) -> (u16, Option<u64>) + Send + Sync>;
+/// How a receiver answers: status and `Retry-After` (delay-seconds or an HTTP-date), given the
+/// payload and how many requests came before.
+type Answer = Arc<dyn Fn(&Value, usize) -> (u16, Option<String>) + Send + Sync>;
 
 /// A webhook receiver on 127.0.0.1.
 struct Receiver {
@@ -67,14 +68,20 @@ impl Receiver {
                         s.push(Received {
                             headers,
                             body: body.to_vec(),
+                            at: Instant::now(),
                         });
                         s.len() - 1
                     };
-                    let (status, retry_after) = answer(&payload, n);
+                    let (mut status, retry_after) = answer(&payload, n);
+                    if status == HOLD {
+                        // Longer than the delivery timeout: the sender is killed meanwhile.
+                        actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+                        status = 200;
+                    }
                     let mut resp =
                         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
                     if let Some(r) = retry_after {
-                        resp.insert_header(("retry-after", r.to_string()));
+                        resp.insert_header(("retry-after", r));
                     }
                     resp.finish()
                 }
@@ -124,6 +131,9 @@ impl Receiver {
         ids
     }
 }
+
+/// An answer that holds the request open instead (30 s, beyond the 10 s delivery timeout).
+const HOLD: u16 = 0;
 
 fn always(status: u16) -> Answer {
     Arc::new(move |_, _| (status, None))
@@ -175,11 +185,42 @@ async fn register(app: &TestApp, token: &str, url: &str) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Rotates the endpoint's secret: the answer holds the new one.
+async fn rotate(app: &TestApp, token: &str, id: &str) -> Value {
+    let resp = app
+        .post_json(
+            &format!("/v1/provider/webhooks/{id}/rotate-secret"),
+            token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
 fn verify(secret: &str, r: &Received) -> bool {
     standardwebhooks::Webhook::new(secret)
         .unwrap()
         .verify(&r.body, &r.headers)
         .is_ok()
+}
+
+/// The `webhook.delivered` access events, after checking they name exactly `referral_ids`,
+/// one each.
+fn delivered_exactly(app: &TestApp, mut referral_ids: Vec<String>) -> Vec<common::AuditRow> {
+    let delivered: Vec<_> = app
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r.action == "webhook.delivered")
+        .collect();
+    let mut ids: Vec<_> = delivered
+        .iter()
+        .filter_map(|r| r.resource_id.clone())
+        .collect();
+    ids.sort();
+    referral_ids.sort();
+    assert_eq!(ids, referral_ids);
+    delivered
 }
 
 async fn setup(extra: &'static [(&'static str, &'static str)]) -> (TestApp, Portal, String) {
@@ -229,19 +270,7 @@ async fn every_feed_event_arrives_signed_with_ids_only_and_the_cursor_resumes_th
     assert_eq!(events[0]["referral_id"], second.as_str());
 
     // Each delivered referral id is an access event of the provider's client.
-    let delivered: Vec<_> = app
-        .audit_rows()
-        .into_iter()
-        .filter(|r| r.action == "webhook.delivered")
-        .collect();
-    let mut ids: Vec<_> = delivered
-        .iter()
-        .filter_map(|r| r.resource_id.clone())
-        .collect();
-    ids.sort();
-    let mut expected = vec![first, second];
-    expected.sort();
-    assert_eq!(ids, expected);
+    let delivered = delivered_exactly(&app, vec![first, second]);
     assert!(delivered
         .iter()
         .all(|r| r.actor_role.as_deref() == Some("provider")));
@@ -255,15 +284,7 @@ async fn during_a_rotation_both_the_old_and_the_new_secret_verify() {
     let old = endpoint["secret"].as_str().unwrap().to_owned();
     let id = endpoint["id"].as_str().unwrap();
 
-    let resp = app
-        .post_json(
-            &format!("/v1/provider/webhooks/{id}/rotate-secret"),
-            &token,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let rotated: Value = resp.json().await.unwrap();
+    let rotated = rotate(&app, &token, id).await;
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     assert!(rotated["previous_secret_valid_until"].is_string());
@@ -303,7 +324,13 @@ async fn a_receiver_that_is_down_gets_every_event_with_a_stable_id() {
     // …then up, answering 503 with Retry-After: 1 to its first request, then 200.
     let receiver = Receiver::start_on(
         std::net::TcpListener::bind(addr).unwrap(),
-        Arc::new(|_, n| if n == 0 { (503, Some(1)) } else { (200, None) }),
+        Arc::new(|_, n| {
+            if n == 0 {
+                (503, Some("1".into()))
+            } else {
+                (200, None)
+            }
+        }),
     )
     .await;
     let seen = receiver
@@ -323,6 +350,38 @@ async fn a_receiver_that_is_down_gets_every_event_with_a_stable_id() {
     assert_eq!(again.id(), refused.id());
     let ids: std::collections::HashSet<String> = seen.iter().map(Received::id).collect();
     assert_eq!(ids.len(), 2, "one id per event");
+    receiver.server.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_retry_after_http_date_is_honoured() {
+    let (app, portal, token) = setup(&[]).await;
+    // The first request is answered 503 with `Retry-After` as an HTTP-date 3 s ahead (whole
+    // seconds, so at least 2 s from now); the backoff alone would retry after ~100 ms.
+    let receiver = Receiver::start(Arc::new(|_, n| {
+        if n == 0 {
+            let at = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
+            (
+                503,
+                Some(at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
+            )
+        } else {
+            (200, None)
+        }
+    }))
+    .await;
+    register(&app, &token, &receiver.url).await;
+    submit(&app, &portal).await;
+    let seen = receiver.wait_for("the offer again", |s| s.len() >= 2).await;
+    assert_eq!(seen[1].id(), seen[0].id(), "the same delivery, retried");
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_secs(2),
+        "retried {waited:?} after a 503 asking for 3 s by date"
+    );
+    // …and not much later than asked (a bound, not a timing claim: the worker looks every
+    // 50 ms).
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
     receiver.server.stop(false).await;
 }
 
@@ -366,6 +425,133 @@ async fn an_event_that_keeps_failing_does_not_hold_back_later_ones() {
         pings.iter().all(|p| p.id() == pings[0].id()),
         "with one webhook-id"
     );
+}
+
+/// A receiver that takes the whole delivery timeout holds back only its own deliveries: another
+/// provider's event, committed while that request hangs, arrives at once.
+#[actix_web::test]
+async fn a_receiver_that_never_answers_does_not_hold_back_other_endpoints() {
+    let (app, _portal, slow_token) = setup(&[]).await;
+    let other = app.setup_portal(20).await;
+    let fast_token = provider_token(&app, &other, &other.provider).await;
+    let slow = Receiver::start(always(HOLD)).await;
+    let fast = Receiver::start(always(200)).await;
+    let slow_id = register(&app, &slow_token, &slow.url).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fast_id = register(&app, &fast_token, &fast.url).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ping = |token: &str, id: &str| {
+        let path = format!("/v1/provider/webhooks/{id}/ping");
+        let token = token.to_owned();
+        let app = &app;
+        async move {
+            let resp = app.post_json(&path, &token, &json!({})).await;
+            assert_eq!(resp.status(), 202);
+        }
+    };
+    ping(&slow_token, &slow_id).await;
+    let hanging = slow
+        .wait_for("the ping that hangs", |s| !s.is_empty())
+        .await;
+    let hung_at = hanging[0].at;
+    ping(&fast_token, &fast_id).await;
+    let arrived = fast
+        .wait_for("the other endpoint's ping", |s| !s.is_empty())
+        .await;
+    let waited = arrived[0].at - hung_at;
+    assert!(
+        waited < Duration::from_secs(5),
+        "the other endpoint waited {waited:?} behind a receiver that takes the 10 s timeout"
+    );
+}
+
+#[actix_web::test]
+async fn the_attempts_list_pages_newest_first_with_a_cursor() {
+    let (app, _portal, token) = setup(&[]).await;
+    // The first request is refused (503), so the first ping has two attempts: the cursor must
+    // tell attempts of one delivery apart, not only deliveries.
+    let receiver = Receiver::start(Arc::new(
+        |_, n| if n == 0 { (503, None) } else { (200, None) },
+    ))
+    .await;
+    let endpoint = register(&app, &token, &receiver.url).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let ping = format!("/v1/provider/webhooks/{id}/ping");
+    for _ in 0..3 {
+        assert_eq!(app.post_json(&ping, &token, &json!({})).await.status(), 202);
+    }
+    receiver
+        .wait_for("three pings, one twice", |s| s.len() >= 4)
+        .await;
+    let deliveries = format!("/v1/provider/webhooks/{id}/deliveries");
+    let everything = eventually("four attempts recorded", || async {
+        let all = read(&app, &token, &deliveries).await;
+        (all["items"].as_array().unwrap().len() == 4)
+            .then(|| all.clone())
+            .ok_or(all)
+    })
+    .await;
+    assert!(
+        everything["next_cursor"].is_null(),
+        "one page: {everything}"
+    );
+    let key = |a: &Value| {
+        (
+            a["webhook_id"].as_str().unwrap().to_owned(),
+            a["attempt"].as_i64().unwrap(),
+        )
+    };
+    let all: Vec<_> = everything["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+
+    // Two at a time: full pages carry a cursor, and the pages together are the whole list, in
+    // the same order, nothing repeated.
+    let mut paged = Vec::new();
+    let mut path = format!("{deliveries}?limit=2");
+    let mut pages = 0;
+    loop {
+        let page = read(&app, &token, &path).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2, "{page}");
+        paged.extend(items.iter().map(key));
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(items.len(), 2, "only a full page has a cursor: {page}");
+                path = format!("{deliveries}?limit=2&after={c}");
+            }
+            None => break,
+        }
+        assert!(pages < 5, "the pages end");
+    }
+    assert_eq!(paged, all);
+    let first = all.last().unwrap();
+    let retried: Vec<_> = all.iter().filter(|(w, _)| *w == first.0).collect();
+    assert_eq!(retried.len(), 2, "the first ping's two attempts: {all:?}");
+
+    // A cursor that is not of the documented form is a 422 naming `after`; so is a bad limit.
+    for bad in [
+        "after=abc",
+        "after=1.",
+        "after=.1",
+        "after=1.1234567890",
+        "after=0190f5c4-0000-7000-8000-000000000000",
+        "limit=0",
+        "limit=201",
+    ] {
+        let body = problem(app.get(&format!("{deliveries}?{bad}"), &token).await, 422).await;
+        let name = bad.split('=').next().unwrap();
+        assert_eq!(body["errors"][0]["parameter"], name, "{bad}: {body}");
+    }
+    receiver.server.stop(false).await;
 }
 
 #[actix_web::test]
@@ -438,6 +624,46 @@ async fn retries_run_out_after_the_configured_time_and_the_admin_sees_the_endpoi
     assert_eq!(view["status"], "disabled");
 }
 
+/// Sends `method path` as `token`: refused with `status`, and the refusal is one access event.
+async fn refused_and_logged(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    status: u16,
+) -> common::AuditRow {
+    let resp = app
+        .request(method.clone(), path, Some(token), &[])
+        .send()
+        .await
+        .unwrap();
+    let request_id = common::request_id(&resp);
+    problem(resp, status).await;
+    let mut rows = app.audit_for_request(&request_id);
+    assert_eq!(rows.len(), 1, "{method} {path} logged");
+    assert_eq!(rows[0].http_status, i32::from(status));
+    rows.remove(0)
+}
+
+/// With endpoint `id` registered at `path`, four more fill the owner's five; the sixth is a
+/// logged 409. Then `id` is deleted, and gone for good.
+async fn at_most_five_then_delete(app: &TestApp, token: &str, path: &str, id: &str) {
+    for n in 0..4 {
+        let url = format!("http://127.0.0.1:9/hook{n}");
+        let resp = app.post_json(path, token, &json!({ "url": url })).await;
+        assert_eq!(resp.status(), 201);
+    }
+    let sixth = json!({"url": "http://127.0.0.1:9/6"});
+    let resp = app.post_json(path, token, &sixth).await;
+    let request_id = common::request_id(&resp);
+    problem(resp, 409).await;
+    assert_eq!(app.audit_for_request(&request_id)[0].http_status, 409);
+
+    let resp = app.delete(&format!("{path}/{id}"), token).await;
+    assert_eq!(resp.status(), 204);
+    problem(app.get(&format!("{path}/{id}"), token).await, 404).await;
+}
+
 #[actix_web::test]
 async fn endpoints_are_the_providers_own_and_every_change_is_logged() {
     // Nothing listens on the discard port, and nothing is ever sent (the worker is off).
@@ -486,45 +712,13 @@ async fn endpoints_are_the_providers_own_and_every_change_is_logged() {
             format!("/v1/provider/webhooks/{id}/deliveries"),
         ),
     ] {
-        let resp = app
-            .request(method.clone(), &path, Some(&other_token), &[])
-            .send()
-            .await
-            .unwrap();
-        let request_id = common::request_id(&resp);
-        problem(resp, 404).await;
-        let rows = app.audit_for_request(&request_id);
-        assert_eq!(rows.len(), 1, "{method} {path} logged");
-        assert_eq!(rows[0].http_status, 404);
+        refused_and_logged(&app, method, &path, &other_token, 404).await;
     }
     // The portal's role is not a provider's: 403.
     let resp = app.get("/v1/provider/webhooks", &portal.token).await;
     problem(resp, 403).await;
 
-    // At most five per provider; the sixth is a logged 409.
-    for _ in 0..4 {
-        register(&app, &token, "http://127.0.0.1:9/hook").await;
-    }
-    let resp = app
-        .post_json(
-            "/v1/provider/webhooks",
-            &token,
-            &json!({"url": "http://127.0.0.1:9/6"}),
-        )
-        .await;
-    let request_id = common::request_id(&resp);
-    problem(resp, 409).await;
-    assert_eq!(app.audit_for_request(&request_id)[0].http_status, 409);
-
-    // Deleted: gone for good.
-    let resp = app
-        .delete(&format!("/v1/provider/webhooks/{id}"), &token)
-        .await;
-    assert_eq!(resp.status(), 204);
-    let resp = app
-        .get(&format!("/v1/provider/webhooks/{id}"), &token)
-        .await;
-    problem(resp, 404).await;
+    at_most_five_then_delete(&app, &token, "/v1/provider/webhooks", &id).await;
     // An admin sees every provider's endpoints.
     let all: Value = app
         .get("/v1/admin/provider-webhooks", &portal.admin_token)
@@ -732,6 +926,98 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
 }
 
 #[actix_web::test]
+async fn a_sigkill_while_deliveries_are_claimed_and_in_flight_loses_none_and_keeps_their_ids() {
+    // The test's own app only arranges (its worker is off); the real binary delivers.
+    let (app, portal, token) = setup(&[("EAP_WEBHOOK_DELIVERY", "off")]).await;
+    // The first request is held open (the sender is killed while waiting for the answer);
+    // everything after is taken.
+    let receiver = Receiver::start(Arc::new(
+        |_, n| if n == 0 { (HOLD, None) } else { (200, None) },
+    ))
+    .await;
+    register(&app, &token, &receiver.url).await;
+    let url = app.database_url_var();
+    let vars = {
+        let mut v = std::collections::HashMap::new();
+        for (k, val) in [
+            ("EAP_DATABASE_URL", url.clone()),
+            ("EAP_DATA_DIR", app.data_dir.path().display().to_string()),
+            ("EAP_LISTEN", "127.0.0.1:0".into()),
+            ("EAP_HOUSEKEEPING", "off".into()),
+            ("EAP_WEBHOOK_ALLOW_LOOPBACK", "true".into()),
+            ("EAP_WEBHOOK_INTERVAL_MS", "50".into()),
+            // A short claim, so the restarted instance takes the dead one's deliveries soon.
+            ("EAP_WEBHOOK_LEASE_SECS", "2".into()),
+        ] {
+            v.insert(k.to_owned(), val);
+        }
+        v
+    };
+    // Three events committed before the instance starts: its first pass claims all three,
+    // sends the first (held open) and holds the other two behind it, in feed order.
+    let mut referrals = Vec::new();
+    for _ in 0..3 {
+        referrals.push(submit(&app, &portal).await.0);
+    }
+    let first = common::Binary::start(&vars);
+    let in_flight = receiver
+        .wait_for("the first offer in flight", |s| !s.is_empty())
+        .await;
+    assert_eq!(
+        in_flight[0].json()["data"]["referral_id"],
+        referrals[0].as_str()
+    );
+    let claimed = common::count_in(
+        &url,
+        "SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending' AND attempts = 0",
+    );
+    assert_eq!(
+        claimed, 3,
+        "all three still pending, none recorded as attempted"
+    );
+    first.crash(); // SIGKILL while the first is in flight and the others wait behind it
+    assert_eq!(
+        common::count_in(&url, "SELECT count(*) AS n FROM webhook_attempts"),
+        0,
+        "the killed instance recorded nothing"
+    );
+
+    let second = common::Binary::start(&vars);
+    let seen = receiver
+        .wait_for("every offer answered after the restart", |s| {
+            let after: Vec<Value> = s[1..]
+                .iter()
+                .map(|r| r.json()["data"]["referral_id"].clone())
+                .collect();
+            referrals.iter().all(|r| after.contains(&json!(r)))
+        })
+        .await;
+    // The event that was in flight comes again with the webhook-id it had.
+    let again: Vec<&Received> = seen[1..]
+        .iter()
+        .filter(|r| r.json()["data"] == in_flight[0].json()["data"])
+        .collect();
+    assert!(!again.is_empty(), "the in-flight event is sent again");
+    assert!(
+        again.iter().all(|r| r.id() == in_flight[0].id()),
+        "with the same webhook-id"
+    );
+    // One webhook-id per event, and each event delivered: nothing lost.
+    let ids: std::collections::HashSet<String> = seen.iter().map(Received::id).collect();
+    assert_eq!(ids.len(), 3, "one id per event");
+    let delivered = eventually("all three recorded as delivered", || async {
+        let n = common::count_in(
+            &url,
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'delivered'",
+        );
+        (n == 3).then_some(n).ok_or(json!(n))
+    })
+    .await;
+    assert_eq!(delivered, 3);
+    second.stop();
+}
+
+#[actix_web::test]
 async fn a_delivered_body_matches_the_documents_webhook_schema() {
     let (app, portal, token) = setup(&[]).await;
     let receiver = Receiver::start(always(200)).await;
@@ -753,4 +1039,512 @@ async fn a_delivered_body_matches_the_documents_webhook_schema() {
     for h in &headers {
         assert!(seen[0].headers.contains_key(*h), "{h} is sent");
     }
+}
+
+#[actix_web::test]
+async fn no_referral_id_is_sent_before_its_access_event_is_written_and_a_retry_writes_no_second() {
+    let (app, portal, token) = setup(&[]).await;
+    // The receiver's first answer is a 503, so the delivery is retried once it goes out.
+    let receiver = Receiver::start(Arc::new(
+        |_, n| {
+            if n == 0 {
+                (503, None)
+            } else {
+                (200, None)
+            }
+        },
+    ))
+    .await;
+    let endpoint = register(&app, &token, &receiver.url).await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    // Only the delivery's own access event fails: the submission and the reads still log.
+    app.break_audit_log_when("NEW.action = 'webhook.delivered'");
+    let (referral, _) = submit(&app, &portal).await;
+
+    // The worker looks every 50 ms and holds the delivery 100 ms at a time: many chances to
+    // send, none taken.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    assert!(receiver.seen().is_empty(), "nothing reaches the receiver");
+    let deliveries = format!("/v1/provider/webhooks/{id}/deliveries");
+    let attempts = read(&app, &token, &deliveries).await;
+    assert_eq!(attempts["items"], json!([]), "no attempt counted");
+
+    app.repair_audit_log();
+    let seen = receiver
+        .wait_for("the 503 and its retry", |s| s.len() >= 2)
+        .await;
+    assert_eq!(seen[0].id(), seen[1].id(), "the same delivery, retried");
+    assert_eq!(seen[1].json()["data"]["referral_id"], referral.as_str());
+    eventually("the retry recorded as delivered", || async {
+        let attempts = read(&app, &token, &deliveries).await;
+        (attempts["items"][0]["status_code"] == 200)
+            .then_some(())
+            .ok_or(attempts)
+    })
+    .await;
+    let rows = app.audit_rows();
+    let registrar = rows
+        .iter()
+        .find(|r| r.action == "webhook.create")
+        .and_then(|r| r.actor_client_id.clone());
+    let logged: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.action == "webhook.delivered")
+        .collect();
+    assert_eq!(
+        logged.len(),
+        1,
+        "one access event across retries: {logged:?}"
+    );
+    assert_eq!(logged[0].resource_id.as_deref(), Some(referral.as_str()));
+    assert_eq!(logged[0].actor_role.as_deref(), Some("provider"));
+    assert_eq!(
+        logged[0].actor_client_id, registrar,
+        "the registering client"
+    );
+}
+
+/// Whether `needle` is anywhere the database keeps data: SQLite's files (the database, its
+/// write-ahead log and shared memory), or every row of PostgreSQL's `webhook_endpoints` as
+/// text.
+fn stored_anywhere(app: &TestApp, needle: &str) -> bool {
+    use diesel::RunQueryDsl;
+    match app.backend {
+        eap_referrals::db::Backend::Sqlite => std::fs::read_dir(app.data_dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("eap.sqlite3"))
+            .any(|e| {
+                let bytes = std::fs::read(e.path()).unwrap();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            }),
+        eap_referrals::db::Backend::Postgres => {
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                row: String,
+            }
+            let rows: Vec<Row> =
+                diesel::sql_query("SELECT CAST(w AS TEXT) AS row FROM webhook_endpoints w")
+                    .load(&mut *app.conn())
+                    .unwrap();
+            rows.iter().any(|r| r.row.contains(needle))
+        }
+    }
+}
+
+#[actix_web::test]
+async fn signing_secrets_are_stored_sealed_and_still_sign_after_keys_rotate_master() {
+    const M1: &str = "m1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const M2: &str = "m2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    // This instance sends nothing: after the rotation it could not open the secrets.
+    let (app, portal, token) =
+        setup(&[("EAP_MASTER_KEY", M1), ("EAP_WEBHOOK_DELIVERY", "off")]).await;
+    let receiver = Receiver::start(always(200)).await;
+    let created = register(&app, &token, &receiver.url).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = created["secret"].as_str().unwrap().to_owned();
+    let rotated = rotate(&app, &token, &id).await;
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+
+    let url_stored = receiver.url.trim_start_matches("http://");
+    assert!(
+        stored_anywhere(&app, url_stored),
+        "the search finds what is stored"
+    );
+    for secret in [&first, &second] {
+        let key = secret.strip_prefix("whsec_").unwrap();
+        assert!(!stored_anywhere(&app, key), "{secret} is stored in plain");
+    }
+
+    let (url, dir) = (
+        app.database_url_var(),
+        app.data_dir.path().display().to_string(),
+    );
+    let vars = std::collections::HashMap::from([
+        ("EAP_DATABASE_URL".to_owned(), url.clone()),
+        ("EAP_DATA_DIR".to_owned(), dir.clone()),
+        ("EAP_MASTER_KEY".to_owned(), format!("{M2}\n{M1}")),
+    ]);
+    let said = common::Binary::run(&vars, &["keys", "rotate-master"]);
+    assert!(
+        said.contains("re-sealed 1 webhook secret(s) under master key m2"),
+        "{said}"
+    );
+
+    // An instance holding only the new master key signs with both secrets.
+    let next = spawn_app_with(|v| {
+        v.insert("EAP_DATABASE_URL".into(), url);
+        v.insert("EAP_DATA_DIR".into(), dir);
+        v.insert("EAP_MASTER_KEY".into(), M2.into());
+        v.insert("EAP_WEBHOOK_INTERVAL_MS".into(), "50".into());
+    })
+    .await;
+    submit(&next, &portal).await;
+    let seen = receiver.wait_for("the offer", |s| !s.is_empty()).await;
+    assert!(verify(&second, &seen[0]), "the current secret verifies");
+    assert!(
+        verify(&first, &seen[0]),
+        "the previous one too, within its overlap"
+    );
+    let key = second.strip_prefix("whsec_").unwrap();
+    assert!(
+        !stored_anywhere(&next, key),
+        "still sealed after re-sealing"
+    );
+}
+
+// Operator endpoints: alerts for the EAP's on-call staff.
+
+/// Registers an operator endpoint as the admin.
+async fn register_operator(app: &TestApp, admin: &str, url: &str) -> Value {
+    let body = json!({"url": url, "description": "on-call pager"});
+    let resp = app.post_json("/v1/admin/webhooks", admin, &body).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/v1/admin/webhooks/"));
+    resp.json().await.unwrap()
+}
+
+/// The alerts a receiver got, as (type, referral id, urgency), after checking each one's
+/// signature with the independent implementation and that it carries exactly
+/// `{type, timestamp, data: {referral_id, urgency}}`.
+fn alerts(secret: &str, seen: &[Received]) -> Vec<(String, String, String)> {
+    seen.iter()
+        .filter(|r| r.json()["type"] != "ping")
+        .map(|r| {
+            assert!(
+                verify(secret, r),
+                "an independent implementation verifies {r:?}"
+            );
+            let p = r.json();
+            let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+            assert_eq!(
+                keys,
+                ["data", "timestamp", "type"],
+                "id and urgency only: {p}"
+            );
+            let data: Vec<&String> = p["data"].as_object().unwrap().keys().collect();
+            assert_eq!(data, ["referral_id", "urgency"], "id and urgency only: {p}");
+            let text = |v: &Value| v.as_str().unwrap().to_owned();
+            (
+                text(&p["type"]),
+                text(&p["data"]["referral_id"]),
+                text(&p["data"]["urgency"]),
+            )
+        })
+        .collect()
+}
+
+/// Nothing of the referral but its id and urgency is in any body: no contact field, note,
+/// employee reference, employer or provider.
+fn assert_nothing_personal(seen: &[Received], portal: &Portal) {
+    let body = common::referral_body();
+    let contact = body["contact"].as_object().unwrap();
+    let mut needles: Vec<String> = contact
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    needles.extend([
+        body["note"].as_str().unwrap().to_owned(),
+        body["employee_ref"].as_str().unwrap().to_owned(),
+        portal.employer.clone(),
+        portal.provider.clone(),
+        "not_a_fit".to_owned(),
+    ]);
+    for r in seen {
+        let text = String::from_utf8_lossy(&r.body);
+        for n in &needles {
+            assert!(!text.contains(n.as_str()), "{n} in {text}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn referrals_that_become_unroutable_alert_the_operators_with_their_id_and_urgency_only() {
+    // One slot: the first submission is offered, the second has nowhere to go.
+    let app = app_with_webhooks(&[]).await;
+    let portal = app.setup_portal(1).await;
+    let receiver = Receiver::start(always(200)).await;
+    let endpoint = register_operator(&app, &portal.admin_token, &receiver.url).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert!(endpoint.get("provider_id").is_none(), "{endpoint}");
+
+    let (offered, _) = submit(&app, &portal).await;
+    let mut crisis = common::referral_body();
+    crisis["urgency"] = json!("crisis");
+    crisis["service_type"] = json!("crisis");
+    crisis["modality"] = json!("phone");
+    let resp = app.submit_json(&portal.token, &crisis).await;
+    assert_eq!(resp.status(), 201);
+    let queued = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.referral(&queued).status, "unroutable");
+
+    // The offered one, declined by the only provider, becomes unroutable too.
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (_, etag, _) = common::provider::get_referral(&app, &token, &offered).await;
+    let body = json!({"reason": "not_a_fit"});
+    let resp =
+        common::provider::act(&app, &token, &offered, "decline", Some(&etag), Some(body)).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.referral(&offered).status, "unroutable");
+
+    let seen = receiver.wait_for("two alerts", |s| s.len() >= 2).await;
+    let unroutable = "operator.referral_unroutable".to_owned();
+    let mut got = alerts(&secret, &seen);
+    got.sort();
+    let mut expected = vec![
+        (unroutable.clone(), queued.clone(), "crisis".to_owned()),
+        (unroutable, offered.clone(), "routine".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "one alert per referral made unroutable");
+    assert_nothing_personal(&seen, &portal);
+
+    // Each alert handed a referral id over: one access event each, the actor being the admin
+    // client that registered the endpoint, with no tenant.
+    let registered_by = app
+        .audit_rows()
+        .into_iter()
+        .find(|r| r.action == "operator_webhook.create")
+        .unwrap()
+        .actor_client_id;
+    for r in &delivered_exactly(&app, vec![queued, offered]) {
+        assert_eq!(r.actor_role.as_deref(), Some("admin"));
+        assert_eq!(r.actor_client_id, registered_by);
+        assert_eq!(r.tenant_id, None);
+    }
+}
+
+#[actix_web::test]
+async fn an_expired_offer_alerts_the_operators_and_so_does_the_queue_it_leaves() {
+    let app = app_with_webhooks(&[]).await;
+    let portal = app.setup_portal(1).await;
+    let receiver = Receiver::start(always(200)).await;
+    let endpoint = register_operator(&app, &portal.admin_token, &receiver.url).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let (id, _) = submit(&app, &portal).await;
+
+    // The routine offer's 48 hours run out; no other provider: it expires, then queues.
+    let mut conn = app.conn();
+    let later = eap_referrals::db::now() + chrono::TimeDelta::hours(49);
+    let ttl = &app.state.config.offer_ttl;
+    let masters = &app.state.keys.master;
+    assert_eq!(
+        eap_referrals::workflow::sweep::sweep(&mut conn, ttl, masters, later).unwrap(),
+        1
+    );
+    // The alerts were written at the sweep's clock, 49 hours ahead: bring them due now.
+    {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::operator_webhook_deliveries as d;
+        let n = diesel::update(d::table)
+            .set(d::next_attempt_at.eq(eap_referrals::db::now()))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(n, 2, "an alert for the expiry and one for the queue");
+    }
+    drop(conn);
+    assert_eq!(app.referral(&id).status, "unroutable");
+
+    let seen = receiver.wait_for("two alerts", |s| s.len() >= 2).await;
+    let routine = "routine".to_owned();
+    assert_eq!(
+        alerts(&secret, &seen),
+        [
+            (
+                "operator.offer_expired".to_owned(),
+                id.clone(),
+                routine.clone()
+            ),
+            ("operator.referral_unroutable".to_owned(), id, routine),
+        ],
+        "in the order the events happened"
+    );
+    assert_nothing_personal(&seen, &portal);
+    // Provider endpoints get nothing of the operators' alerts, and the reverse: an operator
+    // receiver got no `referral.*` event.
+    assert!(seen
+        .iter()
+        .all(|r| r.json()["type"].as_str().unwrap().starts_with("operator.")));
+}
+
+#[actix_web::test]
+async fn operator_endpoints_are_the_admins_and_every_change_is_logged() {
+    let app = app_with_webhooks(&[]).await;
+    let portal = app.setup_portal(5).await;
+    let admin = portal.admin_token.clone();
+    let receiver = Receiver::start(always(200)).await;
+    let created = register_operator(&app, &admin, &receiver.url).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let old = created["secret"].as_str().unwrap().to_owned();
+
+    // Listed and read without the secret.
+    let page = read(&app, &admin, "/v1/admin/webhooks").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    assert!(page["items"][0].get("secret").is_none());
+    let one = read(&app, &admin, &format!("/v1/admin/webhooks/{id}")).await;
+    assert_eq!(one["status"], "active");
+    assert!(one.get("secret").is_none() && one.get("provider_id").is_none());
+
+    // Rotated: a ping is signed by both secrets, and shows in the attempts.
+    let resp = app
+        .post_json(
+            &format!("/v1/admin/webhooks/{id}/rotate-secret"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let rotated: Value = resp.json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let resp = app
+        .post_json(&format!("/v1/admin/webhooks/{id}/ping"), &admin, &json!({}))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let seen = receiver.wait_for("the ping", |s| !s.is_empty()).await;
+    assert_eq!(seen[0].json()["type"], "ping");
+    assert!(verify(&old, &seen[0]) && verify(&new, &seen[0]));
+    let path = format!("/v1/admin/webhooks/{id}/deliveries");
+    let attempts = eventually("the ping's attempt", || async {
+        let v = read(&app, &admin, &path).await;
+        (v["items"].as_array().is_some_and(|i| !i.is_empty()))
+            .then_some(v.clone())
+            .ok_or(v)
+    })
+    .await;
+    assert_eq!(attempts["items"][0]["status_code"], 200);
+    assert_eq!(attempts["items"][0]["webhook_id"], seen[0].id().as_str());
+
+    // A provider's endpoint is not reachable through the operator routes, nor an operator's
+    // through the provider routes or the admin's provider-webhooks routes: 404, logged.
+    let provider_token = provider_token(&app, &portal, &portal.provider).await;
+    let theirs = register(&app, &provider_token, "http://127.0.0.1:9/hook").await;
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let operator_paths = |id: &str| {
+        [
+            (Method::GET, format!("/v1/admin/webhooks/{id}")),
+            (Method::DELETE, format!("/v1/admin/webhooks/{id}")),
+            (
+                Method::POST,
+                format!("/v1/admin/webhooks/{id}/rotate-secret"),
+            ),
+            (Method::POST, format!("/v1/admin/webhooks/{id}/ping")),
+            (Method::GET, format!("/v1/admin/webhooks/{id}/deliveries")),
+        ]
+    };
+    let mut crossed: Vec<(Method, String, &str)> = operator_paths(&theirs)
+        .into_iter()
+        .map(|(m, p)| (m, p, admin.as_str()))
+        .collect();
+    crossed.extend([
+        (
+            Method::GET,
+            format!("/v1/provider/webhooks/{id}"),
+            provider_token.as_str(),
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/provider-webhooks/{id}/disable"),
+            admin.as_str(),
+        ),
+    ]);
+    for (method, path, token) in crossed {
+        refused_and_logged(&app, method, &path, token, 404).await;
+    }
+    let page = read(&app, &admin, "/v1/admin/webhooks").await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "operators' only: {page}"
+    );
+    let page = read(&app, &admin, "/v1/admin/provider-webhooks").await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "providers' only: {page}"
+    );
+    assert_eq!(page["items"][0]["id"], theirs.as_str());
+
+    // Every other role is refused on every route, and the refusal is logged.
+    let auditor = app
+        .create_client(&admin, json!({"name": "auditor", "role": "auditor"}))
+        .await;
+    let auditor = app.token(&auditor).await;
+    let mut routes = operator_paths(&id).to_vec();
+    routes.extend([
+        (Method::GET, "/v1/admin/webhooks".to_owned()),
+        (Method::POST, "/v1/admin/webhooks".to_owned()),
+    ]);
+    for token in [&portal.token, &provider_token, &auditor] {
+        for (method, path) in &routes {
+            let row = refused_and_logged(&app, method.clone(), path, token, 403).await;
+            assert!(row.action.starts_with("operator_webhook."), "{row:?}");
+        }
+    }
+
+    // Refused URLs are 422 naming the field, as for providers.
+    let resp = app
+        .post_json(
+            "/v1/admin/webhooks",
+            &admin,
+            &json!({"url": "http://10.0.0.1/hook"}),
+        )
+        .await;
+    let body = problem(resp, 422).await;
+    assert_eq!(body["errors"][0]["pointer"], "/url", "{body}");
+
+    // At most five; the sixth is a logged 409. Deleted: gone, with its deliveries.
+    at_most_five_then_delete(&app, &admin, "/v1/admin/webhooks", &id).await;
+    {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::operator_webhook_attempts as a;
+        use eap_referrals::db::schema::operator_webhook_deliveries as d;
+        let mut conn = app.conn();
+        let of = |n: QueryResult<i64>| n.unwrap();
+        let left = of(d::table
+            .filter(d::endpoint_id.eq(&id))
+            .count()
+            .get_result(&mut conn));
+        let tried = of(a::table
+            .filter(a::endpoint_id.eq(&id))
+            .count()
+            .get_result(&mut conn));
+        assert_eq!(
+            (left, tried),
+            (0, 0),
+            "the ping's delivery and attempt went with it"
+        );
+    }
+
+    // Every change is an access event of the admin, with the endpoint's id.
+    let rows = app.audit_rows();
+    for action in [
+        "operator_webhook.create",
+        "operator_webhook.list",
+        "operator_webhook.read",
+        "operator_webhook.rotate_secret",
+        "operator_webhook.ping",
+        "operator_webhook.deliveries",
+        "operator_webhook.delete",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.action == action
+                && r.outcome == "success"
+                && r.actor_role.as_deref() == Some("admin")),
+            "{action} logged"
+        );
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "operator_webhook.delete"
+            && r.resource_id.as_deref() == Some(id.as_str())));
 }

@@ -105,3 +105,50 @@ async fn racing_sweepers_expire_each_offer_once() {
     assert_eq!(expire_events, 5);
     assert_eq!(app.provider_load(&portal.provider), 0);
 }
+
+#[actix_web::test]
+async fn the_unroutable_age_counts_from_becoming_unroutable_not_from_submission() {
+    let token = "m".repeat(40);
+    let app = common::spawn_app_with(|v| {
+        v.insert("EAP_METRICS_TOKEN".into(), "m".repeat(40));
+    })
+    .await;
+    let portal = app.setup_portal(3).await;
+    let (id, _) = submit(&app, &portal).await;
+    // Submitted two days ago, its offer ran out an hour ago: the sweep now finds no provider
+    // left to try, so it becomes unroutable now.
+    {
+        use diesel::prelude::*;
+        use eap_referrals::db::schema::referrals::dsl as r;
+        let now = eap_referrals::db::now();
+        let mut conn = app.conn();
+        diesel::update(r::referrals.find(&id))
+            .set((
+                r::created_at.eq(now - chrono::TimeDelta::hours(49)),
+                r::updated_at.eq(now - chrono::TimeDelta::hours(49)),
+                r::offer_expires_at.eq(Some(now - chrono::TimeDelta::hours(1))),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    assert_eq!(sweep_at(&app, 0), 1);
+    assert_eq!(app.referral(&id).status, "unroutable");
+
+    let text = app.get("/metrics", &token).await.text().await.unwrap();
+    assert!(
+        text.contains("eap_referrals_unroutable{urgency=\"routine\"} 1\n"),
+        "{text}"
+    );
+    let age: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("eap_referrals_unroutable_oldest_age_seconds{urgency=\"routine\"} ")
+        })
+        .expect("the age gauge")
+        .parse()
+        .unwrap();
+    assert!(
+        (0.0..60.0).contains(&age),
+        "seconds since it became unroutable, not the 49 h since submission: {age}"
+    );
+}

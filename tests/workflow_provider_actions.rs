@@ -480,3 +480,67 @@ async fn if_match_star_and_lists_and_body_before_precondition() {
     .await;
     assert_eq!(resp.status(), 204);
 }
+
+/// The person's own words are kept as they spell them: a Persian name with a zero-width
+/// non-joiner and an emoji family joined by zero-width joiners are accepted and read back
+/// byte for byte; bidirectional controls and other invisible characters are still refused,
+/// naming the member.
+#[actix_web::test]
+async fn a_persons_own_fields_keep_joiners_and_still_refuse_bidi_controls() {
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let name = "محمدرضا می\u{200c}خواهم";
+    let when = "evenings 👨\u{200d}👩\u{200d}👧";
+    let mut body = referral_body();
+    body["contact"]["preferred_name"] = json!(name);
+    body["contact"]["best_time_to_contact"] = json!(when);
+    let resp = app.submit_json(&portal.token, &body).await;
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, etag, _) = get_referral(&app, &token, &id).await;
+    let accepted = act(&app, &token, &id, "accept", Some(&etag), None).await;
+    assert_eq!(accepted.status(), 200);
+    let reveal: Value = app
+        .get(&format!("/v1/provider/referrals/{id}/contact"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let read = |member: &str| {
+        reveal["contact"][member]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    };
+    assert_eq!(read("preferred_name"), name.as_bytes());
+    assert_eq!(read("best_time_to_contact"), when.as_bytes());
+
+    for (pointer, value) in [
+        ("/contact/preferred_name", "Sam\u{202e}gpj.exe"),
+        ("/contact/preferred_name", "\u{2066}Sam\u{2069}"),
+        ("/contact/preferred_name", "Sa\u{200b}m"),
+        ("/contact/preferred_name", "\u{200c}\u{200d}"),
+        ("/contact/best_time_to_contact", "evenings\u{200f}"),
+        ("/contact/best_time_to_contact", "\u{feff}mornings"),
+    ] {
+        let mut body = referral_body();
+        *body.pointer_mut(pointer).unwrap() = json!(value);
+        let p = problem(app.submit_json(&portal.token, &body).await, 422).await;
+        let errors = p["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{value:?}: {p}");
+        assert_eq!(
+            (errors[0]["pointer"].as_str(), errors[0]["code"].as_str()),
+            (Some(pointer), Some("pattern")),
+            "{value:?}: {p}"
+        );
+        assert!(
+            !p.to_string().contains(value),
+            "the value is never echoed: {p}"
+        );
+    }
+}

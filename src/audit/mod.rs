@@ -13,6 +13,7 @@ pub mod outside;
 pub mod proofs;
 pub mod seal;
 pub mod search;
+pub mod stats;
 pub mod store;
 pub mod verify;
 

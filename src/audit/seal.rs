@@ -73,7 +73,8 @@ pub fn seal_batch(conn: &mut AnyConnection) -> Result<Option<usize>, ApiError> {
 }
 
 /// Signs and stores a checkpoint of the whole sealed log as of now, even when nothing new was
-/// sealed (an idle log still proves it is alive and unchanged). `None` without the lock.
+/// sealed (an idle log still proves it is alive and unchanged), and brings the hourly counts
+/// up to it. `None` without the lock.
 pub fn issue_checkpoint(
     conn: &mut AnyConnection,
     key: &TokenKey,
@@ -88,8 +89,31 @@ pub fn issue_checkpoint(
         let n = store::latest_checkpoint(conn)?.map_or(0, |c| c.n + 1);
         let checkpoint = Checkpoint::sign(n, size, &root, now, &key.kid, &key.signing);
         store::insert_checkpoint(conn, &checkpoint, &root)?;
+        // In the checkpoint's transaction: the hourly counts never cover a size no checkpoint
+        // signs, and in the steady state they cover this one.
+        store::counts::count_next_checkpoint(conn)?;
         Ok(Some(checkpoint))
     })
+}
+
+/// One step of the hourly counts catching up with the log, in a transaction of its own under
+/// the sealer's lock: `true` when it moved them (call again), `false` when they are current or
+/// another instance holds the lock.
+pub fn catch_up_counts(conn: &mut AnyConnection) -> Result<bool, ApiError> {
+    write_tx(conn, |conn| {
+        if !crate::db::try_xact_lock(conn, SEAL_LOCK)? {
+            return Ok(false);
+        }
+        Ok(store::counts::count_next_checkpoint(conn)?)
+    })
+}
+
+/// Whether committed events are left unsealed only because the PostgreSQL commit horizon
+/// holds them back (a transaction elsewhere in the cluster still runs).
+pub fn held_back(conn: &mut AnyConnection) -> Result<bool, ApiError> {
+    let size = store::sealed_size(conn)?;
+    let (major, minor) = store::high_water(conn, size)?;
+    Ok(store::held_back(conn, (major, &minor))?)
 }
 
 /// One tick of the job: seal everything pending, then issue a checkpoint. Tests call this with

@@ -6,6 +6,8 @@ use crate::db::schema::audit_events;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 
+pub mod counts;
+
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
 struct NewRow<'a> {
@@ -162,6 +164,27 @@ pub fn pending(
         .bind::<BigInt, _>(after.0)
         .bind::<BigInt, _>(limit)
         .load(c),
+    }
+}
+
+/// Whether committed events after the high-water mark wait behind the PostgreSQL commit
+/// horizon, which a transaction in any database of the cluster can hold: `pending` does not
+/// return them yet. Always `false` on SQLite, whose pending events are all sealable.
+pub fn held_back(conn: &mut AnyConnection, after: (i64, &str)) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        e: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM audit_events WHERE (txid, id) > ($1, $2)) AS e",
+        )
+        .bind::<BigInt, _>(after.0)
+        .bind::<Text, _>(after.1)
+        .get_result::<Exists>(c)
+        .map(|r| r.e),
+        AnyConnection::Sqlite(_) => Ok(false),
     }
 }
 

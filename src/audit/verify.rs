@@ -27,14 +27,20 @@ pub async fn verify(
     (start, end): (u64, Option<u64>),
     outside: Option<PathBuf>,
 ) -> Result<Report, ApiError> {
-    db.run(move |conn| {
-        // Logged first, in its own short transaction: the pass over the log that follows is a
-        // long read and must not hold a write transaction open.
-        let latest = write_tx(conn, |conn| {
-            let latest = checkpoint_for(conn, None)?;
-            record(conn, &[event])?;
-            Ok::<_, ApiError>(latest)
-        })?;
+    // Logged first, in its own short transaction (fail closed: no entry, no report). The pass
+    // over the log that follows is a long read: it runs outside the writers' turn, which on
+    // SQLite it would otherwise hold for seconds on a large log while every write waited (a
+    // 30-minute soak saw writes time out behind it).
+    let latest = db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let latest = checkpoint_for(conn, None)?;
+                record(conn, &[event])?;
+                Ok::<_, ApiError>(latest)
+            })
+        })
+        .await?;
+    db.run_read(move |conn| {
         let mut report = verify_range(conn, &keys, &latest, start, end)?;
         if let Some(path) = outside {
             report

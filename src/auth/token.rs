@@ -138,9 +138,11 @@ async fn run(
         })?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let db = deps.db.clone();
-    let subject = tokio::task::spawn_blocking(move || authenticate(&db, &ctx, op, parsed))
+    let (subject, event) = tokio::task::spawn_blocking(move || authenticate(&db, &ctx, op, parsed))
         .await
         .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))??;
+    // Logged before any token leaves, in the writers' turn (not from the hashing thread).
+    record(deps.db, event).await?;
     if let Ok(subject) = &subject {
         deps.limits.proven.insert(&subject.client_id, &address);
     }
@@ -157,38 +159,36 @@ async fn record(db: &Db, event: AuditEvent) -> Result<(), ApiError> {
         .await
 }
 
-/// Checks the client's credentials and grant (blocking: one argon2 verification, always) and
-/// logs the outcome.
+/// Checks the client's credentials and grant (blocking: one argon2 verification, always);
+/// returns the outcome with the access event that must be logged before it is answered.
 fn authenticate(
     db: &Db,
     ctx: &RequestCtx,
     op: Operation,
     parsed: Result<TokenRequest, TokenFailure>,
-) -> Result<Result<Subject, TokenFailure>, ApiError> {
+) -> Result<(Result<Subject, TokenFailure>, AuditEvent), ApiError> {
     let outcome = match parsed {
         Ok(tr) => verify(db, tr)?,
         Err(failure) => Err(failure),
     };
-    let mut conn = db.get()?;
-    match outcome {
+    let event = match &outcome {
         Ok(subject) => {
             let mut event =
                 AuditEvent::anonymous(ctx, op, op.ok).resource(Some(&subject.client_id));
             event.actor_client_id = Some(subject.client_id.clone());
             event.actor_role = Some(subject.role.code().to_owned());
             event.tenant_id = subject.employer_id.clone().or(subject.provider_id.clone());
-            audit::store::record_alone(&mut conn, &[event])?;
-            Ok(Ok(subject))
+            event
         }
         Err(failure) => {
             let mut event = AuditEvent::anonymous(ctx, op, failure.status.as_u16());
             if let Some(id) = &failure.claimed_client {
                 event = event.claimed_actor(id);
             }
-            audit::store::record_alone(&mut conn, &[event])?;
-            Ok(Err(failure))
+            event
         }
-    }
+    };
+    Ok((outcome, event))
 }
 
 fn verify(db: &Db, tr: TokenRequest) -> Result<Result<Subject, TokenFailure>, ApiError> {

@@ -108,6 +108,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "a webhook delivery still failing this long after its event is given up (1–2592000)",
     ),
     (
+        "EAP_WEBHOOK_LEASE_SECS",
+        "300",
+        "how long a claimed webhook delivery is held; one whose instance died mid-send is sent \
+         again after this (1–3600; keep it well above a batch's sending time, 10 s per \
+         unanswered receiver, or live deliveries are sent twice)",
+    ),
+    (
         "EAP_WEBHOOK_ALLOW_LOOPBACK",
         "false",
         "`true`: webhooks go to loopback receivers only (`127.0.0.1`, `::1`, `localhost`) and \

@@ -213,6 +213,9 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         status_changed_at -> Timestamp,
+        secret_key_id -> Nullable<Text>,
+        secret_sealed -> Nullable<Binary>,
+        previous_secret_sealed -> Nullable<Binary>,
     }
 }
 
@@ -234,11 +237,59 @@ diesel::table! {
         attempts -> Integer,
         next_attempt_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        audited_at -> Nullable<Timestamp>,
     }
 }
 
 diesel::table! {
     webhook_attempts (delivery_id, attempt) {
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        endpoint_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    operator_webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        status -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        status_changed_at -> Timestamp,
+        secret_key_id -> Nullable<Text>,
+        secret_sealed -> Nullable<Binary>,
+        previous_secret_sealed -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    operator_webhook_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        event_type -> Nullable<Text>,
+        referral_id -> Nullable<Text>,
+        urgency -> Nullable<Text>,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        audited_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    operator_webhook_attempts (delivery_id, attempt) {
         delivery_id -> BigInt,
         attempt -> Integer,
         endpoint_id -> Text,
@@ -262,6 +313,7 @@ diesel::joinable!(referral_attempts -> referrals (referral_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_deliveries -> provider_events (event_id));
 diesel::joinable!(webhook_endpoints -> providers (provider_id));
+diesel::joinable!(operator_webhook_deliveries -> operator_webhook_endpoints (endpoint_id));
 diesel::allow_tables_to_appear_in_same_query!(
     employers,
     providers,
@@ -283,4 +335,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,
+    operator_webhook_endpoints,
+    operator_webhook_deliveries,
+    operator_webhook_attempts,
 );

@@ -1,5 +1,5 @@
-//! Readiness: the database answers, every migration is applied, and the access log takes a
-//! write. Every request that touches data must log first (fail closed), so an instance whose
+//! Readiness: the database answers, every migration is applied, the access log takes a
+//! write, and a write commits (the disk is neither read-only nor full). Every request that touches data must log first (fail closed), so an instance whose
 //! log cannot be written would answer every such request 503: it is not ready, and a balancer
 //! should send traffic elsewhere.
 
@@ -14,9 +14,35 @@ const PROBE_ONLY: &str = "readiness probe rolled back";
 pub async fn ready(db: &Db) -> Result<(), ApiError> {
     db.run(|conn| {
         crate::db::check_ready(conn).map_err(ApiError::Unavailable)?;
-        probe_access_log(conn)
+        probe_access_log(conn)?;
+        probe_disk(conn)
     })
     .await
+}
+
+/// Commits one small write: the access-log probe is rolled back, and a write rolled back on
+/// SQLite never reaches its file, so only a commit shows that the disk takes writes (a disk
+/// turned read-only or full answers 503 here, as every request would). The counter makes every
+/// commit write: SQLite leaves a row whose bytes would not change unwritten, and two probes in
+/// one second set the same timestamp.
+fn probe_disk(conn: &mut crate::db::AnyConnection) -> Result<(), ApiError> {
+    use diesel::RunQueryDsl;
+    let updated = crate::db::write_tx(conn, |c| {
+        diesel::sql_query(
+            "UPDATE readiness_probe SET probed_at = CURRENT_TIMESTAMP, probes = probes + 1 \
+             WHERE id = 1",
+        )
+        .execute(c)
+    });
+    match updated {
+        Ok(1) => Ok(()),
+        Ok(n) => Err(ApiError::Internal(format!(
+            "the readiness probe's row is missing ({n} updated)"
+        ))),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "the database does not take a committed write: {e}"
+        ))),
+    }
 }
 
 /// Writes one access event in a transaction that is always rolled back.

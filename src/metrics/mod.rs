@@ -85,8 +85,8 @@ pub struct Gauges {
     pub audit_checkpoint_age_secs: Option<f64>,
     /// Webhook deliveries still pending after a failed attempt.
     pub webhook_retries_pending: i64,
-    /// Per urgency code: unroutable referrals, and the age in seconds of the oldest (since
-    /// submission; 0 when none).
+    /// Per urgency code: unroutable referrals, and the longest time in seconds one of them has
+    /// been unroutable since it last became so (0 when none).
     pub unroutable: Vec<(&'static str, i64, f64)>,
 }
 
@@ -334,8 +334,8 @@ impl Metrics {
             let _ = writeln!(out, "eap_referrals_unroutable{{urgency=\"{urgency}\"}} {n}");
         }
         out.push_str(
-            "# HELP eap_referrals_unroutable_oldest_age_seconds Age of the oldest unroutable \
-             referral since submission, by urgency (0 when none).\n\
+            "# HELP eap_referrals_unroutable_oldest_age_seconds Longest time an unroutable \
+             referral has been unroutable (since it last became so), by urgency (0 when none).\n\
              # TYPE eap_referrals_unroutable_oldest_age_seconds gauge\n",
         );
         for (urgency, _, age) in &g.unroutable {

@@ -34,10 +34,14 @@ pub async fn gauges(db: &Db, config: &Config) -> Result<Gauges, ApiError> {
                     .filter(referrals::status.eq(Status::Unroutable))
                     .filter(referrals::urgency.eq(urgency));
                 let n: i64 = queued.count().get_result(conn)?;
-                let oldest: Option<chrono::NaiveDateTime> = queued
-                    .select(diesel::dsl::min(referrals::created_at))
+                // `updated_at` of an unroutable referral is when it became unroutable (at
+                // submission, or when a re-offer found no provider): every change to a
+                // referral moves its status out of `unroutable` but the one into it, and
+                // erasure withdraws it first. So this is the wait since the latest transition.
+                let since: Option<chrono::NaiveDateTime> = queued
+                    .select(diesel::dsl::min(referrals::updated_at))
                     .first(conn)?;
-                let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0);
+                let age = since.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0);
                 unroutable.push((urgency.code(), n, age));
             }
             Ok((pending, overdue, checkpoint, retries, unroutable))

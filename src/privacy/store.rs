@@ -224,8 +224,9 @@ pub struct PurgeRun {
     /// SQLite: the write-ahead log could not be emptied after destroying (a reader was in the
     /// way); housekeeping tries again.
     pub wal_pending: bool,
-    /// PostgreSQL: key partitions rewritten to remove destroyed keys' bytes.
-    pub compacted: usize,
+    /// PostgreSQL: for each key partition rewritten to remove destroyed keys' bytes, how long
+    /// its swap held the key table's lock.
+    pub compacted: Vec<std::time::Duration>,
 }
 
 /// Destroys the personal data of every referral due, in batches, each referral with its
@@ -302,24 +303,41 @@ pub fn purge(
     if !run.purged.is_empty() {
         run.wal_pending = !forget_old_pages(conn);
     }
-    run.compacted = compact_keys(conn)?;
+    run.compacted = compact_keys_timed(conn)?;
     Ok(run)
 }
 
 /// Names the compaction's session lock: one instance rewrites the key partitions at a time.
 const COMPACT_LOCK: i64 = 0x6561_705f_6b65_7973;
-/// How long a rewrite may wait for its partition. A rewrite holds an exclusive lock on one
-/// partition, so a submission whose key hashes there waits for it; a rewrite that cannot start
-/// at once (a long transaction holds the partition) gives up rather than queue submissions
-/// behind it, and is retried at the next purge.
+/// How long the compaction's own statements (the copy, dropping the old partition) may wait
+/// for a lock; they block no submission.
 const COMPACT_LOCK_TIMEOUT: &str = "SET lock_timeout = '200ms'";
+/// The swap's transaction: it holds the key table's ACCESS EXCLUSIVE lock, so every key read
+/// and write waits for it, and a lock request queued behind a running transaction makes them
+/// wait too. It gives up after 20 ms of waiting (the partition stays marked; the next purge
+/// retries). It drops no file, so its commit need not wait for the WAL flush: a crash that
+/// loses it leaves the old partition attached and still marked.
+const SWAP_SETTINGS: &str = "SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '20ms'";
 
-/// On PostgreSQL, rewrites every key partition that lost a key since its last rewrite
-/// (`VACUUM FULL`), so the deleted keys' bytes leave the table's files: until then PostgreSQL
-/// keeps a deleted row's old version on its page. Each partition holds about 1/64 of the live
-/// keys, so a rewrite takes tens of milliseconds (docs/PRIVACY.md gives the measured time). Returns the
-/// partitions rewritten. SQLite zeroes deleted rows in place (`secure_delete`): nothing to do.
+/// On PostgreSQL, rewrites every key partition that lost a key since its last rewrite, so the
+/// deleted keys' bytes leave the table's files: until then PostgreSQL keeps a deleted row's old
+/// version on its page. Returns the partitions rewritten. SQLite zeroes deleted rows in place
+/// (`secure_delete`): nothing to do.
 pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
+    Ok(compact_keys_timed(conn)?.len())
+}
+
+/// [`compact_keys`], returning for each partition rewritten how long its swap held the key
+/// table's lock (the time a submission could wait for it).
+///
+/// A partition is not rewritten in place (`VACUUM FULL` holds its lock ~50 ms, most of it
+/// syncing the new files to disk): its live rows are copied into a new table with no lock that
+/// blocks anyone, then one short transaction under the key table's lock adds the rows written
+/// since, detaches the old partition and attaches the copy in its place. The old table is then
+/// dropped, and its file with the deleted keys' bytes with it (truncated at once, unlinked at
+/// the next checkpoint). A key deleted or re-wrapped during the copy abandons the swap: the
+/// copy would hold it.
+pub fn compact_keys_timed(conn: &mut AnyConnection) -> Result<Vec<std::time::Duration>, ApiError> {
     #[derive(diesel::QueryableByName)]
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -328,31 +346,38 @@ pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
     use diesel::connection::SimpleConnection;
     use referral_key_compactions as due;
     let AnyConnection::Postgresql(c) = conn else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
     let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
         .bind::<diesel::sql_types::BigInt, _>(COMPACT_LOCK)
         .get_result::<Locked>(c)?
         .locked;
     if !locked {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let result = (|| {
         let marks: Vec<Mark> = diesel::sql_query(READY_MARKS).load(c)?;
         c.batch_execute(COMPACT_LOCK_TIMEOUT)?;
-        let mut done = 0;
+        let mut held = Vec::new();
         for Mark {
             partition,
             deletions,
         } in marks
         {
-            // Only names the migration created reach the statement.
+            // Only names the migration created reach the statements.
             if !is_key_partition(&partition) {
                 continue;
             }
-            if let Err(e) = c.batch_execute(&format!("VACUUM FULL {partition}")) {
-                tracing::warn!(partition, error = %e, "{COMPACT_SKIPPED}");
-                continue;
+            match swap_partition(c, &partition) {
+                Ok(Swap::Done(took)) => held.push(took),
+                Ok(Swap::NotNow(why)) => {
+                    tracing::info!(partition, why, "{COMPACT_SKIPPED}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "{COMPACT_SKIPPED}");
+                    continue;
+                }
             }
             // A key deleted during the rewrite raised the count: that mark stays for next time.
             diesel::delete(
@@ -361,15 +386,115 @@ pub fn compact_keys(conn: &mut AnyConnection) -> Result<usize, ApiError> {
                     .filter(due::deletions.eq(deletions)),
             )
             .execute(c)?;
-            done += 1;
         }
-        Ok::<_, ApiError>(done)
+        Ok::<_, ApiError>(held)
     })();
     let reset = c.batch_execute("RESET lock_timeout; SELECT pg_advisory_unlock_all()");
-    let done = result?;
+    let held = result?;
     reset?;
-    Ok(done)
+    Ok(held)
 }
+
+enum Swap {
+    /// Swapped; how long the key table's lock was held (from asking for it to the commit).
+    Done(std::time::Duration),
+    /// Left for the next purge, and why.
+    NotNow(&'static str),
+}
+
+/// Replaces `partition` (a validated `referral_keys_pNN`) with a fresh copy of its live rows
+/// and drops it (see [`compact_keys_timed`]).
+fn swap_partition(
+    c: &mut diesel::PgConnection,
+    partition: &str,
+) -> Result<Swap, diesel::result::Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Xid {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        xid: String,
+    }
+    use diesel::connection::SimpleConnection;
+    let remainder: u32 = partition["referral_keys_p".len()..]
+        .parse()
+        .expect("a validated partition name");
+    let next = format!("{partition}_next");
+    let old = format!("{partition}_old");
+    // What a crash in an earlier swap may have left.
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {next}; DROP TABLE IF EXISTS {old}"
+    ))?;
+    let copied_by = c.transaction::<_, diesel::result::Error, _>(|c| {
+        c.batch_execute(&format!(
+            "CREATE TABLE {next} (LIKE {partition} INCLUDING ALL); \
+             INSERT INTO {next} SELECT * FROM {partition}"
+        ))?;
+        diesel::sql_query("SELECT pg_current_xact_id()::text AS xid").get_result::<Xid>(c)
+    })?;
+    // The copy's transaction id, as digits: it goes into the statement below.
+    let copied_by: u64 = copied_by.xid.parse().map_err(|_| {
+        diesel::result::Error::DeserializationError("a transaction id is digits".into())
+    })?;
+    // All of the swap in one round trip, for every round trip under the lock is time every key
+    // read and write waits. `older`: the copy's rows are new row versions, so a snapshot taken
+    // before the copy committed would find the partition empty after the swap (VACUUM FULL
+    // keeps the versions). No transaction of the service holds a snapshot across statements
+    // (READ COMMITTED), and one that read the key table holds a lock the swap waited for;
+    // anything else in this database that holds an older snapshot puts the swap off.
+    // `changed`: a key deleted or re-wrapped since the copy (the copy would keep it); `added`:
+    // keys written since, copied now. The index keeps its name too: the next swap's copy names
+    // its own after the table.
+    let swap = format!(
+        "BEGIN; {SWAP_SETTINGS}; LOCK TABLE referral_keys IN ACCESS EXCLUSIVE MODE; \
+         DO $swap$ DECLARE older bigint; added bigint; changed bigint; BEGIN \
+           SELECT (SELECT count(*) FROM pg_stat_activity \
+                   WHERE pid <> pg_backend_pid() AND datname = current_database() \
+                     AND age(backend_xmin) >= age('{copied_by}'::xid)), \
+                  count(*) FILTER (WHERE n.referral_id IS NULL), \
+                  count(*) FILTER (WHERE o.referral_id IS NULL OR (n.referral_id IS NOT NULL \
+                      AND (o.key_id, o.wrapped_key, o.employee_ref_hmac) \
+                          IS DISTINCT FROM (n.key_id, n.wrapped_key, n.employee_ref_hmac))) \
+             INTO older, added, changed \
+             FROM {partition} o FULL JOIN {next} n ON n.referral_id = o.referral_id; \
+           IF older > 0 THEN RAISE EXCEPTION '{NOT_NOW}{OLDER_SNAPSHOT}'; END IF; \
+           IF changed > 0 THEN RAISE EXCEPTION '{NOT_NOW}{CHANGED_DURING_COPY}'; END IF; \
+           IF added > 0 THEN \
+             INSERT INTO {next} SELECT o.* FROM {partition} o \
+             WHERE NOT EXISTS (SELECT 1 FROM {next} n WHERE n.referral_id = o.referral_id); \
+           END IF; \
+           ALTER TABLE referral_keys DETACH PARTITION {partition}; \
+           ALTER TABLE {partition} RENAME TO {old}; \
+           ALTER INDEX IF EXISTS {partition}_pkey RENAME TO {old}_pkey; \
+           ALTER TABLE {next} RENAME TO {partition}; \
+           ALTER INDEX IF EXISTS {next}_pkey RENAME TO {partition}_pkey; \
+           ALTER TABLE referral_keys ATTACH PARTITION {partition} \
+               FOR VALUES WITH (MODULUS 64, REMAINDER {remainder}); \
+         END $swap$; COMMIT"
+    );
+    let started = std::time::Instant::now();
+    let outcome = match c.batch_execute(&swap) {
+        Ok(()) => Ok(Swap::Done(started.elapsed())),
+        Err(e) => {
+            // The failed statement left the transaction open and aborted.
+            let _ = c.batch_execute("ROLLBACK");
+            let text = e.to_string();
+            match text.find(NOT_NOW) {
+                Some(_) if text.contains(OLDER_SNAPSHOT) => Ok(Swap::NotNow(OLDER_SNAPSHOT)),
+                Some(_) => Ok(Swap::NotNow(CHANGED_DURING_COPY)),
+                None => Err(e),
+            }
+        }
+    };
+    // Whichever is left over: the old partition after a swap, the copy after one put off.
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {old}; DROP TABLE IF EXISTS {next}"
+    ))?;
+    outcome
+}
+
+/// How the swap statement says it was put off, and why.
+const NOT_NOW: &str = "eap-referrals: swap put off: ";
+const OLDER_SNAPSHOT: &str = "a transaction holds a snapshot older than the copy";
+const CHANGED_DURING_COPY: &str = "a key was deleted or re-wrapped during the copy";
 
 #[derive(diesel::QueryableByName)]
 struct Mark {

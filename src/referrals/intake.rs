@@ -28,6 +28,8 @@ use crate::routing::model::{Preferences, RoutingRequest};
 use crate::routing::offer::{chosen, offer, to_json, Slot, Target};
 use crate::routing::preferences;
 use crate::routing::store::place;
+use crate::webhooks::model::OperatorEvent;
+use crate::webhooks::store::enqueue_alert;
 
 const IN_FLIGHT: &str =
     "a request with this Idempotency-Key is still being processed; retry shortly";
@@ -252,6 +254,9 @@ fn create(
         }
         None => {
             store::insert_referral(conn, &row)?;
+            // The operators' alert commits with the referral, or neither does.
+            let unroutable = OperatorEvent::ReferralUnroutable;
+            enqueue_alert(conn, unroutable, &id, new.urgency, now)?;
             Status::Unroutable
         }
     };

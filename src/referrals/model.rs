@@ -18,18 +18,20 @@ use crate::keys::random_bytes;
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "phone_or_email"))]
 pub struct Contact {
-    /// The name the person wants to be called by (not necessarily their legal name).
+    /// The name the person wants to be called by (not necessarily their legal name), as they
+    /// spell it: zero-width joiners and non-joiners are kept (Persian and Indic names, emoji
+    /// sequences); bidirectional controls and other invisible characters are refused.
     #[validate(
         length(min = 1, max = 100),
-        custom(function = "crate::extract::plain_text")
+        custom(function = "crate::extract::person_text")
     )]
     #[schema(
         min_length = 1,
         max_length = 100,
         example = "Sam",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
                    [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
-                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub preferred_name: String,
     /// E.164, e.g. `+447700900123`.
@@ -43,13 +45,13 @@ pub struct Contact {
     #[schema(format = "email", max_length = 254)]
     pub email: Option<String>,
     /// When the person prefers to be contacted, in their words.
-    #[validate(length(max = 100), custom(function = "crate::extract::plain_text"))]
+    #[validate(length(max = 100), custom(function = "crate::extract::person_text"))]
     #[schema(
         max_length = 100,
         example = "weekday evenings",
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\
                    [^\\s\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]\
-                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
+                   [^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$"
     )]
     pub best_time_to_contact: Option<String>,
     /// Whether a voicemail may be left.

@@ -4,21 +4,12 @@
 //! re-wraps data keys without touching ciphertexts; deleting the wrapped key and ciphertexts
 //! shreds the referral.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::KeyInit;
+use chacha20poly1305::XChaCha20Poly1305;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::keys::{random_bytes, MasterKey};
-
-const NONCE_LEN: usize = 24;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SealError {
-    #[error("no master key with id {0}")]
-    UnknownKeyId(String),
-    #[error("ciphertext is damaged, or belongs to another record")]
-    Damaged,
-}
+pub use crate::keys::SealError;
+use crate::keys::{open_under, open_with, random_bytes, seal_under, seal_with, MasterKey};
 
 /// A referral's data key. Zeroed when dropped.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -49,36 +40,6 @@ impl DataKey {
     }
 }
 
-fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    // 192-bit random nonces: collisions are negligible, so no counter state is needed.
-    let nonce_bytes = random_bytes::<NONCE_LEN>();
-    let nonce = XNonce::try_from(&nonce_bytes[..]).expect("24-byte nonce");
-    let ct = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-    out.extend_from_slice(&nonce_bytes);
-    out.extend_from_slice(&ct);
-    out
-}
-
-fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-    if sealed.len() < NONCE_LEN {
-        return Err(SealError::Damaged);
-    }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    let nonce = XNonce::try_from(nonce).map_err(|_| SealError::Damaged)?;
-    cipher
-        .decrypt(&nonce, Payload { msg: ct, aad })
-        .map_err(|_| SealError::Damaged)
-}
-
 /// Encrypts `plaintext` bound to `aad` (the referral id and what the field is).
 pub fn seal(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     seal_with(&key.cipher(), aad, plaintext)
@@ -94,10 +55,9 @@ fn wrap_aad(key_id: &str, referral_id: &str) -> Vec<u8> {
 
 /// Wraps a data key under a master key; returns (key id, wrapped bytes).
 pub fn wrap(master: &MasterKey, referral_id: &str, key: &DataKey) -> (String, Vec<u8>) {
-    let cipher = XChaCha20Poly1305::new_from_slice(&master.key).expect("32-byte key");
     (
         master.id.clone(),
-        seal_with(&cipher, &wrap_aad(&master.id, referral_id), &key.0),
+        seal_under(master, &wrap_aad(&master.id, referral_id), &key.0),
     )
 }
 
@@ -108,12 +68,7 @@ pub fn unwrap(
     referral_id: &str,
     wrapped: &[u8],
 ) -> Result<DataKey, SealError> {
-    let master = masters
-        .iter()
-        .find(|m| m.id == key_id)
-        .ok_or_else(|| SealError::UnknownKeyId(key_id.to_owned()))?;
-    let cipher = XChaCha20Poly1305::new_from_slice(&master.key).expect("32-byte key");
-    let mut bytes = open_with(&cipher, &wrap_aad(key_id, referral_id), wrapped)?;
+    let mut bytes = open_under(masters, key_id, &wrap_aad(key_id, referral_id), wrapped)?;
     let key: [u8; 32] = bytes
         .as_slice()
         .try_into()

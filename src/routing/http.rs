@@ -121,8 +121,10 @@ pub struct Assigned {
         (status = 409, description = "The referral is not unroutable (any more); or the \
             referral's employer is affiliated with the provider (detail starting \
             `affiliated_provider`); or the provider cannot take it: unknown, inactive, \
-            uncontracted, full or ruled out by the person's own preferences, all answered alike \
-            (detail starting `provider_not_eligible`)",
+            uncontracted, full, not offering the service, neither speaking the language nor \
+            interpreting, or ruled out by the person's own preferences, all answered alike \
+            (detail starting `provider_not_eligible`). Region, modality, crisis capability and \
+            an earlier try may be overridden",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields (a `provider_id` not in the issued \
             id form, a lowercase hyphenated UUID, among them)",

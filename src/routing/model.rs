@@ -341,10 +341,12 @@ pub enum Refusal {
     NotEligible,
 }
 
-/// Whether an admin may assign the referral to `c` by hand. An admin may override the match
-/// (service, language, modality, crisis, region; a provider tried before) but never the
-/// employer's affiliations nor the person's preferences; for care out of area that includes
-/// staying in the country.
+/// Whether an admin may assign the referral to `c` by hand. An admin may override where and
+/// how the care is given when no match exists (modality, crisis capability, region, a provider
+/// tried before), but never what care it is (the service, a language the provider speaks or
+/// interprets), the directory's state (contract, status, capacity), the employer's affiliations
+/// nor the person's preferences; for care out of area that includes staying in the country and
+/// the requested remote modality.
 pub fn assign_refusal(req: &RoutingRequest, c: &Candidate) -> Option<Refusal> {
     let no_tries = HashSet::new();
     let binding = |e: &Exclusion| match e {
@@ -352,9 +354,11 @@ pub fn assign_refusal(req: &RoutingRequest, c: &Candidate) -> Option<Refusal> {
         | Exclusion::Inactive
         | Exclusion::NotContracted
         | Exclusion::AtCapacity
+        | Exclusion::ServiceNotOffered
+        | Exclusion::LanguageNotSpoken
         | Exclusion::ExcludedForConfidentiality => true,
-        Exclusion::RegionNotServed => req.preferences.out_of_area,
-        _ => false,
+        Exclusion::RegionNotServed | Exclusion::ModalityNotOffered => req.preferences.out_of_area,
+        Exclusion::NotCrisisCapable | Exclusion::AlreadyTried => false,
     };
     let refused: Vec<Exclusion> = failed_rules(req, c, &no_tries).filter(binding).collect();
     if refused.contains(&Exclusion::AffiliatedProvider) {
@@ -1143,10 +1147,24 @@ mod tests {
                     && (req.modality == Modality::InPerson
                         || c.regions.iter().any(overlaps)
                         || !c.regions.iter().any(|r| r.country() == req.region.country()));
+                // What care it is and the directory's state bind every assignment; where and
+                // how (region, modality, crisis) only bind care out of area.
+                let wrong_care = !c.services.contains(&req.service)
+                    || !(c.interpretation || c.languages.contains(&req.language));
+                let unavailable =
+                    !c.active || !c.contracted || c.active_referrals >= c.capacity;
+                let remote_mismatch = prefs.out_of_area && !c.modalities.contains(&req.modality);
                 if c.affiliated {
                     prop_assert_eq!(refusal, Some(Refusal::Affiliated));
-                } else if prefs.exclude_providers.contains(&c.provider_id) || out_of_area_fails {
+                } else if prefs.exclude_providers.contains(&c.provider_id)
+                    || out_of_area_fails
+                    || wrong_care
+                    || unavailable
+                    || remote_mismatch
+                {
                     prop_assert_eq!(refusal, Some(Refusal::NotEligible));
+                } else {
+                    prop_assert_eq!(refusal, None, "{} refused", &c.provider_id);
                 }
             }
         }

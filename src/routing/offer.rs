@@ -16,6 +16,8 @@ use crate::ids::{ProviderId, ReferralId};
 use crate::keys::MasterKey;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self, Move, ReferralRow};
+use crate::webhooks::model::OperatorEvent;
+use crate::webhooks::store::enqueue_alert;
 use crate::workflow::model::FeedKind;
 
 /// The one answer for every provider a person may not choose for this referral (inactive,
@@ -165,6 +167,10 @@ pub fn reoffer(
             if !store::apply(conn, &row.id, row.version, &change, now)? {
                 return Err(ApiError::PreconditionFailed);
             }
+            // In the same transaction as the move: the alert goes out if, and only if, the
+            // referral is unroutable.
+            let unroutable = OperatorEvent::ReferralUnroutable;
+            enqueue_alert(conn, unroutable, &row.id, row.urgency, now)?;
             Ok(())
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::model::{check_url, AddressPolicy, AttemptResult, UrlRefusal};
+use super::model::{self, check_url, AddressPolicy, AttemptResult, UrlRefusal};
 
 /// What an attempt answered, for the attempt record: no body, no URL.
 #[derive(Debug, Clone)]
@@ -151,9 +151,8 @@ fn refused_by_policy(e: &reqwest::Error) -> bool {
     false
 }
 
-/// `Retry-After` in delay-seconds (the HTTP-date form is rare from webhook receivers and is
-/// treated as absent: the backoff applies).
+/// `Retry-After`, in delay-seconds or as an HTTP-date ([`model::parse_retry_after`]).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    model::parse_retry_after(v, chrono::Utc::now())
 }

@@ -1,54 +1,91 @@
 //! The delivery worker: claims due deliveries from the outbox, signs and sends them, and
-//! records each attempt. Endpoints are served side by side; one endpoint's deliveries go out in
-//! order, but a delivery that fails retries on its own schedule, so it never holds back later
-//! events for long (only until its own retry, when the endpoint is unreachable altogether).
+//! records each attempt. Endpoints are served side by side, each by a queue task of its own; one
+//! endpoint's deliveries go out in order, but a delivery that fails retries on its own schedule,
+//! so it never holds back later events for long (only until its own retry, when the endpoint is
+//! unreachable altogether). A pass does not wait for the queues it starts: a receiver that takes
+//! its full timeout holds back only its own deliveries, and each queue that finishes wakes the
+//! next pass at once, so a busy endpoint is served as fast as it answers, not once an interval.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use tokio::task::JoinSet;
 
 use super::client::{Client, Sent};
-use super::model::{self, AttemptResult, DeliveryState, EndpointStatus, Next, RetryPolicy};
-use super::store::{self, Attempt, Due};
+use super::model::{self, DeliveryState, EndpointStatus, Next, RetryPolicy};
+use super::store::{self, Attempt, Due, Side};
 use crate::audit::{self, AuditEvent};
 use crate::db::{write_tx, Db};
 use crate::error::ApiError;
 use crate::extract::RequestCtx;
-use crate::metrics::{Metrics, WebhookOutcome};
+use crate::metrics::WebhookOutcome;
 
 /// Deliveries claimed per pass.
-const BATCH: i64 = 32;
+pub const BATCH: i64 = 32;
 
-/// How long a claim holds: a worker that dies mid-batch leaves its deliveries to be claimed
-/// again after this (delivery is at least once). Long enough for a batch of slow receivers.
-const LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// Endpoint queues in flight at once on one instance; past this a pass claims nothing more
+/// until some finish (each holds a connection to its receiver, and a task).
+const MAX_QUEUES: usize = 256;
 
-/// What one pass needs.
+/// Where the outcome of each attempt goes (the service's metrics).
+pub type Observe = Arc<dyn Fn(WebhookOutcome, Duration) + Send + Sync>;
+
+/// What the passes need, and what they share.
 #[derive(Clone)]
 pub struct Worker {
     pub db: Db,
     pub client: Client,
     pub retry: RetryPolicy,
-}
-
-/// A pass's counts, by outcome.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pass {
-    pub delivered: usize,
-    pub retried: usize,
-    pub failed: usize,
+    /// How long a claim holds (`EAP_WEBHOOK_LEASE_SECS`, 5 min by default): a worker that
+    /// dies mid-batch leaves its deliveries to be claimed again after this (delivery is at
+    /// least once). Long enough for a batch of slow receivers.
+    pub lease: chrono::TimeDelta,
+    /// Opens the endpoints' sealed signing secrets, only to sign.
+    pub keys: Arc<crate::keys::Keys>,
+    pub observe: Observe,
+    /// Endpoints whose queue is in flight here: a pass claims none of their deliveries, so one
+    /// endpoint's deliveries are sent one at a time, in order.
+    busy: Arc<Mutex<HashSet<String>>>,
+    /// Rung by each queue that finishes (and so by every delivery batch that ends).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
-    /// One pass: claims what is due and sends it, each endpoint's deliveries on a task of
-    /// their own.
-    pub async fn pass(&self, metrics: &Metrics) -> Result<Pass, ApiError> {
+    pub fn new(
+        db: Db,
+        client: Client,
+        retry: RetryPolicy,
+        lease: chrono::TimeDelta,
+        keys: Arc<crate::keys::Keys>,
+        observe: Observe,
+    ) -> Self {
+        Worker {
+            db,
+            client,
+            retry,
+            lease,
+            keys,
+            observe,
+            busy: Default::default(),
+            wake: Default::default(),
+        }
+    }
+
+    /// One pass: claims what is due for endpoints not already being served here and starts a
+    /// queue task per endpoint, without waiting for them. Returns how many it claimed.
+    pub async fn pass(&self) -> Result<usize, ApiError> {
+        let busy: Vec<String> = self.busy_now().iter().cloned().collect();
+        if busy.len() >= MAX_QUEUES {
+            return Ok(0);
+        }
         let now = crate::db::now();
+        let until = now + self.lease;
         let due = self
             .db
-            .run(move |c| Ok(store::claim_due(c, now, now + LEASE, BATCH)?))
+            .run(move |c| Ok(store::claim_due(c, now, until, BATCH, &busy)?))
             .await?;
+        let claimed = due.len();
         let mut by_endpoint: Vec<Vec<Due>> = Vec::new();
         for d in due {
             match by_endpoint
@@ -59,52 +96,57 @@ impl Worker {
                 None => by_endpoint.push(vec![d]),
             }
         }
-        let mut tasks = JoinSet::new();
         for group in by_endpoint {
+            let endpoint = group[0].endpoint.id.to_string();
+            self.busy_now().insert(endpoint.clone());
             let worker = self.clone();
-            tasks.spawn(async move { worker.endpoint_queue(group).await });
+            tokio::spawn(async move {
+                match worker.endpoint_queue(group).await {
+                    Ok(outcomes) => {
+                        for (next, latency) in outcomes {
+                            (worker.observe)(outcome_of(next), latency);
+                        }
+                    }
+                    // Its deliveries stay claimed until the lease ends, then go out again.
+                    Err(e) => tracing::warn!(error = %e, "webhook delivery queue failed"),
+                }
+                worker.busy_now().remove(&endpoint);
+                worker.wake.notify_one();
+            });
         }
-        let mut pass = Pass::default();
-        while let Some(joined) = tasks.join_next().await {
-            let outcomes =
-                joined.map_err(|e| ApiError::Internal(format!("delivery task failed: {e}")))?;
-            for (next, latency) in outcomes? {
-                let outcome = match next {
-                    Next::Done => {
-                        pass.delivered += 1;
-                        WebhookOutcome::Delivered
-                    }
-                    Next::RetryAfter(_) => {
-                        pass.retried += 1;
-                        WebhookOutcome::Retried
-                    }
-                    Next::GiveUp | Next::DisableEndpoint => {
-                        pass.failed += 1;
-                        WebhookOutcome::Failed
-                    }
-                };
-                metrics.observe_webhook(outcome, latency);
-            }
-        }
-        Ok(pass)
+        Ok(claimed)
+    }
+
+    fn busy_now(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A queue that panicked while holding the lock left a set that is still whole.
+        self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One endpoint's claimed deliveries, in order. When the endpoint cannot be reached at all
     /// (no response), the rest wait for that delivery's retry instead of each timing out now.
+    /// When a delivery's access event cannot be written, nothing is sent: it and the rest wait
+    /// for the first retry interval, uncounted as attempts.
     async fn endpoint_queue(&self, group: Vec<Due>) -> Result<Vec<(Next, Duration)>, ApiError> {
         let mut outcomes = Vec::new();
         let mut rest = group.into_iter();
         while let Some(due) = rest.next() {
+            if let Err(e) = self.audit_handover(&due).await {
+                tracing::warn!(
+                    delivery = due.delivery_id,
+                    error = %e,
+                    "webhook not sent: its access event could not be written"
+                );
+                let held = std::iter::once(due.delivery_id).chain(rest.map(|d| d.delivery_id));
+                self.hold(due.endpoint.side(), held.collect(), self.retry.base)
+                    .await?;
+                break;
+            }
             let (sent, next) = self.attempt(&due).await?;
             outcomes.push((next, sent.latency));
             if sent.status.is_none() {
                 if let Next::RetryAfter(wait) = next {
-                    let at =
-                        crate::db::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
-                    let held: Vec<i64> = rest.map(|d| d.delivery_id).collect();
-                    self.db
-                        .run(move |c| Ok(store::postpone(c, &held, at)?))
-                        .await?;
+                    let held = rest.map(|d| d.delivery_id).collect();
+                    self.hold(due.endpoint.side(), held, wait).await?;
                     break;
                 }
             }
@@ -112,19 +154,57 @@ impl Worker {
         Ok(outcomes)
     }
 
+    /// Moves claimed deliveries, unattempted, to `wait` from now.
+    async fn hold(&self, side: Side, held: Vec<i64>, wait: Duration) -> Result<(), ApiError> {
+        let at = crate::db::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+        self.db
+            .run(move |c| Ok(store::postpone(c, side, &held, at)?))
+            .await
+    }
+
+    /// Fail closed: a delivery that hands over a referral id writes its `webhook.delivered`
+    /// access event, and marks itself audited, in one transaction before its first attempt;
+    /// it is sent only once that committed. Retries find it audited and write nothing more.
+    async fn audit_handover(&self, due: &Due) -> Result<(), ApiError> {
+        let referral_id = match &due.event {
+            Some(e) if !due.audited => e.referral_id().to_owned(),
+            _ => return Ok(()),
+        };
+        let endpoint = due.endpoint.clone();
+        let delivery_id = due.delivery_id;
+        let request_id = format!(
+            "webhook-{}",
+            model::message_id(&endpoint.id, due.delivery_id)
+        );
+        self.db
+            .run(move |conn| {
+                write_tx(conn, |conn| {
+                    let side = endpoint.side();
+                    if store::mark_audited(conn, side, delivery_id, crate::db::now())? {
+                        audit::record(
+                            conn,
+                            &[delivered_event(&endpoint, &request_id, &referral_id)],
+                        )?;
+                    }
+                    Ok::<_, ApiError>(())
+                })
+            })
+            .await
+    }
+
     /// Signs, sends and records one delivery.
     async fn attempt(&self, due: &Due) -> Result<(Sent, Next), ApiError> {
         let id = model::message_id(&due.endpoint.id, due.delivery_id);
-        let body = serde_json::to_vec(&model::payload(due.event.as_ref(), due.created_at))
+        let body = model::body(due.event.as_ref(), due.created_at)
             .map_err(|e| ApiError::Internal(format!("payload: {e}")))?;
         let sent_at = chrono::Utc::now();
         let timestamp = sent_at.timestamp();
-        let signature = model::signature_header(
-            &due.endpoint.signing_secrets(crate::db::stored(sent_at)),
-            &id,
-            timestamp,
-            &body,
-        );
+        let opened = due
+            .endpoint
+            .signing_secrets(&self.keys.master, crate::db::stored(sent_at))
+            .map_err(|e| ApiError::Internal(format!("webhook secret: {e}")))?;
+        let secrets: Vec<&str> = opened.iter().map(|s| s.as_str()).collect();
+        let signature = model::signature_header(&secrets, &id, timestamp, &body);
         let headers = vec![
             ("webhook-id", id.clone()),
             ("webhook-timestamp", timestamp.to_string()),
@@ -135,14 +215,13 @@ impl Worker {
         let now = crate::db::now();
         let age = (now - due.created_at).to_std().unwrap_or_default();
         let next = self.retry.next(sent.result, attempts as u32, age, jitter());
-        self.record(due, &id, &sent, next, attempts, now).await?;
+        self.record(due, &sent, next, attempts, now).await?;
         Ok((sent, next))
     }
 
     async fn record(
         &self,
         due: &Due,
-        message_id: &str,
         sent: &Sent,
         next: Next,
         attempt: i32,
@@ -160,20 +239,17 @@ impl Worker {
         };
         let endpoint = due.endpoint.clone();
         let delivery_id = due.delivery_id;
-        let delivered = (sent.result == AttemptResult::Delivered)
-            .then(|| due.event.as_ref().map(|e| e.referral_id.clone()))
-            .flatten();
         let (status_code, error, latency_ms) = (
             sent.status.map(i32::from),
             sent.error,
             sent.latency.as_millis() as i64,
         );
-        let request_id = format!("webhook-{message_id}");
         self.db
             .run(move |conn| {
                 write_tx(conn, |conn| {
                     store::record_attempt(
                         conn,
+                        endpoint.side(),
                         &Attempt {
                             delivery_id,
                             attempt,
@@ -190,14 +266,8 @@ impl Worker {
                     // stays disabled (only 410 and an admin disable, and nothing re-enables).
                     if let Some(s) = endpoint_status {
                         if endpoint.status != EndpointStatus::Disabled {
-                            store::set_status(conn, &endpoint.id, s, now)?;
+                            store::set_status(conn, endpoint.side(), &endpoint.id, s, now)?;
                         }
-                    }
-                    if let Some(referral_id) = delivered {
-                        audit::record(
-                            conn,
-                            &[delivered_event(&endpoint, &request_id, &referral_id)],
-                        )?;
                     }
                     Ok::<_, ApiError>(())
                 })
@@ -206,8 +276,11 @@ impl Worker {
     }
 }
 
-/// A delivery handed the provider a referral id, as a feed page does: one access event, the
-/// actor being the provider's client that registered the endpoint.
+/// A delivery hands the provider a referral id, as a feed page does: one access event, the
+/// actor being the provider's client that registered the endpoint. An operator alert hands the
+/// referral id to the EAP's own staff: the actor is the admin client that registered the
+/// endpoint (no tenant). Written before sending, so it means "handed over to the endpoint",
+/// whatever the receiver then answers.
 fn delivered_event(
     endpoint: &store::EndpointRow,
     request_id: &str,
@@ -220,9 +293,22 @@ fn delivered_event(
     };
     let mut e = AuditEvent::anonymous(&ctx, op, op.ok).resource(Some(referral_id));
     e.actor_client_id = Some(endpoint.created_by.to_string());
-    e.actor_role = Some(crate::codes::Code::code(crate::auth::Role::Provider).to_owned());
-    e.tenant_id = Some(endpoint.provider_id.to_string());
+    let role = match endpoint.side() {
+        Side::Provider => crate::auth::Role::Provider,
+        Side::Operator => crate::auth::Role::Admin,
+    };
+    e.actor_role = Some(crate::codes::Code::code(role).to_owned());
+    e.tenant_id = endpoint.provider_id.as_ref().map(|p| p.to_string());
     e
+}
+
+/// The metric an attempt's outcome counts under.
+fn outcome_of(next: Next) -> WebhookOutcome {
+    match next {
+        Next::Done => WebhookOutcome::Delivered,
+        Next::RetryAfter(_) => WebhookOutcome::Retried,
+        Next::GiveUp | Next::DisableEndpoint => WebhookOutcome::Failed,
+    }
 }
 
 fn jitter() -> f64 {

@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use validator::Validate;
 
 use super::model::{AddressPolicy, EndpointStatus};
@@ -15,7 +15,7 @@ use crate::auth::{Admin, ProviderCaller};
 use crate::config::Environment;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, PathId};
-use crate::pagination::{Page, PageQuery};
+use crate::pagination::{Cursor, Page, PageQuery, Paging};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -48,10 +48,11 @@ pub struct CreateWebhook {
     pub description: Option<String>,
 }
 
+/// An endpoint as its owner sees it (never its secret). An operator endpoint is exactly this; a
+/// provider's adds its `provider_id`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
+pub struct EndpointView {
     pub id: String,
-    pub provider_id: String,
     pub url: String,
     pub description: Option<String>,
     /// `failing`: an event's retries ran out undelivered (new events are still sent);
@@ -63,16 +64,37 @@ pub struct WebhookView {
     pub previous_secret_valid_until: Option<DateTime<Utc>>,
 }
 
+/// A provider's endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub provider_id: String,
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+}
+
 impl From<EndpointRow> for WebhookView {
     fn from(r: EndpointRow) -> Self {
-        let now = crate::db::now();
         WebhookView {
+            // Every row read through the provider routes has one (the column is NOT NULL).
+            provider_id: r
+                .provider_id
+                .clone()
+                .map(|p| p.into_string())
+                .unwrap_or_default(),
+            endpoint: r.into(),
+        }
+    }
+}
+
+impl From<EndpointRow> for EndpointView {
+    fn from(r: EndpointRow) -> Self {
+        let now = crate::db::now();
+        EndpointView {
             previous_secret_valid_until: r
                 .previous_secret_until
                 .filter(|t| *t > now)
                 .map(|t| t.and_utc()),
             id: r.id,
-            provider_id: r.provider_id.into_string(),
             url: r.url,
             description: r.description,
             status: r.status,
@@ -92,21 +114,43 @@ pub struct WebhookWithSecret {
     pub secret: String,
 }
 
-fn secret_response(status: StatusCode, row: EndpointRow) -> HttpResponse {
-    let location = format!("/v1/provider/webhooks/{}", row.id);
-    let secret = row.secret.clone();
+/// An operator endpoint with its signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorWebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: EndpointView,
+    /// `whsec_` and 32 random bytes in base64, as Standard Webhooks libraries take it; store it
+    /// now, it is never shown again.
+    pub secret: String,
+}
+
+/// A created (201, with its `Location` under `base`) or rotated (200) endpoint with its secret,
+/// never cached.
+pub(super) fn secret_response<V: Serialize>(
+    status: StatusCode,
+    base: &str,
+    (row, secret): service::WithSecret,
+    view: impl FnOnce(EndpointRow, String) -> V,
+) -> HttpResponse {
+    let location = format!("{base}/{}", row.id);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if status == StatusCode::CREATED {
         resp.insert_header((header::LOCATION, location));
     }
-    resp.json(WebhookWithSecret {
-        webhook: row.into(),
-        secret,
-    })
+    resp.json(view(row, secret))
 }
 
-fn rules(state: &AppState) -> UrlRules {
+const PROVIDER_BASE: &str = "/v1/provider/webhooks";
+
+fn with_secret(row: EndpointRow, secret: String) -> WebhookWithSecret {
+    WebhookWithSecret {
+        webhook: row.into(),
+        secret,
+    }
+}
+
+pub(super) fn rules(state: &AppState) -> UrlRules {
     UrlRules {
         https_only: state.config.env == Environment::Production,
         policy: AddressPolicy {
@@ -146,13 +190,15 @@ pub async fn create_webhook(
     let row = service::create(
         &state.db,
         provider.caller,
-        provider.provider_id,
+        state.keys.clone(),
+        Scope::Provider(provider.provider_id),
         body.url,
         description,
         rules(&state),
     )
     .await?;
-    Ok(secret_response(StatusCode::CREATED, row))
+    let created = StatusCode::CREATED;
+    Ok(secret_response(created, PROVIDER_BASE, row, with_secret))
 }
 
 /// This provider's endpoints (never their secrets).
@@ -241,8 +287,14 @@ pub async fn rotate_webhook_secret(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.get()?;
     let scope = scope(&provider);
-    let row = service::rotate_secret(&state.db, provider.caller, scope, id).await?;
-    Ok(secret_response(StatusCode::OK, row))
+    let keys = state.keys.clone();
+    let row = service::rotate_secret(&state.db, provider.caller, keys, scope, id).await?;
+    Ok(secret_response(
+        StatusCode::OK,
+        PROVIDER_BASE,
+        row,
+        with_secret,
+    ))
 }
 
 /// Queues a `ping` event to the endpoint, signed, sent and retried like any other.
@@ -269,15 +321,31 @@ pub async fn ping_webhook(
     Ok(HttpResponse::Accepted().finish())
 }
 
-#[derive(Debug, Deserialize, Validate, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AttemptsQuery {
-    /// Attempts to return, newest first, 1–200 (default 50).
-    #[validate(range(min = 1, max = 200))]
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+/// An attempts page's cursor: the last attempt handed out, as `delivery.attempt` in decimal
+/// (newest first, so the next page holds older attempts). Every text of the documented pattern
+/// is a position (18 digits fit an i64, 9 an i32), so a well-formed cursor is never refused.
+pub struct AttemptPosition;
+
+impl Cursor for AttemptPosition {
+    type Position = (i64, i32);
+    const ABOUT: &'static str =
+        "The `next_cursor` of the previous page (older attempts follow); omit for the newest.";
+    const PATTERN: &'static str = r"^[0-9]{1,18}\.[0-9]{1,9}$";
+    const MIN_LENGTH: usize = 3;
+    const MAX_LENGTH: usize = 28;
+
+    fn decode(c: &str) -> Result<(i64, i32), ApiError> {
+        let digits =
+            |s: &str, max| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        c.split_once('.')
+            .filter(|(d, a)| digits(d, 18) && digits(a, 9))
+            .and_then(|(d, a)| Some((d.parse().ok()?, a.parse().ok()?)))
+            .ok_or_else(|| crate::pagination::bad_cursor::<Self>("must be a cursor from this API"))
+    }
 }
+
+/// The deliveries list's paging: 1–200 attempts a page (default 50), newest first.
+pub type AttemptsQuery = Paging<AttemptPosition, 200, 50>;
 
 /// One attempt to deliver an event: no body, no URL.
 #[derive(Debug, Serialize, ToSchema)]
@@ -297,20 +365,22 @@ pub struct DeliveryAttempt {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// One page of attempts, newest first; `next_cursor` is absent on the last page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryAttempts {
     pub items: Vec<DeliveryAttempt>,
+    pub next_cursor: Option<String>,
 }
 
-/// The endpoint's latest delivery attempts, newest first.
+/// The endpoint's delivery attempts, newest first, a page at a time.
 #[utoipa::path(
     tag = "provider", security(("bearer" = [])),
     params(("id" = String, Path, description = "Endpoint id"), AttemptsQuery),
     responses(
-        (status = 200, description = "Latest attempts", body = DeliveryAttempts),
+        (status = 200, description = "One page of attempts", body = DeliveryAttempts),
         (status = 404, description = "No such endpoint of this provider",
          body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit",
+        (status = 422, description = "Invalid cursor or limit",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -321,11 +391,29 @@ pub async fn list_webhook_deliveries(
     id: PathId,
     query: ApiQuery<AttemptsQuery>,
 ) -> Result<web::Json<DeliveryAttempts>, ApiError> {
-    let limit = i64::from(query.into_inner()?.limit.unwrap_or(50));
-    let id = id.get()?;
     let scope = scope(&provider);
+    deliveries_page(&state, provider.caller, scope, id, query).await
+}
+
+/// One page of an endpoint's attempts, for its provider or (operator endpoints) an admin.
+pub(super) async fn deliveries_page(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    scope: Scope,
+    id: PathId,
+    query: ApiQuery<AttemptsQuery>,
+) -> Result<web::Json<DeliveryAttempts>, ApiError> {
+    let (before, limit) = query.into_inner()?.resolve()?;
+    let id = id.get()?;
     let endpoint = id.clone();
-    let rows = service::deliveries(&state.db, provider.caller, scope, id, limit).await?;
+    let rows = service::deliveries(&state.db, caller, scope, id, before, limit).await?;
+    // A full page may have more behind it (the next one may then be empty, as other lists').
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|a| format!("{}.{}", a.delivery_id, a.attempt))
+        })
+        .flatten();
     let view = |a: AttemptRow| DeliveryAttempt {
         webhook_id: super::model::message_id(&endpoint, a.delivery_id),
         attempt: a.attempt,
@@ -337,6 +425,7 @@ pub async fn list_webhook_deliveries(
     };
     Ok(web::Json(DeliveryAttempts {
         items: rows.into_iter().map(view).collect(),
+        next_cursor,
     }))
 }
 

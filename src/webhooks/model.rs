@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::codes::Code;
+use crate::keys::{open_under, seal_under, MasterKey, SealError};
 use crate::workflow::model::FeedKind;
 
 /// The prefix Standard Webhooks libraries expect on a secret.
@@ -30,6 +31,11 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(6 * 3600);
 /// Endpoints a provider may hold: each is a delivery per event, so the bound keeps one
 /// provider from multiplying the outbound traffic.
 pub const MAX_ENDPOINTS_PER_PROVIDER: i64 = 5;
+
+/// Operator endpoints in all: an on-call pager, a chat channel and a spare or two. Every
+/// unroutable referral and every expired offer is a delivery to each, so the bound keeps the
+/// alert traffic (and the access events it writes) proportional to the events.
+pub const MAX_OPERATOR_ENDPOINTS: i64 = 5;
 
 /// An endpoint's state, stored as its code.
 #[derive(
@@ -119,6 +125,54 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", B64.encode(key))
 }
 
+/// An endpoint's signing secrets sealed under one master key: the current one, and the
+/// previous one while it still signs after a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecrets {
+    pub key_id: String,
+    pub current: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+}
+
+/// What a sealed secret is bound to: the master key and the endpoint, so a sealed secret copied
+/// into another endpoint's row does not open there.
+fn secret_aad(key_id: &str, endpoint_id: &str) -> Vec<u8> {
+    format!("eap-referrals/webhook-secret/{key_id}/{endpoint_id}").into_bytes()
+}
+
+/// Seals an endpoint's secrets under `master` (the database never holds them in plain).
+pub fn seal_secrets(
+    master: &MasterKey,
+    endpoint_id: &str,
+    current: &str,
+    previous: Option<&str>,
+) -> SealedSecrets {
+    let aad = secret_aad(&master.id, endpoint_id);
+    SealedSecrets {
+        key_id: master.id.clone(),
+        current: seal_under(master, &aad, current.as_bytes()),
+        previous: previous.map(|p| seal_under(master, &aad, p.as_bytes())),
+    }
+}
+
+/// Opens one sealed secret of `endpoint_id`, with whichever master key sealed it.
+pub fn open_secret(
+    masters: &[MasterKey],
+    key_id: &str,
+    endpoint_id: &str,
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<String>, SealError> {
+    let bytes = zeroize::Zeroizing::new(open_under(
+        masters,
+        key_id,
+        &secret_aad(key_id, endpoint_id),
+        sealed,
+    )?);
+    std::str::from_utf8(&bytes)
+        .map(|s| zeroize::Zeroizing::new(s.to_owned()))
+        .map_err(|_| SealError::Damaged)
+}
+
 /// The `v1` signature of one message under one secret: base64 HMAC-SHA256 over
 /// `id.timestamp.body`, keyed with the secret's decoded bytes. `None` for a secret not of the
 /// `whsec_<base64>` form (never stored: the service makes its secrets).
@@ -171,6 +225,103 @@ pub struct WebhookPayloadData {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub cursor: Option<String>,
+}
+
+/// An alert for the EAP's on-call staff, stored as its code.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorEvent {
+    /// A referral became unroutable: at intake, or when a decline or an expired offer found
+    /// no other provider.
+    ReferralUnroutable,
+    /// A provider let an offer expire.
+    OfferExpired,
+}
+
+impl Code for OperatorEvent {
+    const ALL: &'static [OperatorEvent] = &[
+        OperatorEvent::ReferralUnroutable,
+        OperatorEvent::OfferExpired,
+    ];
+    fn code(self) -> &'static str {
+        match self {
+            OperatorEvent::ReferralUnroutable => "referral_unroutable",
+            OperatorEvent::OfferExpired => "offer_expired",
+        }
+    }
+}
+
+crate::text_code!(OperatorEvent);
+
+/// What an operator alert carries: its type, when, and the referral's id and urgency, nothing
+/// else. Reasons, employer and provider stay behind the audited API
+/// (`GET /v1/admin/unroutable`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OperatorPayload {
+    /// `operator.referral_unroutable` or `operator.offer_expired`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event happened (RFC 3339).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub data: OperatorPayloadData,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OperatorPayloadData {
+    pub referral_id: String,
+    pub urgency: crate::directory::model::Urgency,
+}
+
+/// An operator alert as a delivery carries it.
+#[derive(Debug, Clone)]
+pub struct AlertRef {
+    pub event: OperatorEvent,
+    pub referral_id: String,
+    pub urgency: crate::directory::model::Urgency,
+}
+
+/// What a delivery is about: a provider's feed event or an operator alert (`None`: a ping).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Feed(EventRef),
+    Alert(AlertRef),
+}
+
+impl Event {
+    /// The referral id the delivery hands over (its `webhook.delivered` access event's).
+    pub fn referral_id(&self) -> &str {
+        match self {
+            Event::Feed(e) => &e.referral_id,
+            Event::Alert(a) => &a.referral_id,
+        }
+    }
+}
+
+/// The body of a delivery.
+pub fn body(event: Option<&Event>, at: NaiveDateTime) -> serde_json::Result<Vec<u8>> {
+    match event {
+        Some(Event::Alert(a)) => serde_json::to_vec(&OperatorPayload {
+            event_type: format!("operator.{}", a.event.code()),
+            timestamp: at.and_utc(),
+            data: OperatorPayloadData {
+                referral_id: a.referral_id.clone(),
+                urgency: a.urgency,
+            },
+        }),
+        Some(Event::Feed(e)) => serde_json::to_vec(&payload(Some(e), at)),
+        None => serde_json::to_vec(&payload(None, at)),
+    }
 }
 
 /// A feed event as a delivery carries it.
@@ -256,7 +407,12 @@ impl RetryPolicy {
             AttemptResult::Retry { retry_after } => {
                 let wait = self.backoff(attempts);
                 let wait = wait.mul_f64(0.75 + 0.25 * jitter.clamp(0.0, 1.0));
-                let wait = retry_after.map_or(wait, |r| wait.max(r.min(self.cap)));
+                // A `Retry-After` may lengthen the wait, never shorten it below the backoff,
+                // and never past the end of the retry window (nor `cap`): a receiver asking
+                // for a week, or naming a date after the window, still gets its last attempt
+                // at the window's end rather than the event being given up now.
+                let window_left = self.max_age.saturating_sub(age);
+                let wait = retry_after.map_or(wait, |r| wait.max(r.min(self.cap).min(window_left)));
                 // A delivery is retried at least once, however late its first attempt came
                 // (the commit-order horizon can hold an event back).
                 if attempts > 1 && age + wait > self.max_age {
@@ -267,6 +423,28 @@ impl RetryPolicy {
             }
         }
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) as a wait from `now`: delay-seconds, or an
+/// HTTP-date in any of the three forms a recipient must accept (IMF-fixdate, and the obsolete
+/// RFC 850 and asctime forms). A date already past is no wait; anything else is `None`, and
+/// the backoff applies. The wait is bounded by [`RetryPolicy::next`], not here.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a very long time".
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    const FORMS: [&str; 3] = [
+        "%a, %d %b %Y %H:%M:%S GMT", // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+        "%A, %d-%b-%y %H:%M:%S GMT", // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        "%a %b %e %H:%M:%S %Y",      // asctime: Sun Nov  6 08:49:37 1994
+    ];
+    let at = FORMS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())?
+        .and_utc();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Which outbound addresses a delivery may connect to.
@@ -404,6 +582,44 @@ pub fn check_url(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_endpoint_and_under_its_master_key() {
+        let (m1, m2) = (
+            MasterKey {
+                id: "m1".into(),
+                key: [1; 32],
+            },
+            MasterKey {
+                id: "m2".into(),
+                key: [2; 32],
+            },
+        );
+        let secret = generate_secret();
+        let sealed = seal_secrets(&m1, "e1", &secret, Some("whsec_old"));
+        assert_eq!(sealed.key_id, "m1");
+        assert!(!sealed
+            .current
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()));
+        let both = [m2, m1];
+        let opened = open_secret(&both, "m1", "e1", &sealed.current).unwrap();
+        assert_eq!(opened.as_str(), secret);
+        let previous = sealed.previous.as_deref().unwrap();
+        assert_eq!(
+            open_secret(&both, "m1", "e1", previous).unwrap().as_str(),
+            "whsec_old"
+        );
+        assert_eq!(
+            open_secret(&both, "m1", "e2", &sealed.current).err(),
+            Some(SealError::Damaged),
+            "moved to another endpoint"
+        );
+        assert_eq!(
+            open_secret(&both[..1], "m1", "e1", &sealed.current).err(),
+            Some(SealError::UnknownKeyId("m1".into()))
+        );
+    }
+
     const STRICT: AddressPolicy = AddressPolicy {
         allow_loopback: false,
     };
@@ -495,6 +711,89 @@ mod tests {
         let two = signature_header(&[secret, secret], id, 1614265330, body);
         assert_eq!(two.split(' ').count(), 2);
         assert_eq!(sign("no-prefix", id, 1, body), None);
+    }
+
+    #[test]
+    fn retry_after_is_delay_seconds_or_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("1994-11-06T08:49:07Z")
+            .unwrap()
+            .to_utc();
+        let thirty = Some(Duration::from_secs(30));
+        assert_eq!(parse_retry_after("30", now), thirty);
+        assert_eq!(parse_retry_after(" 30 ", now), thirty);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        // The three forms RFC 9110 §5.6.7 has recipients accept, all 30 s after `now`.
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(date, now), thirty, "{date}");
+        }
+        // A date already past asks for no wait.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for junk in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "3e2",
+        ] {
+            assert_eq!(parse_retry_after(junk, now), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_bounded_by_the_backoff_and_the_retry_window() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(60),
+            max_age: Duration::from_secs(72 * 3600),
+            cap: Duration::from_secs(6 * 3600),
+        };
+        let asking = |secs| AttemptResult::Retry {
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        let hour = Duration::from_secs(3600);
+        // Sooner than the backoff (a past date is 0): the backoff's minimum still applies.
+        for secs in [0, 1, 30] {
+            assert_eq!(
+                p.next(asking(secs), 1, Duration::ZERO, 0.0),
+                Next::RetryAfter(Duration::from_secs(45)),
+                "{secs}"
+            );
+        }
+        // Longer than the backoff: honoured, up to `cap`.
+        assert_eq!(
+            p.next(asking(600), 1, Duration::ZERO, 0.0),
+            Next::RetryAfter(Duration::from_secs(600))
+        );
+        assert_eq!(
+            p.next(asking(24 * 3600), 1, Duration::ZERO, 0.0),
+            Next::RetryAfter(6 * hour)
+        );
+        // Past the end of the window: the last attempt comes at the window's end, and the
+        // event is not given up early because a receiver asked for longer than is left.
+        assert_eq!(
+            p.next(asking(5 * 3600), 3, 70 * hour, 0.0),
+            Next::RetryAfter(2 * hour)
+        );
+        assert_eq!(
+            p.next(asking(u64::MAX), 3, 71 * hour, 0.0),
+            Next::RetryAfter(hour)
+        );
+        // When even the backoff is past the window, the retries are over.
+        assert_eq!(
+            p.next(asking(600), 3, 72 * hour - Duration::from_secs(10), 0.0),
+            Next::GiveUp
+        );
     }
 
     #[test]

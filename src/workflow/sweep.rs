@@ -14,6 +14,8 @@ use crate::keys::MasterKey;
 use crate::referrals::model::Status;
 use crate::referrals::store::{self as referral_store, ReferralRow};
 use crate::routing::offer::reoffer;
+use crate::webhooks::model::OperatorEvent;
+use crate::webhooks::store::enqueue_alert;
 
 /// Any constant both instances agree on; names the sweeper's advisory lock.
 const SWEEP_LOCK: i64 = 0x6561_705f_7377_6565;
@@ -63,6 +65,8 @@ pub fn sweep(
                 release_slot(conn, &provider, &row.id)?;
                 referral_store::close_attempt(conn, &row.id, &provider, AttemptOutcome::Expired)?;
                 referral_store::push_event(conn, &provider, &row.id, FeedKind::OfferExpired, now)?;
+                let expired = OperatorEvent::OfferExpired;
+                enqueue_alert(conn, expired, &row.id, row.urgency, now)?;
                 reoffer(conn, ttl, masters, &row, now)?;
                 let event = AuditEvent::system(&run, op).resource(Some(row.id.as_str()));
                 audit::record(conn, &[event])?;

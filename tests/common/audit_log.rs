@@ -49,17 +49,23 @@ impl TestApp {
 
     /// Makes every access-log insert fail, the way a full disk or a lost table would.
     pub fn break_audit_log(&self) {
+        self.break_audit_log_when("TRUE");
+    }
+
+    /// Makes the access-log inserts for which the SQL `condition` (over `NEW`) holds fail.
+    pub fn break_audit_log_when(&self, condition: &str) {
         match self.backend {
-            Backend::Sqlite => self.exec(
+            Backend::Sqlite => self.exec(&format!(
                 "CREATE TRIGGER test_break_audit BEFORE INSERT ON audit_events \
-                 BEGIN SELECT RAISE(ABORT, 'access log broken by test'); END;",
-            ),
-            Backend::Postgres => self.exec(
-                "CREATE FUNCTION test_break_audit() RETURNS trigger LANGUAGE plpgsql AS \
+                 WHEN {condition} \
+                 BEGIN SELECT RAISE(ABORT, 'access log broken by test'); END;"
+            )),
+            Backend::Postgres => self.exec(&format!(
+                "CREATE OR REPLACE FUNCTION test_break_audit() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'access log broken by test'; END; $$; \
                  CREATE TRIGGER test_break_audit BEFORE INSERT ON audit_events \
-                 FOR EACH ROW EXECUTE FUNCTION test_break_audit();",
-            ),
+                 FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION test_break_audit();"
+            )),
         }
     }
 

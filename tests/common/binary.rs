@@ -23,11 +23,12 @@ impl Binary {
         env!("CARGO_BIN_EXE_eap-referrals")
     }
 
-    /// Creates a client with the CLI against the same database, as an operator would.
-    pub fn create_client(vars: &HashMap<String, String>, role: &str, name: &str) -> Client {
+    /// Runs one command of the CLI with `vars`, as an operator would; it must succeed. Returns
+    /// what it printed.
+    pub fn run(vars: &HashMap<String, String>, args: &[&str]) -> String {
         let out = std::process::Command::new(Self::bin())
             .envs(vars)
-            .args(["admin", "create-client", "--role", role, "--name", name])
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -35,7 +36,16 @@ impl Binary {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates a client with the CLI against the same database, as an operator would.
+    pub fn create_client(vars: &HashMap<String, String>, role: &str, name: &str) -> Client {
+        let out = Self::run(
+            vars,
+            &["admin", "create-client", "--role", role, "--name", name],
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
         Client {
             id: v["client_id"].as_str().unwrap().to_owned(),
             secret: v["client_secret"].as_str().unwrap().to_owned(),
@@ -128,6 +138,15 @@ impl Binary {
     /// `eap-referrals audit verify` with nothing but files in `dir`: the export `events`,
     /// `checkpoints.json` and `public-key.json`; no environment.
     pub fn verify_offline(dir: &std::path::Path, events: &str) -> std::process::Output {
+        Self::verify_offline_with(dir, events, &[])
+    }
+
+    /// [`verify_offline`](Self::verify_offline) with more arguments (`--outside FILE`).
+    pub fn verify_offline_with(
+        dir: &std::path::Path,
+        events: &str,
+        more: &[&std::ffi::OsStr],
+    ) -> std::process::Output {
         std::process::Command::new(Self::bin())
             .args(["audit", "verify", "--events"])
             .arg(dir.join(events))
@@ -135,6 +154,7 @@ impl Binary {
             .arg(dir.join("checkpoints.json"))
             .arg("--public-key")
             .arg(dir.join("public-key.json"))
+            .args(more)
             .env_clear()
             .output()
             .unwrap()
@@ -165,6 +185,15 @@ impl Binary {
             self.seen.push(line);
         }
         std::mem::take(&mut self.seen)
+    }
+}
+
+/// A test that fails before it stops its server must not leave the server running (it would
+/// hold its port and data directory after the test binary exits).
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -8,6 +8,7 @@ the document was called, so a new operation that its generated function cannot d
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import importlib
@@ -29,26 +30,34 @@ from eap_referrals_client.api.admin import (
     create_client,
     create_contract,
     create_employer,
+    create_operator_webhook,
     create_provider,
     deactivate_contract,
     deactivate_employer,
     deactivate_provider,
+    delete_operator_webhook,
     get_client,
     get_contract,
     get_employer,
+    get_operator_webhook,
     get_provider,
     list_clients,
     list_contracts,
     list_employers,
+    list_operator_webhook_deliveries,
+    list_operator_webhooks,
     list_providers,
     list_unroutable,
+    ping_operator_webhook,
     revoke_client,
+    rotate_operator_webhook_secret,
     rotate_secret,
     update_contract,
     update_employer,
     update_provider,
 )
 from eap_referrals_client.api.audit import (
+    audit_stats,
     consistency_proof,
     export_events,
     inclusion_proof,
@@ -85,6 +94,9 @@ from eap_referrals_client.api.referrals import (
 from eap_referrals_client.api.reports import utilization
 from eap_referrals_client.models import (
     AccessOutcome,
+    AccessStats,
+    AccessStatsBucket,
+    AccessStatsGroup,
     Action,
     ActorRole,
     Assign,
@@ -108,6 +120,7 @@ from eap_referrals_client.models import (
     EmployerInput,
     EmployerPatch,
     EndpointStatus,
+    EndpointView,
     EventPage,
     ExportEventsFormat,
     Feed,
@@ -129,6 +142,7 @@ from eap_referrals_client.models import (
     NewProviderClient,
     NewProviderClientRole,
     OAuthError,
+    OperatorWebhookWithSecret,
     Outcome,
     Problem,
     Provider,
@@ -203,19 +217,27 @@ def test_every_documented_operation_has_a_generated_function():
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 that answers 200 and keeps what it got."""
+    """A webhook receiver on 127.0.0.1 that keeps what it got and checks every delivery with
+    the Standard Webhooks reference library (`standardwebhooks`, an implementation independent
+    of the service's), against each secret it has been told: 204 when one of them verifies the
+    delivery, 400 otherwise (a receiver refusing a bad signature, as integrators' do)."""
 
     def __init__(self):
         import http.server
         import threading
 
+        from standardwebhooks import Webhook
+
         received = self.received = []
+        secrets = self.secrets = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
-                received.append((dict(self.headers), body))
-                self.send_response(200)
+                headers = dict(self.headers)
+                verified_by = [s for s in list(secrets) if verifies(Webhook(s), body, headers)]
+                received.append((headers, body, verified_by))
+                self.send_response(204 if verified_by else 400)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -225,14 +247,96 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def next_delivery(self, seen: int, timeout: float = 20):
+        """The first delivery after the `seen` first ones, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) <= seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) > seen, "no delivery arrived"
+        return self.received[seen]
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
 
 
+def verifies(webhook, body: bytes, headers: dict) -> bool:
+    """Whether the `standardwebhooks` library accepts the delivery (signature and timestamp)."""
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    try:
+        webhook.verify(body, headers)
+        return True
+    except WebhookVerificationError:
+        return False
+
+
+def assert_tampering_refused(secret: str, headers: dict, body: bytes):
+    """The library refuses what a delivery's signature does not cover as it came: another body,
+    another timestamp (signed too), an old timestamp, an unknown secret."""
+    from standardwebhooks import Webhook
+
+    webhook = Webhook(secret)
+    assert verifies(webhook, body, headers), "the genuine delivery verifies"
+    payload = json.loads(body)
+    payload["type"] = "referral.erased"
+    assert not verifies(webhook, json.dumps(payload).encode(), headers), "body changed"
+    assert not verifies(webhook, body + b" ", headers), "one byte added"
+    stamp = int(headers["webhook-timestamp"])
+    moved = {**headers, "webhook-timestamp": str(stamp + 1)}
+    assert not verifies(webhook, body, moved), "timestamp changed"
+    replayed = {**headers, "webhook-timestamp": str(stamp - 3600)}
+    assert not verifies(webhook, body, replayed), "an hour-old timestamp"
+    other = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    assert not verifies(Webhook(other), body, headers), "another secret"
+
+
+def operator_endpoint(admin: AuthenticatedClient) -> tuple[str, Receiver]:
+    """An admin registers an operator (alert) endpoint, lists and reads it, rotates its secret,
+    pings it and reads the attempt; the ping is verified by the `standardwebhooks` library with
+    the old and the new secret. The receiver stays open for the alerts that follow."""
+    receiver = Receiver()
+    created = expect(
+        create_operator_webhook.sync_detailed(
+            client=admin, body=CreateWebhook(url=receiver.url, description="on-call pager")
+        ),
+        201,
+        OperatorWebhookWithSecret,
+    )
+    assert created.secret.startswith("whsec_") and created.status == EndpointStatus.ACTIVE
+    receiver.secrets.append(created.secret)
+    listed = expect(list_operator_webhooks.sync_detailed(client=admin), 200)
+    assert [w.id for w in listed.items] == [created.id]
+    assert expect(get_operator_webhook.sync_detailed(created.id, client=admin), 200, EndpointView)
+    rotated = expect(
+        rotate_operator_webhook_secret.sync_detailed(created.id, client=admin),
+        200,
+        OperatorWebhookWithSecret,
+    )
+    receiver.secrets.append(rotated.secret)
+    expect(ping_operator_webhook.sync_detailed(created.id, client=admin), 202)
+    headers, body, verified_by = receiver.next_delivery(0)
+    assert json.loads(body)["type"] == "ping"
+    assert verified_by == [created.secret, rotated.secret], "old and new secret verify"
+    assert_tampering_refused(rotated.secret, headers, body)
+    deadline = time.monotonic() + 20
+    attempts = expect(
+        list_operator_webhook_deliveries.sync_detailed(created.id, client=admin),
+        200,
+        DeliveryAttempts,
+    )
+    while not attempts.items and time.monotonic() < deadline:
+        time.sleep(0.1)
+        attempts = list_operator_webhook_deliveries.sync_detailed(created.id, client=admin).parsed
+    assert [a.status_code for a in attempts.items] == [204]
+    return created.id, receiver
+
+
 def webhooks_round_trip(prov: AuthenticatedClient, admin: AuthenticatedClient):
-    """A provider registers an endpoint, rotates its secret, pings it and reads the attempt; an
-    admin lists and disables it; the provider deletes it."""
+    """A provider registers an endpoint, pings it, rotates its secret, pings it again and reads
+    the attempts; an admin lists and disables it; the provider deletes it. Every delivery is
+    verified by the `standardwebhooks` library: before the rotation with the one secret, during
+    the 24-hour overlap with the old secret and with the new one."""
     receiver = Receiver()
     try:
         created = expect(
@@ -243,28 +347,41 @@ def webhooks_round_trip(prov: AuthenticatedClient, admin: AuthenticatedClient):
             WebhookWithSecret,
         )
         assert created.secret.startswith("whsec_") and created.status == EndpointStatus.ACTIVE
+        receiver.secrets.append(created.secret)
         listed = expect(list_webhooks.sync_detailed(client=prov), 200)
         assert [w.id for w in listed.items] == [created.id]
         assert expect(get_webhook.sync_detailed(created.id, client=prov), 200, WebhookView)
+
+        expect(ping_webhook.sync_detailed(created.id, client=prov), 202)
+        headers, body, verified_by = receiver.next_delivery(0)
+        assert json.loads(body)["type"] == "ping"
+        assert len(headers["webhook-signature"].split(" ")) == 1, "one secret, one signature"
+        assert verified_by == [created.secret]
+        assert_tampering_refused(created.secret, headers, body)
+
         rotated = expect(
             rotate_webhook_secret.sync_detailed(created.id, client=prov), 200, WebhookWithSecret
         )
         assert rotated.secret != created.secret and rotated.previous_secret_valid_until
+        receiver.secrets.append(rotated.secret)
         expect(ping_webhook.sync_detailed(created.id, client=prov), 202)
-        deadline = time.monotonic() + 20
-        while not receiver.received and time.monotonic() < deadline:
-            time.sleep(0.1)
-        headers, body = receiver.received[0]
+        headers, body, verified_by = receiver.next_delivery(1)
         assert json.loads(body)["type"] == "ping"
         assert len(headers["webhook-signature"].split(" ")) == 2, "both secrets sign"
+        assert verified_by == [created.secret, rotated.secret], "old and new secret verify"
+        assert_tampering_refused(created.secret, headers, body)
+        assert_tampering_refused(rotated.secret, headers, body)
+        assert all(v for _, _, v in receiver.received), "every delivery verified"
+
+        deadline = time.monotonic() + 20
         attempts = expect(
             list_webhook_deliveries.sync_detailed(created.id, client=prov), 200, DeliveryAttempts
         )
-        while not attempts.items and time.monotonic() < deadline:
+        while len(attempts.items) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
             attempts = list_webhook_deliveries.sync_detailed(created.id, client=prov).parsed
-        assert attempts.items[0].status_code == 200
-        assert attempts.items[0].webhook_id == headers["webhook-id"]
+        assert [a.status_code for a in attempts.items] == [204, 204]
+        assert attempts.items[0].webhook_id == headers["webhook-id"], "newest first"
         every = expect(admin_list_webhooks.sync_detailed(client=admin), 200)
         assert created.id in [w.id for w in every.items]
         disabled = expect(
@@ -556,7 +673,9 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     assert coarse.status == CoarseStatus.CLOSED and coarse.closed_at
 
     # A decline: the only contracted provider has tried it, so it waits in the unroutable queue
-    # with the reasons; an admin assigns it back; the portal cancels it.
+    # with the reasons (and the operators' endpoint is alerted, with its id and urgency only);
+    # an admin assigns it back; the portal cancels it.
+    operator_id, operator_receiver = operator_endpoint(admin)
     second = expect(
         submit.sync_detailed(
             client=portal, body=referral("Alex", "+447700900456"), idempotency_key=str(uuid.uuid4())
@@ -574,6 +693,16 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
         body=Decline(reason=DeclineReason.AT_CAPACITY),
     )
     expect(declined, 204)
+    headers, body, verified_by = operator_receiver.next_delivery(1)
+    alert = json.loads(body)
+    assert alert == {
+        "type": "operator.referral_unroutable",
+        "timestamp": alert["timestamp"],
+        "data": {"referral_id": second.id, "urgency": "routine"},
+    }, alert
+    assert verified_by, "the alert verifies"
+    expect(delete_operator_webhook.sync_detailed(operator_id, client=admin), 204)
+    operator_receiver.close()
     queue = expect(list_unroutable.sync_detailed(client=admin), 200)
     waiting = [u for u in queue.items if u.id == second.id]
     assert waiting, "the declined referral waits for an admin"
@@ -697,6 +826,36 @@ def test_the_whole_lifecycle_through_the_generated_client(server: Server, tmp_pa
     # The server re-derives the log and finds it intact.
     report = expect(verify_log.sync_detailed(client=auditor), 200, VerifyResponse)
     assert report.ok and report.root_verified and report.findings_total == 0
+
+    # The console's charts: the sealed log counted by the server per hour, by outcome and by
+    # actor. The window holds the whole story, so the counts add up to the log's size.
+    window = {
+        "from_": dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        "to": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    }
+    by_outcome = expect(
+        audit_stats.sync_detailed(
+            client=auditor, bucket=AccessStatsBucket.HOUR, by=AccessStatsGroup.OUTCOME, **window
+        ),
+        200,
+        AccessStats,
+    )
+    assert sum(c.count for c in by_outcome.counts) == by_outcome.tree_size > 0
+    denied = sum(c.count for c in by_outcome.counts if c.key == "denied")
+    assert denied > 0, "the refusals above are counted"
+    refusals = expect(
+        audit_stats.sync_detailed(
+            client=auditor, by=AccessStatsGroup.ACTOR, outcome=AccessOutcome.DENIED, **window
+        ),
+        200,
+        AccessStats,
+    )
+    refused_by_actor = sum(c.count for c in refusals.counts)
+    # The same refusals, by actor; the log may have grown between the calls, never shrunk.
+    assert refused_by_actor >= denied
+    if refusals.tree_size == by_outcome.tree_size:
+        assert refused_by_actor == denied
+    expect(audit_stats.sync_detailed(client=admin, **window), 403, Problem)
 
     # Exports of the same stretch of the log: up to a moment every event of the story precedes,
     # once a checkpoint covers it, as NDJSON (with its proof) and as CSV.

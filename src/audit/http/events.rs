@@ -117,7 +117,10 @@ fn known_action(action: &str) -> Result<(), validator::ValidationError> {
     Err(e)
 }
 
-fn parse_time(field: &str, value: &Option<String>) -> Result<Option<NaiveDateTime>, ApiError> {
+pub(super) fn parse_time(
+    field: &str,
+    value: &Option<String>,
+) -> Result<Option<NaiveDateTime>, ApiError> {
     value
         .as_deref()
         .map(|v| {

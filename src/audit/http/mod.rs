@@ -4,10 +4,12 @@
 
 mod events;
 mod proofs;
+mod stats;
 mod verify;
 
 pub use events::{export_events, list_events, EventQuery, ExportQuery};
 pub use proofs::{consistency_proof, inclusion_proof, list_checkpoints, public_key};
+pub use stats::audit_stats;
 pub use verify::verify_log;
 
 pub use crate::audit::cursor::EventPaging;

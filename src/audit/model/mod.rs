@@ -4,6 +4,7 @@
 mod checkpoint;
 mod events;
 mod operations;
+pub mod stats;
 mod verifier;
 
 pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
@@ -13,6 +14,6 @@ pub use operations::{
     WEBHOOK_DELIVERED,
 };
 pub use verifier::{
-    compare_outside, verify_export, Finding, FindingKind, MissingRow, RangeEnd, RangeStart, Report,
-    Verifier, LATE_GRACE,
+    compare_outside, verify_export, verify_export_against_outside, Finding, FindingKind,
+    MissingRow, OutsideComparison, RangeEnd, RangeStart, Report, Verifier, LATE_GRACE,
 };

@@ -59,6 +59,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("GET",    "/v1/audit/checkpoints",                    "audit.checkpoints", "access_log", 200),
     ("GET",    "/v1/audit/consistency",                    "audit.consistency", "access_log", 200),
     ("GET",    "/v1/audit/verify",                         "audit.verify", "access_log", 200),
+    ("GET",    "/v1/audit/stats",                          "audit.stats", "access_log", 200),
     ("POST",   "/v1/provider/webhooks",                    "webhook.create", "webhook", 201),
     ("GET",    "/v1/provider/webhooks",                    "webhook.list", "webhook", 200),
     ("GET",    "/v1/provider/webhooks/{id}",               "webhook.read", "webhook", 200),
@@ -68,6 +69,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, u16)] = &[
     ("GET",    "/v1/provider/webhooks/{id}/deliveries",    "webhook.deliveries", "webhook", 200),
     ("GET",    "/v1/admin/provider-webhooks",              "webhook.list", "webhook", 200),
     ("POST",   "/v1/admin/provider-webhooks/{id}/disable", "webhook.disable", "webhook", 200),
+    ("POST",   "/v1/admin/webhooks",                       "operator_webhook.create", "operator_webhook", 201),
+    ("GET",    "/v1/admin/webhooks",                       "operator_webhook.list", "operator_webhook", 200),
+    ("GET",    "/v1/admin/webhooks/{id}",                  "operator_webhook.read", "operator_webhook", 200),
+    ("DELETE", "/v1/admin/webhooks/{id}",                  "operator_webhook.delete", "operator_webhook", 204),
+    ("POST",   "/v1/admin/webhooks/{id}/rotate-secret",    "operator_webhook.rotate_secret", "operator_webhook", 200),
+    ("POST",   "/v1/admin/webhooks/{id}/ping",             "operator_webhook.ping", "operator_webhook", 202),
+    ("GET",    "/v1/admin/webhooks/{id}/deliveries",       "operator_webhook.deliveries", "operator_webhook", 200),
 ];
 
 /// What the service does on its own, with no request: offers expiring and the retention purge.

@@ -2,7 +2,7 @@
 //! the sealed log, event by event, against signed checkpoints. docs/AUDIT.md specifies the
 //! export format for outsiders.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,10 @@ pub struct Verifier {
     findings: Vec<Finding>,
     started: bool,
     finished: bool,
+    /// Tree sizes whose roots to record on the way (the sizes of checkpoints kept outside),
+    /// and the roots recorded.
+    wanted: BTreeSet<u64>,
+    roots: BTreeMap<u64, Hash>,
 }
 
 impl Verifier {
@@ -175,6 +179,22 @@ impl Verifier {
             findings,
             started: false,
             finished: false,
+            wanted: BTreeSet::new(),
+            roots: BTreeMap::new(),
+        }
+    }
+
+    /// Also records the root of the log's first `n` events for each of `sizes` the stream
+    /// reaches: the range start, each event in order, and each subtree of the proof line.
+    pub fn record_roots_at(&mut self, sizes: impl IntoIterator<Item = u64>) {
+        self.wanted.extend(sizes);
+    }
+
+    fn record_root(&mut self) {
+        if let Some(f) = &self.frontier {
+            if self.wanted.contains(&f.size()) {
+                self.roots.insert(f.size(), f.root());
+            }
         }
     }
 
@@ -193,6 +213,7 @@ impl Verifier {
         self.end = end;
         self.expected = start;
         self.frontier = Frontier::from_parts(start, left);
+        self.record_root();
         if self.frontier.is_none() {
             self.find(
                 FindingKind::Malformed,
@@ -329,6 +350,9 @@ impl Verifier {
     fn append(&mut self, h: Hash, id: String) {
         if let Some(f) = self.frontier.as_mut() {
             f.push_leaf(h);
+            if !self.wanted.is_empty() {
+                self.record_root();
+            }
         }
         self.last_placed = Some(id);
         self.expected += 1;
@@ -406,15 +430,24 @@ impl Verifier {
             return;
         };
         self.checkpoint = Some(cp.clone());
-        let Some(mut f) = self.frontier.take() else {
+        if self.frontier.is_none() {
+            return;
+        }
+        let shape = merkle::decompose(self.end, tree_size);
+        let mut fits = shape.len() == right.len();
+        for ((level, _), h) in shape.iter().zip(right) {
+            fits = fits
+                && self
+                    .frontier
+                    .as_mut()
+                    .is_some_and(|f| f.push_subtree(*level, *h));
+            if fits {
+                self.record_root();
+            }
+        }
+        let Some(f) = self.frontier.take() else {
             return;
         };
-        let shape = merkle::decompose(self.end, tree_size);
-        let fits = shape.len() == right.len()
-            && shape
-                .iter()
-                .zip(right)
-                .all(|((level, _), h)| f.push_subtree(*level, *h));
         if fits && Some(f.root()) == cp.root() {
             self.root_verified = true;
         } else {
@@ -426,7 +459,13 @@ impl Verifier {
         }
     }
 
-    pub fn finish(mut self) -> Report {
+    pub fn finish(self) -> Report {
+        self.finish_with_roots().0
+    }
+
+    /// The report, and the roots recorded at the sizes asked for with
+    /// [`record_roots_at`](Self::record_roots_at).
+    pub fn finish_with_roots(mut self) -> (Report, BTreeMap<u64, Hash>) {
         if !self.started {
             self.find(
                 FindingKind::Malformed,
@@ -476,14 +515,15 @@ impl Verifier {
         }
         self.findings
             .sort_by_key(|f| (f.seq.unwrap_or(u64::MAX), f.kind as u8));
-        Report {
+        let report = Report {
             start: self.start,
             end: self.end,
             events: self.events,
             checkpoint: self.checkpoint,
             root_verified: self.root_verified,
             findings: self.findings,
-        }
+        };
+        (report, self.roots)
     }
 }
 
@@ -498,6 +538,64 @@ pub fn verify_export(
     checkpoints: &[Checkpoint],
     keys: &PublicKeys,
 ) -> std::io::Result<Report> {
+    let mut v = Verifier::new(keys, checkpoints);
+    read_export(events, &mut v)?;
+    Ok(v.finish())
+}
+
+/// What the offline verifier found against checkpoints kept outside the database.
+#[derive(Debug, Default)]
+pub struct OutsideComparison {
+    /// Kept checkpoints compared with the export (their sizes' roots, or the tree's size).
+    pub compared: usize,
+    /// Kept checkpoints whose size falls where the export gives no root: before its range,
+    /// or between its range and its tree size, off a subtree boundary. An export from
+    /// position 0 compares them all.
+    pub not_compared: usize,
+}
+
+/// [`verify_export`], and the export compared with the checkpoints `kept` outside the database
+/// by [`compare_outside`]; its findings join the report's. The export's tree (the size of the
+/// checkpoint its proof line completes) stands for the log as it was when it was taken, so the
+/// outside file must be copied before the export is taken: a checkpoint kept later may be
+/// larger and would read as a truncation.
+pub fn verify_export_against_outside(
+    events: impl std::io::BufRead,
+    checkpoints: &[Checkpoint],
+    keys: &PublicKeys,
+    kept: &[Checkpoint],
+) -> std::io::Result<(Report, OutsideComparison)> {
+    let mut v = Verifier::new(keys, checkpoints);
+    v.record_roots_at(kept.iter().map(|c| c.tree_size));
+    read_export(events, &mut v)?;
+    let (mut report, roots) = v.finish_with_roots();
+    let mut comparison = OutsideComparison::default();
+    // Without a verified tree the export proves nothing about the log; the report says why.
+    let Some(at) = report.checkpoint.clone().filter(|_| report.root_verified) else {
+        comparison.not_compared = kept.len();
+        return Ok((report, comparison));
+    };
+    let comparable: Vec<Checkpoint> = kept
+        .iter()
+        .filter(|c| {
+            let usable = c.tree_size > at.tree_size || roots.contains_key(&c.tree_size);
+            // One the key did not sign is kept for compare_outside to report.
+            usable || !c.verify(keys)
+        })
+        .cloned()
+        .collect();
+    comparison.compared = comparable.len();
+    comparison.not_compared = kept.len() - comparable.len();
+    let found = compare_outside(&comparable, keys, at.tree_size, Some(&at), &mut |n| {
+        roots.get(&n).copied().ok_or(())
+    })
+    .expect("only sizes with a recorded root are compared");
+    report.findings.extend(found);
+    Ok((report, comparison))
+}
+
+/// Feeds an NDJSON export to the verifier, line by line.
+fn read_export(events: impl std::io::BufRead, v: &mut Verifier) -> std::io::Result<()> {
     #[derive(Deserialize)]
     struct Header {
         range: RangeStart,
@@ -510,7 +608,6 @@ pub fn verify_export(
     struct Gone {
         missing: MissingRow,
     }
-    let mut v = Verifier::new(keys, checkpoints);
     let mut line = Vec::with_capacity(1024);
     let mut reader = events;
     let mut number = 0u64;
@@ -538,7 +635,7 @@ pub fn verify_export(
                 .and_then(|h| Some((hashes(&h.range.left)?, h.range)))
             {
                 Some((left, r)) => v.range_start(r.start, r.end, &left),
-                None => bad(&mut v),
+                None => bad(v),
             }
         } else if text.starts_with(b"{\"proof\"") {
             match serde_json::from_slice::<Trailer>(text)
@@ -546,7 +643,7 @@ pub fn verify_export(
                 .and_then(|t| Some((hashes(&t.proof.right)?, t.proof)))
             {
                 Some((right, p)) => v.range_end(p.tree_size, &right),
-                None => bad(&mut v),
+                None => bad(v),
             }
         } else if text.starts_with(b"{\"missing\"") {
             match serde_json::from_slice::<Gone>(text)
@@ -554,16 +651,16 @@ pub fn verify_export(
                 .and_then(|g| Some((merkle::from_hex(&g.missing.leaf_hash)?, g.missing)))
             {
                 Some((h, m)) => v.missing(m.seq, &m.id, h),
-                None => bad(&mut v),
+                None => bad(v),
             }
         } else {
             match serde_json::from_slice::<LoggedEvent>(text) {
                 Ok(e) => v.event(&e),
-                Err(_) => bad(&mut v),
+                Err(_) => bad(v),
             }
         }
     }
-    Ok(v.finish())
+    Ok(())
 }
 
 /// Compares the log with the checkpoints kept outside the database (`EAP_OUTSIDE_LOG`): a
@@ -728,6 +825,37 @@ mod tests {
             FindingKind::Inserted,
             "forged"
         ));
+
+        // Against checkpoints kept outside: a prefix root is known at the range start, after
+        // each event and at each subtree boundary of the proof line (16 and 20 here).
+        let kept_at = |n: u64, root: &Hash| Checkpoint::sign(100 + n, n, root, t, "k", &key);
+        let honest_at = |n: u64| kept_at(n, &merkle::root(&mut get.clone(), n).unwrap());
+        let outside = |kept: &[Checkpoint]| {
+            verify_export_against_outside(
+                lines(body.clone()).as_bytes(),
+                std::slice::from_ref(&cp),
+                &keys,
+                kept,
+            )
+            .unwrap()
+        };
+        let honest: Vec<Checkpoint> = [3, 5, 7, 16, 18, 20].map(honest_at).into();
+        let (r, c) = outside(&honest);
+        assert!(r.ok(), "{:#?}", r.findings);
+        assert_eq!((c.compared, c.not_compared), (4, 2));
+        let mut forged = honest.clone();
+        forged.push(kept_at(12, &[1; 32]));
+        let (r, _) = outside(&forged);
+        let kinds: Vec<FindingKind> = r.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::Rewritten], "{:#?}", r.findings);
+        let mut longer = honest.clone();
+        longer.push(kept_at(25, &[2; 32]));
+        let (r, _) = outside(&longer);
+        assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+        assert_eq!(
+            (r.findings[0].kind, r.findings[0].seq),
+            (FindingKind::Truncated, Some(20))
+        );
 
         let wrong_key = PublicKeys(
             [(

@@ -1,0 +1,1 @@
+ALTER TABLE readiness_probe DROP COLUMN probes;

@@ -1,0 +1,3 @@
+DROP TABLE operator_webhook_attempts;
+DROP TABLE operator_webhook_deliveries;
+DROP TABLE operator_webhook_endpoints;
