@@ -75,6 +75,9 @@ impl Application {
         );
         let limits = crate::ratelimit::Limits::new(&config.rate_limits);
         let outside = crate::outside::OutsideLog::new(config.outside_log.clone());
+        let routing = Arc::new(crate::routing::cache::SnapshotCache::new(
+            config.routing_keep_loads_from,
+        ));
         let state = web::Data::new(AppState {
             outside,
             config: Arc::new(config),
@@ -86,6 +89,7 @@ impl Application {
             auth_cache: Default::default(),
             limits,
             metrics: Default::default(),
+            routing,
         });
         let spec = crate::openapi::spec();
         let route_table = web::Data::new(RouteTable::from_spec(&spec));

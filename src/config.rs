@@ -120,6 +120,9 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub webhooks: WebhookConfig,
+    /// From this many contracted providers, an employer's loads are kept a moment between
+    /// submissions (`routing::cache`).
+    pub routing_keep_loads_from: usize,
 }
 
 /// Webhook delivery settings.
@@ -326,6 +329,13 @@ impl Config {
             5,
             1000,
         )? as u32;
+        let routing_keep_loads_from = number(
+            get("EAP_ROUTING_KEEP_LOADS_FROM"),
+            "EAP_ROUTING_KEEP_LOADS_FROM",
+            64,
+            1,
+            1_000_000,
+        )?;
         let max_long_polls = number(
             get("EAP_MAX_LONG_POLLS"),
             "EAP_MAX_LONG_POLLS",
@@ -452,6 +462,7 @@ impl Config {
             housekeeping,
             rate_limits,
             max_long_polls,
+            routing_keep_loads_from,
             tls,
             metrics_token,
             keep_alive,

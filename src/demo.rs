@@ -241,9 +241,20 @@ async fn submit_sample(
     };
     let key = format!("demo-{tag}");
     let ttl = config.offer_ttl;
-    let answer =
-        crate::referrals::intake::submit(db, keys, ttl, crisis, caller, key, fingerprint, new)
-            .await?;
+    // A command-line run routes once: nothing to keep a snapshot for.
+    let snapshots = Arc::new(crate::routing::cache::SnapshotCache::new(usize::MAX));
+    let answer = crate::referrals::intake::submit(
+        db,
+        keys,
+        ttl,
+        snapshots,
+        crisis,
+        caller,
+        key,
+        fingerprint,
+        new,
+    )
+    .await?;
     let body: Value =
         serde_json::from_slice(&answer.body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let status_token = body["status_token"]

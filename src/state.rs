@@ -28,4 +28,6 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Where erasures and checkpoints are also written, outside the database.
     pub outside: OutsideLog,
+    /// Employers' routing snapshots kept while the directory does not change.
+    pub routing: Arc<crate::routing::cache::SnapshotCache>,
 }

@@ -33,20 +33,7 @@ async fn contracted_with(
         "modalities": ["video", "phone"], "capacity": 5,
         "serves_helping_professionals": specialist,
     });
-    let resp = app
-        .post_json("/v1/admin/providers", &portal.admin_token, &body)
-        .await;
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let contract = json!({"employer_id": portal.employer, "provider_id": id, "priority": priority});
-    let resp = app
-        .post_json("/v1/admin/contracts", &portal.admin_token, &contract)
-        .await;
-    assert_eq!(resp.status(), 201);
-    id
+    app.contracted_provider(portal, &body, priority).await
 }
 
 /// Submits `body`; the 201's id.

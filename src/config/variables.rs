@@ -98,6 +98,14 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how often due webhook deliveries are looked for (10–60000)",
     ),
     (
+        "EAP_ROUTING_KEEP_LOADS_FROM",
+        "64",
+        "from this many providers under contract with one employer, submissions rank them by \
+         loads read at most 250 ms before (plus this instance's own offers since) instead of \
+         reading every provider's load each time; capacity is still decided by the slot claim \
+         (1–1000000)",
+    ),
+    (
         "EAP_WEBHOOK_RETRY_BASE_MS",
         "5000",
         "first webhook retry's wait; each later one doubles, with jitter (10–3600000)",

@@ -52,6 +52,15 @@ diesel::table! {
     }
 }
 
+// A counter the directory's triggers bump on every change to what routing reads (providers,
+// contracts, affiliations): one row, `id` 1.
+diesel::table! {
+    directory_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
 diesel::table! {
     contracts (id) {
         id -> Text,

@@ -4,7 +4,12 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::store::{ContractRow, ProviderRow, LOAD_SHARDS};
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+
+use super::model::ProviderStatus;
+use super::store::LOAD_SHARDS;
 use crate::db::schema::{contracts, provider_load_shards, provider_slots, providers};
 use crate::db::AnyConnection;
 use crate::ids::{EmployerId, ProviderId, ReferralId};
@@ -144,24 +149,76 @@ fn add_load(
         .map(|_| ())
 }
 
-/// Every provider under contract with the employer, with its contract and current load: the
-/// routing snapshot (one query for the providers, one for their loads).
+/// A contract's terms as routing reads them.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = contracts)]
+pub struct ContractTerms {
+    pub priority: i32,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: Option<NaiveDateTime>,
+    pub active: bool,
+}
+
+impl ContractTerms {
+    /// In force: not deactivated and `now` within [starts_at, ends_at).
+    pub fn in_force(&self, now: NaiveDateTime) -> bool {
+        self.active && self.starts_at <= now && self.ends_at.is_none_or(|end| now < end)
+    }
+}
+
+/// A provider's routing attributes: no name or timestamps, which routing never reads and which
+/// would cost a parse per provider on every submission.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = providers)]
+pub struct RoutingAttributes {
+    pub id: ProviderId,
+    pub active: bool,
+    pub status: ProviderStatus,
+    pub services: String,
+    pub languages: String,
+    pub regions: String,
+    pub modalities: String,
+    pub interpretation: bool,
+    pub crisis_capable: bool,
+    pub capacity: i32,
+    pub serves_helping_professionals: bool,
+}
+
+/// Every provider under contract with the employer, with the contract's terms: the routing
+/// snapshot's directory part (one query).
 pub fn contracted_providers(
     conn: &mut AnyConnection,
     employer_id: &EmployerId,
-) -> QueryResult<Vec<(ContractRow, ProviderRow, i64)>> {
-    let rows: Vec<(ContractRow, ProviderRow)> = contracts::table
+) -> QueryResult<Vec<(ContractTerms, RoutingAttributes)>> {
+    contracts::table
         .inner_join(providers::table)
         .filter(contracts::employer_id.eq(employer_id))
-        .select((ContractRow::as_select(), ProviderRow::as_select()))
-        .load(conn)?;
-    let ids: Vec<String> = rows.iter().map(|(_, p)| p.id.to_string()).collect();
-    let loads = super::store::loads(conn, &ids)?;
-    Ok(rows
+        .select((ContractTerms::as_select(), RoutingAttributes::as_select()))
+        .load(conn)
+}
+
+/// The referrals each provider under contract with the employer holds now, summed by the
+/// database (one row per provider, not one per load shard); a provider holding none may be
+/// missing.
+pub fn contracted_loads(
+    conn: &mut AnyConnection,
+    employer_id: &EmployerId,
+) -> QueryResult<HashMap<String, i64>> {
+    Ok(provider_load_shards::table
+        .filter(
+            provider_load_shards::provider_id.eq_any(
+                contracts::table
+                    .filter(contracts::employer_id.eq(employer_id))
+                    .select(contracts::provider_id),
+            ),
+        )
+        .group_by(provider_load_shards::provider_id)
+        .select((
+            provider_load_shards::provider_id,
+            diesel::dsl::sum(provider_load_shards::held),
+        ))
+        .load::<(String, Option<i64>)>(conn)?
         .into_iter()
-        .map(|(c, p)| {
-            let load = loads.get(p.id.as_str()).copied().unwrap_or(0);
-            (c, p, load)
-        })
+        .map(|(id, held)| (id, held.unwrap_or(0)))
         .collect())
 }

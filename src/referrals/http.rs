@@ -136,6 +136,7 @@ pub async fn submit(
         &state.db,
         keys,
         ttl,
+        state.routing.clone(),
         &state.crisis,
         portal,
         key,

@@ -24,6 +24,7 @@ use crate::directory::store as directory;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::{EmployerId, ReferralId};
 use crate::keys::Keys;
+use crate::routing::cache::SnapshotCache;
 use crate::routing::model::{Preferences, RoutingRequest};
 use crate::routing::offer::{chosen, offer, to_json, Slot, Target};
 use crate::routing::preferences;
@@ -67,6 +68,7 @@ pub struct Answer {
 struct Intake {
     keys: Arc<Keys>,
     ttl: OfferTtl,
+    snapshots: Arc<SnapshotCache>,
     crisis: Option<Vec<CrisisResource>>,
 }
 
@@ -78,6 +80,7 @@ pub async fn submit(
     db: &Db,
     keys: Arc<Keys>,
     ttl: OfferTtl,
+    snapshots: Arc<SnapshotCache>,
     crisis: &CrisisTable,
     portal: HrPortal,
     key: String,
@@ -87,6 +90,7 @@ pub async fn submit(
     let intake = Intake {
         keys,
         ttl,
+        snapshots,
         crisis: (new.urgency == Urgency::Crisis).then(|| crisis_resources(crisis, &new.region)),
     };
     db.run(move |conn| {
@@ -217,7 +221,12 @@ fn create(
         region: new.region.clone(),
         preferences,
     };
-    let decision = place(conn, employer_id, &request, &HashSet::new(), &id, now)?;
+    let (snapshot, loads) = intake.snapshots.for_routing(conn, employer_id)?;
+    let tried = HashSet::new();
+    let decision = place(conn, (&snapshot, &loads), &request, &tried, &id, now)?;
+    if let Some(provider) = &decision.chosen {
+        intake.snapshots.offered(employer_id, provider);
+    }
     let row = ReferralRow {
         id: id.clone(),
         employer_id: employer_id.clone(),

@@ -2,6 +2,7 @@
 //! offer itself, and the admin's queue of referrals no provider could take.
 
 pub mod affiliations;
+pub mod cache;
 pub mod http;
 pub mod model;
 pub mod offer;

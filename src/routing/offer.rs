@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::NaiveDateTime;
 
 use super::model::{Decision, RoutingRequest};
-use super::store::place;
+use super::store::{loads, place, Snapshot};
 use crate::config::OfferTtl;
 use crate::db::AnyConnection;
 use crate::directory::capacity::claim_slot;
@@ -143,7 +143,9 @@ pub fn reoffer(
 ) -> Result<(), ApiError> {
     let request = request_of(conn, masters, row)?;
     let tried: HashSet<String> = store::tried_providers(conn, &row.id)?.into_iter().collect();
-    let decision = place(conn, &row.employer_id, &request, &tried, &row.id, now)?;
+    let snapshot = Snapshot::read(conn, &row.employer_id)?;
+    let loads = loads(conn, &row.employer_id)?;
+    let decision = place(conn, (&snapshot, &loads), &request, &tried, &row.id, now)?;
     let reasons = Some(to_json(&decision)?);
     match chosen(&decision) {
         Some(p) => offer(

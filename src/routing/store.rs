@@ -1,6 +1,7 @@
-//! Routing against the database: one query for the snapshot, then an atomic capacity claim.
+//! Routing against the database: the snapshot of an employer's providers, their loads, then an
+//! atomic capacity claim.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -8,24 +9,77 @@ use diesel::prelude::*;
 use super::model::{route, Candidate, Decision, RoutingRequest};
 use crate::db::schema::referrals;
 use crate::db::AnyConnection;
-use crate::directory::capacity::{claim_slot, contracted_providers};
+use crate::directory::capacity::{
+    claim_slot, contracted_loads, contracted_providers, ContractTerms, RoutingAttributes,
+};
 use crate::directory::model::{split_codes, Language, Region};
-use crate::directory::store::{affiliations, ContractRow, ProviderRow};
+use crate::directory::store::affiliations;
 use crate::ids::{EmployerId, ProviderId, ReferralId};
 use crate::referrals::model::Status;
 use crate::referrals::store::ReferralRow;
 
-fn candidate(
-    contract: ContractRow,
-    p: ProviderRow,
-    load: i64,
-    affiliated: &[String],
-    now: NaiveDateTime,
-) -> Candidate {
+/// One employer's contracted providers as routing reads them, parsed once: everything but the
+/// loads (which change with every offer) and whether each contract is in force (which changes
+/// with the clock). First routing keeps it in memory between submissions (`super::cache`).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    providers: Vec<(ContractTerms, Candidate)>,
+}
+
+/// The loads of the employer's contracted providers, read now.
+pub fn loads(
+    conn: &mut AnyConnection,
+    employer_id: &EmployerId,
+) -> QueryResult<HashMap<String, i64>> {
+    contracted_loads(conn, employer_id)
+}
+
+impl Snapshot {
+    /// Providers under contract with the employer.
+    pub fn len(&self) -> usize {
+        self.providers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// Read now, in the caller's transaction.
+    pub fn read(conn: &mut AnyConnection, employer_id: &EmployerId) -> QueryResult<Snapshot> {
+        let affiliated = affiliations(conn, &[employer_id.to_string()])?
+            .remove(employer_id.as_str())
+            .unwrap_or_default();
+        let providers = contracted_providers(conn, employer_id)?
+            .into_iter()
+            .map(|(terms, p)| {
+                let c = candidate(&terms, p, &affiliated);
+                (terms, c)
+            })
+            .collect();
+        Ok(Snapshot { providers })
+    }
+
+    /// The candidates at `now` with the current `loads`.
+    fn candidates(&self, loads: &HashMap<String, i64>, now: NaiveDateTime) -> Vec<Candidate> {
+        self.providers
+            .iter()
+            .map(|(terms, c)| Candidate {
+                contracted: terms.in_force(now),
+                active_referrals: loads
+                    .get(&c.provider_id)
+                    .map_or(0, |l| (*l).clamp(0, i64::from(u32::MAX)) as u32),
+                ..c.clone()
+            })
+            .collect()
+    }
+}
+
+/// A provider as a candidate, not yet placed in time (`contracted` false) nor loaded.
+fn candidate(contract: &ContractTerms, p: RoutingAttributes, affiliated: &[String]) -> Candidate {
     Candidate {
         affiliated: affiliated.iter().any(|a| a == p.id.as_str()),
         serves_helping_professionals: p.serves_helping_professionals,
-        contracted: contract.in_force(now),
+        contracted: false,
         contract_priority: contract.priority,
         active: p.active && p.status == crate::directory::model::ProviderStatus::Active,
         services: split_codes(&p.services),
@@ -43,7 +97,7 @@ fn candidate(
         modalities: split_codes(&p.modalities),
         crisis_capable: p.crisis_capable,
         capacity: p.capacity.max(0) as u32,
-        active_referrals: load.max(0) as u32,
+        active_referrals: 0,
         provider_id: p.id.into_string(),
     }
 }
@@ -51,33 +105,35 @@ fn candidate(
 /// One candidate per provider: `contracts` is UNIQUE (employer_id, provider_id), which `route`
 /// relies on.
 ///
-/// Routes among the employer's contracted providers and claims a slot with the one chosen.
-/// If another transaction took that provider's last slot between the snapshot and the claim,
-/// it counts as full and routing runs again, so the loop ends after at most one pass per
-/// candidate. The returned decision's `chosen` provider holds a slot claimed for `holder`; the
-/// decision is as it may be stored (summarised when the person stated preferences).
+/// Routes among the employer's contracted providers (`snapshot`, read in this transaction or
+/// kept while the directory has not changed) at their `loads` (read in this transaction, or
+/// for a large network kept a moment: `super::cache`) and claims a slot with the one chosen.
+/// The loads only rank: capacity is decided by the claim. If another transaction took that
+/// provider's last slot between the read and the claim, it counts as full and routing runs again, so the loop ends after at
+/// most one pass per candidate. The claim itself re-checks that the provider is active and has
+/// a free slot. The returned decision's `chosen` provider holds a slot claimed for `holder`;
+/// the decision is as it may be stored: summarised when a provider was chosen or the person
+/// stated preferences, itemised for an unroutable referral without them.
 pub fn place(
     conn: &mut AnyConnection,
-    employer_id: &EmployerId,
+    (snapshot, loads): (&Snapshot, &HashMap<String, i64>),
     req: &RoutingRequest,
     tried: &HashSet<String>,
     holder: &ReferralId,
     now: NaiveDateTime,
 ) -> QueryResult<Decision> {
-    let affiliated = affiliations(conn, &[employer_id.to_string()])?
-        .remove(employer_id.as_str())
-        .unwrap_or_default();
-    let mut candidates: Vec<Candidate> = contracted_providers(conn, employer_id)?
-        .into_iter()
-        .map(|(c, p, load)| candidate(c, p, load, &affiliated, now))
-        .collect();
+    let mut candidates = snapshot.candidates(loads, now);
     loop {
         let decision = route(req, &candidates, tried);
         let Some(chosen) = decision.chosen.clone() else {
             return Ok(decision.for_record(req));
         };
         if claim_slot(conn, &ProviderId::from_trusted(chosen.clone()), holder)? {
-            return Ok(decision.for_record(req));
+            // An offered referral keeps the summary only: the itemised reports are read for
+            // unroutable referrals alone (a re-offer that finds nobody stores its own), and
+            // writing one per provider with every submission made its cost grow with the
+            // network (about 70 bytes a provider).
+            return Ok(decision.summarised());
         }
         if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {
             c.active_referrals = c.capacity;
@@ -126,11 +182,10 @@ pub fn candidate_for(
     provider: &ProviderId,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Candidate>> {
-    let affiliated = affiliations(conn, &[employer_id.to_string()])?
-        .remove(employer_id.as_str())
-        .unwrap_or_default();
-    Ok(contracted_providers(conn, employer_id)?
+    let snapshot = Snapshot::read(conn, employer_id)?;
+    let loads = contracted_loads(conn, employer_id)?;
+    Ok(snapshot
+        .candidates(&loads, now)
         .into_iter()
-        .find(|(_, p, _)| p.id.as_str() == provider.as_str())
-        .map(|(c, p, load)| candidate(c, p, load, &affiliated, now)))
+        .find(|c| c.provider_id == provider.as_str()))
 }

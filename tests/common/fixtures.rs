@@ -155,6 +155,26 @@ impl TestApp {
         }
     }
 
+    /// A provider made from `body`, contracted to the portal's employer at `priority`; its id.
+    pub async fn contracted_provider(
+        &self,
+        portal: &Portal,
+        body: &Value,
+        priority: i32,
+    ) -> String {
+        let resp = self
+            .post_json("/v1/admin/providers", &portal.admin_token, body)
+            .await;
+        let id = created_id(resp).await;
+        let contract =
+            json!({"employer_id": portal.employer, "provider_id": id, "priority": priority});
+        let resp = self
+            .post_json("/v1/admin/contracts", &portal.admin_token, &contract)
+            .await;
+        assert_eq!(resp.status(), 201);
+        id
+    }
+
     /// Posts exactly `body`'s bytes (so a test can fingerprint them) with an Idempotency-Key.
     pub async fn submit(&self, token: &str, key: Option<&str>, body: &[u8]) -> Response {
         let mut headers = vec![("content-type", "application/json")];

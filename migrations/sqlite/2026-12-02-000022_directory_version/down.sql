@@ -1,0 +1,10 @@
+DROP TRIGGER providers_insert_bumps_directory_version;
+DROP TRIGGER providers_update_bumps_directory_version;
+DROP TRIGGER providers_delete_bumps_directory_version;
+DROP TRIGGER contracts_insert_bumps_directory_version;
+DROP TRIGGER contracts_update_bumps_directory_version;
+DROP TRIGGER contracts_delete_bumps_directory_version;
+DROP TRIGGER employer_affiliations_insert_bumps_directory_version;
+DROP TRIGGER employer_affiliations_update_bumps_directory_version;
+DROP TRIGGER employer_affiliations_delete_bumps_directory_version;
+DROP TABLE directory_version;
