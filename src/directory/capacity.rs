@@ -160,9 +160,8 @@ pub struct ContractTerms {
 }
 
 impl ContractTerms {
-    /// In force: not deactivated and `now` within [starts_at, ends_at).
     pub fn in_force(&self, now: NaiveDateTime) -> bool {
-        self.active && self.starts_at <= now && self.ends_at.is_none_or(|end| now < end)
+        super::model::in_force(self.active, self.starts_at, self.ends_at, now)
     }
 }
 

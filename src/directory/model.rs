@@ -216,6 +216,16 @@ pub const ENDS_TOO_LATE: &str = "the window would end after 9999-12-31T23:59:59.
 
 /// Where a window of `days` days from `start` ends: always after `start`, so every request that
 /// is valid by its schema gives a non-empty window; `None` past [`LATEST_END`].
+/// A contract is in force when not deactivated and `now` is within [starts_at, ends_at).
+pub fn in_force(
+    active: bool,
+    starts_at: chrono::NaiveDateTime,
+    ends_at: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+) -> bool {
+    active && starts_at <= now && ends_at.is_none_or(|end| now < end)
+}
+
 pub fn window_end(start: chrono::NaiveDateTime, days: u32) -> Option<chrono::NaiveDateTime> {
     shifted_end(
         start,

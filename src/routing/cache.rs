@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-use super::store::{loads, Snapshot};
+use super::store::{Loads, Snapshot};
 use crate::db::schema::directory_version;
 use crate::db::AnyConnection;
+use crate::directory::capacity::contracted_loads;
 use crate::ids::EmployerId;
 
 /// Employers whose snapshots are kept at most; past it the whole map is dropped and refilled
@@ -26,8 +27,6 @@ const MAX_EMPLOYERS: usize = 10_000;
 
 /// How long a large network's loads are used before they are read again.
 pub const LOADS_MAX_AGE: Duration = Duration::from_millis(250);
-
-type Loads = HashMap<String, i64>;
 
 /// One employer's kept snapshot.
 struct Kept {
@@ -79,14 +78,22 @@ impl SnapshotCache {
                 (k.snapshot.clone(), fresh)
             })
         });
-        let snapshot = match hit {
+        let (snapshot, loads) = match hit {
             Some((snapshot, Some(loads))) => return Ok((snapshot, loads)),
-            Some((snapshot, None)) => snapshot,
-            None => Arc::new(Snapshot::read(conn, employer_id)?),
+            Some((snapshot, None)) => {
+                let loads = contracted_loads(conn, employer_id)?;
+                if snapshot.len() < self.keep_loads_from {
+                    return Ok((snapshot, loads));
+                }
+                (snapshot, loads)
+            }
+            None => {
+                let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
+                (Arc::new(snapshot), loads)
+            }
         };
-        let current = loads(conn, employer_id)?;
         let kept_loads =
-            (snapshot.len() >= self.keep_loads_from).then(|| (Instant::now(), current.clone()));
+            (snapshot.len() >= self.keep_loads_from).then(|| (Instant::now(), loads.clone()));
         let mut kept = self.lock();
         if kept.len() >= MAX_EMPLOYERS {
             kept.clear();
@@ -102,7 +109,7 @@ impl SnapshotCache {
                 },
             );
         }
-        Ok((snapshot, current))
+        Ok((snapshot, loads))
     }
 
     /// This instance offered a referral of the employer's to `provider`: its kept load counts

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::NaiveDateTime;
 
 use super::model::{Decision, RoutingRequest};
-use super::store::{loads, place, Snapshot};
+use super::store::{place, Snapshot};
 use crate::config::OfferTtl;
 use crate::db::AnyConnection;
 use crate::directory::capacity::claim_slot;
@@ -143,8 +143,7 @@ pub fn reoffer(
 ) -> Result<(), ApiError> {
     let request = request_of(conn, masters, row)?;
     let tried: HashSet<String> = store::tried_providers(conn, &row.id)?.into_iter().collect();
-    let snapshot = Snapshot::read(conn, &row.employer_id)?;
-    let loads = loads(conn, &row.employer_id)?;
+    let (snapshot, loads) = Snapshot::read_fresh(conn, &row.employer_id)?;
     let decision = place(conn, (&snapshot, &loads), &request, &tried, &row.id, now)?;
     let reasons = Some(to_json(&decision)?);
     match chosen(&decision) {

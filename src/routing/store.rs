@@ -21,31 +21,34 @@ use crate::referrals::store::ReferralRow;
 /// One employer's contracted providers as routing reads them, parsed once: everything but the
 /// loads (which change with every offer) and whether each contract is in force (which changes
 /// with the clock). First routing keeps it in memory between submissions (`super::cache`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Snapshot {
     providers: Vec<(ContractTerms, Candidate)>,
 }
 
-/// The loads of the employer's contracted providers, read now.
-pub fn loads(
-    conn: &mut AnyConnection,
-    employer_id: &EmployerId,
-) -> QueryResult<HashMap<String, i64>> {
-    contracted_loads(conn, employer_id)
-}
+/// Each contracted provider's held referrals, by provider id.
+pub type Loads = HashMap<String, i64>;
 
 impl Snapshot {
     /// Providers under contract with the employer.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.providers.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.providers.is_empty()
+    /// The snapshot and the loads, both read now in the caller's transaction (re-offers and
+    /// manual assignment, and first routing when nothing is kept).
+    pub fn read_fresh(
+        conn: &mut AnyConnection,
+        employer_id: &EmployerId,
+    ) -> QueryResult<(Snapshot, Loads)> {
+        Ok((
+            Snapshot::read(conn, employer_id)?,
+            contracted_loads(conn, employer_id)?,
+        ))
     }
 
     /// Read now, in the caller's transaction.
-    pub fn read(conn: &mut AnyConnection, employer_id: &EmployerId) -> QueryResult<Snapshot> {
+    fn read(conn: &mut AnyConnection, employer_id: &EmployerId) -> QueryResult<Snapshot> {
         let affiliated = affiliations(conn, &[employer_id.to_string()])?
             .remove(employer_id.as_str())
             .unwrap_or_default();
@@ -60,7 +63,7 @@ impl Snapshot {
     }
 
     /// The candidates at `now` with the current `loads`.
-    fn candidates(&self, loads: &HashMap<String, i64>, now: NaiveDateTime) -> Vec<Candidate> {
+    fn candidates(&self, loads: &Loads, now: NaiveDateTime) -> Vec<Candidate> {
         self.providers
             .iter()
             .map(|(terms, c)| Candidate {
@@ -108,15 +111,15 @@ fn candidate(contract: &ContractTerms, p: RoutingAttributes, affiliated: &[Strin
 /// Routes among the employer's contracted providers (`snapshot`, read in this transaction or
 /// kept while the directory has not changed) at their `loads` (read in this transaction, or
 /// for a large network kept a moment: `super::cache`) and claims a slot with the one chosen.
-/// The loads only rank: capacity is decided by the claim. If another transaction took that
-/// provider's last slot between the read and the claim, it counts as full and routing runs again, so the loop ends after at
-/// most one pass per candidate. The claim itself re-checks that the provider is active and has
-/// a free slot. The returned decision's `chosen` provider holds a slot claimed for `holder`;
+/// The loads only rank: capacity is decided by the claim, which also re-checks that the
+/// provider is active. If another transaction took that provider's last slot between the read
+/// and the claim, it counts as full and routing runs again, so the loop ends after at most one
+/// pass per candidate. The returned decision's `chosen` provider holds a slot claimed for `holder`;
 /// the decision is as it may be stored: summarised when a provider was chosen or the person
 /// stated preferences, itemised for an unroutable referral without them.
 pub fn place(
     conn: &mut AnyConnection,
-    (snapshot, loads): (&Snapshot, &HashMap<String, i64>),
+    (snapshot, loads): (&Snapshot, &Loads),
     req: &RoutingRequest,
     tried: &HashSet<String>,
     holder: &ReferralId,
@@ -182,8 +185,7 @@ pub fn candidate_for(
     provider: &ProviderId,
     now: NaiveDateTime,
 ) -> QueryResult<Option<Candidate>> {
-    let snapshot = Snapshot::read(conn, employer_id)?;
-    let loads = contracted_loads(conn, employer_id)?;
+    let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
     Ok(snapshot
         .candidates(&loads, now)
         .into_iter()
