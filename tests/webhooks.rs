@@ -277,6 +277,136 @@ async fn every_feed_event_arrives_signed_with_ids_only_and_the_cursor_resumes_th
 }
 
 #[actix_web::test]
+async fn every_kind_a_provider_acts_on_or_is_told_of_is_pushed_with_its_own_type_and_ids_only() {
+    let (app, portal, token) = setup(&[]).await;
+    let receiver = Receiver::start(always(200)).await;
+    let endpoint = register(&app, &token, &receiver.url).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let (accepted, _) = submit(&app, &portal).await;
+    let (declined, _) = submit(&app, &portal).await;
+    let (cancelled, cancel_token) = submit(&app, &portal).await;
+    let (erased, _) = submit(&app, &portal).await;
+
+    // Each comes from another path: the provider's own actions, the portal, an erasure.
+    for (id, action, body) in [
+        (&accepted, "accept", None),
+        (&declined, "decline", Some(json!({"reason": "not_a_fit"}))),
+    ] {
+        let (_, etag, _) = common::provider::get_referral(&app, &token, id).await;
+        let resp = common::provider::act(&app, &token, id, action, Some(&etag), body).await;
+        assert!(resp.status().is_success(), "{action}: {}", resp.status());
+    }
+    let path = format!("/v1/referrals/{cancelled}/cancel");
+    let resp = app
+        .portal_call(Method::POST, &path, &portal.token, &cancel_token)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let path = format!("/v1/admin/referrals/{erased}/personal-data");
+    assert_eq!(app.delete(&path, &portal.admin_token).await.status(), 204);
+
+    let expected = [
+        ("referral.accepted", &accepted),
+        ("referral.declined", &declined),
+        ("referral.cancelled", &cancelled),
+        ("referral.erased", &erased),
+    ];
+    let seen = receiver
+        .wait_for("each kind", |s| {
+            let types: Vec<Value> = s.iter().map(|r| r.json()["type"].clone()).collect();
+            expected.iter().all(|(t, _)| types.contains(&json!(t)))
+        })
+        .await;
+    for (kind, id) in expected {
+        let r = seen
+            .iter()
+            .find(|r| r.json()["type"] == kind)
+            .expect("delivered");
+        assert!(verify(&secret, r), "{kind} is signed");
+        let p = r.json();
+        assert_eq!(p["data"]["referral_id"], id.as_str(), "{kind}");
+        assert_eq!(
+            p["data"]["kind"],
+            kind.trim_start_matches("referral."),
+            "{kind}"
+        );
+        let data: Vec<&String> = p["data"].as_object().unwrap().keys().collect();
+        assert_eq!(data, ["cursor", "kind", "referral_id"], "id-only: {p}");
+    }
+    // Nothing personal in any of them: the contact data the portal sent appears in no body.
+    for r in &seen {
+        let body = String::from_utf8_lossy(&r.body);
+        for personal in ["Sam", "+447700900123", "sam@example.org", "EMP-0001"] {
+            assert!(!body.contains(personal), "{personal} in {body}");
+        }
+    }
+}
+
+/// A receiver that answers every request with a 307 to `target`, counting the requests.
+async fn redirecting_to(target: &str) -> (String, Arc<Mutex<usize>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits: Arc<Mutex<usize>> = Arc::default();
+    let (counted, target) = (hits.clone(), target.to_owned());
+    let server = HttpServer::new(move || {
+        let (counted, target) = (counted.clone(), target.clone());
+        App::new().default_service(web::to(move || {
+            *counted.lock().unwrap() += 1;
+            let target = target.clone();
+            async move {
+                HttpResponse::TemporaryRedirect()
+                    .insert_header(("location", target))
+                    .finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), hits)
+}
+
+#[actix_web::test]
+async fn a_redirect_is_never_followed_and_counts_as_a_failed_attempt() {
+    let (app, portal, token) = setup(&[]).await;
+    // Where the redirect points (loopback, so allowed as a URL): it must never be called.
+    let elsewhere = Receiver::start(always(200)).await;
+    let (url, hits) = redirecting_to(&elsewhere.url).await;
+    let endpoint = register(&app, &token, &url).await;
+    submit(&app, &portal).await;
+
+    let deliveries = format!(
+        "/v1/provider/webhooks/{}/deliveries",
+        endpoint["id"].as_str().unwrap()
+    );
+    eventually(
+        "the 307 recorded as a failed attempt with a retry",
+        || async {
+            let attempts = read(&app, &token, &deliveries).await;
+            let items = attempts["items"].as_array().unwrap();
+            let redirected =
+                |a: &Value| a["status_code"] == 307 && a["next_attempt_at"].is_string();
+            (items.len() >= 2 && items.iter().all(redirected))
+                .then_some(())
+                .ok_or(attempts)
+        },
+    )
+    .await;
+    assert!(
+        *hits.lock().unwrap() >= 2,
+        "the redirecting receiver was tried again"
+    );
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.seen()
+    );
+}
+
+#[actix_web::test]
 async fn during_a_rotation_both_the_old_and_the_new_secret_verify() {
     let (app, portal, token) = setup(&[]).await;
     let receiver = Receiver::start(always(200)).await;
