@@ -117,6 +117,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_search (seq) {
+        seq -> BigInt,
+        occurred_max -> Timestamp,
+        actor_client_id -> Nullable<Text>,
+        action -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        resource_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     audit_log_nodes (level, idx) {
         level -> Integer,
         idx -> BigInt,
@@ -329,6 +340,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_clients,
     audit_events,
     audit_log_leaves,
+    audit_search,
     audit_log_nodes,
     audit_checkpoints,
     contracts,

@@ -35,8 +35,9 @@ macro_rules! event_query {
             /// `2026-11-25T00:00:00Z`).
             #[param(format = DateTime)]
             pub from: Option<String>,
-            /// Events that occurred before this time (RFC 3339). At or before `from`, the
-            /// window is empty.
+            /// Events up to, not including, the first that occurred at or after this time
+            /// (RFC 3339), so adjacent ranges share no event and miss none. At or before
+            /// `from`, the window is empty.
             #[param(format = DateTime)]
             pub to: Option<String>,
             /// Only events by this client id.
