@@ -1500,8 +1500,10 @@ async fn every_filter_selects_exactly_the_positions_a_reading_of_every_event_doe
     };
     let t = |minutes: i64| base + Duration::minutes(minutes) + Duration::seconds(30);
     type Keep = Box<dyn Fn(&Position) -> bool>;
+    // A query string, which positions it keeps, and a time range in minutes from `base`.
+    type Case = (String, Keep, Option<(i64, i64)>);
     let r0 = resources[0].clone();
-    let cases: Vec<(String, Keep, Option<(i64, i64)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "actor=client-a".into(),
             Box::new(|p| p.2.as_deref() == Some("client-a")),
