@@ -38,8 +38,9 @@ pub struct EventPage {
 }
 
 /// Maps the time range onto the log as of the latest checkpoint: from the first position whose
-/// event occurred at or after `from` to just past the last one that occurred before `to`. The
-/// selection is a contiguous stretch of the log, so an export of it can be proved complete.
+/// event occurred at or after `from` up to, not including, the first one that occurred at or
+/// after `to` (so adjacent ranges tile the log). The selection is a contiguous stretch of the
+/// log, so an export of it can be proved complete.
 /// Returns the latest checkpoint's size and the filter over those positions.
 pub fn resolve(conn: &mut AnyConnection, sel: &Selection) -> Result<(u64, Filter), ApiError> {
     let size = store::latest_checkpoint(conn)?.map_or(0, |c| c.tree_size);
