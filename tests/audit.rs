@@ -1069,23 +1069,9 @@ async fn stats_count_the_sealed_log_per_bucket_by_outcome_and_by_actor() {
 
 /// Sealed events as `(occurred_at, outcome, actor)`, below `size`: what a count must agree with.
 fn sealed_events(app: &TestApp, size: u64) -> Vec<(chrono::NaiveDateTime, String, Option<String>)> {
-    use diesel::prelude::*;
-    use eap_referrals::db::schema::{audit_events as e, audit_log_leaves as l};
-    let mut conn = app.conn();
-    let sealed: std::collections::HashSet<String> = l::table
-        .filter(l::seq.lt(size as i64))
-        .select(l::event_id)
-        .load::<String>(&mut *conn)
-        .unwrap()
+    sealed_positions(app, size)
         .into_iter()
-        .collect();
-    e::table
-        .select((e::id, e::occurred_at, e::outcome, e::actor_client_id))
-        .load::<(String, chrono::NaiveDateTime, String, Option<String>)>(&mut *conn)
-        .unwrap()
-        .into_iter()
-        .filter(|(id, ..)| sealed.contains(id))
-        .map(|(_, at, outcome, actor)| (at, outcome, actor))
+        .map(|(_, at, actor, _, outcome, _)| (at, outcome, actor))
         .collect()
 }
 

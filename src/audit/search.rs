@@ -60,7 +60,7 @@ pub fn resolve(conn: &mut AnyConnection, sel: &Selection) -> Result<(u64, Filter
         None => 0,
     };
     let end = match sel.to {
-        Some(t) => store::end_seq_before(conn, t, size)?,
+        Some(t) => store::first_seq_from(conn, t, size)?,
         None => size,
     };
     filter.start = start;
