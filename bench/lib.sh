@@ -267,14 +267,16 @@ pgbench_contact_reads() {
   local ids
   mapfile -t ids < "$WORK/accepted"
   # Which referral to read comes from a side table by number (one primary-key lookup), as wrk
-  # cycles through the same ids.
+  # cycles through the same ids. Then what a read needs: the provider's referral locked, its data
+  # key (a table of its own, so erasure can destroy it physically) and the access event.
   psql $PG -d "$DB" -qc "CREATE TABLE bench_ids (n serial PRIMARY KEY, id text)"
   printf '%s\n' "${ids[@]}" | psql $PG -d "$DB" -qc "COPY bench_ids (id) FROM STDIN"
   cat > "$WORK/contact.sql" <<SQL
 \set n random(1, ${#ids[@]})
 SELECT id FROM bench_ids WHERE n = :n \gset
 BEGIN;
-SELECT status, version, key_id, wrapped_key, sealed_contact, sealed_note FROM referrals WHERE id = ':id' FOR UPDATE;
+SELECT status, version, erased_at, sealed_contact, sealed_note FROM referrals WHERE id = ':id' AND provider_id = ':provider' FOR UPDATE;
+SELECT key_id, wrapped_key FROM referral_keys WHERE referral_id = ':id';
 INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
   VALUES (gen_random_uuid()::text, now(), 'bench', 'provider', ':provider', 'contact.read', 'referral', ':id', 'success', 200, gen_random_uuid()::text, '127.0.0.1');
 COMMIT;

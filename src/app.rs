@@ -6,8 +6,7 @@ use std::sync::{Arc, OnceLock};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use utoipa_actix_web::AppExt;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::auth::model::TokenService;
 use crate::config::Config;
@@ -91,8 +90,10 @@ impl Application {
             metrics: Default::default(),
             routing,
         });
-        let spec = crate::openapi::spec();
-        let route_table = web::Data::new(RouteTable::from_spec(&spec));
+        let document = serde_json::from_slice(&crate::openapi::served())
+            .map_err(|e| StartError::Schemas(e.to_string()))?;
+        let route_table = web::Data::new(RouteTable::from_document(&document));
+        drop(document);
         let request_schemas = request_schemas().map_err(StartError::Schemas)?;
         let body_limit = state.config.body_limit_bytes;
         let body_deadline = crate::extract::BodyDeadline(state.config.body_timeout);
@@ -101,7 +102,6 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .into_utoipa_app()
                 .app_data(app_state.clone())
                 .app_data(route_table.clone())
                 .app_data(request_schemas.clone())
@@ -109,9 +109,16 @@ impl Application {
                 .app_data(crate::extract::BodyLimit(body_limit))
                 .app_data(body_deadline)
                 .app_data(trusted.clone())
-                .configure(routes)
-                .into_app()
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+                .configure(routes::<web::ServiceConfig>)
+                // Guarded, so another method falls through to `fallback`'s 405 with its Allow.
+                .service(
+                    web::resource("/openapi.json")
+                        .guard(actix_web::guard::Get())
+                        .to(crate::openapi::serve),
+                )
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::from("/openapi.json")),
+                )
                 .service(web::resource("/docs").get(docs_redirect))
                 .service(web::resource("/console").get(crate::console::http::redirect))
                 .service(web::resource("/console/{file:[a-z.]*}").get(crate::console::http::file))
@@ -542,7 +549,7 @@ pub fn request_schemas() -> Result<web::Data<RequestSchemas>, String> {
     COMPILED
         .get_or_init(|| {
             let document =
-                serde_json::to_value(crate::openapi::spec()).map_err(|e| e.to_string())?;
+                serde_json::from_slice(&crate::openapi::served()).map_err(|e| e.to_string())?;
             RequestSchemas::from_document(&document).map(web::Data::new)
         })
         .clone()

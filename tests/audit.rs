@@ -1404,7 +1404,7 @@ fn sealed_positions(app: &TestApp, size: u64) -> Vec<Position> {
             String,
             String,
             Option<String>,
-        )>(&mut *conn)
+        )>(&mut **conn)
         .unwrap()
         .into_iter()
         .map(|(seq, at, actor, action, outcome, resource)| {
@@ -1468,7 +1468,7 @@ async fn every_filter_selects_exactly_the_positions_a_reading_of_every_event_doe
             "DELETE FROM audit_search WHERE seq >= {}",
             first.tree_size - 40
         ))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .unwrap();
     }
     record(events(150..300));

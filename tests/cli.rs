@@ -291,7 +291,7 @@ async fn purge_dry_run_lists_and_purge_destroys() {
             referrals::status.eq("cancelled"),
             referrals::closed_at.eq(long_ago),
         ))
-        .execute(&mut *app.conn())
+        .execute(&mut **app.conn())
         .unwrap();
 
     let run = |args: &[&str]| {
@@ -326,7 +326,7 @@ async fn purge_dry_run_lists_and_purge_destroys() {
     assert!(run(&["purge"]).starts_with("purged 0 referral(s)"));
     // On PostgreSQL, while another instance holds the purge lock, the command says so rather
     // than "purged 0".
-    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *app.conn() {
+    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut **app.conn() {
         c.transaction(|c| {
             diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                 .bind::<diesel::sql_types::BigInt, _>(eap_referrals::privacy::store::PURGE_LOCK)

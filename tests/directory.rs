@@ -433,7 +433,7 @@ fn race_for_slots(app: &TestApp, provider: &str, racers: usize) -> (usize, i64) 
             .filter(s::provider_id.eq(provider))
             .filter(s::referral_id.is_not_null())
             .count()
-            .get_result::<i64>(&mut *conn)
+            .get_result::<i64>(&mut **conn)
             .unwrap()
     };
     assert_eq!(
@@ -490,7 +490,7 @@ async fn racing_claims_never_overbook_a_provider() {
             .filter(s::provider_id.eq(&three))
             .filter(s::referral_id.is_not_null())
             .select(s::referral_id.assume_not_null())
-            .first(&mut *conn)
+            .first(&mut **conn)
             .unwrap()
     };
     assert!(capacity::release_slot(&mut conn, &pid(&three), &rid(&holder)).unwrap());
@@ -534,7 +534,7 @@ async fn racing_claims_never_overbook_a_provider() {
             .filter(s::provider_id.eq(&three))
             .filter(s::referral_id.is_not_null())
             .select(s::referral_id.assume_not_null())
-            .load(&mut *conn)
+            .load(&mut **conn)
             .unwrap()
     };
     for h in &held {

@@ -60,6 +60,78 @@ async fn readyz_is_503_when_a_migration_is_missing() {
     );
 }
 
+/// A pooled connection is handed out untested only within 500 ms of a clean use (no `SELECT 1`
+/// per request). One the database ended meanwhile fails at most the one request that finds it,
+/// and one ended while it sat idle longer is tested at checkout and replaced: no request fails.
+/// PostgreSQL only: SQLite has no server to end a session.
+#[actix_web::test]
+async fn a_connection_the_database_ended_fails_at_most_the_request_that_finds_it() {
+    let app = spawn_app().await;
+    if app.backend != Backend::Postgres {
+        return;
+    }
+    let ready = |app: &common::TestApp| {
+        let app = app.address.clone();
+        async move {
+            reqwest::get(format!("{app}/readyz"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let end_sessions = |app: &common::TestApp| -> usize {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = app.conn();
+        let c: &mut eap_referrals::db::AnyConnection = &mut conn;
+        let ended: N = diesel::sql_query(
+            "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+        )
+        .get_result(c)
+        .unwrap();
+        ended.n as usize
+    };
+    // Several pooled connections, all just used cleanly.
+    let concurrent: Vec<_> = (0..6).map(|_| ready(&app)).collect();
+    for status in futures_util::future::join_all(concurrent).await {
+        assert_eq!(status, 200);
+    }
+
+    // Ended within the window: each ended connection fails at most one request.
+    let ended = end_sessions(&app);
+    assert!(ended > 0, "the pool had sessions to end");
+    let mut failed = 0;
+    for _ in 0..(ended + 10) {
+        match ready(&app).await {
+            200 => {}
+            503 => failed += 1,
+            other => panic!("readyz answered {other}"),
+        }
+    }
+    assert!(
+        failed <= ended,
+        "{failed} failed requests for {ended} ended sessions"
+    );
+    for _ in 0..10 {
+        assert_eq!(ready(&app).await, 200, "a replaced connection works");
+    }
+
+    // Ended while idle past the window: tested at checkout and replaced, nothing fails.
+    let concurrent: Vec<_> = (0..6).map(|_| ready(&app)).collect();
+    futures_util::future::join_all(concurrent).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(end_sessions(&app) > 0);
+    for _ in 0..20 {
+        assert_eq!(ready(&app).await, 200, "an idle connection is tested first");
+    }
+}
+
 /// On SQLite the test holds the only pooled connection, so the request cannot get one in time;
 /// on PostgreSQL it drops the database out from under the app.
 #[actix_web::test]

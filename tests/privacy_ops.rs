@@ -55,7 +55,7 @@ fn set_times(app: &TestApp, id: &str, created: NaiveDateTime, closed: Option<Nai
             referrals::created_at.eq(created),
             referrals::closed_at.eq(closed),
         ))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .unwrap();
 }
 
@@ -117,11 +117,11 @@ fn database_holds(app: &TestApp, secret: &Secret) -> bool {
             let tables: Vec<Row> = diesel::sql_query(
                 "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = 'public'",
             )
-            .load(&mut *conn)
+            .load(&mut **conn)
             .unwrap();
             tables.iter().any(|table| {
                 diesel::sql_query(format!("SELECT t::text AS t FROM \"{}\" t", table.t))
-                    .load::<Row>(&mut *conn)
+                    .load::<Row>(&mut **conn)
                     .unwrap()
                     .iter()
                     .any(|r| r.t.contains(&rendered))
@@ -151,7 +151,7 @@ fn assert_shredded(app: &TestApp, id: &str) {
             idempotency_keys::request_hash,
             idempotency_keys::response_sealed,
         ))
-        .load(&mut *conn)
+        .load(&mut **conn)
         .unwrap();
     assert!(
         keys.iter().all(|(h, r)| h.is_empty() && r.is_none()),
@@ -582,7 +582,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
     // On PostgreSQL a request holds the first referral locked meanwhile: the purge skips it, and
     // the shorter first batch must not end the run.
     let mut holder = app.conn();
-    let locked = match &mut *holder {
+    let locked = match &mut **holder {
         eap_referrals::db::AnyConnection::Postgresql(c) => {
             use diesel::connection::SimpleConnection;
             c.batch_execute("BEGIN").unwrap();
@@ -598,7 +598,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
         eap_referrals::db::AnyConnection::Sqlite(_) => None,
     };
     let run = privacy::purge(&mut app.conn(), &policy, clock, &Default::default()).unwrap();
-    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut *holder {
+    if let eap_referrals::db::AnyConnection::Postgresql(c) = &mut **holder {
         use diesel::connection::SimpleConnection;
         c.batch_execute("ROLLBACK").unwrap();
     }
@@ -623,7 +623,7 @@ async fn purge_batches_read_the_clock_afresh_and_survive_skipped_rows() {
                 referrals::closed_at,
                 referrals::status,
             ))
-            .load(&mut *app.conn())
+            .load(&mut **app.conn())
             .unwrap();
     let mut per_stamp = std::collections::BTreeMap::new();
     for (id, erased, closed, status) in stamps {
@@ -719,7 +719,7 @@ async fn an_erasure_during_a_long_read_leaves_no_key_in_the_files_once_the_reade
     // While the reader may still need them, the old bytes stay: the WAL cannot be emptied, and
     // PostgreSQL's rewrite would copy the row a snapshot still sees, so it waits.
     assert!(files_hold(&app, &key), "gone while a reader could see it");
-    if let AnyConnection::Postgresql(_) = &*app.conn() {
+    if let AnyConnection::Postgresql(_) = &**app.conn() {
         assert_eq!(privacy::compact_keys(&mut app.conn()).unwrap(), 0);
     }
     drop(reader);
@@ -729,7 +729,7 @@ async fn an_erasure_during_a_long_read_leaves_no_key_in_the_files_once_the_reade
     // than the erasure (other test suites share the cluster, hence the generous bound).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        if let AnyConnection::Postgresql(_) = &*app.conn() {
+        if let AnyConnection::Postgresql(_) = &**app.conn() {
             privacy::compact_keys(&mut app.conn()).unwrap();
         }
         if !files_hold(&app, &key) {

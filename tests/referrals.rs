@@ -594,7 +594,7 @@ async fn expired_idempotency_keys_are_purged_and_reusable() {
         let mut conn = app.conn();
         k::idempotency_keys
             .select(k::request_hash)
-            .first(&mut *conn)
+            .first(&mut **conn)
             .unwrap()
     };
     assert!(!fingerprint.is_empty());

@@ -1256,7 +1256,7 @@ fn stored_anywhere(app: &TestApp, needle: &str) -> bool {
             }
             let rows: Vec<Row> =
                 diesel::sql_query("SELECT CAST(w AS TEXT) AS row FROM webhook_endpoints w")
-                    .load(&mut *app.conn())
+                    .load(&mut **app.conn())
                     .unwrap();
             rows.iter().any(|r| r.row.contains(needle))
         }
@@ -1476,7 +1476,7 @@ async fn an_expired_offer_alerts_the_operators_and_so_does_the_queue_it_leaves()
         use eap_referrals::db::schema::operator_webhook_deliveries as d;
         let n = diesel::update(d::table)
             .set(d::next_attempt_at.eq(eap_referrals::db::now()))
-            .execute(&mut conn)
+            .execute(&mut **conn)
             .unwrap();
         assert_eq!(n, 2, "an alert for the expiry and one for the queue");
     }
@@ -1643,11 +1643,11 @@ async fn operator_endpoints_are_the_admins_and_every_change_is_logged() {
         let left = of(d::table
             .filter(d::endpoint_id.eq(&id))
             .count()
-            .get_result(&mut conn));
+            .get_result(&mut **conn));
         let tried = of(a::table
             .filter(a::endpoint_id.eq(&id))
             .count()
-            .get_result(&mut conn));
+            .get_result(&mut **conn));
         assert_eq!(
             (left, tried),
             (0, 0),

@@ -128,7 +128,7 @@ async fn the_unroutable_age_counts_from_becoming_unroutable_not_from_submission(
                 r::updated_at.eq(now - chrono::TimeDelta::hours(49)),
                 r::offer_expires_at.eq(Some(now - chrono::TimeDelta::hours(1))),
             ))
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .unwrap();
     }
     assert_eq!(sweep_at(&app, 0), 1);

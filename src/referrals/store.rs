@@ -82,6 +82,26 @@ pub fn lock_referral(
     }
 }
 
+/// [`lock_referral`], for a referral `provider` holds or is offered: another's is `None` and
+/// is not locked, so probing an id holds up no one's work.
+pub fn lock_providers_referral(
+    conn: &mut AnyConnection,
+    id: &ReferralId,
+    provider: &ProviderId,
+) -> QueryResult<Option<ReferralRow>> {
+    let mine = referrals::table
+        .find(id)
+        .filter(referrals::provider_id.eq(provider));
+    match conn {
+        AnyConnection::Postgresql(c) => mine
+            .select(ReferralRow::as_select())
+            .for_update()
+            .first(c)
+            .optional(),
+        AnyConnection::Sqlite(c) => mine.select(ReferralRow::as_select()).first(c).optional(),
+    }
+}
+
 /// The changes an action makes to a referral, applied only at `version`.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = referrals)]

@@ -55,26 +55,25 @@ fn provider_id(provider: &ProviderCaller) -> ProviderId {
     provider.provider_id.clone()
 }
 
-/// The referral, locked, if it is still this provider's (it may have moved on since `mine`).
-fn locked_mine(
+/// Runs `work` on the provider's referral, locked, in one write transaction, and logs the
+/// refusals worth an auditor's eye once that transaction has rolled back: a referral that is
+/// not this provider's (the same logged 404 as a read's) and an attempt to reach erased contact
+/// data (410). The referral is looked up and locked in one statement, and only if it is the
+/// provider's: no read before the transaction, no lock on another provider's row.
+fn on_locked_mine<T>(
     conn: &mut AnyConnection,
     provider: &ProviderCaller,
-    id: &ReferralId,
-) -> Result<ReferralRow, ApiError> {
-    referrals::lock_referral(conn, id)?
-        .filter(|r| holds(r, provider))
-        .ok_or(ApiError::NotFound)
-}
-
-/// Logs the refusals worth an auditor's eye once the work's transaction has rolled back: a
-/// referral that moved to another provider between the check and the transaction (the same
-/// logged 404 as any other), and an attempt to read erased contact data (410).
-fn log_refusal<T>(
-    conn: &mut AnyConnection,
-    provider: &ProviderCaller,
-    id: &ReferralId,
-    result: Result<T, ApiError>,
+    id: Option<String>,
+    work: impl FnOnce(&mut AnyConnection, ReferralRow) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    let Some(id) = id.map(ReferralId::from_trusted) else {
+        return provider.caller.refuse(conn, None, ApiError::NotFound);
+    };
+    let result = write_tx(conn, |conn| {
+        let row = referrals::lock_providers_referral(conn, &id, &provider.provider_id)?
+            .ok_or(ApiError::NotFound)?;
+        work(conn, row)
+    });
     match result {
         Err(e @ (ApiError::NotFound | ApiError::Gone(_))) => {
             provider.caller.refuse(conn, Some(id.as_str()), e)
@@ -155,14 +154,11 @@ pub async fn act(
     outcome: Option<Outcome>,
 ) -> Result<ReferralRow, ApiError> {
     db.run(move |conn| {
-        let id = mine(conn, &provider, id.as_deref())?.id;
-        let result = write_tx(conn, |conn| {
-            let row = locked_mine(conn, &provider, &id)?;
+        on_locked_mine(conn, &provider, id, |conn, row| {
             apply_action(conn, &provider, &row, &expected, action, outcome)?;
-            audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
-            referrals::find_referral(conn, &id)?.ok_or(ApiError::NotFound)
-        });
-        log_refusal(conn, &provider, &id, result)
+            audit::record(conn, &[provider.caller.event(Some(row.id.as_str()))])?;
+            referrals::find_referral(conn, &row.id)?.ok_or(ApiError::NotFound)
+        })
     })
     .await
 }
@@ -227,9 +223,8 @@ pub async fn decline(
     declined: Declined,
 ) -> Result<(), ApiError> {
     db.run(move |conn| {
-        let id = mine(conn, &provider, id.as_deref())?.id;
-        let result = write_tx(conn, |conn| {
-            let row = locked_mine(conn, &provider, &id)?;
+        on_locked_mine(conn, &provider, id, |conn, row| {
+            let id = &row.id;
             if !expected.holds(row.version) {
                 return Err(ApiError::PreconditionFailed);
             }
@@ -240,15 +235,14 @@ pub async fn decline(
                 Some(c) => seal_decline_comment(conn, &keys.master, &row, &me, c)?,
                 None => None,
             };
-            release_slot(conn, &me, &id)?;
+            release_slot(conn, &me, id)?;
             let reason = declined.reason.code();
-            super::store::record_decline(conn, &id, &me, reason, comment.as_deref())?;
-            referrals::push_event(conn, &me, &id, FeedKind::Declined, now)?;
+            super::store::record_decline(conn, id, &me, reason, comment.as_deref())?;
+            referrals::push_event(conn, &me, id, FeedKind::Declined, now)?;
             reoffer(conn, &ttl, &keys.master, &row, now)?;
             audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
             Ok(())
-        });
-        log_refusal(conn, &provider, &id, result)
+        })
     })
     .await
 }
@@ -291,14 +285,11 @@ pub async fn reveal_contact(
     id: Option<String>,
 ) -> Result<Revealed, ApiError> {
     db.run(move |conn| {
-        let id = mine(conn, &provider, id.as_deref())?.id;
-        let result = write_tx(conn, |conn| {
-            let row = locked_mine(conn, &provider, &id)?;
+        on_locked_mine(conn, &provider, id, |conn, row| {
             let revealed = unseal_contact(conn, &keys.master, &row)?;
-            audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
+            audit::record(conn, &[provider.caller.event(Some(row.id.as_str()))])?;
             Ok(revealed)
-        });
-        log_refusal(conn, &provider, &id, result)
+        })
     })
     .await
 }

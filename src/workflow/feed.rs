@@ -36,7 +36,9 @@ pub async fn poll(
     let deadline = Instant::now() + poll.wait;
     let notifier = &db.notifier;
     let wake = notifier.handle(&provider_id);
-    let mut backoff = Duration::from_millis(25);
+    // Held back, the event is usually behind one short write transaction (a sealing batch is
+    // ~30 ms): look again soon, then back off.
+    let mut backoff = Duration::from_millis(5);
     let mut slot = None;
     loop {
         // Register for the wake-up before looking, so an event committed in between is not

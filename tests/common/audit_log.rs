@@ -36,7 +36,7 @@ impl TestApp {
                 a::tenant_id,
                 a::source_addr,
             ))
-            .load::<AuditRow>(&mut *conn)
+            .load::<AuditRow>(&mut **conn)
             .expect("read audit events")
     }
 

@@ -216,7 +216,7 @@ pub fn count_in(database_url: &str, sql: &str) -> i64 {
     let db = eap_referrals::db::Db::connect(&url, 1, std::time::Duration::from_secs(5)).unwrap();
     let mut conn = db.get().unwrap();
     diesel::sql_query(sql)
-        .get_result::<N>(&mut *conn)
+        .get_result::<N>(&mut **conn)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .n
 }

@@ -208,7 +208,7 @@ impl TestApp {
                 referral_keys::wrapped_key,
                 referral_keys::employee_ref_hmac,
             ))
-            .first(&mut *conn)
+            .first(&mut **conn)
             .optional()
             .unwrap();
         if let Some((key_id, wrapped, employee_ref)) = keys {

@@ -217,7 +217,7 @@ impl TestApp {
         }
         let mut conn = self.conn();
         diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .get_result::<N>(&mut *conn)
+            .get_result::<N>(&mut **conn)
             .expect("count")
             .n
     }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Contact reads (issue #19, goal 3: ≥ 0.85 of pgbench), PostgreSQL: the service's
+# `GET /v1/provider/referrals/{id}/contact` (each one audited in its own transaction) over
+# $READS accepted referrals at $CONNS connections, beside pgbench running the statements a read
+# needs (lock the provider's referral, read its data key, insert the access event) in the same
+# run. PERF=1 records the server under the HTTP load with `perf` (call graphs) and prints the
+# top of the report. Release build, loopback only; about a minute.
+#
+#   bench/contact.sh      # DURATION=10 CONNS=32 READS=500 PERF=
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+READS=${READS:-500}
+PORT=${PORT:-18488}
+source "$(dirname "$0")/lib.sh"
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
+start_server
+setup_fixtures
+for i in $(seq 1 "$READS"); do
+  curl -sf -o /dev/null -H "Authorization: Bearer $PORTAL_TOKEN" -H 'Content-Type: application/json' \
+    -H "Idempotency-Key: contact-$i-$$" -d "$BODY" "$BASE/v1/referrals"
+done
+if [ -n "${PERF:-}" ]; then
+  (sleep 3 && perf record -q -g -p "$SERVER" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1) &
+  PERF_PID=$!
+fi
+phase_contact_reads
+if [ -n "${PERF:-}" ]; then wait "$PERF_PID"; cp "$WORK/perf.data" "${PERF_KEEP:-/dev/null}" 2>/dev/null || true; fi
+if [ -n "${PERF:-}" ]; then
+  perf report -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | head -50
+fi
+stop_server
+pgbench_contact_reads
+cat <<TABLE
+
+machine: $(nproc) cores, load average before: $LOAD_BEFORE, after: $(cut -d" " -f1-3 /proc/loadavg)
+| measure | service (HTTP) | pgbench, same statements |
+|---|---|---|
+| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS |
+TABLE
