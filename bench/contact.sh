@@ -3,8 +3,9 @@
 # `GET /v1/provider/referrals/{id}/contact` (each one audited in its own transaction) over
 # $READS accepted referrals at $CONNS connections, beside pgbench running the statements a read
 # needs (lock the provider's referral, read its data key, insert the access event) in the same
-# run. PERF=1 records the server under the HTTP load with `perf` (call graphs) and prints the
-# top of the report. Release build, loopback only; about a minute.
+# run. PERF=1 records the server under the HTTP load with `perf` and prints its flat profile;
+# PERF=system records the whole machine and prints the share of each command (server, wrk,
+# postgres, idle). Release build, loopback only; about a minute.
 #
 #   bench/contact.sh      # DURATION=10 CONNS=32 READS=500 PERF=
 DURATION=${DURATION:-10}
@@ -20,13 +21,20 @@ for i in $(seq 1 "$READS"); do
     -H "Idempotency-Key: contact-$i-$$" -d "$BODY" "$BASE/v1/referrals"
 done
 if [ -n "${PERF:-}" ]; then
-  (sleep 3 && perf record -q -g -p "$SERVER" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1) &
+  # Recorded once wrk runs (its script is written after the accepts), 2 s in, for 5 s: the
+  # server alone by symbol, or (PERF=system) every process on the machine by command name.
+  target=(-p "$SERVER")
+  [ "$PERF" = system ] && target=(-a)
+  (while [ ! -f "$WORK/contact.lua" ]; do sleep 0.1; done
+   sleep 2 && perf record -q "${target[@]}" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1) &
   PERF_PID=$!
 fi
 phase_contact_reads
-if [ -n "${PERF:-}" ]; then wait "$PERF_PID"; cp "$WORK/perf.data" "${PERF_KEEP:-/dev/null}" 2>/dev/null || true; fi
 if [ -n "${PERF:-}" ]; then
-  perf report -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | head -50
+  wait "$PERF_PID"
+  sort=dso,sym
+  [ "$PERF" = system ] && sort=comm
+  perf report -i "$WORK/perf.data" --no-children -g none --sort "$sort" --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | head -50
 fi
 stop_server
 pgbench_contact_reads
