@@ -201,7 +201,7 @@ impl Scalar {
 
 /// The component schemas `schema` reaches through `$ref`s, transitively. Each compiled
 /// validator keeps its own copy of the document it was built from: handing all ~70 of them
-/// every component cost 44 MB of resident memory at start-up, this a few hundred KB.
+/// every component cost 44 MB of resident memory at start-up, this about 10 MB for all.
 fn reachable_components(schema: &Value, components: &Value) -> Value {
     let mut reached = serde_json::Map::new();
     let mut pending = vec![schema];
