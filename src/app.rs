@@ -90,11 +90,9 @@ impl Application {
             metrics: Default::default(),
             routing,
         });
-        let document = serde_json::from_slice(&crate::openapi::served())
-            .map_err(|e| StartError::Schemas(e.to_string()))?;
-        let route_table = web::Data::new(RouteTable::from_document(&document));
-        drop(document);
-        let request_schemas = request_schemas().map_err(StartError::Schemas)?;
+        let from_document = from_document().map_err(StartError::Schemas)?;
+        let route_table = from_document.routes.clone();
+        let request_schemas = from_document.schemas.clone();
         let body_limit = state.config.body_limit_bytes;
         let body_deadline = crate::extract::BodyDeadline(state.config.body_timeout);
         let trusted =
@@ -541,16 +539,26 @@ async fn fallback(
     })
 }
 
-/// The document's request schemas, compiled once per process: the document is fixed when the
-/// binary is built, so every server the process starts (a test binary starts dozens) and the
-/// `demo` command share one compiled copy instead of compiling each schema again.
-pub fn request_schemas() -> Result<web::Data<RequestSchemas>, String> {
-    static COMPILED: OnceLock<Result<web::Data<RequestSchemas>, String>> = OnceLock::new();
-    COMPILED
+/// What the server derives from the OpenAPI document: the 405 table and the compiled request
+/// schemas. Built once per process from one parse of the served bytes: the document is fixed
+/// when the binary is built, so every server the process starts (a test binary starts dozens)
+/// and the `demo` command share them.
+pub struct FromDocument {
+    pub routes: web::Data<RouteTable>,
+    pub schemas: web::Data<RequestSchemas>,
+}
+
+pub fn from_document() -> Result<&'static FromDocument, String> {
+    static BUILT: OnceLock<Result<FromDocument, String>> = OnceLock::new();
+    BUILT
         .get_or_init(|| {
             let document =
                 serde_json::from_slice(&crate::openapi::served()).map_err(|e| e.to_string())?;
-            RequestSchemas::from_document(&document).map(web::Data::new)
+            Ok(FromDocument {
+                routes: web::Data::new(RouteTable::from_document(&document)),
+                schemas: RequestSchemas::from_document(&document).map(web::Data::new)?,
+            })
         })
-        .clone()
+        .as_ref()
+        .map_err(Clone::clone)
 }

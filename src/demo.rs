@@ -189,7 +189,9 @@ fn validated<T: DeserializeOwned + Validate>(
     route: &str,
     body: &Value,
 ) -> Result<(T, Vec<u8>), ApiError> {
-    let schemas = crate::app::request_schemas().map_err(ApiError::Internal)?;
+    let schemas = &crate::app::from_document()
+        .map_err(ApiError::Internal)?
+        .schemas;
     schemas.check_body(&actix_web::http::Method::POST, route, body)?;
     let raw = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let value: T = parse_json(&raw)?;

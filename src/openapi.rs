@@ -95,7 +95,6 @@ impl Modify for Security {
     }
 }
 
-/// The full document, exactly as `GET /openapi.json` serves it and `eap-referrals openapi` prints.
 /// The document as `GET /openapi.json` serves it, serialized once per process: it is fixed when
 /// the binary is built. Serving these shared bytes, not an `OpenApi` value handed to each server
 /// worker (Swagger UI's own way), saves about 10 MB of resident memory per worker.
@@ -117,6 +116,7 @@ pub async fn serve() -> actix_web::HttpResponse {
         .body(served())
 }
 
+/// The full document, exactly as `GET /openapi.json` serves it and `eap-referrals openapi` prints.
 pub fn spec() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

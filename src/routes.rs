@@ -7,7 +7,7 @@ use utoipa_actix_web::OpenApiFactory;
 /// Where [`routes`] registers the handlers: the document's builder (`openapi::spec`, once per
 /// process) collects each one's paths and schemas, while a server worker takes the handlers
 /// only, instead of building the paths again and throwing them away (about 1 MB of resident
-/// memory per worker, which its allocator arena keeps).
+/// memory for two workers, which their allocator arenas keep).
 pub trait RouteSink {
     fn service<F: HttpServiceFactory + OpenApiFactory + 'static>(
         &mut self,
