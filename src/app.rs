@@ -252,15 +252,7 @@ async fn seal_before_exit(state: &web::Data<AppState>) {
 /// One sealing pass and checkpoint; the checkpoint's tree size, or `None` when another
 /// instance leads or it failed (logged; the next pass retries).
 async fn seal_access_log(state: &web::Data<AppState>) -> Option<u64> {
-    let keys = state.keys.clone();
-    let outside = state.outside.clone();
-    match state
-        .db
-        .run(move |c| {
-            crate::audit::seal::run_and_keep(c, &keys.checkpoint, crate::db::now(), &outside)
-        })
-        .await
-    {
+    match crate::audit::seal::tick(&state.db, state.keys.clone(), &state.outside).await {
         Ok(cp) => cp.map(|cp| cp.tree_size),
         Err(e) => {
             tracing::warn!(error = %e, "access-log sealing failed; will retry");

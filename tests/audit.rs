@@ -62,22 +62,19 @@ impl Audit {
         }
     }
 
-    /// Ticks of the sealer, as the background job would run them, until every event written
-    /// so far is sealed. On PostgreSQL the sealer waits for transactions older than an event's
-    /// to end, and other tests share the cluster, so one tick may not take everything yet.
-    fn seal(&self) -> Checkpoint {
+    /// Ticks of the sealer, as the background job runs them, until every event written so far
+    /// is sealed. On PostgreSQL the sealer waits for transactions older than an event's to end,
+    /// and other tests share the cluster, so one tick may not take everything yet.
+    async fn seal(&self) -> Checkpoint {
         let target = self.app.count("audit_events") as u64;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let mut conn = self.app.conn();
-            let checkpoint = eap_referrals::audit::seal::run_and_keep(
-                &mut conn,
-                &self.app.state.keys.checkpoint,
-                eap_referrals::db::now(),
-                &self.app.state.outside,
-            )
-            .unwrap()
-            .expect("the only instance leads");
+            let state = &self.app.state;
+            let checkpoint =
+                eap_referrals::audit::seal::tick(&state.db, state.keys.clone(), &state.outside)
+                    .await
+                    .unwrap()
+                    .expect("the only instance leads");
             if checkpoint.tree_size >= target {
                 return checkpoint;
             }
@@ -85,7 +82,7 @@ impl Audit {
                 std::time::Instant::now() < deadline,
                 "sealing did not catch up"
             );
-            std::thread::sleep(std::time::Duration::from_millis(25));
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
     }
 
@@ -195,9 +192,9 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
     problem(a.get("/v1/audit/verify").await, 409).await;
 
     a.traffic(3).await;
-    let first = a.seal();
+    let first = a.seal().await;
     a.traffic(4).await;
-    let second = a.seal();
+    let second = a.seal().await;
     assert!(second.tree_size > first.tree_size);
     // Checkpoints are numbered in order (the helper may issue more than one while it waits
     // for PostgreSQL's horizon to pass the newest events).
@@ -306,7 +303,7 @@ async fn checkpoints_are_signed_with_the_published_key_and_proofs_verify() {
 async fn auditors_search_by_filter_page_by_cursor_and_are_logged_themselves() {
     let a = setup().await;
     a.traffic(5).await;
-    a.seal();
+    a.seal().await;
 
     let all = a.json("/v1/audit/events").await;
     let items = all["items"].as_array().unwrap();
@@ -401,7 +398,7 @@ async fn auditors_search_by_filter_page_by_cursor_and_are_logged_themselves() {
 async fn an_intact_export_verifies_offline_and_through_the_cli() {
     let a = setup().await;
     a.traffic(4).await;
-    a.seal();
+    a.seal().await;
     let export = a.export("").await;
     let lines: Vec<&str> = export.lines().collect();
     assert!(lines[0].starts_with("{\"range\""));
@@ -467,7 +464,7 @@ async fn an_intact_export_verifies_offline_and_through_the_cli() {
 async fn tampering_with_an_export_file_is_found_and_named() {
     let a = setup().await;
     a.traffic(6).await;
-    a.seal();
+    a.seal().await;
     let export = a.export("").await;
     let lines: Vec<String> = export.lines().map(str::to_owned).collect();
     let id_of = |l: &str| {
@@ -564,7 +561,7 @@ async fn tampering_with_an_export_file_is_found_and_named() {
 async fn a_changed_field_in_the_database_is_named_by_both_verifiers() {
     let a = setup().await;
     a.traffic(3).await;
-    a.seal();
+    a.seal().await;
     let ids = a.sealed_ids().await;
     let victim = &ids[2];
     a.drop_append_only_guard();
@@ -583,7 +580,7 @@ async fn a_changed_field_in_the_database_is_named_by_both_verifiers() {
 async fn a_deleted_row_is_named_by_both_verifiers() {
     let a = setup().await;
     a.traffic(3).await;
-    a.seal();
+    a.seal().await;
     let ids = a.sealed_ids().await;
     let victim = &ids[1];
     a.drop_append_only_guard();
@@ -601,7 +598,7 @@ async fn a_deleted_row_is_named_by_both_verifiers() {
 async fn an_inserted_row_with_an_old_time_is_named_by_both_verifiers() {
     let a = setup().await;
     a.traffic(3).await;
-    a.seal();
+    a.seal().await;
     let forged = "01900000-0000-7000-8000-00000000beef";
     a.app.exec(&format!(
         "INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, action, \
@@ -612,7 +609,7 @@ async fn an_inserted_row_with_an_old_time_is_named_by_both_verifiers() {
     // Not sealed yet: the server sees a row behind the sealer.
     assert_first_problem(&a.server_verify().await, "inserted", forged);
     // Sealed later: it sits after checkpoints that should have held it.
-    a.seal();
+    a.seal().await;
     assert_first_problem(&a.server_verify().await, "inserted", forged);
     assert_finding(
         &a.offline(&a.export("").await).await,
@@ -625,7 +622,7 @@ async fn an_inserted_row_with_an_old_time_is_named_by_both_verifiers() {
 async fn two_swapped_rows_are_named_by_both_verifiers() {
     let a = setup().await;
     a.traffic(3).await;
-    a.seal();
+    a.seal().await;
     let ids = a.sealed_ids().await;
     let (x, y) = (&ids[1], &ids[3]);
     a.drop_append_only_guard();
@@ -687,7 +684,7 @@ async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwh
         }
     };
     write(40_000);
-    let before = a.seal();
+    let before = a.seal().await;
 
     // A fresh connection: sealing 40,000 events can outlast the server's keep-alive.
     let client = reqwest::Client::builder()
@@ -703,7 +700,7 @@ async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwh
     assert_eq!(resp.status(), 200);
     // The log keeps growing and a new checkpoint is issued while the export is under way.
     write(2_000);
-    let during = a.seal();
+    let during = a.seal().await;
     assert!(during.tree_size > before.tree_size);
     let export = resp.text().await.unwrap();
 
@@ -748,7 +745,7 @@ async fn the_sealer_never_passes_over_a_slow_transactions_event() {
         .unwrap();
     }
     slow.batch_execute("COMMIT").unwrap();
-    let checkpoint = a.seal();
+    let checkpoint = a.seal().await;
     assert_eq!(checkpoint.tree_size, a.app.count("audit_log_leaves") as u64);
     assert_eq!(
         a.app.count("audit_log_leaves"),
@@ -769,7 +766,7 @@ async fn logged_events_are_within_the_documented_enums() {
     let a = setup().await;
     a.traffic(2).await;
     problem(a.app.get("/v1/audit/events", &a.admin_token).await, 403).await;
-    a.seal();
+    a.seal().await;
     let doc: Value = a
         .app
         .get_anonymous("/openapi.json")
@@ -801,9 +798,9 @@ async fn logged_events_are_within_the_documented_enums() {
 async fn a_consistency_proof_answers_from_every_earlier_size_checkpointed_or_not() {
     let a = setup().await;
     a.traffic(2).await;
-    let first = a.seal();
+    let first = a.seal().await;
     a.traffic(3).await;
-    let latest = a.seal();
+    let latest = a.seal().await;
     // An auditor may hold a checkpoint the database no longer has.
     drop_sealed_log_guards(&a);
     a.app.exec(&format!(
@@ -892,9 +889,9 @@ fn truncate_log(a: &Audit, size: u64) {
 async fn a_truncated_then_rewritten_tail_is_caught_against_checkpoints_kept_outside() {
     let (a, kept, _outside) = setup_keeping_outside().await;
     a.traffic(3).await;
-    let first = a.seal();
+    let first = a.seal().await;
     a.traffic(3).await;
-    let second = a.seal();
+    let second = a.seal().await;
     let kept_sizes: Vec<u64> = eap_referrals::audit::outside::kept(&kept)
         .unwrap()
         .iter()
@@ -915,7 +912,7 @@ async fn a_truncated_then_rewritten_tail_is_caught_against_checkpoints_kept_outs
     // Other events are sealed after it, past the kept size: the service signs the forged log
     // (and keeps those checkpoints outside too), but the one kept before disagrees.
     a.traffic(8).await;
-    let forged = a.seal();
+    let forged = a.seal().await;
     assert!(forged.tree_size > second.tree_size);
     let verdict = a.server_verify().await;
     assert_eq!(verdict["ok"], false, "{verdict:#}");
@@ -972,7 +969,7 @@ async fn stats_count_the_sealed_log_per_bucket_by_outcome_and_by_actor() {
         401,
     )
     .await;
-    let checkpoint = a.seal();
+    let checkpoint = a.seal().await;
     let sealed = a.app.audit_rows();
     assert_eq!(sealed.len() as u64, checkpoint.tree_size);
     let mut expected = std::collections::BTreeMap::new();
@@ -1113,7 +1110,7 @@ async fn a_long_verification_does_not_hold_back_writes() {
         let batch = synthetic_events(start..start + 1_000, |_| now);
         eap_referrals::audit::store::record_alone(&mut a.app.conn(), &batch).unwrap();
     }
-    a.seal();
+    a.seal().await;
     // Fresh connections: the pooled ones went idle past the server's keep-alive while the log
     // was written.
     let http = reqwest::Client::new();
@@ -1176,9 +1173,9 @@ async fn stats_agree_with_counting_each_sealed_event_whatever_the_window() {
         eap_referrals::audit::store::record_alone(&mut conn, &batch).unwrap();
     };
     record(events(0..300));
-    a.seal();
+    a.seal().await;
     record(events(300..600));
-    let checkpoint = a.seal();
+    let checkpoint = a.seal().await;
     // Written after the last checkpoint: never counted until sealed.
     record(events(600..700));
 
@@ -1279,7 +1276,7 @@ async fn stats_agree_with_counting_each_sealed_event_whatever_the_window() {
     let answer = a.json(&query).await;
     assert_eq!(answer["tree_size"], checkpoint.tree_size);
     check(&answer, from, to, false, false, None);
-    let sealed_now = a.seal();
+    let sealed_now = a.seal().await;
     let answer = a.json(&query).await;
     assert_eq!(answer["tree_size"], sealed_now.tree_size);
     assert!(check(&answer, from, to, false, false, None) >= 660);
@@ -1315,9 +1312,9 @@ async fn the_offline_verifier_given_the_outside_log_catches_a_truncated_or_rewri
     };
 
     a.traffic(3).await;
-    let first = a.seal();
+    let first = a.seal().await;
     a.traffic(3).await;
-    let second = a.seal();
+    let second = a.seal().await;
     take("honest.ndjson").await;
     let (code, stdout) = run("honest.ndjson", true);
     assert_eq!(code, Some(0), "{stdout}");
@@ -1353,7 +1350,7 @@ async fn the_offline_verifier_given_the_outside_log_catches_a_truncated_or_rewri
     // Other events sealed past the kept size: the export is consistent with every checkpoint
     // the database holds, but not with the one kept before the rewrite.
     a.traffic(8).await;
-    let forged = a.seal();
+    let forged = a.seal().await;
     assert!(forged.tree_size > second.tree_size);
     take("rewritten.ndjson").await;
     let (code, stdout) = run("rewritten.ndjson", false);
@@ -1460,7 +1457,7 @@ async fn every_filter_selects_exactly_the_positions_a_reading_of_every_event_doe
         eap_referrals::audit::store::record_alone(&mut conn, &batch).unwrap();
     };
     record(events(0..150));
-    let first = a.seal();
+    let first = a.seal().await;
     {
         use diesel::prelude::*;
         let mut conn = a.app.conn();
@@ -1472,7 +1469,7 @@ async fn every_filter_selects_exactly_the_positions_a_reading_of_every_event_doe
         .unwrap();
     }
     record(events(150..300));
-    let checkpoint = a.seal();
+    let checkpoint = a.seal().await;
     let positions = sealed_positions(&a.app, checkpoint.tree_size);
     assert!(positions.len() >= 300);
 
