@@ -227,26 +227,27 @@ pgbench_run() {
     "$(pct_us 50 "$WORK/pglat.txt")" "$(pct_us 99 "$WORK/pglat.txt")"
 }
 
-# The statements one submission runs: the caller check (the auth extractor's round trip), then
-# one transaction with the idempotency-key lock and lookup, the employer check, the routing
-# snapshot (providers and their loads), the slot claim and load shard, the referral, its
-# attempt, the feed event, the key with its sealed response and the access-log event.
+# The statements one submission runs (the caller's status is cached, `auth::cache`): one
+# transaction with the idempotency-key lock and lookup, the employer check, the directory's
+# version (the routing snapshot is kept while it stands) and the providers' loads, the slot claim
+# and load shard, the referral (with its sealed preferences), its data key's row, its attempt,
+# the feed event, the idempotency key with its sealed response and the access-log event.
 write_submit_sql() {
   cat > "$WORK/submit.sql" <<'SQL'
 \set shard random(0, 15)
 \set lock random(1, 9000000000000000)
 SELECT gen_random_uuid()::text AS rid, md5(random()::text) AS ikey, decode(repeat(md5(random()::text), 6), 'hex') AS blob \gset
-SELECT role, revoked_at, secret_rotated_at FROM api_clients WHERE id = ':client';
 BEGIN;
 SELECT pg_try_advisory_xact_lock(:lock);
 SELECT request_hash, referral_id, response_status, response_sealed, created_at FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
 SELECT active FROM employers WHERE id = ':employer';
-SELECT c.*, p.* FROM contracts c JOIN providers p ON p.id = c.provider_id WHERE c.employer_id = ':employer';
+SELECT version FROM directory_version;
 SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
 UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' AND s.slot >= (SELECT floor(random() * capacity)::int FROM providers WHERE id = ':provider') ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
 UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard;
-INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, employee_ref_hmac, status, provider_id, offer_expires_at, version, status_token_hash, key_id, wrapped_key, sealed_contact, sealed_note, routing_reasons, created_at, updated_at)
-  VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', md5(':rid'), 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), 'dev1', ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
+INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, status, provider_id, offer_expires_at, version, status_token_hash, sealed_contact, sealed_note, sealed_preferences, routing_reasons, created_at, updated_at)
+  VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
+INSERT INTO referral_keys (referral_id, key_id, wrapped_key, employee_ref_hmac) VALUES (':rid', 'dev1', ':blob', md5(':rid'));
 INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (':rid', ':provider', now());
 INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now());
 INSERT INTO idempotency_keys (client_id, idem_key, request_hash, referral_id, response_status, response_sealed, created_at) VALUES (':client', ':ikey', md5(':ikey'), ':rid', 201, ':blob', now());
