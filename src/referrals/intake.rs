@@ -224,6 +224,8 @@ fn create(
     let (snapshot, loads) = intake.snapshots.for_routing(conn, employer_id)?;
     let tried = HashSet::new();
     let decision = place(conn, (&snapshot, &loads), &request, &tried, &id, now)?;
+    // Released first, so the kept loads count this offer in place rather than in a copy.
+    drop(loads);
     if let Some(provider) = &decision.chosen {
         intake.snapshots.offered(employer_id, provider);
     }

@@ -33,8 +33,10 @@ struct Kept {
     /// The directory's counter when the snapshot was read.
     version: i64,
     snapshot: Arc<Snapshot>,
-    /// A large network's loads, when read, plus this instance's offers since.
-    loads: Option<(Instant, Loads)>,
+    /// A large network's loads, when read, plus this instance's offers since. Shared with the
+    /// submissions routing over them (a copy per submission was 1,000 keys at N = 1,000); an
+    /// offer counts itself in place when no submission holds them any more, in a copy otherwise.
+    loads: Option<(Instant, Arc<Loads>)>,
 }
 
 /// Per employer, the routing snapshot kept while the directory does not change.
@@ -64,7 +66,7 @@ impl SnapshotCache {
         &self,
         conn: &mut AnyConnection,
         employer_id: &EmployerId,
-    ) -> QueryResult<(Arc<Snapshot>, Loads)> {
+    ) -> QueryResult<(Arc<Snapshot>, Arc<Loads>)> {
         let version: i64 = directory_version::table
             .select(directory_version::version)
             .first(conn)?;
@@ -81,7 +83,7 @@ impl SnapshotCache {
         let (snapshot, loads) = match hit {
             Some((snapshot, Some(loads))) => return Ok((snapshot, loads)),
             Some((snapshot, None)) => {
-                let loads = contracted_loads(conn, employer_id)?;
+                let loads = Arc::new(contracted_loads(conn, employer_id)?);
                 if snapshot.len() < self.keep_loads_from {
                     return Ok((snapshot, loads));
                 }
@@ -89,7 +91,7 @@ impl SnapshotCache {
             }
             None => {
                 let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
-                (Arc::new(snapshot), loads)
+                (Arc::new(snapshot), Arc::new(loads))
             }
         };
         let kept_loads =
@@ -120,7 +122,13 @@ impl SnapshotCache {
             ..
         }) = self.lock().get_mut(employer_id)
         {
-            *loads.entry(provider.to_owned()).or_default() += 1;
+            let loads = Arc::make_mut(loads);
+            match loads.get_mut(provider) {
+                Some(n) => *n += 1,
+                None => {
+                    loads.insert(provider.to_owned(), 1);
+                }
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{route, Candidate, Decision, RoutingRequest};
+use super::model::{route, route_summarised, Candidate, Decision, RoutingRequest};
 use crate::db::schema::referrals;
 use crate::db::AnyConnection;
 use crate::directory::capacity::{
@@ -127,16 +127,17 @@ pub fn place(
 ) -> QueryResult<Decision> {
     let mut candidates = snapshot.candidates(loads, now);
     loop {
-        let decision = route(req, &candidates, tried);
+        // An offered referral keeps the summary only: the itemised reports are read for
+        // unroutable referrals alone (a re-offer that finds nobody stores its own), and writing
+        // one per provider with every submission made its cost grow with the network (about 70
+        // bytes a provider). So the summary is routed first, and the full decision only for a
+        // referral nobody can take.
+        let decision = route_summarised(req, &candidates, tried);
         let Some(chosen) = decision.chosen.clone() else {
-            return Ok(decision.for_record(req));
+            return Ok(route(req, &candidates, tried).for_record(req));
         };
         if claim_slot(conn, &ProviderId::from_trusted(chosen.clone()), holder)? {
-            // An offered referral keeps the summary only: the itemised reports are read for
-            // unroutable referrals alone (a re-offer that finds nobody stores its own), and
-            // writing one per provider with every submission made its cost grow with the
-            // network (about 70 bytes a provider).
-            return Ok(decision.summarised());
+            return Ok(decision);
         }
         if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {
             c.active_referrals = c.capacity;
