@@ -6,14 +6,14 @@
 //! exactly one instance assigns positions at a time and a crashed leader is replaced at the next
 //! tick. The sealer writes no access events itself.
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::merkle::{self, Frontier, Hash};
 use super::model::{Checkpoint, LoggedEvent};
 use super::store::{self, NewLeaf, NewNode};
-use std::sync::Arc;
-
 use crate::db::{write_tx, AnyConnection, Backend, Db};
 use crate::error::ApiError;
 use crate::keys::{Keys, TokenKey};
@@ -28,9 +28,10 @@ const SEAL_LOCK: i64 = 0x6561_705f_7365_616c;
 /// transaction; 1,000 take about 30 ms.
 const BATCH_POSTGRES: i64 = 1_000;
 /// On SQLite a batch is a write transaction, which holds every other writer of the process
-/// for its length (`Db::run`). Ticks of up to 1,700 events in one turn held submissions for
-/// p50 24 ms, p90 49 ms, up to 219 ms; 100 events take a few milliseconds, and the writers
-/// waiting for the database get their turns in between (the job takes one per batch).
+/// for its length (`Db::run`). Whole ticks in one turn (a second of events under
+/// `bench/sqlite.sh`) held the other writers for p50 24 ms, p90 49 ms, up to 219 ms; a batch of
+/// 100 takes a few milliseconds, and the writers waiting for the database get their turns in
+/// between (the job takes one per batch).
 const BATCH_SQLITE: i64 = 100;
 /// At most this many events sealed before a tick issues its checkpoint.
 const MAX_EVENTS_PER_TICK: i64 = 1_000_000;
