@@ -407,8 +407,8 @@ fn retryable(e: &diesel::result::Error) -> bool {
 }
 
 /// The messages of the failures `retryable` accepts that the drivers give no error kind for
-/// (SQLite's result codes and PostgreSQL's SQLSTATEs 57P01–57P03 and 53300 reach diesel only
-/// as text).
+/// (SQLite's result codes and PostgreSQL's SQLSTATEs 57P01–57P03, 53100 and 53300 reach diesel
+/// only as text).
 const RETRYABLE_MESSAGES: &[&str] = &[
     "database is locked",
     "deadlock detected",
@@ -420,6 +420,9 @@ const RETRYABLE_MESSAGES: &[&str] = &[
     "could not send data to server",
     "too many clients",
     "database or disk is full",
+    // PostgreSQL's disk full (SQLSTATE 53100): "could not extend file …: No space left on
+    // device", and the same errno when it writes a temporary or WAL file.
+    "no space left on device",
     "disk i/o error",
     "attempt to write a readonly database",
     "unable to open database file",
@@ -585,6 +588,10 @@ mod tests {
                 "cannot execute INSERT in a read-only transaction",
             ),
             db(Kind::Unknown, "database or disk is full"),
+            db(
+                Kind::Unknown,
+                "could not extend file \"base/16384/16700\": No space left on device",
+            ),
             db(Kind::Unknown, "attempt to write a readonly database"),
             db(Kind::Unknown, "disk I/O error"),
             db(Kind::Unknown, "database is locked"),
