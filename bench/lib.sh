@@ -9,8 +9,11 @@ PG="-h 127.0.0.1 -U postgres"
 for tool in wrk jq curl bc; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
 done
-cargo build --release -q
-BIN=./target/release/eap-referrals
+# BENCH_BIN runs another build (an A/B against a saved binary); otherwise the tree's own.
+if [ -n "${BENCH_BIN:-}" ]; then BIN=$BENCH_BIN; else
+  cargo build --release -q
+  BIN=./target/release/eap-referrals
+fi
 DB="eap_bench_$(date +%s)_$$"
 WORK=$(mktemp -d)
 SERVER=""

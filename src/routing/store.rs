@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{route, route_summarised, Candidate, Decision, RoutingRequest};
+use super::model::{route_live, route_summarised_live, Candidate, Decision, Live, RoutingRequest};
 use crate::db::schema::referrals;
 use crate::db::AnyConnection;
 use crate::directory::capacity::{
@@ -62,18 +62,30 @@ impl Snapshot {
         Ok(Snapshot { providers })
     }
 
-    /// The candidates at `now` with the current `loads`.
-    fn candidates(&self, loads: &Loads, now: NaiveDateTime) -> Vec<Candidate> {
-        self.providers
-            .iter()
-            .map(|(terms, c)| Candidate {
-                contracted: terms.in_force(now),
-                active_referrals: loads
-                    .get(&c.provider_id)
-                    .map_or(0, |l| (*l).clamp(0, i64::from(u32::MAX)) as u32),
-                ..c.clone()
-            })
-            .collect()
+    /// The candidates at `now` with the current `loads`, borrowed from the snapshot.
+    fn live<'a>(&'a self, loads: &'a Loads, now: NaiveDateTime) -> impl Iterator<Item = Live<'a>> {
+        self.providers.iter().map(move |(terms, c)| Live {
+            candidate: c,
+            contracted: terms.in_force(now),
+            active_referrals: loads
+                .get(&c.provider_id)
+                .map_or(0, |l| (*l).clamp(0, i64::from(u32::MAX)) as u32),
+        })
+    }
+
+    /// [`Snapshot::live`], with the providers in `filled` seen at capacity.
+    fn live_but<'a>(
+        &'a self,
+        loads: &'a Loads,
+        now: NaiveDateTime,
+        filled: &'a [String],
+    ) -> impl Iterator<Item = Live<'a>> {
+        self.live(loads, now).map(move |mut c| {
+            if filled.contains(&c.candidate.provider_id) {
+                c.active_referrals = c.candidate.capacity;
+            }
+            c
+        })
     }
 }
 
@@ -125,23 +137,24 @@ pub fn place(
     holder: &ReferralId,
     now: NaiveDateTime,
 ) -> QueryResult<Decision> {
-    let mut candidates = snapshot.candidates(loads, now);
+    // Providers whose last slot another transaction took after the loads were read.
+    let mut filled: Vec<String> = Vec::new();
     loop {
         // An offered referral keeps the summary only: the itemised reports are read for
         // unroutable referrals alone (a re-offer that finds nobody stores its own), and writing
         // one per provider with every submission made its cost grow with the network (about 70
         // bytes a provider). So the summary is routed first, and the full decision only for a
         // referral nobody can take.
-        let decision = route_summarised(req, &candidates, tried);
+        let decision = route_summarised_live(req, snapshot.live_but(loads, now, &filled), tried);
         let Some(chosen) = decision.chosen.clone() else {
-            return Ok(route(req, &candidates, tried).for_record(req));
+            return Ok(
+                route_live(req, snapshot.live_but(loads, now, &filled), tried).for_record(req),
+            );
         };
         if claim_slot(conn, &ProviderId::from_trusted(chosen.clone()), holder)? {
             return Ok(decision);
         }
-        if let Some(c) = candidates.iter_mut().find(|c| c.provider_id == chosen) {
-            c.active_referrals = c.capacity;
-        }
+        filled.push(chosen);
     }
 }
 
@@ -187,8 +200,9 @@ pub fn candidate_for(
     now: NaiveDateTime,
 ) -> QueryResult<Option<Candidate>> {
     let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
-    Ok(snapshot
-        .candidates(&loads, now)
-        .into_iter()
-        .find(|c| c.provider_id == provider.as_str()))
+    let found = snapshot
+        .live(&loads, now)
+        .find(|c| c.candidate.provider_id == provider.as_str())
+        .map(Live::to_candidate);
+    Ok(found)
 }
