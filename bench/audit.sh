@@ -21,4 +21,5 @@ echo
 echo "$SEALING"
 echo "export: $EXPORT"
 echo "same rows by psql: $PG_EXPORT"
+echo "with the leaves' columns: $PG_EXPORT_LEAVES"
 echo "offline verify: $VERIFY"

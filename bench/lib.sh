@@ -327,6 +327,11 @@ phase_export() {
   start=$(date +%s.%N)
   psql $PG -d "$DB" -qc "\\copy (SELECT e.* FROM audit_log_leaves l JOIN audit_events e ON e.id = l.event_id ORDER BY l.seq) TO '/dev/null'"
   PG_EXPORT="$(echo "$lines / ($(date +%s.%N) - $start)" | bc) rows/s (psql \\copy of the same rows in log order)"
+  # The same, with the leaf's own columns the export carries too (position, leaf hash, event
+  # id; a leaf whose event is missing still has a line).
+  start=$(date +%s.%N)
+  psql $PG -d "$DB" -qc "\\copy (SELECT l.seq, l.leaf_hash, l.event_id, e.* FROM audit_log_leaves l LEFT JOIN audit_events e ON e.id = l.event_id ORDER BY l.seq) TO '/dev/null'"
+  PG_EXPORT_LEAVES="$(echo "$lines / ($(date +%s.%N) - $start)" | bc) rows/s (the same with the leaves' columns)"
 }
 
 # The export verified offline with the published key only.

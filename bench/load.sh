@@ -37,7 +37,7 @@ machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | empty-feed polls, $POLLERS connections | $EMPTY_POLLS | (answered from memory: no SQL) |
 | long-poll wake-up after a commit | $WAKE | — |
 | contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS |
-| audit export, NDJSON, whole log | $EXPORT | $PG_EXPORT |
+| audit export, NDJSON, whole log | $EXPORT | $PG_EXPORT; $PG_EXPORT_LEAVES |
 | resident memory | start $RSS_START kB, peak under the load above $PEAK_LOAD kB | — |
 | $IDLE idle long polls | $IDLE_POLLS | — |
 TABLE
