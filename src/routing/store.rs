@@ -78,10 +78,12 @@ impl Snapshot {
         &'a self,
         loads: &'a Loads,
         now: NaiveDateTime,
-        filled: &'a [String],
+        filled: &'a HashSet<String>,
     ) -> impl Iterator<Item = Live<'a>> {
         self.live(loads, now).map(move |mut c| {
-            if filled.contains(&c.candidate.provider_id) {
+            // A set, not a list: with stale kept loads a submission may lose many claims in a
+            // row, and each pass looks up every candidate.
+            if !filled.is_empty() && filled.contains(&c.candidate.provider_id) {
                 c.active_referrals = c.candidate.capacity;
             }
             c
@@ -138,7 +140,7 @@ pub fn place(
     now: NaiveDateTime,
 ) -> QueryResult<Decision> {
     // Providers whose last slot another transaction took after the loads were read.
-    let mut filled: Vec<String> = Vec::new();
+    let mut filled: HashSet<String> = HashSet::new();
     loop {
         // An offered referral keeps the summary only: the itemised reports are read for
         // unroutable referrals alone (a re-offer that finds nobody stores its own), and writing
@@ -154,7 +156,7 @@ pub fn place(
         if claim_slot(conn, &ProviderId::from_trusted(chosen.clone()), holder)? {
             return Ok(decision);
         }
-        filled.push(chosen);
+        filled.insert(chosen);
     }
 }
 
