@@ -43,5 +43,5 @@ cat <<TABLE
 machine: $(nproc) cores, load average before: $LOAD_BEFORE, after: $(cut -d" " -f1-3 /proc/loadavg)
 | measure | service (HTTP) | pgbench, same statements |
 |---|---|---|
-| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS |
+| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS (key read apart: $PG_CONTACT_READS_SPLIT) |
 TABLE

@@ -266,26 +266,36 @@ pgbench_submissions() {
   PG_SUBMISSIONS=$(pgbench_run "$WORK/submit.sql" -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER")
 }
 
-# One contact read: the referral read under lock (with its sealed columns) and the access event.
+# One contact read as the service runs it: the provider's referral locked with its sealed
+# columns and, in the same statement, its data key (a table of its own, so erasure can destroy
+# it physically); then the access event. PG_CONTACT_READS_SPLIT is the same read with the key
+# read by a statement of its own (the service until 2026-12-03), kept for comparison.
 pgbench_contact_reads() {
   local ids
   mapfile -t ids < "$WORK/accepted"
   # Which referral to read comes from a side table by number (one primary-key lookup), as wrk
-  # cycles through the same ids. Then what a read needs: the provider's referral locked, its data
-  # key (a table of its own, so erasure can destroy it physically) and the access event.
+  # cycles through the same ids.
   psql $PG -d "$DB" -qc "CREATE TABLE bench_ids (n serial PRIMARY KEY, id text)"
   printf '%s\n' "${ids[@]}" | psql $PG -d "$DB" -qc "COPY bench_ids (id) FROM STDIN"
+  local pick="\\set n random(1, ${#ids[@]})
+SELECT id FROM bench_ids WHERE n = :n \\gset
+BEGIN;"
+  local event="INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
+  VALUES (gen_random_uuid()::text, now(), 'bench', 'provider', ':provider', 'contact.read', 'referral', ':id', 'success', 200, gen_random_uuid()::text, '127.0.0.1');
+COMMIT;"
   cat > "$WORK/contact.sql" <<SQL
-\set n random(1, ${#ids[@]})
-SELECT id FROM bench_ids WHERE n = :n \gset
-BEGIN;
+$pick
+SELECT status, erased_at, sealed_contact, sealed_note, (SELECT key_id FROM referral_keys WHERE referral_id = ':id'), (SELECT wrapped_key FROM referral_keys WHERE referral_id = ':id') FROM referrals WHERE id = ':id' AND provider_id = ':provider' FOR UPDATE;
+$event
+SQL
+  cat > "$WORK/contact-split.sql" <<SQL
+$pick
 SELECT status, version, erased_at, sealed_contact, sealed_note FROM referrals WHERE id = ':id' AND provider_id = ':provider' FOR UPDATE;
 SELECT key_id, wrapped_key FROM referral_keys WHERE referral_id = ':id';
-INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
-  VALUES (gen_random_uuid()::text, now(), 'bench', 'provider', ':provider', 'contact.read', 'referral', ':id', 'success', 200, gen_random_uuid()::text, '127.0.0.1');
-COMMIT;
+$event
 SQL
   PG_CONTACT_READS=$(pgbench_run "$WORK/contact.sql" -D provider="$PROVIDER")
+  PG_CONTACT_READS_SPLIT=$(pgbench_run "$WORK/contact-split.sql" -D provider="$PROVIDER")
 }
 
 # $1 access events written straight into the log (ids in creation order, like the service's

@@ -36,7 +36,7 @@ machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | referral submissions, $CONNS connections | $SUBMISSIONS | $PG_SUBMISSIONS |
 | empty-feed polls, $POLLERS connections | $EMPTY_POLLS | (answered from memory: no SQL) |
 | long-poll wake-up after a commit | $WAKE | — |
-| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS |
+| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS (key read apart: $PG_CONTACT_READS_SPLIT) |
 | audit export, NDJSON, whole log | $EXPORT | $PG_EXPORT; $PG_EXPORT_LEAVES |
 | resident memory | start $RSS_START kB, peak under the load above $PEAK_LOAD kB | — |
 | $IDLE idle long polls | $IDLE_POLLS | — |

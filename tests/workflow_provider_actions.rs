@@ -544,3 +544,36 @@ async fn a_persons_own_fields_keep_joiners_and_still_refuse_bidi_controls() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_held_referral_whose_data_key_is_gone_reveals_nothing_and_logs_no_read() {
+    // The referral's data key is read in the same statement as the locked referral. A key row
+    // that is missing while the referral still looks held (a restore that predates the key, a
+    // purge caught half way) must answer 409 "erased", not a 500 and not a read.
+    let app = spawn_app().await;
+    let portal = app.setup_portal(3).await;
+    let token = provider_token(&app, &portal, &portal.provider).await;
+    let (id, _) = submit(&app, &portal).await;
+    let (_, etag, _) = get_referral(&app, &token, &id).await;
+    let resp = act(&app, &token, &id, "accept", Some(&etag), None).await;
+    assert_eq!(resp.status(), 200);
+    let path = format!("/v1/provider/referrals/{id}/contact");
+    assert_eq!(app.get(&path, &token).await.status(), 200, "readable first");
+
+    app.exec(&format!(
+        "DELETE FROM referral_keys WHERE referral_id = '{id}'"
+    ));
+    let resp = app.get(&path, &token).await;
+    let rid = request_id(&resp);
+    let p = problem(resp, 409).await;
+    assert_eq!(
+        p["detail"],
+        "the personal data of this referral has been erased"
+    );
+    assert!(!p.to_string().contains("Sam"));
+    assert!(
+        app.audit_for_request(&rid).is_empty(),
+        "nothing was revealed, so no contact.read is committed"
+    );
+    assert_eq!(app.referral(&id).status, "accepted", "untouched");
+}

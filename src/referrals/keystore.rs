@@ -49,8 +49,18 @@ pub fn data_key(
     let Some((key_id, wrapped)) = stored else {
         return Ok(None);
     };
-    seal::unwrap(masters, &key_id, referral_id.as_str(), &wrapped)
-        .map(Some)
+    unwrap(masters, referral_id, &key_id, &wrapped).map(Some)
+}
+
+/// Unwraps a key row read along with something else (a contact reveal reads it with the
+/// referral, in one statement).
+pub fn unwrap(
+    masters: &[MasterKey],
+    referral_id: &ReferralId,
+    key_id: &str,
+    wrapped: &[u8],
+) -> Result<DataKey, ApiError> {
+    seal::unwrap(masters, key_id, referral_id.as_str(), wrapped)
         .map_err(|e| ApiError::Internal(format!("unwrap: {e}")))
 }
 

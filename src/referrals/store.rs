@@ -2,7 +2,9 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use super::model::Status;
-use crate::db::schema::{idempotency_keys, provider_events, referral_attempts, referrals};
+use crate::db::schema::{
+    idempotency_keys, provider_events, referral_attempts, referral_keys, referrals,
+};
 use crate::db::AnyConnection;
 use crate::directory::capacity::release_slot;
 use crate::directory::model::{Code, Modality, Service, Urgency};
@@ -99,6 +101,45 @@ pub fn lock_providers_referral(
             .first(c)
             .optional(),
         AnyConnection::Sqlite(c) => mine.select(ReferralRow::as_select()).first(c).optional(),
+    }
+}
+
+/// What a contact reveal needs of a referral, and its wrapped data key beside it (`None` once
+/// destroyed).
+#[derive(Debug, Queryable)]
+pub struct SealedContactRow {
+    pub status: Status,
+    pub erased_at: Option<NaiveDateTime>,
+    pub sealed_contact: Option<Vec<u8>>,
+    pub sealed_note: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// [`lock_providers_referral`] for a contact reveal: the same row, found and locked only if it
+/// is the provider's, but only the columns the reveal reads, with the data key read in the
+/// same statement (the reveal's one read: a round trip fewer, a sixth of the columns).
+pub fn lock_providers_contact(
+    conn: &mut AnyConnection,
+    id: &ReferralId,
+    provider: &ProviderId,
+) -> QueryResult<Option<SealedContactRow>> {
+    let key = referral_keys::table.find(id);
+    let mine = referrals::table
+        .find(id)
+        .filter(referrals::provider_id.eq(provider))
+        .select((
+            referrals::status,
+            referrals::erased_at,
+            referrals::sealed_contact,
+            referrals::sealed_note,
+            key.select(referral_keys::key_id).single_value(),
+            key.select(referral_keys::wrapped_key).single_value(),
+        ));
+    match conn {
+        // FOR UPDATE locks the referral's row only: a subquery in the select list is not locked.
+        AnyConnection::Postgresql(c) => mine.for_update().first(c).optional(),
+        AnyConnection::Sqlite(c) => mine.first(c).optional(),
     }
 }
 

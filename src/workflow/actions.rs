@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use diesel::QueryResult;
+
 use super::model::{
     next, Action, AttemptOutcome, DeclineReason, FeedKind, Outcome, Precondition, TransitionError,
 };
@@ -19,7 +21,7 @@ use crate::keys::{Keys, MasterKey};
 use crate::referrals::keystore;
 use crate::referrals::model::{aad, Contact, Status};
 use crate::referrals::seal::{self, DataKey};
-use crate::referrals::store::{self as referrals, Move, ReferralRow};
+use crate::referrals::store::{self as referrals, Move, ReferralRow, SealedContactRow};
 use crate::routing::offer::reoffer;
 
 const EXPIRED: &str = "the offer has expired; it is being offered elsewhere";
@@ -66,13 +68,30 @@ fn on_locked_mine<T>(
     id: Option<String>,
     work: impl FnOnce(&mut AnyConnection, ReferralRow) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    on_locked(
+        conn,
+        provider,
+        id,
+        referrals::lock_providers_referral,
+        |conn, _, row| work(conn, row),
+    )
+}
+
+/// [`on_locked_mine`] with the locking read given: `lock` finds and locks the row only if it is
+/// the provider's (`None` otherwise), and reads what `work` needs of it.
+fn on_locked<R, T>(
+    conn: &mut AnyConnection,
+    provider: &ProviderCaller,
+    id: Option<String>,
+    lock: impl FnOnce(&mut AnyConnection, &ReferralId, &ProviderId) -> QueryResult<Option<R>>,
+    work: impl FnOnce(&mut AnyConnection, &ReferralId, R) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let Some(id) = id.map(ReferralId::from_trusted) else {
         return provider.caller.refuse(conn, None, ApiError::NotFound);
     };
     let result = write_tx(conn, |conn| {
-        let row = referrals::lock_providers_referral(conn, &id, &provider.provider_id)?
-            .ok_or(ApiError::NotFound)?;
-        work(conn, row)
+        let row = lock(conn, &id, &provider.provider_id)?.ok_or(ApiError::NotFound)?;
+        work(conn, &id, row)
     });
     match result {
         Err(e @ (ApiError::NotFound | ApiError::Gone(_))) => {
@@ -285,20 +304,26 @@ pub async fn reveal_contact(
     id: Option<String>,
 ) -> Result<Revealed, ApiError> {
     db.run(move |conn| {
-        on_locked_mine(conn, &provider, id, |conn, row| {
-            let revealed = unseal_contact(conn, &keys.master, &row)?;
-            audit::record(conn, &[provider.caller.event(Some(row.id.as_str()))])?;
-            Ok(revealed)
-        })
+        on_locked(
+            conn,
+            &provider,
+            id,
+            referrals::lock_providers_contact,
+            |conn, id, row| {
+                let revealed = unseal_contact(&keys.master, id, &row)?;
+                audit::record(conn, &[provider.caller.event(Some(id.as_str()))])?;
+                Ok(revealed)
+            },
+        )
     })
     .await
 }
 
 /// Opens the contact block and note, if the provider may see them now.
 fn unseal_contact(
-    conn: &mut AnyConnection,
     masters: &[MasterKey],
-    row: &ReferralRow,
+    referral_id: &ReferralId,
+    row: &SealedContactRow,
 ) -> Result<Revealed, ApiError> {
     // Erased or purged: gone for good, whatever the status, so a provider stops retrying.
     if row.erased_at.is_some() {
@@ -316,10 +341,11 @@ fn unseal_contact(
     let Some(sealed) = row.sealed_contact.as_deref() else {
         return Err(conflict(ERASED));
     };
-    let Some(key) = keystore::data_key(conn, masters, &row.id)? else {
+    let (Some(key_id), Some(wrapped)) = (row.key_id.as_deref(), row.wrapped_key.as_deref()) else {
         return Err(conflict(ERASED));
     };
-    let id = row.id.as_str();
+    let key = keystore::unwrap(masters, referral_id, key_id, wrapped)?;
+    let id = referral_id.as_str();
     let contact = open(&key, id, "contact", sealed)?;
     let contact: Contact = serde_json::from_slice(&contact).map_err(|e| {
         // serde's message would quote decrypted text; keep only where it failed.
@@ -334,7 +360,7 @@ fn unseal_contact(
         None => None,
     };
     Ok(Revealed {
-        referral_id: row.id.clone(),
+        referral_id: referral_id.clone(),
         contact,
         note,
     })
