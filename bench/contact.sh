@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Contact reads (issue #19, goal 3: ≥ 0.85 of pgbench), PostgreSQL: the service's
 # `GET /v1/provider/referrals/{id}/contact` (each one audited in its own transaction) over
-# $READS accepted referrals at $CONNS connections, beside pgbench running the statements a read
-# needs (lock the provider's referral, read its data key, insert the access event) in the same
-# run. PERF=1 records the server under the HTTP load with `perf` and prints its flat profile;
+# $READS accepted referrals at $CONNS connections, beside pgbench running a read's statements
+# (the provider's referral locked with its data key read in the same statement, then the access
+# event; and again with the key read by a statement of its own) in the same run. PERF=1 records the server under the HTTP load with `perf` and prints its flat profile;
 # PERF=system records the whole machine and prints the share of each command (server, wrk,
-# postgres, idle). Release build, loopback only; about a minute.
+# postgres, idle). It also prints the server's own CPU time per read. Release build, loopback
+# only; about a minute.
 #
 #   bench/contact.sh      # DURATION=10 CONNS=32 READS=500 PERF=
 DURATION=${DURATION:-10}
@@ -29,7 +30,14 @@ if [ -n "${PERF:-}" ]; then
    sleep 2 && perf record -q "${target[@]}" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1) &
   PERF_PID=$!
 fi
+# The server's own CPU time (user + system, in clock ticks) from the moment wrk starts to the
+# moment it ends, per read served: what the service adds to the database's work.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+(while [ ! -f "$WORK/contact.lua" ]; do sleep 0.05; done; server_ticks > "$WORK/ticks0") &
 phase_contact_reads
+ticks=$(( $(server_ticks) - $(cat "$WORK/ticks0") ))
+served=$(awk '/requests in/ {print $1}' "$WORK/contact.txt")
+CPU_PER_READ="$(echo "scale=0; $ticks * 1000000 / $(getconf CLK_TCK) / $served" | bc) µs of server CPU per read"
 if [ -n "${PERF:-}" ]; then
   wait "$PERF_PID"
   sort=dso,sym
@@ -43,5 +51,5 @@ cat <<TABLE
 machine: $(nproc) cores, load average before: $LOAD_BEFORE, after: $(cut -d" " -f1-3 /proc/loadavg)
 | measure | service (HTTP) | pgbench, same statements |
 |---|---|---|
-| contact reads (each audited), $CONNS connections | $CONTACT_READS | $PG_CONTACT_READS (key read apart: $PG_CONTACT_READS_SPLIT) |
+| contact reads (each audited), $CONNS connections | $CONTACT_READS; $CPU_PER_READ | $PG_CONTACT_READS (key read apart: $PG_CONTACT_READS_SPLIT) |
 TABLE
