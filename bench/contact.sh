@@ -3,8 +3,8 @@
 # `GET /v1/provider/referrals/{id}/contact` (each one audited in its own transaction) over
 # $READS accepted referrals at $CONNS connections, beside pgbench running a read's statements
 # (the provider's referral locked with its data key read in the same statement, then the access
-# event; and again with the key read by a statement of its own) in the same run. PERF=1 records the server under the HTTP load with `perf` and prints its flat profile;
-# PERF=system records the whole machine and prints the share of each command (server, wrk,
+# event; and again with the key read by a statement of its own) in the same run. PERF=1 records
+# the server under the HTTP load with `perf` and prints its flat profile; PERF=system records the whole machine and prints the share of each command (server, wrk,
 # postgres, idle). It also prints the server's own CPU time per read. Release build, loopback
 # only; about a minute.
 #
@@ -33,7 +33,9 @@ fi
 # The server's own CPU time (user + system, in clock ticks) from the moment wrk starts to the
 # moment it ends, per read served: what the service adds to the database's work.
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-(while [ ! -f "$WORK/contact.lua" ]; do sleep 0.05; done; server_ticks > "$WORK/ticks0") &
+# (Bounded, so a run that fails before wrk starts leaves no loop behind.)
+(for _ in $(seq 1 12000); do [ -f "$WORK/contact.lua" ] && server_ticks > "$WORK/ticks0" && break
+   sleep 0.05; done) &
 phase_contact_reads
 ticks=$(( $(server_ticks) - $(cat "$WORK/ticks0") ))
 served=$(awk '/requests in/ {print $1}' "$WORK/contact.txt")
