@@ -231,28 +231,30 @@ pgbench_run() {
 }
 
 # The statements one submission runs (the caller's status is cached, `auth::cache`): one
-# transaction with the idempotency-key lock and lookup, the employer check, the directory's
-# version (the routing snapshot is kept while it stands) and the providers' loads, the slot claim
-# and load shard, the referral (with its sealed preferences), its data key's row, its attempt,
-# the feed event, the idempotency key with its sealed response and the access-log event.
+# transaction with the idempotency-key lock and the employer check in one statement, the key's
+# lookup, the directory's version (the routing snapshot is kept while it stands) with the
+# providers' loads, the slot claim with its load shard, the referral (with its sealed
+# preferences), its data key's row, its attempt, the feed event with its webhook deliveries and
+# wake-up, the idempotency key with its sealed response and the access-log event. (pgbench's
+# simple protocol: each statement parsed and planned, where the service's are prepared.)
 write_submit_sql() {
   cat > "$WORK/submit.sql" <<'SQL'
 \set shard random(0, 15)
 \set lock random(1, 9000000000000000)
 SELECT gen_random_uuid()::text AS rid, md5(random()::text) AS ikey, decode(repeat(md5(random()::text), 6), 'hex') AS blob \gset
 BEGIN;
-SELECT pg_try_advisory_xact_lock(:lock);
+SELECT pg_try_advisory_xact_lock(:lock), EXISTS (SELECT 1 FROM employers WHERE id = ':employer' AND active);
 SELECT request_hash, referral_id, response_status, response_sealed, created_at FROM idempotency_keys WHERE client_id = ':client' AND idem_key = ':ikey';
-SELECT active FROM employers WHERE id = ':employer';
-SELECT version FROM directory_version;
-SELECT provider_id, held FROM provider_load_shards WHERE provider_id IN (':provider');
-UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' AND s.slot >= (SELECT floor(random() * capacity)::int FROM providers WHERE id = ':provider') ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED);
-UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard;
+SELECT NULL AS provider_id, version AS n FROM directory_version WHERE id = 1 UNION ALL SELECT provider_id, sum(held) FROM provider_load_shards WHERE provider_id IN (SELECT provider_id FROM contracts WHERE employer_id = ':employer') GROUP BY provider_id;
+WITH c AS (UPDATE provider_slots SET referral_id = ':rid' WHERE provider_id = ':provider' AND slot = (SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id WHERE s.provider_id = ':provider' AND s.referral_id IS NULL AND p.active AND p.status = 'active' AND s.slot >= (SELECT floor(random() * capacity)::int FROM providers WHERE id = ':provider') ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED) RETURNING slot),
+  l AS (UPDATE provider_load_shards SET held = held + 1 WHERE provider_id = ':provider' AND shard = :shard AND EXISTS (SELECT 1 FROM c)) SELECT slot FROM c;
 INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, region, status, provider_id, offer_expires_at, version, status_token_hash, sealed_contact, sealed_note, sealed_preferences, routing_reasons, created_at, updated_at)
   VALUES (':rid', ':employer', 'counselling', 'routine', 'video', 'en', 'GB-ENG', 'offered', ':provider', now() + interval '48 hours', 1, md5(':ikey'), ':blob', ':blob', ':blob', '{"chosen":"x","reports":[]}', now(), now());
 INSERT INTO referral_keys (referral_id, key_id, wrapped_key, employee_ref_hmac) VALUES (':rid', 'dev1', ':blob', md5(':rid'));
 INSERT INTO referral_attempts (referral_id, provider_id, offered_at) VALUES (':rid', ':provider', now());
-INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now());
+WITH e AS (INSERT INTO provider_events (provider_id, referral_id, kind, created_at) VALUES (':provider', ':rid', 'offered', now()) RETURNING id),
+  d AS (INSERT INTO webhook_deliveries (endpoint_id, event_id, created_at, state, attempts, next_attempt_at) SELECT w.id, e.id, now(), 'pending', 0, now() FROM webhook_endpoints w, e WHERE w.provider_id = ':provider' AND w.status <> 'disabled')
+  SELECT pg_notify('eap_bench', ':provider');
 INSERT INTO idempotency_keys (client_id, idem_key, request_hash, referral_id, response_status, response_sealed, created_at) VALUES (':client', ':ikey', md5(':ikey'), ':rid', 201, ':blob', now());
 INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, action, resource_type, resource_id, outcome, http_status, request_id, source_addr)
   VALUES (gen_random_uuid()::text, now(), ':client', 'hr_portal', ':employer', 'referral.create', 'referral', ':rid', 'success', 201, ':ikey', '127.0.0.1');

@@ -9,7 +9,9 @@
 # the stored routing summary have the byte lengths of a real submission's, read from one made
 # through the API first. What the service does beyond it (the caller check, the key's advisory
 # lock and lookup, the employer check, the routing snapshot and load cache, the load shard) is
-# the distance the ratio measures.
+# the distance the ratio measures. The service's statements are prepared once per connection
+# (src/db/prepared.rs); pgbench's default sends each as text to parse and plan, so the same
+# write also runs with -M prepared, beside it, as the limit without that work.
 #
 # The provider has a webhook endpoint (a loopback URL; delivery is off, so nothing is sent),
 # because a push-enabled provider is the case the service is sold for: each submission then
@@ -72,10 +74,21 @@ sql "UPDATE provider_slots SET referral_id = NULL" >/dev/null
 MINIMAL=$(pgbench_run "$WORK/minimal.sql" -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER")
 grep -q "number of failed transactions: 0" "$WORK/pgbench.txt" ||
   { echo "pgbench transactions failed:" >&2; cat "$WORK/pgbench.txt" >&2; exit 1; }
+# The same write with each statement prepared once per client (-M prepared), as the service's
+# are: the limit with no parse or plan per statement. pgbench sends its variables as parameters
+# then, so the quoted ones of the simple script become typed parameters.
+sed "s/':\([a-z]*\)'/(:\1)::text/g" "$WORK/minimal.sql" > "$WORK/minimal-prepared.sql"
+echo "== pgbench: the minimal write, prepared, at $CONNS clients for ${DURATION}s"
+sql "UPDATE provider_slots SET referral_id = NULL" >/dev/null
+PREPARED=$(pgbench_run "$WORK/minimal-prepared.sql" -M prepared -D client="$PORTAL_ID" -D employer="$EMPLOYER" -D provider="$PROVIDER")
+grep -q "number of failed transactions: 0" "$WORK/pgbench.txt" && [ "${PREPARED%% tps*}" -gt 0 ] ||
+  { echo "pgbench transactions failed:" >&2; cat "$WORK/pgbench.txt" >&2; exit 1; }
 
 echo
 echo "| $CONNS connections, ${DURATION}s | rate | p50 | p99 |"
 echo "|---|---|---|---|"
 echo "$SUBMISSIONS" | awk -F', ' '{sub(/p50 /, "", $2); sub(/p99 /, "", $3); printf "| service, POST /v1/referrals | %s | %s | %s |\n", $1, $2, $3}'
 echo "$MINIMAL" | awk -F', ' '{sub(/p50 /, "", $2); sub(/p99 /, "", $3); printf "| pgbench, the minimal write | %s | %s | %s |\n", $1, $2, $3}'
-awk -v h="${SUBMISSIONS%%/s*}" -v p="${MINIMAL%% tps*}" 'BEGIN { printf "ratio: %.2f of the minimal write (goal: 0.75)\n", h / p }'
+echo "$PREPARED" | awk -F', ' '{sub(/p50 /, "", $2); sub(/p99 /, "", $3); printf "| pgbench -M prepared, the minimal write | %s | %s | %s |\n", $1, $2, $3}'
+awk -v h="${SUBMISSIONS%%/s*}" -v p="${MINIMAL%% tps*}" -v q="${PREPARED%% tps*}" \
+  'BEGIN { printf "ratio: %.2f of the minimal write (goal: 0.75); %.2f of it prepared\n", h / p, h / q }'

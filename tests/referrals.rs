@@ -514,12 +514,13 @@ async fn a_duplicate_in_flight_is_409_or_a_replay_never_a_second_referral() {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let db = app.state.db.clone();
         let client = portal.client.id.clone();
+        let employer = eap_referrals::ids::EmployerId::from_trusted(portal.employer.clone());
         let holder = std::thread::spawn(move || {
             let mut conn = db.get().unwrap();
             eap_referrals::db::write_tx(&mut conn, |c| {
-                assert!(eap_referrals::referrals::store::lock_key(
-                    c, &client, "held"
-                )?);
+                let lock =
+                    eap_referrals::referrals::store::lock_key(c, &client, "held", &employer)?;
+                assert!(lock.taken && lock.employer_active);
                 locked_tx.send(()).unwrap();
                 done_rx.recv().unwrap();
                 Ok::<_, diesel::result::Error>(())

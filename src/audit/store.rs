@@ -52,11 +52,51 @@ pub fn record(conn: &mut AnyConnection, events: &[AuditEvent]) -> Result<(), Api
     // MultiConnection cannot batch-insert, so the statement goes to the inner connection.
     let insert = diesel::insert_into(audit_events::table).values(&rows);
     match conn {
+        // Nearly every request writes exactly one event: that statement is prepared once per
+        // connection (diesel would parse an insert with nullable values anew each time).
+        AnyConnection::Postgresql(c) if rows.len() == 1 => insert_one(c, &rows[0]),
         AnyConnection::Postgresql(c) => insert.execute(c),
         AnyConnection::Sqlite(c) => insert.execute(c),
     }
     .map(|_| ())
     .map_err(|e| ApiError::AuditUnavailable(format!("access-log write failed: {e}")))
+}
+
+fn insert_one(c: &mut diesel::PgConnection, row: &NewRow<'_>) -> QueryResult<usize> {
+    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+    // Destructured, so a new field cannot be left out.
+    let NewRow {
+        id,
+        occurred_at,
+        actor_client_id,
+        actor_role,
+        tenant_id,
+        action,
+        resource_type,
+        resource_id,
+        outcome,
+        http_status,
+        request_id,
+        source_addr,
+    } = row;
+    crate::db::prepared::prepared(
+        "INSERT INTO audit_events (id, occurred_at, actor_client_id, actor_role, tenant_id, \
+           action, resource_type, resource_id, outcome, http_status, request_id, source_addr) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Timestamp, _>(occurred_at)
+    .bind::<Nullable<Text>, _>(actor_client_id)
+    .bind::<Nullable<Text>, _>(actor_role)
+    .bind::<Nullable<Text>, _>(tenant_id)
+    .bind::<Text, _>(action)
+    .bind::<Text, _>(resource_type)
+    .bind::<Nullable<Text>, _>(resource_id)
+    .bind::<Text, _>(outcome.code())
+    .bind::<Integer, _>(http_status)
+    .bind::<Text, _>(request_id)
+    .bind::<Nullable<Text>, _>(source_addr)
+    .execute(c)
 }
 
 /// Writes events on their own, for refusals that have no other work to commit.

@@ -1,6 +1,7 @@
 //! One connection type for SQLite and PostgreSQL, its pool, migrations and transactions.
 
 pub mod notify;
+pub mod prepared;
 pub mod schema;
 
 use std::path::PathBuf;

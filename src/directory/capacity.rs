@@ -14,6 +14,34 @@ use crate::db::schema::{contracts, provider_load_shards, provider_slots, provide
 use crate::db::AnyConnection;
 use crate::ids::{EmployerId, ProviderId, ReferralId};
 
+/// PostgreSQL's claim of a free slot ($1 the holder, $2 the provider, $3 whether to start at a
+/// random slot, $4 the holder's load shard), with the lock clause of the subquery: the slot's
+/// row and the held count's shard in one statement.
+macro_rules! pg_claim {
+    ($lock:literal) => {
+        concat!(
+            "WITH c AS ( \
+               UPDATE provider_slots SET referral_id = $1 \
+               WHERE provider_id = $2 AND slot = ( \
+                 SELECT s.slot FROM provider_slots s \
+                 JOIN providers p ON p.id = s.provider_id \
+                 WHERE s.provider_id = $2 AND s.referral_id IS NULL \
+                   AND p.active AND p.status = 'active' \
+                   AND s.slot >= $3 * (SELECT floor(random() * capacity)::int \
+                                       FROM providers WHERE id = $2) \
+                 ORDER BY s.slot LIMIT 1 ",
+            $lock,
+            ") RETURNING slot), \
+             l AS ( \
+               UPDATE provider_load_shards SET held = held + 1 \
+               WHERE provider_id = $2 AND shard = $4 AND EXISTS (SELECT 1 FROM c)) \
+             SELECT slot FROM c"
+        )
+    };
+}
+const PG_CLAIM_SKIPPING: &str = pg_claim!("FOR UPDATE OF s SKIP LOCKED");
+const PG_CLAIM_WAITING: &str = pg_claim!("FOR UPDATE OF s");
+
 /// Takes a free slot of an active provider for `holder` (a referral id). A single UPDATE of
 /// one slot row: on PostgreSQL `FOR UPDATE SKIP LOCKED` lets concurrent claims take different
 /// slots instead of queueing on one row; SQLite runs one writer at a time. There are only as many
@@ -28,45 +56,54 @@ pub fn claim_slot(
     for attempt in 0..3 {
         // The last attempt waits for locked rows instead of skipping them: a capacity change
         // holds every slot row of the provider, and "full" must not be the answer then.
-        let lock = if attempt < 2 {
-            "FOR UPDATE OF s SKIP LOCKED"
+        let claim = if attempt < 2 {
+            PG_CLAIM_SKIPPING
         } else {
-            "FOR UPDATE OF s"
+            PG_CLAIM_WAITING
         };
-        let n = match conn {
+        let claimed = match conn {
             // The first attempt starts at a random slot. Each claim leaves a dead entry in the
             // free-slot index until vacuum; always starting at the lowest slot made every claim
             // walk all the entries claimed since the last vacuum (540 buffers and 2 ms a claim
             // after 30,000 submissions). From a random start the walk is a few entries long.
-            AnyConnection::Postgresql(c) => diesel::sql_query(format!(
-                "UPDATE provider_slots SET referral_id = $1 \
-                 WHERE provider_id = $2 AND slot = ( \
-                   SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
-                   WHERE s.provider_id = $2 AND s.referral_id IS NULL \
-                     AND p.active AND p.status = 'active' \
-                     AND s.slot >= $3 * (SELECT floor(random() * capacity)::int \
-                                         FROM providers WHERE id = $2) \
-                   ORDER BY s.slot LIMIT 1 {lock})"
-            ))
-            .bind::<Text, _>(holder)
-            .bind::<Text, _>(provider_id)
-            .bind::<diesel::sql_types::Integer, _>(i32::from(attempt == 0))
-            .execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::sql_query(
-                "UPDATE provider_slots SET referral_id = ? \
-                 WHERE provider_id = ? AND slot = ( \
-                   SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
-                   WHERE s.provider_id = ? AND s.referral_id IS NULL \
-                     AND p.active AND p.status = 'active' \
-                   ORDER BY s.slot LIMIT 1)",
-            )
-            .bind::<Text, _>(holder)
-            .bind::<Text, _>(provider_id)
-            .bind::<Text, _>(provider_id)
-            .execute(c)?,
+            // The held count's shard is updated in the same statement, only if a slot was
+            // claimed: one round trip while the slot's row lock is held, not two.
+            AnyConnection::Postgresql(c) => {
+                #[derive(QueryableByName)]
+                struct Claimed {
+                    #[diesel(sql_type = diesel::sql_types::Integer)]
+                    #[allow(dead_code)] // read by the row count only
+                    slot: i32,
+                }
+                crate::db::prepared::prepared(claim)
+                    .bind::<Text, _>(holder)
+                    .bind::<Text, _>(provider_id)
+                    .bind::<diesel::sql_types::Integer, _>(i32::from(attempt == 0))
+                    .bind::<diesel::sql_types::Integer, _>(shard_of(holder))
+                    .load::<Claimed>(c)?
+                    .len()
+                    == 1
+            }
+            AnyConnection::Sqlite(c) => {
+                let n = diesel::sql_query(
+                    "UPDATE provider_slots SET referral_id = ? \
+                     WHERE provider_id = ? AND slot = ( \
+                       SELECT s.slot FROM provider_slots s JOIN providers p ON p.id = s.provider_id \
+                       WHERE s.provider_id = ? AND s.referral_id IS NULL \
+                         AND p.active AND p.status = 'active' \
+                       ORDER BY s.slot LIMIT 1)",
+                )
+                .bind::<Text, _>(holder)
+                .bind::<Text, _>(provider_id)
+                .bind::<Text, _>(provider_id)
+                .execute(c)?;
+                n == 1 && {
+                    add_load(conn, provider_id, holder, 1)?;
+                    true
+                }
+            }
         };
-        if n == 1 {
-            add_load(conn, provider_id, holder, 1)?;
+        if claimed {
             return Ok(true);
         }
         if !has_free_slot(conn, provider_id)? {
@@ -194,6 +231,52 @@ pub fn contracted_providers(
         .filter(contracts::employer_id.eq(employer_id))
         .select((ContractTerms::as_select(), RoutingAttributes::as_select()))
         .load(conn)
+}
+
+/// (SQLite reads `$1` as a parameter named "$1", the first one bound.)
+const VERSION_AND_LOADS: &str =
+    "SELECT NULL AS provider_id, version AS n FROM directory_version WHERE id = 1 \
+     UNION ALL \
+     SELECT provider_id, sum(held) AS n FROM provider_load_shards \
+     WHERE provider_id IN (SELECT provider_id FROM contracts WHERE employer_id = $1) \
+     GROUP BY provider_id";
+
+/// The directory's counter (`routing::cache`) and [`contracted_loads`], read in one statement:
+/// first routing on a small network needs both on every submission, and they are one round
+/// trip instead of two (and the same snapshot of the database).
+pub fn directory_version_and_loads(
+    conn: &mut AnyConnection,
+    employer_id: &EmployerId,
+) -> QueryResult<(i64, HashMap<String, i64>)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        /// NULL on the counter's row.
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        provider_id: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        n: Option<i64>,
+    }
+    let rows = match conn {
+        AnyConnection::Postgresql(c) => crate::db::prepared::prepared(VERSION_AND_LOADS)
+            .bind::<Text, _>(employer_id)
+            .load::<Row>(c)?,
+        AnyConnection::Sqlite(c) => diesel::sql_query(VERSION_AND_LOADS)
+            .bind::<Text, _>(employer_id)
+            .load::<Row>(c)?,
+    };
+    let mut version = None;
+    let mut loads = HashMap::with_capacity(rows.len());
+    for row in rows {
+        match row.provider_id {
+            None => version = row.n,
+            Some(id) => {
+                loads.insert(id, row.n.unwrap_or(0));
+            }
+        }
+    }
+    // The migration inserts the counter's one row; without it there is nothing to key on.
+    let version = version.ok_or(diesel::result::Error::NotFound)?;
+    Ok((version, loads))
 }
 
 /// The referrals each provider under contract with the employer holds now, summed by the

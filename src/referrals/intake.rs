@@ -94,31 +94,40 @@ pub async fn submit(
         crisis: (new.urgency == Urgency::Crisis).then(|| crisis_resources(crisis, &new.region)),
     };
     db.run(move |conn| {
-        // A portal of a deactivated employer is refused, and the refusal is logged on its own
-        // (the work's transaction below would roll it back).
-        if !directory::find_employer(conn, &portal.employer_id)?.is_some_and(|e| e.active) {
-            return portal.caller.refuse(conn, None, ApiError::Forbidden);
-        }
         let employer = portal.employer_id.clone();
-        write_tx(conn, |conn| {
+        let answer = write_tx(conn, |conn| {
             let caller = &portal.caller;
-            if !store::lock_key(conn, caller.client_id.as_str(), &key)? {
+            let lock = store::lock_key(conn, caller.client_id.as_str(), &key, &employer)?;
+            if !lock.employer_active {
+                // Refused before any work, and logged below on its own.
+                return Ok(None);
+            }
+            if !lock.taken {
                 return Err(conflict(IN_FLIGHT));
             }
-            match store::find_key(conn, caller.client_id.as_str(), &key, crate::db::now())? {
-                None => {
-                    let keyed = (key.as_str(), fingerprint.as_str());
-                    let (id, body) = create(conn, &intake, caller, &employer, new, keyed)?;
-                    Ok(Answer {
-                        id,
-                        status: 201,
-                        body,
-                        replayed: false,
-                    })
-                }
-                Some(record) => replay_record(conn, &intake.keys, caller, record, &fingerprint),
-            }
-        })
+            let answer =
+                match store::find_key(conn, caller.client_id.as_str(), &key, crate::db::now())? {
+                    None => {
+                        let keyed = (key.as_str(), fingerprint.as_str());
+                        let (id, body) = create(conn, &intake, caller, &employer, new, keyed)?;
+                        Answer {
+                            id,
+                            status: 201,
+                            body,
+                            replayed: false,
+                        }
+                    }
+                    Some(record) => {
+                        replay_record(conn, &intake.keys, caller, record, &fingerprint)?
+                    }
+                };
+            Ok(Some(answer))
+        })?;
+        match answer {
+            Some(answer) => Ok(answer),
+            // A portal of a deactivated (or removed) employer.
+            None => portal.caller.refuse(conn, None, ApiError::Forbidden),
+        }
     })
     .await
 }

@@ -45,10 +45,78 @@ pub struct ReferralRow {
 }
 
 pub fn insert_referral(conn: &mut AnyConnection, row: &ReferralRow) -> QueryResult<()> {
-    diesel::insert_into(referrals::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    use diesel::sql_types::{Binary, Integer, Nullable, Text, Timestamp};
+    let c = match conn {
+        AnyConnection::Postgresql(c) => c,
+        AnyConnection::Sqlite(_) => {
+            return diesel::insert_into(referrals::table)
+                .values(row)
+                .execute(conn)
+                .map(|_| ());
+        }
+    };
+    // Every column, prepared once per connection: diesel would parse an insert with nullable
+    // values anew on every submission. (Destructured, so a new field cannot be left out.)
+    let ReferralRow {
+        id,
+        employer_id,
+        service_type,
+        urgency,
+        modality,
+        language,
+        region,
+        employee_ref_hmac,
+        status,
+        outcome,
+        provider_id,
+        offer_expires_at,
+        version,
+        status_token_hash,
+        key_id,
+        wrapped_key,
+        sealed_contact,
+        sealed_note,
+        routing_reasons,
+        created_at,
+        updated_at,
+        closed_at,
+        erased_at,
+        sealed_preferences,
+    } = row;
+    crate::db::prepared::prepared(
+        "INSERT INTO referrals (id, employer_id, service_type, urgency, modality, language, \
+           region, employee_ref_hmac, status, outcome, provider_id, offer_expires_at, version, \
+           status_token_hash, key_id, wrapped_key, sealed_contact, sealed_note, routing_reasons, \
+           created_at, updated_at, closed_at, erased_at, sealed_preferences) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+           $18, $19, $20, $21, $22, $23, $24)",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(employer_id)
+    .bind::<Text, _>(service_type)
+    .bind::<Text, _>(urgency)
+    .bind::<Text, _>(modality)
+    .bind::<Text, _>(language)
+    .bind::<Text, _>(region)
+    .bind::<Nullable<Text>, _>(employee_ref_hmac)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Text>, _>(outcome)
+    .bind::<Nullable<Text>, _>(provider_id)
+    .bind::<Nullable<Timestamp>, _>(offer_expires_at)
+    .bind::<Integer, _>(version)
+    .bind::<Text, _>(status_token_hash)
+    .bind::<Nullable<Text>, _>(key_id)
+    .bind::<Nullable<Binary>, _>(wrapped_key)
+    .bind::<Nullable<Binary>, _>(sealed_contact)
+    .bind::<Nullable<Binary>, _>(sealed_note)
+    .bind::<Nullable<Text>, _>(routing_reasons)
+    .bind::<Timestamp, _>(created_at)
+    .bind::<Timestamp, _>(updated_at)
+    .bind::<Nullable<Timestamp>, _>(closed_at)
+    .bind::<Nullable<Timestamp>, _>(erased_at)
+    .bind::<Nullable<Binary>, _>(sealed_preferences)
+    .execute(c)
+    .map(|_| ())
 }
 
 pub fn find_referral(
@@ -231,7 +299,8 @@ pub fn offer_attempt(
     Ok(())
 }
 
-fn insert_attempt(
+/// A referral's first attempt with the provider ([`offer_attempt`] renews a later one).
+pub fn insert_attempt(
     conn: &mut AnyConnection,
     referral_id: &ReferralId,
     provider_id: &ProviderId,
@@ -283,26 +352,33 @@ pub fn push_event(
     kind: FeedKind,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::insert_into(provider_events::table)
-        .values((
-            provider_events::provider_id.eq(provider_id),
-            provider_events::referral_id.eq(referral_id),
-            provider_events::kind.eq(kind),
-            provider_events::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    // The webhook outbox, in this same transaction: the event and its deliveries commit
-    // together, so no committed event can miss its webhooks.
-    crate::webhooks::store::enqueue_event(conn, provider_id, now)?;
     // Wake long polls: here after the work returns, elsewhere when PostgreSQL commits.
     crate::db::notify::touched(provider_id.as_str());
-    if let AnyConnection::Postgresql(c) = conn {
-        diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<diesel::sql_types::Text, _>(crate::db::notify::CHANNEL)
-            .bind::<diesel::sql_types::Text, _>(provider_id)
-            .execute(c)?;
+    // The webhook outbox, in this same transaction: the event and its deliveries commit
+    // together, so no committed event can miss its webhooks.
+    match conn {
+        // One round trip for the event, its deliveries and the other instances' wake-up: this
+        // runs inside every offer, accept, decline and close, while their row locks are held.
+        AnyConnection::Postgresql(c) => crate::webhooks::store::insert_event_with_deliveries(
+            c,
+            provider_id,
+            referral_id,
+            kind,
+            now,
+            crate::db::notify::CHANNEL,
+        ),
+        AnyConnection::Sqlite(_) => {
+            diesel::insert_into(provider_events::table)
+                .values((
+                    provider_events::provider_id.eq(provider_id),
+                    provider_events::referral_id.eq(referral_id),
+                    provider_events::kind.eq(kind),
+                    provider_events::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            crate::webhooks::store::enqueue_event(conn, provider_id, now)
+        }
     }
-    Ok(())
 }
 
 pub fn events_for(
@@ -332,12 +408,45 @@ pub struct KeyRecord {
     pub created_at: NaiveDateTime,
 }
 
-/// Takes the key for this transaction. On PostgreSQL a transaction-scoped advisory lock: a
-/// second request with the same key while the first is running gets `false` (in flight) instead
-/// of waiting. SQLite runs one writer at a time, so there a duplicate waits and then replays.
-pub fn lock_key(conn: &mut AnyConnection, client: &str, key: &str) -> QueryResult<bool> {
-    if let AnyConnection::Sqlite(_) = conn {
-        return Ok(true);
+/// What a submission's first statement finds.
+pub struct KeyLock {
+    /// The Idempotency-Key is this transaction's (`false`: a request with it is in flight).
+    pub taken: bool,
+    /// The portal's employer exists and is active.
+    pub employer_active: bool,
+}
+
+/// Takes the key for this transaction, and reads whether the portal's employer is active in the
+/// same round trip. On PostgreSQL a transaction-scoped advisory lock: a second request with the
+/// same key while the first is running is told so (`taken` false) instead of waiting. SQLite
+/// runs one writer at a time, so there a duplicate waits and then replays.
+pub fn lock_key(
+    conn: &mut AnyConnection,
+    client: &str,
+    key: &str,
+    employer_id: &EmployerId,
+) -> QueryResult<KeyLock> {
+    use crate::db::schema::employers;
+    let c = match conn {
+        AnyConnection::Postgresql(c) => c,
+        AnyConnection::Sqlite(_) => {
+            let active = employers::table
+                .find(employer_id)
+                .select(employers::active)
+                .first::<bool>(conn)
+                .optional()?;
+            return Ok(KeyLock {
+                taken: true,
+                employer_active: active == Some(true),
+            });
+        }
+    };
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        employer_active: bool,
     }
     // FNV-1a over both parts: stable, and keys of different clients rarely share a lock.
     let h = format!("idempotency\0{client}\0{key}")
@@ -345,7 +454,17 @@ pub fn lock_key(conn: &mut AnyConnection, client: &str, key: &str) -> QueryResul
         .fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
         });
-    crate::db::try_xact_lock(conn, h as i64)
+    let row = crate::db::prepared::prepared(
+        "SELECT pg_try_advisory_xact_lock($1) AS taken, \
+           EXISTS (SELECT 1 FROM employers WHERE id = $2 AND active) AS employer_active",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(h as i64)
+    .bind::<diesel::sql_types::Text, _>(employer_id)
+    .get_result::<Row>(c)?;
+    Ok(KeyLock {
+        taken: row.taken,
+        employer_active: row.employer_active,
+    })
 }
 
 /// The live record for a key; an expired one is deleted so the key can be used afresh.
@@ -401,8 +520,36 @@ pub struct NewKey<'a> {
 
 /// Records a key with its response, in the same transaction as the work it answers.
 pub fn insert_key(conn: &mut AnyConnection, key: &NewKey<'_>) -> QueryResult<()> {
-    diesel::insert_into(idempotency_keys::table)
-        .values(key)
-        .execute(conn)
-        .map(|_| ())
+    use diesel::sql_types::{Binary, Integer, Text, Timestamp};
+    match conn {
+        // Prepared once per connection: diesel would parse this insert anew on every submission.
+        AnyConnection::Postgresql(c) => {
+            let NewKey {
+                client_id,
+                idem_key,
+                request_hash,
+                referral_id,
+                response_status,
+                response_sealed,
+                created_at,
+            } = key;
+            crate::db::prepared::prepared(
+                "INSERT INTO idempotency_keys (client_id, idem_key, request_hash, referral_id, \
+               response_status, response_sealed, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind::<Text, _>(client_id)
+            .bind::<Text, _>(idem_key)
+            .bind::<Text, _>(request_hash)
+            .bind::<Text, _>(referral_id)
+            .bind::<Integer, _>(response_status)
+            .bind::<Binary, _>(response_sealed)
+            .bind::<Timestamp, _>(created_at)
+            .execute(c)
+        }
+        AnyConnection::Sqlite(_) => diesel::insert_into(idempotency_keys::table)
+            .values(key)
+            .execute(conn),
+    }
+    .map(|_| ())
 }

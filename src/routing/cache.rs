@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use super::store::{Loads, Snapshot};
 use crate::db::schema::directory_version;
 use crate::db::AnyConnection;
-use crate::directory::capacity::contracted_loads;
+use crate::directory::capacity::{contracted_loads, directory_version_and_loads};
 use crate::ids::EmployerId;
 
 /// Employers whose snapshots are kept at most; past it the whole map is dropped and refilled
@@ -67,31 +67,56 @@ impl SnapshotCache {
         conn: &mut AnyConnection,
         employer_id: &EmployerId,
     ) -> QueryResult<(Arc<Snapshot>, Arc<Loads>)> {
-        let version: i64 = directory_version::table
-            .select(directory_version::version)
-            .first(conn)?;
-        let hit = self.lock().get(employer_id).and_then(|k| {
-            (k.version == version).then(|| {
-                let fresh = k
-                    .loads
-                    .as_ref()
-                    .filter(|(at, _)| at.elapsed() < LOADS_MAX_AGE)
-                    .map(|(_, l)| l.clone());
-                (k.snapshot.clone(), fresh)
-            })
-        });
-        let (snapshot, loads) = match hit {
-            Some((snapshot, Some(loads))) => return Ok((snapshot, loads)),
-            Some((snapshot, None)) => {
-                let loads = Arc::new(contracted_loads(conn, employer_id)?);
-                if snapshot.len() < self.keep_loads_from {
-                    return Ok((snapshot, loads));
+        // Loads are read now unless a large network's are kept and fresh: with nothing kept, or
+        // a small network kept, they are read whatever the counter says, so with it, in one
+        // statement. Otherwise the counter alone, and the loads only once they are stale.
+        let small = self
+            .lock()
+            .get(employer_id)
+            .is_none_or(|k| k.snapshot.len() < self.keep_loads_from);
+        let (snapshot, loads, version) = if small {
+            let (version, loads) = directory_version_and_loads(conn, employer_id)?;
+            let hit = self
+                .lock()
+                .get(employer_id)
+                .filter(|k| k.version == version)
+                .map(|k| k.snapshot.clone());
+            let snapshot = match hit {
+                Some(snapshot) if snapshot.len() < self.keep_loads_from => {
+                    return Ok((snapshot, Arc::new(loads)));
                 }
-                (snapshot, loads)
-            }
-            None => {
-                let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
-                (Arc::new(snapshot), Arc::new(loads))
+                Some(snapshot) => snapshot,
+                // Read after the counter, so never older than the counter it is kept under.
+                None => Arc::new(Snapshot::read(conn, employer_id)?),
+            };
+            (snapshot, Arc::new(loads), version)
+        } else {
+            let version: i64 = directory_version::table
+                .select(directory_version::version)
+                .first(conn)?;
+            let hit = self.lock().get(employer_id).and_then(|k| {
+                (k.version == version).then(|| {
+                    let fresh = k
+                        .loads
+                        .as_ref()
+                        .filter(|(at, _)| at.elapsed() < LOADS_MAX_AGE)
+                        .map(|(_, l)| l.clone());
+                    (k.snapshot.clone(), fresh)
+                })
+            });
+            match hit {
+                Some((snapshot, Some(loads))) => return Ok((snapshot, loads)),
+                Some((snapshot, None)) => {
+                    let loads = Arc::new(contracted_loads(conn, employer_id)?);
+                    if snapshot.len() < self.keep_loads_from {
+                        return Ok((snapshot, loads));
+                    }
+                    (snapshot, loads, version)
+                }
+                None => {
+                    let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
+                    (Arc::new(snapshot), Arc::new(loads), version)
+                }
             }
         };
         let kept_loads =

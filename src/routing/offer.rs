@@ -83,6 +83,7 @@ pub fn offer(
         }
     }
     let id = target.id().clone();
+    let first = matches!(target, Target::New(_));
     let deadline = match target {
         Target::New(mut row) => {
             let deadline = offer_deadline(ttl, row.urgency, now);
@@ -110,7 +111,12 @@ pub fn offer(
             deadline
         }
     };
-    store::offer_attempt(conn, &id, provider, now)?;
+    if first {
+        // A referral being submitted has no attempts yet: no renewal to try first.
+        store::insert_attempt(conn, &id, provider, now)?;
+    } else {
+        store::offer_attempt(conn, &id, provider, now)?;
+    }
     store::push_event(conn, provider, &id, FeedKind::Offered, now)?;
     Ok(deadline)
 }

@@ -48,7 +48,10 @@ impl Snapshot {
     }
 
     /// Read now, in the caller's transaction.
-    fn read(conn: &mut AnyConnection, employer_id: &EmployerId) -> QueryResult<Snapshot> {
+    pub(super) fn read(
+        conn: &mut AnyConnection,
+        employer_id: &EmployerId,
+    ) -> QueryResult<Snapshot> {
         let affiliated = affiliations(conn, &[employer_id.to_string()])?
             .remove(employer_id.as_str())
             .unwrap_or_default();
