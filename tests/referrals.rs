@@ -662,3 +662,76 @@ async fn a_deactivated_employers_portal_is_refused_and_logged() {
     );
     assert_eq!(app.count("referrals"), 0);
 }
+
+/// On PostgreSQL a submission's statements are prepared once on the connection and reused:
+/// the same named statements serve every later submission (none parsed and planned anew, and
+/// the connection's statement cache does not grow with traffic).
+#[actix_web::test]
+async fn on_postgresql_a_submissions_statements_are_prepared_once_per_connection() {
+    // One pooled connection, so the one the test reads is the one the submissions used.
+    let app = common::spawn_app_with(|vars| {
+        vars.insert("EAP_DB_POOL_SIZE".into(), "1".into());
+    })
+    .await;
+    if app.backend != eap_referrals::db::Backend::Postgres {
+        // SQLite has no server to parse statements: nothing to prepare.
+        return;
+    }
+    let portal = app.setup_portal(10).await;
+    let prepared = |app: &common::TestApp| -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Statement {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            statement: String,
+        }
+        let mut conn = app.state.db.get().unwrap();
+        let eap_referrals::db::AnyConnection::Postgresql(c) = &mut **conn else {
+            unreachable!("a PostgreSQL app")
+        };
+        use diesel::RunQueryDsl;
+        let mut all: Vec<String> =
+            diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+                .load::<Statement>(c)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.statement)
+                .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        app.submit_json(&portal.token, &referral_body())
+            .await
+            .status(),
+        201
+    );
+    let after_one = prepared(&app);
+    for start in [
+        "SELECT pg_try_advisory_xact_lock",
+        "SELECT NULL AS provider_id, version",
+        "WITH c AS ( UPDATE provider_slots",
+        "INSERT INTO referrals ",
+        "WITH e AS ( INSERT INTO provider_events",
+        "INSERT INTO idempotency_keys ",
+        "INSERT INTO audit_events ",
+    ] {
+        assert!(
+            after_one.iter().any(|s| s.starts_with(start)),
+            "{start}… is not prepared: {after_one:#?}"
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            app.submit_json(&portal.token, &referral_body())
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(
+        prepared(&app),
+        after_one,
+        "later submissions reuse the same statements"
+    );
+    assert_eq!(app.count("referrals"), 4);
+}
