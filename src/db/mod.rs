@@ -461,7 +461,7 @@ pub fn try_xact_lock(conn: &mut AnyConnection, key: i64) -> diesel::QueryResult<
     }
     match conn {
         AnyConnection::Postgresql(c) => {
-            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            prepared::prepared("SELECT pg_try_advisory_xact_lock($1) AS locked")
                 .bind::<diesel::sql_types::BigInt, _>(key)
                 .get_result::<Locked>(c)
                 .map(|r| r.locked)

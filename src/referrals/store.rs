@@ -426,18 +426,13 @@ pub fn lock_key(
     key: &str,
     employer_id: &EmployerId,
 ) -> QueryResult<KeyLock> {
-    use crate::db::schema::employers;
     let c = match conn {
         AnyConnection::Postgresql(c) => c,
         AnyConnection::Sqlite(_) => {
-            let active = employers::table
-                .find(employer_id)
-                .select(employers::active)
-                .first::<bool>(conn)
-                .optional()?;
+            let employer = crate::directory::store::find_employer(conn, employer_id)?;
             return Ok(KeyLock {
                 taken: true,
-                employer_active: active == Some(true),
+                employer_active: employer.is_some_and(|e| e.active),
             });
         }
     };

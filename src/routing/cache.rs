@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use super::store::{Loads, Snapshot};
 use crate::db::schema::directory_version;
 use crate::db::AnyConnection;
-use crate::directory::capacity::{contracted_loads, directory_version_and_loads};
+use crate::directory::capacity::directory_version_and_loads;
 use crate::ids::EmployerId;
 
 /// Employers whose snapshots are kept at most; past it the whole map is dropped and refilled
@@ -67,57 +67,36 @@ impl SnapshotCache {
         conn: &mut AnyConnection,
         employer_id: &EmployerId,
     ) -> QueryResult<(Arc<Snapshot>, Arc<Loads>)> {
-        // Loads are read now unless a large network's are kept and fresh: with nothing kept, or
-        // a small network kept, they are read whatever the counter says, so with it, in one
-        // statement. Otherwise the counter alone, and the loads only once they are stale.
-        let small = self
-            .lock()
-            .get(employer_id)
-            .is_none_or(|k| k.snapshot.len() < self.keep_loads_from);
-        let (snapshot, loads, version) = if small {
-            let (version, loads) = directory_version_and_loads(conn, employer_id)?;
-            let hit = self
-                .lock()
-                .get(employer_id)
-                .filter(|k| k.version == version)
-                .map(|k| k.snapshot.clone());
-            let snapshot = match hit {
-                Some(snapshot) if snapshot.len() < self.keep_loads_from => {
-                    return Ok((snapshot, Arc::new(loads)));
-                }
-                Some(snapshot) => snapshot,
-                // Read after the counter, so never older than the counter it is kept under.
-                None => Arc::new(Snapshot::read(conn, employer_id)?),
-            };
-            (snapshot, Arc::new(loads), version)
-        } else {
+        // A large network's loads kept and still fresh: only the counter is read, to check
+        // that the snapshot still stands.
+        let fresh = self.lock().get(employer_id).and_then(|k| {
+            let (at, loads) = k.loads.as_ref()?;
+            (at.elapsed() < LOADS_MAX_AGE).then(|| (k.version, k.snapshot.clone(), loads.clone()))
+        });
+        if let Some((kept_version, snapshot, loads)) = fresh {
             let version: i64 = directory_version::table
                 .select(directory_version::version)
                 .first(conn)?;
-            let hit = self.lock().get(employer_id).and_then(|k| {
-                (k.version == version).then(|| {
-                    let fresh = k
-                        .loads
-                        .as_ref()
-                        .filter(|(at, _)| at.elapsed() < LOADS_MAX_AGE)
-                        .map(|(_, l)| l.clone());
-                    (k.snapshot.clone(), fresh)
-                })
-            });
-            match hit {
-                Some((snapshot, Some(loads))) => return Ok((snapshot, loads)),
-                Some((snapshot, None)) => {
-                    let loads = Arc::new(contracted_loads(conn, employer_id)?);
-                    if snapshot.len() < self.keep_loads_from {
-                        return Ok((snapshot, loads));
-                    }
-                    (snapshot, loads, version)
-                }
-                None => {
-                    let (snapshot, loads) = Snapshot::read_fresh(conn, employer_id)?;
-                    (Arc::new(snapshot), Arc::new(loads), version)
-                }
+            if version == kept_version {
+                return Ok((snapshot, loads));
             }
+        }
+        // Otherwise the loads are read now, and the counter with them in one statement.
+        let (version, loads) = directory_version_and_loads(conn, employer_id)?;
+        let loads = Arc::new(loads);
+        let kept = self
+            .lock()
+            .get(employer_id)
+            .filter(|k| k.version == version)
+            .map(|k| k.snapshot.clone());
+        let snapshot = match kept {
+            // A small network's loads are not kept: nothing to store.
+            Some(snapshot) if snapshot.len() < self.keep_loads_from => {
+                return Ok((snapshot, loads));
+            }
+            Some(snapshot) => snapshot,
+            // Read after the counter, so never older than the counter it is kept under.
+            None => Arc::new(Snapshot::read(conn, employer_id)?),
         };
         let kept_loads =
             (snapshot.len() >= self.keep_loads_from).then(|| (Instant::now(), loads.clone()));
