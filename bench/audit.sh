@@ -3,7 +3,7 @@
 # events, with the server's resident memory sampled during the export. PostgreSQL on
 # 127.0.0.1:5432 (trust auth); loopback only; own database, dropped at the end.
 #
-#   bench/audit.sh        # EVENTS=1000000
+#   bench/audit.sh        # EVENTS=1000000 PERF= (PERF=1: a perf profile of the export)
 EVENTS=${EVENTS:-1000000}
 PORT=${PORT:-18384}
 POOL=${POOL:-8}

@@ -328,9 +328,25 @@ phase_export() {
   local before out secs bytes lines
   before=$(rss)
   start_sampler
+  # PERF=1: the whole machine recorded for the export's first $PERF_SECONDS seconds (default 3),
+  # printed by command (server, postgres, curl) and then the server's threads by symbol.
+  local perf_pid=""
+  if [ -n "${PERF:-}" ]; then
+    perf record -q -a -o "$WORK/export.perf" -- sleep "${PERF_SECONDS:-3}" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" \
     "$BASE/v1/audit/export" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
   EXPORT_PEAK=$(stop_sampler)
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid"
+    echo "== export profile: the machine by command"
+    perf report -i "$WORK/export.perf" --no-children -g none --sort comm --percent-limit 1 --stdio \
+      2>/dev/null | grep -v "^#" | grep -v "^$" | head -20
+    echo "== export profile: the server by thread and symbol"
+    perf report -i "$WORK/export.perf" --no-children -g none --pid "$SERVER" --sort comm,dso,sym \
+      --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | head -50
+  fi
   secs=${out% *}
   bytes=${out#* }
   lines=$(($(wc -l < "$WORK/events.ndjson") - 2)) # less the proof lines at either end

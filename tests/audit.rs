@@ -661,10 +661,8 @@ async fn two_swapped_rows_are_named_by_both_verifiers() {
     );
 }
 
-#[actix_web::test]
-async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwhile() {
-    let a = setup().await;
-    // Enough rows that the export cannot be buffered whole before the client reads it.
+/// `n` anonymous access events, written straight to the log to give it size.
+fn bulk_events(n: usize) -> Vec<AuditEvent> {
     let ctx = RequestCtx {
         request_id: "bulk".into(),
         source: None,
@@ -674,13 +672,43 @@ async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwh
         resource_type: "test",
         ok: 200,
     };
+    (0..n)
+        .map(|_| AuditEvent::anonymous(&ctx, op, 200))
+        .collect()
+}
+
+/// The export reads the log in chunks of 4,000 positions; a stretch that ends exactly at a
+/// chunk's end reads one empty chunk last, which must not end the body before the proof.
+#[actix_web::test]
+async fn an_export_ending_exactly_at_a_chunks_end_still_carries_its_proof() {
+    let a = setup().await;
+    let sealed = a.seal().await.tree_size;
+    const CHUNKS_OF_4000: u64 = 8_000;
+    let batch = bulk_events((CHUNKS_OF_4000 - sealed) as usize);
+    eap_referrals::audit::store::record(&mut a.app.conn(), &batch).unwrap();
+    assert_eq!(a.seal().await.tree_size, CHUNKS_OF_4000);
+
+    let export = a.export("").await;
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(
+        lines.len() as u64,
+        CHUNKS_OF_4000 + 2,
+        "every event, the range and the proof"
+    );
+    assert!(lines.last().unwrap().starts_with("{\"proof\""));
+    let report = a.offline(&export).await;
+    assert!(report.ok(), "{:#?}", report.findings);
+    assert_eq!(report.end, CHUNKS_OF_4000);
+}
+
+#[actix_web::test]
+async fn an_export_of_a_busy_log_stays_consistent_with_a_checkpoint_taken_meanwhile() {
+    let a = setup().await;
+    // Enough rows that the export cannot be buffered whole before the client reads it.
     let write = |n: usize| {
         let mut conn = a.app.conn();
         for _ in 0..n / 1000 {
-            let batch: Vec<AuditEvent> = (0..1000)
-                .map(|_| AuditEvent::anonymous(&ctx, op, 200))
-                .collect();
-            eap_referrals::audit::store::record(&mut conn, &batch).unwrap();
+            eap_referrals::audit::store::record(&mut conn, &bulk_events(1000)).unwrap();
         }
     };
     write(40_000);

@@ -1,7 +1,8 @@
 //! The streamed export of the sealed log (NDJSON or CSV): the range is fixed and the auditor's
-//! event committed before the first byte; then a blocking thread reads chunks, each with a
-//! fresh pooled connection, into a bounded channel the response body drains, and an NDJSON
-//! export of a whole stretch ends with its proof against the latest checkpoint.
+//! event committed before the first byte; then reader threads fetch chunks (two, taking turns,
+//! for a whole stretch), each with a fresh pooled connection, while a blocking thread encodes
+//! them in log order into a bounded channel the response body drains, and an NDJSON export of a
+//! whole stretch ends with its proof against the latest checkpoint.
 
 use super::merkle;
 use super::model::{AuditEvent, LoggedEvent, MissingRow, RangeEnd, RangeStart};
@@ -64,8 +65,54 @@ impl Started {
     }
 }
 
-/// Stops quietly when the client has gone.
+/// Threads reading a whole stretch of the log for one export.
+const READERS: usize = 2;
+
+type Page = Result<Vec<SealedRow>, ApiError>;
+
+/// Reader `i` of `readers`: chunks `i`, `i + readers`, … of the selection, in order, each read
+/// with a fresh pooled connection (none is held while the client reads), until the selection
+/// ends, a read fails (sent, then stop) or the encoder has gone. A filtered selection has one
+/// reader, which starts each page after the last one's final position.
+fn read_chunks(
+    db: &Db,
+    filter: &Filter,
+    i: usize,
+    readers: usize,
+    rows_tx: &std::sync::mpsc::SyncSender<Page>,
+) {
+    let mut next = filter.start + i as u64 * CHUNK as u64;
+    loop {
+        let page = db.get().and_then(|mut c| {
+            store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
+        });
+        let last = match &page {
+            // A whole stretch has a row at every position, so a chunk's bounds are fixed: the
+            // next is `readers` chunks on.
+            Ok(_) if readers > 1 => {
+                next += (readers as u64) * CHUNK as u64;
+                next >= filter.end
+            }
+            Ok(rows) => {
+                if let Some(r) = rows.last() {
+                    next = r.seq as u64 + 1;
+                }
+                (rows.len() as i64) < CHUNK
+            }
+            Err(_) => true,
+        };
+        if rows_tx.send(page).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Stops quietly when the client has gone. Nothing is sent for an empty buffer (an empty page):
+/// an empty chunk would end the response's chunked body early, without the proof line.
 fn send(tx: &Sender, buf: &mut Vec<u8>) -> bool {
+    if buf.is_empty() {
+        return !tx.is_closed();
+    }
     tx.blocking_send(Ok(std::mem::take(buf))).is_ok()
 }
 
@@ -94,32 +141,25 @@ fn write(db: &Db, filter: &Filter, format: Format, tx: &Sender) -> Result<(), Ap
     if format == Format::Csv {
         buf.extend_from_slice(CSV_HEADER.as_bytes());
     }
-    // One thread reads chunks while this one serialises the previous: the database and the
-    // encoding overlap instead of taking turns.
-    let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Result<Vec<SealedRow>, ApiError>>(2);
+    // Reader threads fetch chunks while this one serialises: the database and the encoding
+    // overlap instead of taking turns. A whole stretch is read by two threads taking alternate
+    // chunks, each on its own connection: a chunk's positions are known in advance, and with one
+    // reader the database sat idle while it decoded (a quarter of the machine idle during an
+    // export). A filtered selection is read by one thread: where its next page starts depends
+    // on the last.
+    let readers = if filter.is_contiguous() { READERS } else { 1 };
     let finished = std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut next = filter.start;
-            loop {
-                // A connection per chunk: none is held while the client reads.
-                let page = db.get().and_then(|mut c| {
-                    store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
-                });
-                let last = match &page {
-                    Ok(rows) => {
-                        if let Some(r) = rows.last() {
-                            next = r.seq as u64 + 1;
-                        }
-                        (rows.len() as i64) < CHUNK
-                    }
-                    Err(_) => true,
-                };
-                if rows_tx.send(page).is_err() || last {
-                    break;
-                }
-            }
-        });
-        for page in rows_rx {
+        let rows_rx: Vec<_> = (0..readers)
+            .map(|i| {
+                let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Page>(1);
+                scope.spawn(move || read_chunks(db, filter, i, readers, &rows_tx));
+                rows_rx
+            })
+            .collect();
+        // Pages in log order: reader i holds chunks i, i + readers, …; a reader that has sent
+        // its last page hangs up, and the next it would have sent is the end.
+        let pages = (0..).map_while(|k| rows_rx[k % readers].recv().ok());
+        for page in pages {
             for r in page? {
                 match format {
                     Format::Csv => {
