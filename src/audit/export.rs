@@ -81,18 +81,20 @@ fn read_chunks(
     readers: usize,
     rows_tx: &std::sync::mpsc::SyncSender<Page>,
 ) {
+    debug_assert!(readers == 1 || filter.is_contiguous());
     let mut next = filter.start + i as u64 * CHUNK as u64;
     loop {
         let page = db.get().and_then(|mut c| {
             store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
         });
         let last = match &page {
-            // A whole stretch has a row at every position, so a chunk's bounds are fixed: the
-            // next is `readers` chunks on.
-            Ok(_) if readers > 1 => {
-                next += (readers as u64) * CHUNK as u64;
+            // A whole stretch has a leaf at every position, so a chunk's bounds are fixed: this
+            // reader's next is `readers` chunks on.
+            Ok(_) if filter.is_contiguous() => {
+                next += readers as u64 * CHUNK as u64;
                 next >= filter.end
             }
+            // A filtered selection's next page starts after this one's final position.
             Ok(rows) => {
                 if let Some(r) = rows.last() {
                     next = r.seq as u64 + 1;
