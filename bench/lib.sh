@@ -159,9 +159,13 @@ phase_idle_polls() {
 # the time from the submission's answer to the poll's answer. $WAKES rounds.
 phase_wake() {
   : > "$WORK/wake.txt"
+  # The provider keeps its cursor, as a provider following its feed does: the first drain reads
+  # the feed from its start, each later one only the event the last wake-up delivered. (Reading
+  # it all again on every wake-up logged thousands of deliveries each time, and the sealer's
+  # batches of them held the commit horizon through the measurement.)
+  local cursor
+  cursor=$(curl -sf -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?limit=1000" | jq -r .next_cursor)
   for _ in $(seq 1 "$WAKES"); do
-    local cursor
-    cursor=$(curl -sf -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?limit=1000" | jq -r .next_cursor)
     while true; do # drain to the head
       local page
       page=$(curl -sf -H "Authorization: Bearer $PTOKEN" "$BASE/v1/provider/events?limit=1000&after=$cursor")

@@ -2,16 +2,16 @@
 # The load benchmark (issue 9): one release server on PostgreSQL, measured in one run and side
 # by side with pgbench on the same SQL where there is SQL to compare — referral submissions,
 # empty-feed polls, long-poll wake-ups, contact reads, the audit export — each with p50/p99
-# where it has them, and the server's resident memory. Loopback only; about 3 minutes.
+# where it has them, and the server's resident memory. Loopback only; about 4 minutes.
 #
-#   bench/load.sh      # DURATION=10 CONNS=32 POLLERS=64 WAKES=30 READS=500 IDLE=10000 EVENTS=200000
+#   bench/load.sh      # DURATION=10 CONNS=32 POLLERS=64 WAKES=100 READS=500 IDLE=10000 EVENTS=500000
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 POLLERS=${POLLERS:-64}
-WAKES=${WAKES:-30}
+WAKES=${WAKES:-100}
 READS=${READS:-500}
 IDLE=${IDLE:-10000}
-EVENTS=${EVENTS:-200000}
+EVENTS=${EVENTS:-500000}
 PORT=${PORT:-18484}
 source "$(dirname "$0")/lib.sh"
 start_server
