@@ -677,8 +677,9 @@ fn bulk_events(n: usize) -> Vec<AuditEvent> {
         .collect()
 }
 
-/// The export reads the log in chunks of 4,000 positions; a stretch that ends exactly at a
-/// chunk's end reads one empty chunk last, which must not end the body before the proof.
+/// The export reads the log in chunks of 4,000 positions. A stretch that ends exactly at a
+/// chunk's end once read an empty chunk last, and the empty chunk ended the body before the
+/// proof.
 #[actix_web::test]
 async fn an_export_ending_exactly_at_a_chunks_end_still_carries_its_proof() {
     let a = setup().await;

@@ -84,15 +84,19 @@ fn read_chunks(
     debug_assert!(readers == 1 || filter.is_contiguous());
     let mut next = filter.start + i as u64 * CHUNK as u64;
     loop {
+        // A whole stretch has a leaf at every position, so a chunk's bounds are fixed: nothing
+        // at or past its end is read (a second reader of a short export reads nothing at all).
+        if filter.is_contiguous() && next >= filter.end {
+            return;
+        }
         let page = db.get().and_then(|mut c| {
             store::sealed_page(&mut c, filter, next, CHUNK).map_err(ApiError::from)
         });
         let last = match &page {
-            // A whole stretch has a leaf at every position, so a chunk's bounds are fixed: this
-            // reader's next is `readers` chunks on.
+            // This reader's next chunk is `readers` chunks on.
             Ok(_) if filter.is_contiguous() => {
                 next += readers as u64 * CHUNK as u64;
-                next >= filter.end
+                false
             }
             // A filtered selection's next page starts after this one's final position.
             Ok(rows) => {
@@ -109,8 +113,9 @@ fn read_chunks(
     }
 }
 
-/// Stops quietly when the client has gone. Nothing is sent for an empty buffer (an empty page):
-/// an empty chunk would end the response's chunked body early, without the proof line.
+/// Stops quietly when the client has gone. Nothing is sent for an empty buffer (a filtered
+/// selection's last page, after a full one, is empty): an empty chunk would end the response's
+/// chunked body early.
 fn send(tx: &Sender, buf: &mut Vec<u8>) -> bool {
     if buf.is_empty() {
         return !tx.is_closed();
