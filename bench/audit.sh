@@ -20,6 +20,7 @@ phase_verify
 echo
 echo "$SEALING"
 echo "export: $EXPORT"
+echo "export CPU: $EXPORT_CPU"
 echo "same rows by psql: $PG_EXPORT"
 echo "with the leaves' columns: $PG_EXPORT_LEAVES"
 echo "offline verify: $VERIFY"

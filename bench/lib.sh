@@ -328,6 +328,15 @@ add_events_and_seal() {
 
 # The whole log as NDJSON through the API, the server's RSS sampled meanwhile; beside it, the
 # same rows in log order copied out by psql.
+# User and system CPU ticks of the given processes, summed (a process that has gone counts 0).
+cpu_ticks() {
+  local p total=0
+  for p in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 phase_export() {
   local before out secs bytes lines
   before=$(rss)
@@ -339,8 +348,17 @@ phase_export() {
     perf record -q -a -o "$WORK/export.perf" -- sleep "${PERF_SECONDS:-3}" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  # CPU seconds the export costs the server and PostgreSQL (every postgres process: the
+  # backends reading chunks and whatever else runs meanwhile). Steadier between runs than the
+  # rate, which moves with whatever else the machine's cores are doing.
+  local cpu0 pg0
+  cpu0=$(cpu_ticks "$SERVER")
+  pg0=$(cpu_ticks $(pgrep -x postgres))
   out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" \
     "$BASE/v1/audit/export" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
+  local hz
+  hz=$(getconf CLK_TCK)
+  EXPORT_CPU="server $(echo "scale=2; ($(cpu_ticks "$SERVER") - $cpu0) / $hz" | bc) s, postgres $(echo "scale=2; ($(cpu_ticks $(pgrep -x postgres)) - $pg0) / $hz" | bc) s"
   EXPORT_PEAK=$(stop_sampler)
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid"

@@ -322,13 +322,19 @@ impl Frontier {
 }
 
 pub fn to_hex(h: &[u8]) -> String {
+    let mut buf = Vec::with_capacity(h.len() * 2);
+    write_hex(&mut buf, h);
+    String::from_utf8(buf).expect("hex digits are ASCII")
+}
+
+/// Appends `h` in lowercase hex to `buf`.
+pub fn write_hex(buf: &mut Vec<u8>, h: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(h.len() * 2);
+    buf.reserve(h.len() * 2);
     for b in h {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+        buf.push(DIGITS[(b >> 4) as usize]);
+        buf.push(DIGITS[(b & 15) as usize]);
     }
-    s
 }
 
 pub fn from_hex(s: &str) -> Option<Hash> {

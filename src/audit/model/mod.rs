@@ -8,7 +8,9 @@ pub mod stats;
 mod verifier;
 
 pub use checkpoint::{parse_checkpoints, Checkpoint, PublicKeys};
-pub use events::{format_time, AuditEvent, LoggedAction, LoggedEvent, Outcome, OPERATOR_ROLE};
+pub use events::{
+    format_time, write_time, AuditEvent, LoggedAction, LoggedEvent, Outcome, OPERATOR_ROLE,
+};
 pub use operations::{
     actions, operation, protected_routes, Operation, PERSONAL_DATA_PURGE, REFERRAL_EXPIRE,
     WEBHOOK_DELIVERED,
