@@ -223,8 +223,8 @@ fn write(db: &Db, filter: &Filter, format: Format, tx: &Sender) -> Result<(), Ap
 
 /// One NDJSON line of a sealed event, written straight from its row: the bytes serde_json
 /// gives for the event's `LoggedEvent` (a test holds the two equal), without building one. The
-/// owned event, its formatted strings and the serializer's generic path were most of the
-/// export's own CPU.
+/// owned event, its formatted strings and the serializer's generic path were a large share of
+/// the export's own CPU (docs/PERFORMANCE.md).
 fn ndjson_line(buf: &mut Vec<u8>, seq: i64, leaf_hash: &[u8], e: &EventRow) {
     let mut num = itoa::Buffer::new();
     buf.extend_from_slice(b"{\"seq\":");
