@@ -326,8 +326,6 @@ add_events_and_seal() {
   SEALING="$size events sealed in $(echo "$(date +%s.%N) - $start" | bc)s (background sealer, 1 s ticks)"
 }
 
-# The whole log as NDJSON through the API, the server's RSS sampled meanwhile; beside it, the
-# same rows in log order copied out by psql.
 # User and system CPU ticks of the given processes, summed (a process that has gone counts 0).
 cpu_ticks() {
   local p total=0
@@ -337,6 +335,8 @@ cpu_ticks() {
   echo "$total"
 }
 
+# The whole log as NDJSON through the API, the server's RSS and CPU and PostgreSQL's CPU
+# measured meanwhile; beside it, the same rows in log order copied out by psql.
 phase_export() {
   local before out secs bytes lines
   before=$(rss)
@@ -356,9 +356,11 @@ phase_export() {
   pg0=$(cpu_ticks $(pgrep -x postgres))
   out=$(timeout 300 curl -sf -H "Authorization: Bearer $AUDITOR_TOKEN" \
     "$BASE/v1/audit/export" -o "$WORK/events.ndjson" -w '%{time_total} %{size_download}')
-  local hz
+  local cpu1 pg1 hz
+  cpu1=$(cpu_ticks "$SERVER")
+  pg1=$(cpu_ticks $(pgrep -x postgres))
   hz=$(getconf CLK_TCK)
-  EXPORT_CPU="server $(echo "scale=2; ($(cpu_ticks "$SERVER") - $cpu0) / $hz" | bc) s, postgres $(echo "scale=2; ($(cpu_ticks $(pgrep -x postgres)) - $pg0) / $hz" | bc) s"
+  EXPORT_CPU="server $(echo "scale=2; ($cpu1 - $cpu0) / $hz" | bc) s, postgres $(echo "scale=2; ($pg1 - $pg0) / $hz" | bc) s"
   EXPORT_PEAK=$(stop_sampler)
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid"

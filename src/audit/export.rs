@@ -411,8 +411,15 @@ mod tests {
             seq in 0i64..i64::MAX,
             micros in 0i64..253_402_300_799_999_999,
             hash in proptest::collection::vec(any::<u8>(), 32),
+            outcome in prop_oneof![
+                Just(Outcome::Success),
+                Just(Outcome::Denied),
+                Just(Outcome::Failure),
+            ],
+            status in any::<i32>(),
         ) {
-            let e = row(&text, none, Outcome::Denied, micros);
+            let mut e = row(&text, none, outcome, micros);
+            e.http_status = status;
             prop_assert_eq!(by_hand(seq, &hash, &e), by_serde(seq, &hash, &e));
         }
     }
